@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Run HERE (not on the device) before a device session: the lent GPU machine has no network, so this
+# gathers what it lacks into git-ignored folders that device calls carry:
+#   .devdeps/deb  Debian packages the image lacks (pcre2 headers, cpp-httplib), unpacked there
+#   .devdeps/whl  Python wheels the image lacks (gguf oracle, flash-linear-attention peer)
+#   .teacher1 .teacher2  the teacher GGUF in two halves (one call carries at most 64 MiB)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+grep -qxF '/.devdeps/' .git/info/exclude 2>/dev/null || echo '/.devdeps/' >> .git/info/exclude
+for d in .teacher1 .teacher2; do grep -qxF "/$d/" .git/info/exclude || echo "/$d/" >> .git/info/exclude; done
+mkdir -p .devdeps/deb .devdeps/whl
+(cd .devdeps/deb && apt-get download libpcre2-dev libpcre2-8-0 libcpp-httplib-dev libcpp-httplib0.11 2>/dev/null)
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+  -d .devdeps/whl gguf==0.19.0 flash-linear-attention==0.6.0 fla-core==0.6.0 einops==0.8.2
+T=models/SmolLM2-135M-Instruct.Q4_1.gguf
+[ -f "$T" ] || { echo "run scripts/setup.sh first ($T missing)"; exit 1; }
+mkdir -p .teacher1 .teacher2
+half=$(( ($(stat -c %s "$T") + 1) / 2 ))
+head -c "$half" "$T" > .teacher1/part
+tail -c +"$((half + 1))" "$T" > .teacher2/part
+du -sh .devdeps .teacher1 .teacher2

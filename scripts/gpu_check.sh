@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs ON THE DEVICE (lent GPU machine), from the repo root, in two phases so the teacher GGUF (too big
+# for one call) can arrive in two halves (scripts/device_prepare.sh makes them):
+#   phase 1 (carry .devdeps .teacher1):  unpack deps, start the CUDA build in the background
+#   phase 2 (carry .teacher2):           join the teacher, wait for the build, run gpu tests + benches
+# Logs go to $OUT; the last thing printed is a short table.
+set -uo pipefail
+PHASE=${1:-all}
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+ROOT=$PWD
+DEV=/tmp/jetdev
+BUILD=build-gpu
+
+phase1() {
+  mkdir -p $DEV/root
+  for f in .devdeps/deb/*.deb; do dpkg -x "$f" $DEV/root; done
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target $DEV/site .devdeps/whl/*.whl > $DEV/pip.log 2>&1
+  cp .teacher1/part $DEV/teacher.part1
+  TORCH_PREFIX=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
+  setsid bash -c "cmake -S . -B $BUILD -G Ninja -DJET_CUDA=ON -DCMAKE_PREFIX_PATH='$TORCH_PREFIX;$DEV/root/usr' \
+      -DPython3_EXECUTABLE=$(which python3) > $DEV/build.log 2>&1 && ninja -C $BUILD -j16 >> $DEV/build.log 2>&1; \
+      echo \$? > $DEV/build.rc" < /dev/null > /dev/null 2>&1 &
+  echo "phase 1: build started"
+}
+
+phase2() {
+  mkdir -p models
+  cat $DEV/teacher.part1 .teacher2/part > models/SmolLM2-135M-Instruct.Q4_1.gguf
+  while [ ! -f $DEV/build.rc ]; do sleep 2; done
+  cp $DEV/build.log "$OUT/build.log"
+  if [ "$(cat $DEV/build.rc)" != 0 ]; then tail -40 $DEV/build.log; echo "BUILD FAILED"; exit 1; fi
+  export PYTHONPATH=$DEV/site:${PYTHONPATH:-}
+  export LD_LIBRARY_PATH=$DEV/root/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+  ctest --test-dir $BUILD -L gpu --output-on-failure -j1 2>&1 | tee "$OUT/ctest_gpu.log" | tail -30
+  bash scripts/gpu_bench.sh 2>&1 | tee "$OUT/bench.log"
+}
+
+case "$PHASE" in
+  1) phase1 ;;
+  2) phase2 ;;
+  all) phase1; phase2 ;;
+esac
