@@ -1,0 +1,178 @@
+// Fused one-token step of the linear-attention family on CUDA (decode). Memory-bound: the state
+// [B, H, K, V] fp32 is read and written once. One block handles (sequence b, head h, 32 value
+// columns); its NW warps split the K rows, each lane owns one column, so every warp access to a state
+// row is one coalesced 128-byte transaction and the column's rows stay in registers between the
+// "read Sᵀk" and the "write S, read Sᵀq" halves.
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cuda_bf16.h>
+
+#include "core/check.h"
+#include "ops/linear_attention/linear_attention_step_cuda.h"
+
+namespace jet::ops {
+namespace {
+
+constexpr int kWarps = 4;
+
+__device__ __forceinline__ float to_f(float x) { return x; }
+__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ void store(float* p, float x) { *p = x; }
+__device__ __forceinline__ void store(__nv_bfloat16* p, float x) { *p = __float2bfloat16(x); }
+
+__device__ __forceinline__ float warp_sum(float x) {
+  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+  return x;
+}
+
+// Sums x over the block's warps for this lane's column; every thread gets the total.
+__device__ __forceinline__ float sum_over_warps(float x, float (*red)[32], int w, int lane) {
+  red[w][lane] = x;
+  __syncthreads();
+  float t = 0.f;
+#pragma unroll
+  for (int i = 0; i < kWarps; ++i) t += red[i][lane];
+  __syncthreads();
+  return t;
+}
+
+template <int K, StepDecay DECAY, bool DELTA, typename T>
+__global__ void __launch_bounds__(32 * kWarps)
+linear_attention_step_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                             const float* __restrict__ g, const float* __restrict__ beta,
+                             float* __restrict__ S, T* __restrict__ o, int H, int V, float scale,
+                             bool l2) {
+  constexpr int R = K / kWarps;  // state rows per warp (and per thread)
+  const int b = blockIdx.z, h = blockIdx.y, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  const int j = blockIdx.x * 32 + lane;
+  const bool valid = j < V;
+  const size_t bh = static_cast<size_t>(b) * H + h;
+
+  __shared__ float sq[K], sk[K], sdecay[K];
+  __shared__ float red[kWarps][32];
+  __shared__ float inv_norm[2];
+  for (int i = threadIdx.x; i < K; i += blockDim.x) {
+    sq[i] = to_f(q[bh * K + i]);
+    sk[i] = to_f(k[bh * K + i]);
+    if constexpr (DECAY == StepDecay::vector) sdecay[i] = __expf(g[bh * K + i]);
+  }
+  __syncthreads();
+  if (w == 0) {
+    float nq = 0.f, nk = 0.f;
+    for (int i = lane; i < K; i += 32) nq += sq[i] * sq[i], nk += sk[i] * sk[i];
+    nq = warp_sum(nq), nk = warp_sum(nk);
+    if (lane == 0) {
+      inv_norm[0] = l2 ? rsqrtf(nq + 1e-6f) * scale : scale;
+      inv_norm[1] = l2 ? rsqrtf(nk + 1e-6f) : 1.f;
+    }
+  }
+  __syncthreads();
+  const float qs = inv_norm[0], ks = inv_norm[1];
+  float decay = 1.f;
+  if constexpr (DECAY == StepDecay::scalar) decay = __expf(g[bh]);
+
+  float* Sp = S + bh * K * V + j;
+  float s[R];
+  float kv = 0.f;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const int i = w * R + r;
+    float x = valid ? Sp[static_cast<size_t>(i) * V] : 0.f;
+    if constexpr (DECAY == StepDecay::scalar) x *= decay;
+    if constexpr (DECAY == StepDecay::vector) x *= sdecay[i];
+    s[r] = x;
+    if constexpr (DELTA) kv += sk[i] * x;
+  }
+  float vj = valid ? to_f(v[bh * V + j]) : 0.f;
+  float u = vj;
+  if constexpr (DELTA) u = beta[bh] * (vj - ks * sum_over_warps(kv, red, w, lane));
+  float acc = 0.f;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const int i = w * R + r;
+    s[r] += ks * sk[i] * u;
+    acc += sq[i] * s[r];
+    if (valid) Sp[static_cast<size_t>(i) * V] = s[r];
+  }
+  acc = sum_over_warps(acc, red, w, lane);
+  if (valid && w == 0) store(o + bh * V + j, acc * qs);
+}
+
+template <int K, typename T>
+void launch(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+            const at::Tensor& beta, at::Tensor& state, at::Tensor& o, StepDecay decay, float scale,
+            bool l2) {
+  const int B = q.size(0), H = q.size(1), V = v.size(2);
+  dim3 grid((V + 31) / 32, H, B), block(32 * kWarps);
+  auto stream = at::cuda::getCurrentCUDAStream();
+  auto ptr = [](const at::Tensor& t) { return reinterpret_cast<const T*>(t.data_ptr()); };
+  const float* gp = g.defined() ? g.data_ptr<float>() : nullptr;
+  const float* bp = beta.defined() ? beta.data_ptr<float>() : nullptr;
+  T* op = reinterpret_cast<T*>(o.data_ptr());
+  float* sp = state.data_ptr<float>();
+#define JET_LA_STEP(D, DELTA)                                                                    \
+  linear_attention_step_kernel<K, D, DELTA, T>                                                  \
+      <<<grid, block, 0, stream>>>(ptr(q), ptr(k), ptr(v), gp, bp, sp, op, H, V, scale, l2)
+  const bool delta = beta.defined();
+  switch (decay) {
+    case StepDecay::none: delta ? JET_LA_STEP(StepDecay::none, true) : JET_LA_STEP(StepDecay::none, false); break;
+    case StepDecay::scalar: delta ? JET_LA_STEP(StepDecay::scalar, true) : JET_LA_STEP(StepDecay::scalar, false); break;
+    case StepDecay::vector: delta ? JET_LA_STEP(StepDecay::vector, true) : JET_LA_STEP(StepDecay::vector, false); break;
+  }
+#undef JET_LA_STEP
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <typename T>
+void dispatch_k(int K, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                const at::Tensor& g, const at::Tensor& beta, at::Tensor& state, at::Tensor& o,
+                StepDecay decay, float scale, bool l2) {
+  switch (K) {
+    case 16: return launch<16, T>(q, k, v, g, beta, state, o, decay, scale, l2);
+    case 32: return launch<32, T>(q, k, v, g, beta, state, o, decay, scale, l2);
+    case 64: return launch<64, T>(q, k, v, g, beta, state, o, decay, scale, l2);
+    case 96: return launch<96, T>(q, k, v, g, beta, state, o, decay, scale, l2);
+    case 128: return launch<128, T>(q, k, v, g, beta, state, o, decay, scale, l2);
+    case 192: return launch<192, T>(q, k, v, g, beta, state, o, decay, scale, l2);
+    case 256: return launch<256, T>(q, k, v, g, beta, state, o, decay, scale, l2);
+    default: JET_FAIL("linear_attention_step_cuda: head dim K={} not supported (16/32/64/96/128/192/256)", K);
+  }
+}
+
+}  // namespace
+
+at::Tensor linear_attention_step_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                      const at::Tensor& g, const at::Tensor& beta, at::Tensor& state,
+                                      StepDecay decay, double scale, bool qk_l2norm) {
+  JET_CHECK(q.is_cuda() && q.dim() == 3, "linear_attention_step_cuda: q must be a CUDA [B, H, K] tensor");
+  const int64_t B = q.size(0), H = q.size(1), K = q.size(2), V = v.size(-1);
+  JET_CHECK(k.sizes() == q.sizes(), "linear_attention_step_cuda: k {} != q {}", k.sizes(), q.sizes());
+  JET_CHECK(v.dim() == 3 && v.size(0) == B && v.size(1) == H, "linear_attention_step_cuda: v must be [B, H, V]");
+  JET_CHECK(q.scalar_type() == k.scalar_type() && q.scalar_type() == v.scalar_type() &&
+                (q.scalar_type() == at::kFloat || q.scalar_type() == at::kBFloat16),
+            "linear_attention_step_cuda: q, k, v must share dtype fp32 or bf16");
+  JET_CHECK(state.scalar_type() == at::kFloat && state.is_contiguous() &&
+                state.sizes() == at::IntArrayRef({B, H, K, V}),
+            "linear_attention_step_cuda: state must be contiguous fp32 [B, H, K, V]");
+  if (decay == StepDecay::scalar)
+    JET_CHECK(g.defined() && g.scalar_type() == at::kFloat && g.numel() == B * H,
+              "linear_attention_step_cuda: scalar decay needs fp32 g [B, H]");
+  if (decay == StepDecay::vector)
+    JET_CHECK(g.defined() && g.scalar_type() == at::kFloat && g.numel() == B * H * K,
+              "linear_attention_step_cuda: vector decay needs fp32 g [B, H, K]");
+  if (beta.defined())
+    JET_CHECK(beta.scalar_type() == at::kFloat && beta.numel() == B * H,
+              "linear_attention_step_cuda: beta must be fp32 [B, H]");
+  c10::cuda::CUDAGuard guard(q.device());
+  auto qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
+  auto gc = g.defined() ? g.contiguous() : g, bc = beta.defined() ? beta.contiguous() : beta;
+  auto o = at::empty({B, H, V}, v.options());
+  if (q.scalar_type() == at::kFloat)
+    dispatch_k<float>(K, qc, kc, vc, gc, bc, state, o, decay, scale, qk_l2norm);
+  else
+    dispatch_k<__nv_bfloat16>(K, qc, kc, vc, gc, bc, state, o, decay, scale, qk_l2norm);
+  return o;
+}
+
+}  // namespace jet::ops
