@@ -9,6 +9,7 @@
 #include <cuda_bf16.h>
 
 #include "core/check.h"
+#include "core/shape.h"
 #include "ops/linear_attention/linear_attention_step_cuda.h"
 
 namespace jet::ops {
@@ -147,7 +148,7 @@ at::Tensor linear_attention_step_cuda(const at::Tensor& q, const at::Tensor& k, 
                                       StepDecay decay, double scale, bool qk_l2norm) {
   JET_CHECK(q.is_cuda() && q.dim() == 3, "linear_attention_step_cuda: q must be a CUDA [B, H, K] tensor");
   const int64_t B = q.size(0), H = q.size(1), K = q.size(2), V = v.size(-1);
-  JET_CHECK(k.sizes() == q.sizes(), "linear_attention_step_cuda: k {} != q {}", k.sizes(), q.sizes());
+  JET_CHECK(k.sizes() == q.sizes(), "linear_attention_step_cuda: k {} != q {}", shape_str(k.sizes()), shape_str(q.sizes()));
   JET_CHECK(v.dim() == 3 && v.size(0) == B && v.size(1) == H, "linear_attention_step_cuda: v must be [B, H, V]");
   JET_CHECK(q.scalar_type() == k.scalar_type() && q.scalar_type() == v.scalar_type() &&
                 (q.scalar_type() == at::kFloat || q.scalar_type() == at::kBFloat16),
