@@ -1,0 +1,31 @@
+// Helpers for op and block tests: relative error, seeded random tensors.
+#pragma once
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cstdint>
+#include <limits>
+
+namespace jet::test {
+
+// ||a − b|| / ||b|| in float64; NaN anywhere gives +inf so it never passes a tolerance.
+inline double rel_err(const at::Tensor& a, const at::Tensor& b) {
+  const at::Tensor x = a.detach().to(at::kDouble).cpu(), y = b.detach().to(at::kDouble).cpu();
+  if (!at::isfinite(x).all().item<bool>() || !at::isfinite(y).all().item<bool>())
+    return std::numeric_limits<double>::infinity();
+  const double den = y.norm().item<double>();
+  const double num = (x - y).norm().item<double>();
+  return den > 0 ? num / den : num;
+}
+
+inline at::Generator seeded(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
+
+inline at::Tensor randn(at::IntArrayRef shape, at::Generator& gen) {
+  return at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat));
+}
+
+inline at::Tensor rand(at::IntArrayRef shape, at::Generator& gen) {
+  return at::rand(shape, gen, at::TensorOptions().dtype(at::kFloat));
+}
+
+}  // namespace jet::test
