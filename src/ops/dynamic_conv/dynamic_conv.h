@@ -1,0 +1,28 @@
+// Causal depthwise convolution with a kernel per token (JetBlock's value path):
+//   y_t[c] = act( Σ_{j<W} κ_t[c, j] · x_{t−W+1+j}[c] ),  x before the sequence start = the tail
+// (the last W−1 inputs of the previous call, zeros for a fresh sequence); act = SiLU or identity.
+// Also the helpers shared with the static short conv: causal windows and the tail update.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+namespace jet::ops {
+
+// x [B, T, C], tail [B, C, W−1] or undefined (zeros) → windows [B, T, C, W], windows[b,t,c,j] = x_{t−W+1+j}[c].
+at::Tensor causal_windows(const at::Tensor& x, const at::Tensor& tail, int64_t W);
+
+// The last W−1 inputs of (tail, x): [B, C, W−1]; zeros stand in for a missing tail.
+at::Tensor conv_tail_after(const at::Tensor& x, const at::Tensor& tail, int64_t W);
+
+// x [B, T, C], kernels [B, T, C, W], tail [B, C, W−1] or undefined → y [B, T, C] in x's dtype
+// (computed in fp32, float64 for float64 inputs). Differentiable in x, kernels and tail.
+at::Tensor dynamic_conv(const at::Tensor& x, const at::Tensor& kernels, const at::Tensor& tail, bool silu);
+
+// Float64 oracle of dynamic_conv: a loop over tokens and taps. Returns float64.
+at::Tensor dynamic_conv_ref(const at::Tensor& x, const at::Tensor& kernels, const at::Tensor& tail, bool silu);
+
+// One decode token: x [B, C], kernels [B, C, W], tail [B, C, W−1] updated in place → y [B, C].
+at::Tensor dynamic_conv_step(const at::Tensor& x, const at::Tensor& kernels, at::Tensor& tail, bool silu);
+
+}  // namespace jet::ops

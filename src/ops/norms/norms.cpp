@@ -1,0 +1,55 @@
+// ATen path of RMSNorm and gated RMSNorm (autograd backward).
+#include <ATen/ATen.h>
+
+#include "core/check.h"
+#include "core/shape.h"
+#include "ops/norms/norms.h"
+
+namespace jet::ops {
+namespace {
+
+at::ScalarType compute_type(const at::Tensor& x) {
+  return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+int64_t checked_group(const at::Tensor& x, const at::Tensor& weight, int64_t group_size) {
+  const int64_t D = x.size(-1);
+  if (weight.defined())
+    JET_CHECK(weight.dim() == 1 && weight.size(0) == D, "rms_norm: weight {} must be [{}]",
+              shape_str(weight.sizes()), D);
+  const int64_t g = group_size > 0 ? group_size : D;
+  JET_CHECK(D % g == 0, "rms_norm: group size {} does not divide {}", g, D);
+  return g;
+}
+
+// Normalises x [..., D] in groups of g channels, then applies weight.
+at::Tensor normalise(const at::Tensor& x, const at::Tensor& weight, double eps, int64_t g) {
+  const int64_t D = x.size(-1);
+  std::vector<int64_t> grouped(x.sizes().begin(), x.sizes().end() - 1);
+  grouped.push_back(D / g);
+  grouped.push_back(g);
+  const at::Tensor xg = x.reshape(grouped);
+  at::Tensor y = (xg * at::rsqrt(xg.square().mean(-1, true) + eps)).reshape(x.sizes());
+  if (weight.defined()) y = y * weight.to(x.scalar_type());
+  return y;
+}
+
+}  // namespace
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps, int64_t group_size) {
+  const int64_t g = checked_group(x, weight, group_size);
+  return normalise(x.to(compute_type(x)), weight, eps, g).to(x.scalar_type());
+}
+
+at::Tensor gated_rms_norm(const at::Tensor& x, const at::Tensor& gate, const at::Tensor& weight, double eps,
+                          bool norm_before_gate, int64_t group_size) {
+  JET_CHECK(gate.sizes() == x.sizes(), "gated_rms_norm: gate {} must match x {}", shape_str(gate.sizes()),
+            shape_str(x.sizes()));
+  const int64_t g = checked_group(x, weight, group_size);
+  const at::ScalarType ct = compute_type(x);
+  const at::Tensor xf = x.to(ct), sg = at::silu(gate.to(ct));
+  const at::Tensor y = norm_before_gate ? normalise(xf, weight, eps, g) * sg : normalise(xf * sg, weight, eps, g);
+  return y.to(x.scalar_type());
+}
+
+}  // namespace jet::ops
