@@ -231,6 +231,7 @@ void dequantize_row(Type t, const uint8_t* src, float* dst, int64_t n) {
   JET_CHECK(n >= 0 && n % be == 0, "dequantise {}: {} elements is not a multiple of the block size {}",
             type_name(t), n, be);
   const int64_t nb = n / be;
+  if (n == 0) return;  // dst/src may be null for an empty tensor
   switch (t) {
     case Type::F32: std::memcpy(dst, src, size_t(n) * 4); return;
     case Type::F16: {

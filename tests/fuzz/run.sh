@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Fuzzes the GGUF and safetensors header parsers: builds each libFuzzer target straight from the
+# pure-C++ sources with clang (ASan + UBSan) into a temp dir and runs it for JET_FUZZ_TIME seconds
+# (default 20) on a copy of its seed corpus (tests/fuzz/corpus_<name>/). Exits non-zero on any crash,
+# leak, timeout or sanitizer report, keeping the reproducer; exits 77 (ctest: skipped) without clang.
+# fuzz_safetensors is built only once src/io/safetensors.cpp exists.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+secs=${JET_FUZZ_TIME:-20}
+cxx=${JET_FUZZ_CXX:-clang++}
+
+if ! command -v "$cxx" >/dev/null; then
+  echo "SKIP: $cxx not found (Debian: apt-get install clang libclang-rt-14-dev)"
+  exit 77
+fi
+work=$(mktemp -d /tmp/jet-fuzz.XXXXXX)
+flags=(-std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+       -DFMT_HEADER_ONLY -I"$root/src" -I/usr/include)
+echo 'extern "C" int LLVMFuzzerTestOneInput(const char*, unsigned long) { return 0; }' > "$work/probe.cpp"
+if ! "$cxx" "${flags[@]}" "$work/probe.cpp" -o "$work/probe" 2>"$work/probe.log"; then
+  echo "SKIP: $cxx cannot build libFuzzer targets (Debian: apt-get install libclang-rt-14-dev):"
+  head -3 "$work/probe.log"
+  rm -rf "$work"
+  exit 77
+fi
+
+targets=(gguf)
+sources_gguf=("$root/src/io/gguf.cpp" "$root/src/io/gguf_dequant.cpp")
+if [ -f "$root/src/io/safetensors.cpp" ]; then
+  targets+=(safetensors)
+  sources_safetensors=("$root/src/io/safetensors.cpp")
+else
+  echo "note: src/io/safetensors.cpp not there yet; fuzzing GGUF only"
+fi
+
+status=0
+for name in "${targets[@]}"; do
+  src_var="sources_${name}[@]"
+  echo "== fuzz_$name: build"
+  "$cxx" "${flags[@]}" "$here/fuzz_$name.cpp" "${!src_var}" -o "$work/fuzz_$name"
+  mkdir -p "$work/corpus_$name" "$work/artifacts_$name"
+  cp "$here/corpus_$name"/* "$work/corpus_$name/"
+  echo "== fuzz_$name: ${secs}s on $(ls "$here/corpus_$name" | wc -l) seeds"
+  if ! UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      "$work/fuzz_$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+      -print_final_stats=1 -artifact_prefix="$work/artifacts_$name/" "$work/corpus_$name" \
+      >"$work/fuzz_$name.log" 2>&1; then
+    tail -60 "$work/fuzz_$name.log"
+    echo "FAIL: fuzz_$name found a problem; reproducer(s) in $work/artifacts_$name/:"
+    ls -l "$work/artifacts_$name/"
+    status=1
+  else
+    grep -E "^stat::number_of_executed_units|^stat::new_units_added" "$work/fuzz_$name.log" || true
+    echo "ok: fuzz_$name"
+  fi
+done
+if [ "$status" = 0 ]; then rm -rf "$work"; fi
+exit "$status"
