@@ -1,0 +1,190 @@
+// safetensors reader (mmap, every header field bounds-checked) and atomic writer. Format: u64 LE header
+// length N, N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {..}},
+// then the data buffer that the offsets index.
+#include "io/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+
+#include <nlohmann/json.hpp>
+
+#include "core/check.h"
+#include "core/shape.h"
+
+namespace jet::safetensors {
+namespace {
+
+struct DTypeInfo {
+  DType dtype;
+  const char* name;
+  size_t size;
+};
+constexpr DTypeInfo kDTypes[] = {
+    {DType::BOOL, "BOOL", 1}, {DType::U8, "U8", 1},       {DType::I8, "I8", 1},
+    {DType::I16, "I16", 2},   {DType::U16, "U16", 2},     {DType::I32, "I32", 4},
+    {DType::U32, "U32", 4},   {DType::I64, "I64", 8},     {DType::U64, "U64", 8},
+    {DType::F16, "F16", 2},   {DType::BF16, "BF16", 2},   {DType::F32, "F32", 4},
+    {DType::F64, "F64", 8},   {DType::F8_E4M3, "F8_E4M3", 1}, {DType::F8_E5M2, "F8_E5M2", 1},
+};
+
+const DTypeInfo& info(DType d) {
+  for (const auto& i : kDTypes)
+    if (i.dtype == d) return i;
+  JET_FAIL("safetensors: invalid dtype enum {}", static_cast<int>(d));
+}
+
+}  // namespace
+
+const char* dtype_name(DType d) { return info(d).name; }
+size_t dtype_size(DType d) { return info(d).size; }
+
+File File::open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  JET_CHECK(fd >= 0, "{}: cannot open ({})", path, std::strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    JET_FAIL("{}: not a regular file", path);
+  }
+  size_t size = static_cast<size_t>(st.st_size);
+  if (size < 8) {
+    ::close(fd);
+    JET_FAIL("{}: truncated safetensors file ({} bytes, no header)", path, size);
+  }
+  void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  JET_CHECK(p != MAP_FAILED, "{}: mmap failed ({})", path, std::strerror(errno));
+  std::shared_ptr<void> mapping(p, [size](void* q) { munmap(q, size); });
+  File f = parse(static_cast<const uint8_t*>(p), size, path);
+  f.mapping_ = std::move(mapping);
+  return f;
+}
+
+File File::parse(const uint8_t* data, size_t size, const std::string& name) {
+  File f;
+  f.path_ = name;
+  JET_CHECK(size >= 8, "{}: truncated safetensors file ({} bytes, no header)", name, size);
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | data[i];
+  JET_CHECK(n <= size - 8, "{}: truncated safetensors file (header of {} bytes, file has {})", name,
+            n, size);
+  const char* hbegin = reinterpret_cast<const char*>(data + 8);
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(hbegin, hbegin + n);
+  } catch (const nlohmann::json::exception& e) {
+    JET_FAIL("{}: malformed safetensors header ({})", name, e.what());
+  }
+  JET_CHECK(header.is_object(), "{}: safetensors header is not a JSON object", name);
+  const uint8_t* buf = data + 8 + n;
+  const size_t buf_size = size - 8 - n;
+
+  for (const auto& [key, val] : header.items()) {
+    if (key == "__metadata__") {
+      JET_CHECK(val.is_object(), "{}: __metadata__ is not an object", name);
+      for (const auto& [mk, mv] : val.items()) {
+        JET_CHECK(mv.is_string(), "{}: __metadata__ value '{}' is not a string", name, mk);
+        f.meta_[mk] = mv.get<std::string>();
+      }
+      continue;
+    }
+    JET_CHECK(val.is_object() && val.contains("dtype") && val.contains("shape") &&
+                  val.contains("data_offsets"),
+              "{}: tensor '{}' lacks dtype/shape/data_offsets", name, key);
+    TensorView v;
+    v.name = key;
+    const auto& dt = val["dtype"];
+    JET_CHECK(dt.is_string(), "{}: tensor '{}' dtype is not a string", name, key);
+    const auto* it = std::find_if(std::begin(kDTypes), std::end(kDTypes),
+                                  [&](const DTypeInfo& i) { return dt.get<std::string>() == i.name; });
+    JET_CHECK(it != std::end(kDTypes), "{}: tensor '{}' has unknown dtype '{}'", name, key,
+              dt.get<std::string>());
+    v.dtype = it->dtype;
+    const auto& shape = val["shape"];
+    JET_CHECK(shape.is_array(), "{}: tensor '{}' shape is not an array", name, key);
+    uint64_t numel = 1;
+    for (const auto& d : shape) {
+      JET_CHECK(d.is_number_unsigned(), "{}: tensor '{}' has a bad dimension {}", name, key,
+                d.dump());
+      uint64_t x = d.get<uint64_t>();
+      JET_CHECK(x <= (uint64_t(1) << 40) && (x == 0 || numel <= (uint64_t(1) << 50) / x),
+                "{}: tensor '{}' shape is too large", name, key);
+      numel *= x;
+      v.shape.push_back(static_cast<int64_t>(x));
+    }
+    const auto& off = val["data_offsets"];
+    JET_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() &&
+                  off[1].is_number_unsigned(),
+              "{}: tensor '{}' data_offsets must be two unsigned integers", name, key);
+    uint64_t b = off[0].get<uint64_t>(), e = off[1].get<uint64_t>();
+    JET_CHECK(b <= e, "{}: tensor '{}' data_offsets [{}, {}] are reversed", name, key, b, e);
+    JET_CHECK(e <= buf_size,
+              "{}: truncated safetensors file (tensor '{}' ends at byte {}, data has {})", name,
+              key, e, buf_size);
+    JET_CHECK(e - b == numel * it->size,
+              "{}: tensor '{}' has {} bytes, shape {} of {} needs {}", name, key, e - b,
+              shape_str(v.shape), it->name, numel * it->size);
+    v.data = buf + b;
+    v.nbytes = e - b;
+    f.tensors_.push_back(std::move(v));
+  }
+  std::sort(f.tensors_.begin(), f.tensors_.end(),
+            [](const TensorView& a, const TensorView& b) { return a.data < b.data; });
+  return f;
+}
+
+const TensorView* File::find(const std::string& name) const {
+  for (const auto& t : tensors_)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+void write(const std::string& path, const std::vector<TensorView>& tensors,
+           const std::map<std::string, std::string>& metadata) {
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  uint64_t offset = 0;
+  for (const auto& t : tensors) {
+    JET_CHECK(!header.contains(t.name), "{}: duplicate tensor name '{}'", path, t.name);
+    uint64_t numel = 1;
+    for (int64_t d : t.shape) numel *= static_cast<uint64_t>(d);
+    JET_CHECK(numel * dtype_size(t.dtype) == t.nbytes,
+              "{}: tensor '{}' has {} bytes, shape {} needs {}", path, t.name, t.nbytes,
+              shape_str(t.shape), numel * dtype_size(t.dtype));
+    header[t.name] = {{"dtype", dtype_name(t.dtype)},
+                      {"shape", t.shape},
+                      {"data_offsets", {offset, offset + t.nbytes}}};
+    offset += t.nbytes;
+  }
+  std::string h = header.dump();
+  // Pad with spaces so the data buffer starts 8-byte aligned (allowed by the format).
+  h.append((8 - h.size() % 8) % 8, ' ');
+
+  const std::string tmp = fmt::format("{}.tmp.{}", path, getpid());
+  FILE* fp = std::fopen(tmp.c_str(), "wb");
+  JET_CHECK(fp, "{}: cannot create ({})", tmp, std::strerror(errno));
+  bool ok = true;
+  uint8_t len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(uint64_t(h.size()) >> (8 * i));
+  ok = ok && std::fwrite(len, 1, 8, fp) == 8;
+  ok = ok && std::fwrite(h.data(), 1, h.size(), fp) == h.size();
+  for (const auto& t : tensors)
+    ok = ok && (t.nbytes == 0 || std::fwrite(t.data, 1, t.nbytes, fp) == t.nbytes);
+  ok = ok && std::fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+  ok = (std::fclose(fp) == 0) && ok;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    std::remove(tmp.c_str());
+    JET_FAIL("{}: write failed ({})", path, std::strerror(err));
+  }
+}
+
+}  // namespace jet::safetensors

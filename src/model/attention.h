@@ -1,0 +1,27 @@
+// Full causal multi-head attention with grouped KV heads (GQA), RoPE and a preallocated KV cache:
+// the "attn" mixer of Llama / Qwen2 / Jet-Nemotron layers.
+#pragma once
+#include "model/layers.h"
+#include "model/mixer.h"
+
+namespace jet::model {
+
+struct KVState : MixerState {
+  at::Tensor k, v;     // [B, Hkv, max_len, head_dim], written in place
+  int64_t length = 0;  // tokens held
+};
+
+class Attention : public Mixer {
+ public:
+  Attention(const ModelConfig& c, const std::string& prefix, ParamList& params);
+  at::Tensor forward(const at::Tensor& x, const ForwardContext& ctx, MixerState* state) override;
+  std::unique_ptr<MixerState> new_state(int64_t batch, int64_t max_len,
+                                        const at::TensorOptions& opts) const override;
+  int64_t cache_bytes_per_token(int64_t elem_bytes) const override;
+
+ private:
+  int64_t heads_, kv_heads_, head_dim_;
+  Linear q_proj_, k_proj_, v_proj_, o_proj_;
+};
+
+}  // namespace jet::model

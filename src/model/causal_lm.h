@@ -1,0 +1,76 @@
+// Decoder-only causal LM (Llama / Qwen2 / Jet-Nemotron layout): embeddings, N decoder layers (a token
+// mixer picked by layer_types + a SwiGLU MLP, pre-RMSNorm residuals), final norm, LM head (tied or
+// not). Weights are held by HF name; load_weights() checks each one against the config.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/tensors.h"
+#include "model/config.h"
+#include "model/layers.h"
+#include "model/mixer.h"
+#include "model/params.h"
+
+namespace jet::model {
+
+struct DecoderLayer {
+  RMSNorm input_layernorm, post_attention_layernorm;
+  std::unique_ptr<Mixer> mixer;
+  Mlp mlp;
+  at::Tensor forward(const at::Tensor& x, const ForwardContext& ctx, MixerState* state) const;  // [B,T,D]
+};
+
+// Per-sequence state of every layer for incremental decoding.
+struct Cache {
+  std::vector<std::unique_ptr<MixerState>> layers;
+  int64_t batch = 0, max_len = 0;
+  int64_t length = 0;  // tokens seen; the next forward continues at this position
+};
+
+class CausalLM {
+ public:
+  explicit CausalLM(ModelConfig config);
+  CausalLM(const CausalLM&) = delete;
+  CausalLM& operator=(const CausalLM&) = delete;
+
+  const ModelConfig& config() const { return config_; }
+  const ParamList& params() const { return params_; }
+  at::ScalarType dtype() const { return dtype_; }
+  at::Device device() const { return device_; }
+
+  // Checks `weights` against the declared parameters: missing, mis-shaped, non-float and unexpected
+  // weights throw naming the weight and `where` (the checkpoint path).
+  void check_weights(const io::TensorMap& weights, const std::string& where) const;
+  // check_weights(), then binds every declared weight from `weights` (HF names), converted to dtype on device.
+  void load_weights(const io::TensorMap& weights, at::ScalarType dtype, at::Device device,
+                    const std::string& where);
+  // Unique parameters (tied embeddings counted once).
+  int64_t num_parameters() const;
+  int64_t cache_bytes_per_token(int64_t elem_bytes) const;
+
+  Cache new_cache(int64_t batch, int64_t max_len) const;
+  // ids [B, T] (int64) -> final-norm hidden states [B, T, D]. start_pos is the position of ids[:, 0];
+  // with a cache it must not exceed cache->length, and the cache then holds start_pos + T tokens.
+  at::Tensor hidden(const at::Tensor& ids, int64_t start_pos = 0, Cache* cache = nullptr) const;
+  // [B, T, D] -> logits [B, T, V] in the model dtype.
+  at::Tensor lm_head(const at::Tensor& hidden) const;
+  at::Tensor forward(const at::Tensor& ids, int64_t start_pos = 0, Cache* cache = nullptr) const {
+    return lm_head(hidden(ids, start_pos, cache));
+  }
+
+ private:
+  ModelConfig config_;
+  ParamList params_;
+  at::Tensor embed_tokens_;  // [V, D]
+  std::vector<DecoderLayer> layers_;
+  RMSNorm norm_;
+  at::Tensor lm_head_;  // [V, D]; the embedding when tied
+  Rope rope_;
+  at::ScalarType dtype_ = at::kFloat;
+  at::Device device_ = at::kCPU;
+};
+
+}  // namespace jet::model

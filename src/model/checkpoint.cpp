@@ -1,0 +1,86 @@
+// Checkpoint loading (HF directory; GGUF in checkpoint_gguf.cpp) and the HF directory writer.
+#include "model/checkpoint.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "core/check.h"
+#include "io/hf_json.h"
+#include "model/causal_lm.h"
+
+namespace jet::model {
+namespace fs = std::filesystem;
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+Checkpoint load_hf_dir(const std::string& path, const LoadOptions& opts) {
+  Checkpoint ck;
+  ck.path = path;
+  const fs::path config = fs::path(path) / "config.json";
+  JET_CHECK(fs::exists(config), "{}: missing config.json (expected an HF model directory)", path);
+  ck.config = ModelConfig::from_file(config.string());
+  if (opts.weights) {
+    ck.tensors = io::load_safetensors(path);
+    CausalLM(ck.config).check_weights(ck.tensors, path);
+  }
+  return ck;
+}
+
+const char* default_architecture(const std::string& model_type) {
+  if (model_type == "llama") return "LlamaForCausalLM";
+  if (model_type == "qwen2") return "Qwen2ForCausalLM";
+  return "JetNemotronForCausalLM";
+}
+
+std::string hf_dtype_name(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kBFloat16: return "bfloat16";
+    case at::kHalf: return "float16";
+    default: JET_FAIL("cannot save weights of dtype {} in an HF directory", c10::toString(t));
+  }
+}
+
+}  // namespace
+
+Checkpoint load_checkpoint(const std::string& path, const LoadOptions& opts) {
+  JET_CHECK(fs::exists(path), "{}: no such file or directory", path);
+  if (fs::is_directory(path)) return load_hf_dir(path, opts);
+  JET_CHECK(ends_with(path, ".gguf"), "{}: not a model (expected a .gguf file or an HF directory)",
+            path);
+  JET_FAIL("{}: GGUF loading waits for the GGUF reader", path);
+}
+
+void save_hf_dir(const std::string& dir, const Checkpoint& ck, bool force) {
+  const fs::path out(dir);
+  const bool exists = fs::exists(out);
+  JET_CHECK(!exists || fs::is_directory(out), "{}: exists and is not a directory", dir);
+  JET_CHECK(!exists || fs::is_empty(out) || force,
+            "{}: directory exists and is not empty (use --force to replace it)", dir);
+  const fs::path tmp = fmt::format("{}.tmp.{}", out.lexically_normal().string(), getpid());
+  try {
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+    nlohmann::json config = ck.config.to_json();
+    if (!config.contains("architectures")) config["architectures"] = {default_architecture(ck.config.model_type)};
+    io::TensorMap tensors = ck.tensors;
+    if (ck.config.tie_word_embeddings) tensors.erase("lm_head.weight");
+    if (!tensors.empty()) config["torch_dtype"] = hf_dtype_name(tensors.begin()->second.scalar_type());
+    io::write_json_file((tmp / "config.json").string(), config);
+    nlohmann::json gen = {{"bos_token_id", config["bos_token_id"]}, {"eos_token_id", config["eos_token_id"]}};
+    io::write_json_file((tmp / "generation_config.json").string(), gen);
+    io::save_safetensors((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
+    if (exists) fs::remove_all(out);
+    fs::rename(tmp, out);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+}
+
+}  // namespace jet::model

@@ -1,0 +1,39 @@
+// Model checkpoints: an HF directory (config.json + safetensors + tokenizer.json) or a GGUF file
+// (config from metadata, tensors dequantised and renamed to HF names, llama Q/K rows un-permuted).
+// save_hf_dir() writes the HF directory that `jet convert` and later exports produce.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "io/tensors.h"
+#include "model/config.h"
+
+namespace jet::text {
+class Tokenizer;
+}
+
+namespace jet::model {
+
+struct Checkpoint {
+  std::string path;
+  ModelConfig config;
+  io::TensorMap tensors;                       // HF names; fp32 for GGUF, file dtype for safetensors
+  std::shared_ptr<text::Tokenizer> tokenizer;  // null when not asked for
+};
+
+struct LoadOptions {
+  bool weights = true;
+  bool tokenizer = true;
+};
+
+// path: an HF directory or a .gguf file. Errors name the path and the problem in one line.
+Checkpoint load_checkpoint(const std::string& path, const LoadOptions& opts = {});
+// GGUF half of load_checkpoint (checkpoint_gguf.cpp).
+Checkpoint load_gguf_checkpoint(const std::string& path, const LoadOptions& opts);
+
+// Writes config.json, generation_config.json, model.safetensors and (with a tokenizer)
+// tokenizer.json + tokenizer_config.json into dir.tmp.<pid>, then renames it to dir. An existing
+// non-empty dir is an error unless force (then it is replaced).
+void save_hf_dir(const std::string& dir, const Checkpoint& ckpt, bool force);
+
+}  // namespace jet::model

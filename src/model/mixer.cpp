@@ -1,0 +1,16 @@
+// The one table from layer type to mixer implementation.
+#include "model/mixer.h"
+
+#include "core/check.h"
+#include "model/attention.h"
+
+namespace jet::model {
+
+std::unique_ptr<Mixer> make_mixer(const ModelConfig& c, int64_t layer, ParamList& params) {
+  const std::string& type = c.layer_types.at(layer);
+  const std::string prefix = fmt::format("model.layers.{}.self_attn.", layer);
+  if (type == "attn") return std::make_unique<Attention>(c, prefix, params);
+  JET_FAIL("layer {}: layer type '{}' is not implemented yet (supported: attn)", layer, type);
+}
+
+}  // namespace jet::model

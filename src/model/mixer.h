@@ -1,0 +1,46 @@
+// Token mixers: the per-layer part of a decoder layer that moves information between positions.
+// Each layer's layer_types entry picks one ("attn" now; "swa", "jet", "gdn", ... later). A mixer owns
+// the format of its per-sequence cache state (KV for attention, a recurrent state for linear layers);
+// adding a type means one new mixer file and one entry in make_mixer(), nothing else.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "model/config.h"
+#include "model/params.h"
+
+namespace jet::model {
+
+// What every mixer of one forward call shares.
+struct ForwardContext {
+  int64_t start_pos = 0;  // position of the first token of x
+  at::Tensor cos, sin;    // [T, head_dim] rotary tables for positions start_pos.. (attention mixers)
+};
+
+// Per-sequence cache state of one layer; the mixer that made it knows its contents.
+struct MixerState {
+  virtual ~MixerState() = default;
+};
+
+class Mixer {
+ public:
+  virtual ~Mixer() = default;
+  // x [B, T, D] -> [B, T, D]. Without a state: a full causal pass over x. With a state: positions
+  // before ctx.start_pos come from the state, and x's tokens are appended to it.
+  virtual at::Tensor forward(const at::Tensor& x, const ForwardContext& ctx, MixerState* state) = 0;
+  // A fresh state for `batch` sequences of up to max_len tokens, tensors with `opts`.
+  virtual std::unique_ptr<MixerState> new_state(int64_t batch, int64_t max_len,
+                                                const at::TensorOptions& opts) const = 0;
+  // Cache bytes that grow with each token, and bytes fixed per sequence, at elem_bytes per element.
+  virtual int64_t cache_bytes_per_token(int64_t elem_bytes) const = 0;
+  virtual int64_t cache_bytes_fixed(int64_t elem_bytes) const { return 0; }
+};
+
+// The mixer for config.layer_types[layer]; declares its parameters under
+// "model.layers.{layer}.self_attn." (the official layout uses that prefix for every mixer type).
+std::unique_ptr<Mixer> make_mixer(const ModelConfig& config, int64_t layer, ParamList& params);
+
+}  // namespace jet::model
