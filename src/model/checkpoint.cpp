@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "core/check.h"
+#include "core/fs.h"
 #include "io/hf_json.h"
 #include "model/causal_lm.h"
 
@@ -63,7 +64,7 @@ void save_hf_dir(const std::string& dir, const Checkpoint& ck, bool force) {
             "{}: directory exists and is not empty (use --force to replace it)", dir);
   const fs::path tmp = fmt::format("{}.tmp.{}", out.lexically_normal().string(), getpid());
   try {
-    fs::remove_all(tmp);
+    remove_tree(tmp.string());
     fs::create_directories(tmp);
     nlohmann::json config = ck.config.to_json();
     if (!config.contains("architectures")) config["architectures"] = {default_architecture(ck.config.model_type)};
@@ -74,11 +75,13 @@ void save_hf_dir(const std::string& dir, const Checkpoint& ck, bool force) {
     nlohmann::json gen = {{"bos_token_id", config["bos_token_id"]}, {"eos_token_id", config["eos_token_id"]}};
     io::write_json_file((tmp / "generation_config.json").string(), gen);
     io::save_safetensors((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
-    if (exists) fs::remove_all(out);
+    if (exists) remove_tree(out.string());
     fs::rename(tmp, out);
   } catch (...) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
+    try {
+      remove_tree(tmp.string());
+    } catch (const Error&) {
+    }
     throw;
   }
 }

@@ -1,0 +1,12 @@
+// File-system helpers. remove_tree() replaces std::filesystem::remove_all, which must not be called
+// in jet: libtorch.so exports its own copy of the std::filesystem symbols, the dynamic linker binds
+// our calls to it, and its remove_all jumps through a null pointer on any non-empty directory.
+#pragma once
+#include <string>
+
+namespace jet {
+
+// Removes a file or a directory tree; a missing path is not an error. Throws jet::Error on failure.
+void remove_tree(const std::string& path);
+
+}  // namespace jet
