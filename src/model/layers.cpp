@@ -5,6 +5,8 @@
 
 #include <cmath>
 
+#include "ops/norms/norms.h"
+
 namespace jet::model {
 
 void Linear::declare(ParamList& params, const std::string& name, int64_t in, int64_t out,
@@ -20,11 +22,7 @@ void RMSNorm::declare(ParamList& params, const std::string& name, int64_t dim, d
   eps = eps_;
 }
 
-at::Tensor RMSNorm::operator()(const at::Tensor& x) const {
-  at::Tensor xf = x.to(at::kFloat);
-  at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
-  return weight * normed.to(x.scalar_type());
-}
+at::Tensor RMSNorm::operator()(const at::Tensor& x) const { return ops::rms_norm(x, weight, eps); }
 
 void Mlp::declare(ParamList& params, const std::string& prefix, const ModelConfig& c) {
   gate_proj.declare(params, prefix + "gate_proj", c.hidden_size, c.intermediate_size, c.mlp_bias);

@@ -22,7 +22,7 @@ struct RMSNorm {
   at::Tensor weight;  // [D]
   double eps = 1e-6;
   void declare(ParamList& params, const std::string& name, int64_t dim, double eps);
-  // [..., D] -> [..., D]; normalised in fp32, scaled in the input dtype (as HF Llama/Qwen2).
+  // [..., D] -> [..., D]; ops::rms_norm (fp32 inside, result in x's dtype).
   at::Tensor operator()(const at::Tensor& x) const;
 };
 
