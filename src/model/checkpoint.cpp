@@ -53,7 +53,7 @@ Checkpoint load_checkpoint(const std::string& path, const LoadOptions& opts) {
   if (fs::is_directory(path)) return load_hf_dir(path, opts);
   JET_CHECK(ends_with(path, ".gguf"), "{}: not a model (expected a .gguf file or an HF directory)",
             path);
-  JET_FAIL("{}: GGUF loading waits for the GGUF reader", path);
+  return load_gguf_checkpoint(path, opts);
 }
 
 void save_hf_dir(const std::string& dir, const Checkpoint& ck, bool force) {
