@@ -38,12 +38,27 @@ __device__ __forceinline__ float sum_over_warps(float x, float (*red)[32], int w
   return t;
 }
 
-template <int K, StepDecay DECAY, bool DELTA, typename T>
+__device__ __forceinline__ float silu(float x) { return x / (1.f + __expf(-x)); }
+__device__ __forceinline__ float softplus(float x) { return x > 20.f ? x : log1pf(__expf(x)); }
+
+// JetBlock prologue of the step kernel (jet_block_step_cuda): dynamic conv on v, SiLU on q/k, gates.
+template <typename T>
+struct JetPrologue {
+  const T* kernels;     // [B, H*V, W]
+  T* tail;              // [B, H*V, W-1]
+  const T *a_raw, *b_raw;  // [B, H]
+  const float *A_log, *dt_bias;  // [H]
+  int W;
+};
+
+// JET == true: q/k get SiLU, v comes from the dynamic conv, g and beta from the raw gates (scalar
+// decay, delta rule, as DECAY/DELTA must then say).
+template <int K, StepDecay DECAY, bool DELTA, bool JET, typename T>
 __global__ void __launch_bounds__(32 * kWarps)
 linear_attention_step_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                              const float* __restrict__ g, const float* __restrict__ beta,
                              float* __restrict__ S, T* __restrict__ o, int H, int V, float scale,
-                             bool l2) {
+                             bool l2, JetPrologue<T> jet) {
   constexpr int R = K / kWarps;  // state rows per warp (and per thread)
   const int b = blockIdx.z, h = blockIdx.y, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
   const int j = blockIdx.x * 32 + lane;
@@ -56,6 +71,7 @@ linear_attention_step_kernel(const T* __restrict__ q, const T* __restrict__ k, c
   for (int i = threadIdx.x; i < K; i += blockDim.x) {
     sq[i] = to_f(q[bh * K + i]);
     sk[i] = to_f(k[bh * K + i]);
+    if constexpr (JET) sq[i] = silu(sq[i]), sk[i] = silu(sk[i]);
     if constexpr (DECAY == StepDecay::vector) sdecay[i] = __expf(g[bh * K + i]);
   }
   __syncthreads();
@@ -70,8 +86,14 @@ linear_attention_step_kernel(const T* __restrict__ q, const T* __restrict__ k, c
   }
   __syncthreads();
   const float qs = inv_norm[0], ks = inv_norm[1];
-  float decay = 1.f;
-  if constexpr (DECAY == StepDecay::scalar) decay = __expf(g[bh]);
+  float decay = 1.f, bt = 0.f;
+  if constexpr (JET) {
+    decay = __expf(-__expf(jet.A_log[h]) * softplus(to_f(jet.a_raw[bh]) + jet.dt_bias[h]));
+    bt = 1.f / (1.f + __expf(-to_f(jet.b_raw[bh])));
+  } else {
+    if constexpr (DECAY == StepDecay::scalar) decay = __expf(g[bh]);
+    if constexpr (DELTA) bt = beta[bh];
+  }
 
   float* Sp = S + bh * K * V + j;
   float s[R];
@@ -85,9 +107,32 @@ linear_attention_step_kernel(const T* __restrict__ q, const T* __restrict__ k, c
     s[r] = x;
     if constexpr (DELTA) kv += sk[i] * x;
   }
-  float vj = valid ? to_f(v[bh * V + j]) : 0.f;
+  float vj = 0.f, xraw = 0.f;
+  if constexpr (JET) {
+    // Dynamic causal conv step on this channel: window = (tail, raw v). Every warp computes it; warp
+    // 0 shifts the tail after the block-wide reduction below (a barrier), so no warp reads a shifted tail.
+    if (valid) {
+      const size_t c = bh * V + j;
+      const T* kc = jet.kernels + c * jet.W;
+      const T* tc = jet.tail + c * (jet.W - 1);
+      xraw = to_f(v[c]);
+      float acc = to_f(kc[jet.W - 1]) * xraw;
+      for (int i = 0; i < jet.W - 1; ++i) acc += to_f(kc[i]) * to_f(tc[i]);
+      vj = silu(acc);
+    }
+  } else {
+    vj = valid ? to_f(v[bh * V + j]) : 0.f;
+  }
   float u = vj;
-  if constexpr (DELTA) u = beta[bh] * (vj - ks * sum_over_warps(kv, red, w, lane));
+  if constexpr (DELTA) u = bt * (vj - ks * sum_over_warps(kv, red, w, lane));
+  if constexpr (JET) {
+    static_assert(DELTA, "the JetBlock step uses the delta rule (its reduction is the tail's barrier)");
+    if (valid && w == 0) {
+      T* tc = jet.tail + (bh * V + j) * (jet.W - 1);
+      for (int i = 0; i + 1 < jet.W - 1; ++i) tc[i] = tc[i + 1];
+      if (jet.W > 1) store(tc + jet.W - 2, xraw);
+    }
+  }
   float acc = 0.f;
 #pragma unroll
   for (int r = 0; r < R; ++r) {
@@ -103,7 +148,7 @@ linear_attention_step_kernel(const T* __restrict__ q, const T* __restrict__ k, c
 template <int K, typename T>
 void launch(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
             const at::Tensor& beta, at::Tensor& state, at::Tensor& o, StepDecay decay, float scale,
-            bool l2) {
+            bool l2, const JetPrologue<T>* jet) {
   const int B = q.size(0), H = q.size(1), V = v.size(2);
   dim3 grid((V + 31) / 32, H, B), block(32 * kWarps);
   auto stream = at::cuda::getCurrentCUDAStream();
@@ -112,9 +157,15 @@ void launch(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const
   const float* bp = beta.defined() ? beta.data_ptr<float>() : nullptr;
   T* op = reinterpret_cast<T*>(o.data_ptr());
   float* sp = state.data_ptr<float>();
+  if (jet) {
+    linear_attention_step_kernel<K, StepDecay::scalar, true, true, T>
+        <<<grid, block, 0, stream>>>(ptr(q), ptr(k), ptr(v), nullptr, nullptr, sp, op, H, V, scale, true, *jet);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    return;
+  }
 #define JET_LA_STEP(D, DELTA)                                                                    \
-  linear_attention_step_kernel<K, D, DELTA, T>                                                  \
-      <<<grid, block, 0, stream>>>(ptr(q), ptr(k), ptr(v), gp, bp, sp, op, H, V, scale, l2)
+  linear_attention_step_kernel<K, D, DELTA, false, T>                                           \
+      <<<grid, block, 0, stream>>>(ptr(q), ptr(k), ptr(v), gp, bp, sp, op, H, V, scale, l2, JetPrologue<T>{})
   const bool delta = beta.defined();
   switch (decay) {
     case StepDecay::none: delta ? JET_LA_STEP(StepDecay::none, true) : JET_LA_STEP(StepDecay::none, false); break;
@@ -128,15 +179,15 @@ void launch(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const
 template <typename T>
 void dispatch_k(int K, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                 const at::Tensor& g, const at::Tensor& beta, at::Tensor& state, at::Tensor& o,
-                StepDecay decay, float scale, bool l2) {
+                StepDecay decay, float scale, bool l2, const JetPrologue<T>* jet = nullptr) {
   switch (K) {
-    case 16: return launch<16, T>(q, k, v, g, beta, state, o, decay, scale, l2);
-    case 32: return launch<32, T>(q, k, v, g, beta, state, o, decay, scale, l2);
-    case 64: return launch<64, T>(q, k, v, g, beta, state, o, decay, scale, l2);
-    case 96: return launch<96, T>(q, k, v, g, beta, state, o, decay, scale, l2);
-    case 128: return launch<128, T>(q, k, v, g, beta, state, o, decay, scale, l2);
-    case 192: return launch<192, T>(q, k, v, g, beta, state, o, decay, scale, l2);
-    case 256: return launch<256, T>(q, k, v, g, beta, state, o, decay, scale, l2);
+    case 16: return launch<16, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
+    case 32: return launch<32, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
+    case 64: return launch<64, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
+    case 96: return launch<96, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
+    case 128: return launch<128, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
+    case 192: return launch<192, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
+    case 256: return launch<256, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
     default: JET_FAIL("linear_attention_step_cuda: head dim K={} not supported (16/32/64/96/128/192/256)", K);
   }
 }
@@ -173,6 +224,48 @@ at::Tensor linear_attention_step_cuda(const at::Tensor& q, const at::Tensor& k, 
     dispatch_k<float>(K, qc, kc, vc, gc, bc, state, o, decay, scale, qk_l2norm);
   else
     dispatch_k<__nv_bfloat16>(K, qc, kc, vc, gc, bc, state, o, decay, scale, qk_l2norm);
+  return o;
+}
+
+at::Tensor jet_block_step_cuda(const at::Tensor& q_raw, const at::Tensor& k_raw, const at::Tensor& v_raw,
+                               const at::Tensor& kernels, at::Tensor& tail, const at::Tensor& a_raw,
+                               const at::Tensor& b_raw, const at::Tensor& A_log, const at::Tensor& dt_bias,
+                               at::Tensor& state, double scale) {
+  JET_CHECK(q_raw.is_cuda() && q_raw.dim() == 3, "jet_block_step_cuda: q must be a CUDA [B, H, K] tensor");
+  const int64_t B = q_raw.size(0), H = q_raw.size(1), K = q_raw.size(2);
+  JET_CHECK(state.scalar_type() == at::kFloat && state.is_contiguous() && state.dim() == 4 &&
+                state.size(0) == B && state.size(1) == H && state.size(2) == K,
+            "jet_block_step_cuda: state {} must be contiguous fp32 [B, H, K, V]", shape_str(state.sizes()));
+  const int64_t V = state.size(3), C = H * V, W = kernels.size(-1);
+  const auto dt = q_raw.scalar_type();
+  JET_CHECK(dt == at::kFloat || dt == at::kBFloat16, "jet_block_step_cuda: dtype must be fp32 or bf16");
+  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&k_raw, &v_raw, &kernels, &tail, &a_raw, &b_raw})
+    JET_CHECK(t->scalar_type() == dt && t->is_cuda(), "jet_block_step_cuda: all inputs must share q's dtype and device");
+  JET_CHECK(k_raw.sizes() == q_raw.sizes(), "jet_block_step_cuda: k {} != q {}", shape_str(k_raw.sizes()),
+            shape_str(q_raw.sizes()));
+  JET_CHECK(v_raw.numel() == B * C && kernels.numel() == B * C * W,
+            "jet_block_step_cuda: v [B, H*V] and kernels [B, H*V, W] do not match the state");
+  JET_CHECK(W >= 1 && tail.is_contiguous() && tail.numel() == B * C * (W - 1),
+            "jet_block_step_cuda: tail must be contiguous [B, H*V, W-1]");
+  JET_CHECK(a_raw.numel() == B * H && b_raw.numel() == B * H, "jet_block_step_cuda: a, b must be [B, H]");
+  JET_CHECK(A_log.numel() == H && dt_bias.numel() == H && A_log.scalar_type() == at::kFloat &&
+                dt_bias.scalar_type() == at::kFloat,
+            "jet_block_step_cuda: A_log and dt_bias must be fp32 [H]");
+  c10::cuda::CUDAGuard guard(q_raw.device());
+  auto qc = q_raw.contiguous(), kc = k_raw.contiguous(), vc = v_raw.contiguous(), kern = kernels.contiguous();
+  auto ac = a_raw.contiguous(), bc = b_raw.contiguous(), Al = A_log.contiguous(), db = dt_bias.contiguous();
+  auto o = at::empty({B, H, V}, q_raw.options());
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    JetPrologue<T> p{reinterpret_cast<const T*>(kern.data_ptr()), reinterpret_cast<T*>(tail.data_ptr()),
+                     reinterpret_cast<const T*>(ac.data_ptr()), reinterpret_cast<const T*>(bc.data_ptr()),
+                     Al.data_ptr<float>(), db.data_ptr<float>(), static_cast<int>(W)};
+    dispatch_k<T>(K, qc, kc, vc.view({B, H, V}), {}, {}, state, o, StepDecay::scalar, scale, true, &p);
+  };
+  if (dt == at::kFloat)
+    run(float{});
+  else
+    run(__nv_bfloat16{});
   return o;
 }
 

@@ -17,3 +17,19 @@ at::Tensor linear_attention_step_cuda(const at::Tensor& q, const at::Tensor& k, 
                                       StepDecay decay, double scale, bool qk_l2norm);
 
 }  // namespace jet::ops
+
+namespace jet::ops {
+
+// JetBlock's whole recurrent core for one decode token, fused (the engine's hot path):
+//   q, k = SiLU(q_raw), SiLU(k_raw), then L2-normalised           q_raw, k_raw: [B, H, K]
+//   v = SiLU(Σ_j κ[c, j] · window[c, j]), window = (tail, v_raw)  v_raw: [B, H·V]; kernels [B, H·V, W]
+//   tail ← last W−1 raw values                                     tail: [B, H·V, W−1], in place
+//   β = sigmoid(b_raw), g = −exp(A_log)·softplus(a_raw + dt_bias) a_raw, b_raw: [B, H]; A_log, dt_bias: [H] fp32
+//   gated delta rule step on state [B, H, K, V] fp32 (in place)   → o [B, H, V] in q_raw's dtype.
+// q_raw, k_raw, v_raw, kernels, a_raw, b_raw, tail share one dtype (fp32 or bf16).
+at::Tensor jet_block_step_cuda(const at::Tensor& q_raw, const at::Tensor& k_raw, const at::Tensor& v_raw,
+                               const at::Tensor& kernels, at::Tensor& tail, const at::Tensor& a_raw,
+                               const at::Tensor& b_raw, const at::Tensor& A_log, const at::Tensor& dt_bias,
+                               at::Tensor& state, double scale);
+
+}  // namespace jet::ops
