@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Device benchmarks (called by scripts/gpu_check.sh phase 2, after the gpu tests). Prints tables.
+set -uo pipefail
+BUILD=${BUILD:-build-gpu}
+T=models/SmolLM2-135M-Instruct.Q4_1.gguf
+echo "== commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%F), $(nvidia-smi --query-gpu=name --format=csv,noheader)"
+echo "== fused decode-step kernels (JetBlock-2B shapes)"
+$BUILD/bench_linear_attention_step
+echo "== teacher decode, batch 1 (jet generate, greedy, 256 new tokens)"
+for dt in bf16 fp32; do
+  $BUILD/jet generate --model $T --prompt "Write a long story about a lighthouse keeper." --chat \
+    --max-new-tokens 256 --temperature 0 --device cuda --dtype $dt 2>&1 | tail -1 | sed "s/^/cuda $dt: /"
+done
