@@ -1,0 +1,113 @@
+// Shared machinery of the linear blocks: the named parameter table, seeded init, small reshapes.
+#include "model/blocks/block.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+
+#include "core/check.h"
+#include "core/shape.h"
+#include "ops/dynamic_conv/dynamic_conv.h"
+#include "ops/norms/norms.h"
+#include "ops/short_conv/short_conv.h"
+
+namespace jet::model {
+
+const at::Tensor& LinearBlock::p(const std::string& name) const {
+  auto it = index_.find(name);
+  JET_CHECK(it != index_.end(), "{} block has no parameter '{}'", type(), name);
+  return params_[it->second].second;
+}
+
+void LinearBlock::set(const std::string& name, const at::Tensor& value) {
+  auto it = index_.find(name);
+  JET_CHECK(it != index_.end(), "{} block has no parameter '{}'", type(), name);
+  at::Tensor& t = params_[it->second].second;
+  JET_CHECK(value.sizes() == t.sizes(), "{} block: parameter '{}' is {}, got {}", type(), name,
+            shape_str(t.sizes()), shape_str(value.sizes()));
+  t = value;
+}
+
+void LinearBlock::add(const std::string& name, at::Tensor value) {
+  index_[name] = params_.size();
+  params_.emplace_back(name, std::move(value));
+}
+
+void LinearBlock::to(at::Device device, at::ScalarType dtype) {
+  for (auto& [name, t] : params_) {
+    const bool keep_fp32 = name == "A_log" || name == "dt_bias" || name == "D" || name.find("norm") != std::string::npos;
+    const bool grad = t.requires_grad();
+    t = t.detach().to(device, keep_fp32 ? at::kFloat : dtype).requires_grad_(grad);
+  }
+}
+
+at::Tensor LinearBlock::proj_conv(const std::string& n, const at::Tensor& x, const at::Tensor& tail,
+                                  at::Tensor* new_tail) const {
+  const std::string bias = n + "_conv1d.bias";
+  const at::Tensor raw = dense(x, p(n + "_proj.weight"));
+  const at::Tensor taps = conv_taps(p(n + "_conv1d.weight"));
+  if (new_tail) *new_tail = ops::conv_tail_after(raw, tail, taps.size(1));
+  return ops::short_conv(raw, taps, has(bias) ? p(bias) : at::Tensor(), tail, true);
+}
+
+at::Tensor LinearBlock::proj_conv_step(const std::string& n, const at::Tensor& x, at::Tensor& tail) const {
+  const std::string bias = n + "_conv1d.bias";
+  return ops::short_conv_step(dense(x, p(n + "_proj.weight")), conv_taps(p(n + "_conv1d.weight")),
+                              has(bias) ? p(bias) : at::Tensor(), tail, true);
+}
+
+at::Tensor LinearBlock::norm_gate_out(const at::Tensor& o, const at::Tensor& x, const std::string& norm,
+                                      double eps) const {
+  at::Tensor n;
+  if (has("g_proj.weight")) {
+    const at::Tensor gate = split_heads(dense(x, p("g_proj.weight")), o.size(-2));
+    n = ops::gated_rms_norm(o, gate, p(norm), eps, true);
+  } else {
+    n = ops::rms_norm(o, p(norm), eps);
+  }
+  return dense(merge_heads(n).to(x.scalar_type()), p("o_proj.weight"));
+}
+
+Init::Init(uint64_t seed) : gen_(at::make_generator<at::CPUGeneratorImpl>(seed)) {}
+
+at::Tensor Init::normal(at::IntArrayRef shape, double std) {
+  return at::normal(0.0, std, shape, gen_, at::TensorOptions().dtype(at::kFloat));
+}
+
+at::Tensor Init::uniform(at::IntArrayRef shape, double lo, double hi) {
+  return at::empty(shape, at::kFloat).uniform_(lo, hi, gen_);
+}
+
+at::Tensor Init::a_log(int64_t heads, double lo, double hi) { return uniform({heads}, lo, hi).log(); }
+
+at::Tensor Init::dt_bias(int64_t heads, double dt_min, double dt_max, double dt_floor) {
+  const at::Tensor dt =
+      (uniform({heads}, 0.0, 1.0) * (std::log(dt_max) - std::log(dt_min)) + std::log(dt_min)).exp().clamp_min(dt_floor);
+  return dt + at::log(-at::expm1(-dt));  // softplus⁻¹
+}
+
+at::Tensor Init::conv_weight(int64_t channels, int64_t width) {
+  const double b = 1.0 / std::sqrt(static_cast<double>(width));
+  return uniform({channels, 1, width}, -b, b);
+}
+
+at::Tensor Init::conv_bias(int64_t channels, int64_t width) {
+  const double b = 1.0 / std::sqrt(static_cast<double>(width));
+  return uniform({channels}, -b, b);
+}
+
+at::Tensor split_heads(const at::Tensor& x, int64_t heads) { return x.unflatten(-1, {heads, -1}); }
+
+at::Tensor merge_heads(const at::Tensor& x) { return x.flatten(-2); }
+
+at::Tensor dense(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  return at::linear(x, weight.to(x.scalar_type()), bias.defined() ? bias.to(x.scalar_type()) : bias);
+}
+
+at::Tensor ssm_log_decay(const at::Tensor& a, const at::Tensor& A_log, const at::Tensor& dt_bias) {
+  return -A_log.to(at::kFloat).exp() * at::softplus(a.to(at::kFloat) + dt_bias.to(at::kFloat));
+}
+
+at::Tensor conv_taps(const at::Tensor& weight) { return weight.squeeze(1); }
+
+}  // namespace jet::model

@@ -1,0 +1,100 @@
+// Gated DeltaNet as fla's GatedDeltaNet layer: q, k, v = SiLU(short_conv(x W)) (SiLU short convs on
+// all three), β = σ(x W_b), g = −exp(A_log)·softplus(x W_a + dt_bias), the gated delta rule with q/k L2
+// norm, o = o_proj(RMSNorm(o) · SiLU(x W_g)) (plain RMSNorm without use_gate).
+// Init: A_log = log U(0, 16), dt_bias = softplus⁻¹(dt) as in the layer; GVA (num_v_heads) is not used.
+#include <ATen/ATen.h>
+
+#include "core/check.h"
+#include "model/blocks/blocks.h"
+#include "ops/linear_attention/linear_attention.h"
+
+namespace jet::model {
+namespace {
+
+class GatedDeltaNet final : public LinearBlock {
+ public:
+  GatedDeltaNet(const GatedDeltaNetConfig& c, uint64_t seed) : c_(c) {
+    H_ = c.num_heads;
+    K_ = c.head_dim;
+    V_ = static_cast<int64_t>(K_ * c.expand_v);
+    JET_CHECK(V_ == K_ * c.expand_v, "gdn block: head_dim {} × expand_v {} is not an integer", K_, c.expand_v);
+    const int64_t D = c.hidden_size, W = c.conv_size;
+    Init init(seed);
+    add("q_proj.weight", init.normal({H_ * K_, D}, c.init_std));
+    add("k_proj.weight", init.normal({H_ * K_, D}, c.init_std));
+    add("v_proj.weight", init.normal({H_ * V_, D}, c.init_std));
+    add("a_proj.weight", init.normal({H_, D}, c.init_std));
+    add("b_proj.weight", init.normal({H_, D}, c.init_std));
+    add("A_log", init.a_log(H_, 0.0, 16.0));
+    add("dt_bias", init.dt_bias(H_));
+    for (const char* n : {"q", "k", "v"}) {
+      const int64_t C = std::string(n) == "v" ? H_ * V_ : H_ * K_;
+      add(std::string(n) + "_conv1d.weight", init.conv_weight(C, W));
+      if (c.conv_bias) add(std::string(n) + "_conv1d.bias", init.conv_bias(C, W));
+    }
+    if (c.use_gate) add("g_proj.weight", init.normal({H_ * V_, D}, c.init_std));
+    add("o_norm.weight", at::ones({V_}));
+    add("o_proj.weight", init.normal({D, H_ * V_}, c.init_std));
+  }
+
+  std::string type() const override { return "gdn"; }
+
+  BlockState init_state(int64_t batch) const override {
+    const at::TensorOptions o = p("q_proj.weight").options();
+    const int64_t W1 = c_.conv_size - 1;
+    BlockState s;
+    s.S = at::zeros({batch, H_, K_, V_}, o.dtype(at::kFloat));
+    s.conv = {at::zeros({batch, H_ * K_, W1}, o), at::zeros({batch, H_ * K_, W1}, o), at::zeros({batch, H_ * V_, W1}, o)};
+    return s;
+  }
+
+  at::Tensor forward(const at::Tensor& x, BlockState* state) override {
+    const char* names[] = {"q", "k", "v"};
+    at::Tensor qkv[3], tails[3];
+    for (int i = 0; i < 3; ++i)
+      qkv[i] = proj_conv(names[i], x, state ? state->conv[i] : at::Tensor(), state ? &tails[i] : nullptr);
+    ops::LinearAttentionInput in{split_heads(qkv[0], H_), split_heads(qkv[1], H_), split_heads(qkv[2], H_),
+                                 log_decay(x), beta(x), state ? state->S : at::Tensor(), at::Tensor()};
+    ops::LinearAttentionOutput la = ops::linear_attention_chunked(in, options());
+    if (state) {
+      for (int i = 0; i < 3; ++i) state->conv[i] = tails[i];
+      state->S = la.final_state;
+      state->offset += x.size(1);
+    }
+    return norm_gate_out(la.o, x, "o_norm.weight", c_.norm_eps);
+  }
+
+  at::Tensor step(const at::Tensor& x, BlockState& state) override {
+    c10::NoGradGuard no_grad;
+    const at::Tensor q = proj_conv_step("q", x, state.conv[0]), k = proj_conv_step("k", x, state.conv[1]),
+                     v = proj_conv_step("v", x, state.conv[2]);
+    const at::Tensor o = ops::linear_attention_step(split_heads(q, H_), split_heads(k, H_), split_heads(v, H_),
+                                                    log_decay(x), beta(x), state.S, options());
+    state.offset += 1;
+    return norm_gate_out(o, x, "o_norm.weight", c_.norm_eps);
+  }
+
+ private:
+  at::Tensor beta(const at::Tensor& x) const { return at::sigmoid(dense(x, p("b_proj.weight"))); }
+  at::Tensor log_decay(const at::Tensor& x) const {
+    return ssm_log_decay(dense(x, p("a_proj.weight")), p("A_log"), p("dt_bias"));
+  }
+  static ops::LinearAttentionOptions options() {
+    ops::LinearAttentionOptions o;
+    o.decay = ops::Decay::scalar;
+    o.delta = true;
+    o.qk_l2norm = true;
+    return o;
+  }
+
+  GatedDeltaNetConfig c_;
+  int64_t H_, K_, V_;
+};
+
+}  // namespace
+
+std::unique_ptr<LinearBlock> make_gated_deltanet(const GatedDeltaNetConfig& c, uint64_t seed) {
+  return std::make_unique<GatedDeltaNet>(c, seed);
+}
+
+}  // namespace jet::model

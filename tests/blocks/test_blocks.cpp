@@ -1,0 +1,196 @@
+// The six linear blocks: prefill N + M recurrent steps == one chunked forward of N + M (outputs,
+// S, conv tails), chunked forward continued from a state == one pass, token-by-token recurrence from
+// zero == chunked, gradients reach every parameter, seeded init, official parameter names.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "../ops/test_util.h"
+#include "core/check.h"
+#include "model/blocks/blocks.h"
+
+namespace jet::model {
+namespace {
+
+using test::rel_err;
+
+constexpr double kTol = 1e-4;  // fp32 chunked vs fp32 recurrent path: outputs, S, conv tails
+constexpr int64_t D = 32;
+
+struct Case {
+  std::string name;
+  std::function<std::unique_ptr<LinearBlock>(uint64_t)> make;
+};
+
+std::vector<Case> cases() {
+  JetBlockConfig jet;
+  jet.hidden_size = D, jet.num_heads = 2, jet.head_dim = 8, jet.expand_v = 2.0, jet.dconv_generator_reduction = 8;
+  GatedDeltaNetConfig gdn;
+  gdn.hidden_size = D, gdn.num_heads = 2, gdn.head_dim = 8, gdn.expand_v = 2.0;
+  DeltaNetConfig dn;
+  dn.hidden_size = D, dn.num_heads = 4, dn.conv_bias = true;
+  GLAConfig gla;
+  gla.hidden_size = D, gla.num_heads = 2, gla.gate_low_rank_dim = 4;
+  RetNetConfig ret;
+  ret.hidden_size = D, ret.num_heads = 2, ret.expand_k = 0.5;
+  Mamba2Config m2;
+  m2.hidden_size = D, m2.head_dim = 16, m2.state_size = 8, m2.n_groups = 2;
+  return {{"jet", [=](uint64_t s) { return make_jet_block(jet, s); }},
+          {"gdn", [=](uint64_t s) { return make_gated_deltanet(gdn, s); }},
+          {"deltanet", [=](uint64_t s) { return make_deltanet(dn, s); }},
+          {"gla", [=](uint64_t s) { return make_gla(gla, s); }},
+          {"retnet", [=](uint64_t s) { return make_retnet(ret, s); }},
+          {"mamba2", [=](uint64_t s) { return make_mamba2(m2, s); }}};
+}
+
+// A block with every parameter perturbed away from its structural init (zeros, ones) so that no path
+// is trivially inactive (JetBlock's kernel generator starts at zero).
+std::unique_ptr<LinearBlock> perturbed(const Case& c, uint64_t seed) {
+  std::unique_ptr<LinearBlock> b = c.make(seed);
+  at::Generator gen = test::seeded(seed + 1000);
+  for (auto& [name, t] : b->parameters())
+    if (name.find("kernel_generator") != std::string::npos || name.find("norm") != std::string::npos || name == "D")
+      t = t + 0.1 * test::randn(t.sizes(), gen);
+  return b;
+}
+
+void expect_state_near(const BlockState& a, const BlockState& b, const std::string& what) {
+  EXPECT_LE(rel_err(a.S, b.S), kTol) << what << ": S";
+  ASSERT_EQ(a.conv.size(), b.conv.size());
+  for (size_t i = 0; i < a.conv.size(); ++i) EXPECT_LE(rel_err(a.conv[i], b.conv[i]), kTol) << what << ": conv " << i;
+  EXPECT_EQ(a.offset, b.offset) << what;
+}
+
+class Blocks : public ::testing::TestWithParam<Case> {};
+
+TEST_P(Blocks, PrefillThenStepsEqualsOneForward) {
+  c10::NoGradGuard no_grad;
+  const auto block = perturbed(GetParam(), 11);
+  const int64_t B = 2, N = 70, M = 6;
+  at::Generator gen = test::seeded(5);
+  const at::Tensor x = test::randn({B, N + M, D}, gen);
+  BlockState full = block->init_state(B);
+  const at::Tensor y = block->forward(x, &full);
+  ASSERT_EQ(y.sizes(), x.sizes());
+  EXPECT_LE(rel_err(block->forward(x, nullptr), y), 0.0) << "forward without state";
+
+  BlockState st = block->init_state(B);
+  EXPECT_LE(rel_err(block->forward(x.narrow(1, 0, N), &st), y.narrow(1, 0, N)), kTol) << "prefill";
+  for (int64_t t = N; t < N + M; ++t) {
+    const at::Tensor yt = block->step(x.select(1, t), st);
+    EXPECT_LE(rel_err(yt, y.select(1, t)), kTol) << "step " << t;
+  }
+  expect_state_near(st, full, "prefill + steps");
+
+  BlockState two = block->init_state(B);  // chunked continuation: forward N, then forward M from the state
+  block->forward(x.narrow(1, 0, N), &two);
+  EXPECT_LE(rel_err(block->forward(x.narrow(1, N, M), &two), y.narrow(1, N, M)), kTol) << "continued forward";
+  expect_state_near(two, full, "two forwards");
+}
+
+TEST_P(Blocks, RecurrentFromZeroEqualsChunked) {
+  c10::NoGradGuard no_grad;
+  const auto block = perturbed(GetParam(), 12);
+  const int64_t B = 2, T = 20;
+  at::Generator gen = test::seeded(6);
+  const at::Tensor x = test::randn({B, T, D}, gen);
+  BlockState chunked = block->init_state(B), rec = block->init_state(B);
+  const at::Tensor y = block->forward(x, &chunked);
+  for (int64_t t = 0; t < T; ++t) EXPECT_LE(rel_err(block->step(x.select(1, t), rec), y.select(1, t)), kTol) << t;
+  expect_state_near(rec, chunked, "recurrent");
+  EXPECT_GT(chunked.S.abs().max().item<double>(), 0.0) << "state must be written";
+}
+
+TEST_P(Blocks, GradientsReachEveryParameter) {
+  const auto block = perturbed(GetParam(), 13);
+  for (auto& [name, t] : block->parameters()) t = t.detach().requires_grad_(true);
+  at::Generator gen = test::seeded(7);
+  const at::Tensor x = test::randn({2, 67, D}, gen).requires_grad_(true);
+  (block->forward(x) * test::randn({2, 67, D}, gen)).sum().backward();
+  EXPECT_TRUE(x.grad().defined() && at::isfinite(x.grad()).all().item<bool>());
+  for (auto& [name, t] : block->parameters()) {
+    ASSERT_TRUE(t.grad().defined()) << name;
+    EXPECT_TRUE(at::isfinite(t.grad()).all().item<bool>()) << name;
+    EXPECT_GT(t.grad().abs().max().item<double>(), 0.0) << name;
+  }
+}
+
+TEST_P(Blocks, SeededInitIsDeterministic) {
+  const auto a = GetParam().make(3), b = GetParam().make(3), c = GetParam().make(4);
+  ASSERT_EQ(a->parameters().size(), c->parameters().size());
+  bool any_differs = false;
+  for (size_t i = 0; i < a->parameters().size(); ++i) {
+    EXPECT_TRUE(a->parameters()[i].second.equal(b->parameters()[i].second)) << a->parameters()[i].first;
+    any_differs |= !a->parameters()[i].second.equal(c->parameters()[i].second);
+  }
+  EXPECT_TRUE(any_differs);
+  EXPECT_EQ(a->type(), GetParam().name);
+}
+
+INSTANTIATE_TEST_SUITE_P(All, Blocks, ::testing::ValuesIn(cases()), [](const auto& info) { return info.param.name; });
+
+std::set<std::string> names_of(LinearBlock& b) {
+  std::set<std::string> r;
+  for (auto& [n, t] : b.parameters()) r.insert(n);
+  return r;
+}
+
+TEST(JetBlock, OfficialNamesShapesAndInit) {
+  JetBlockConfig c;
+  c.hidden_size = 64, c.num_heads = 2, c.head_dim = 16, c.expand_v = 2.0, c.conv_size = 4;
+  c.dconv_generator_reduction = 8, c.init_std = 0.02;
+  const auto b = make_jet_block(c, 1);
+  EXPECT_EQ(names_of(*b), (std::set<std::string>{"q_proj.weight", "k_proj.weight", "v_proj.weight", "b_proj.weight",
+                                                 "a_proj.weight", "A_log", "dt_bias",
+                                                 "dynamic_conv1d.kernel_generator.w1.weight",
+                                                 "dynamic_conv1d.kernel_generator.w2.weight",
+                                                 "dynamic_conv1d.kernel_generator.w2.bias", "g_proj.weight",
+                                                 "o_norm.weight", "o_proj.weight"}));
+  EXPECT_EQ(b->p("v_proj.weight").sizes(), at::IntArrayRef({64, 64}));
+  EXPECT_EQ(b->p("dynamic_conv1d.kernel_generator.w1.weight").sizes(), at::IntArrayRef({8, 64}));
+  EXPECT_EQ(b->p("dynamic_conv1d.kernel_generator.w2.weight").sizes(), at::IntArrayRef({256, 8}));
+  EXPECT_EQ(b->p("o_norm.weight").sizes(), at::IntArrayRef({32}));
+  EXPECT_EQ(b->p("dynamic_conv1d.kernel_generator.w1.weight").abs().max().item<float>(), 0.f);
+  EXPECT_EQ(b->p("dynamic_conv1d.kernel_generator.w2.weight").abs().max().item<float>(), 0.f);
+  const double bias_std = b->p("dynamic_conv1d.kernel_generator.w2.bias").std().item<double>();
+  EXPECT_NEAR(bias_std, 0.02, 0.004);
+  const at::Tensor A = b->p("A_log").exp();
+  EXPECT_TRUE((A > 0).all().item<bool>() && (A < 16).all().item<bool>());
+  const at::Tensor dt = at::softplus(b->p("dt_bias"));
+  EXPECT_TRUE((dt >= 1e-3 - 1e-6).all().item<bool>() && (dt <= 0.1 + 1e-6).all().item<bool>());
+  const BlockState s = b->init_state(3);
+  EXPECT_EQ(s.S.sizes(), at::IntArrayRef({3, 2, 16, 32}));
+  EXPECT_EQ(s.S.scalar_type(), at::kFloat);
+  ASSERT_EQ(s.conv.size(), 1u);
+  EXPECT_EQ(s.conv[0].sizes(), at::IntArrayRef({3, 64, 3}));
+  EXPECT_THROW(b->p("nope"), Error);
+  EXPECT_THROW(b->set("o_norm.weight", at::ones({31})), Error);
+}
+
+TEST(Blocks, FlaParameterNames) {
+  GatedDeltaNetConfig gdn;
+  gdn.hidden_size = D, gdn.num_heads = 2, gdn.head_dim = 8;
+  EXPECT_EQ(names_of(*make_gated_deltanet(gdn, 1)),
+            (std::set<std::string>{"q_proj.weight", "k_proj.weight", "v_proj.weight", "a_proj.weight", "b_proj.weight",
+                                   "A_log", "dt_bias", "q_conv1d.weight", "k_conv1d.weight", "v_conv1d.weight",
+                                   "g_proj.weight", "o_norm.weight", "o_proj.weight"}));
+  GLAConfig gla;
+  gla.hidden_size = D;
+  EXPECT_EQ(names_of(*make_gla(gla, 1)),
+            (std::set<std::string>{"q_proj.weight", "k_proj.weight", "v_proj.weight", "g_proj.weight",
+                                   "gk_proj.0.weight", "gk_proj.1.weight", "gk_proj.1.bias",
+                                   "g_norm_swish_gate.weight", "o_proj.weight"}));
+  Mamba2Config m2;
+  m2.hidden_size = D, m2.head_dim = 16, m2.state_size = 8;
+  const auto m = make_mamba2(m2, 1);
+  EXPECT_EQ(names_of(*m), (std::set<std::string>{"in_proj.weight", "conv1d.weight", "conv1d.bias", "dt_bias", "A_log",
+                                                 "D", "norm.weight", "out_proj.weight"}));
+  EXPECT_EQ(m->p("in_proj.weight").size(0), 2 * 64 + 2 * 8 + 4);  // z, x, B, C, dt
+}
+
+}  // namespace
+}  // namespace jet::model
