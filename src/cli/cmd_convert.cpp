@@ -20,6 +20,7 @@ void setup(CLI::App& app) {
   app.add_option("--out", o->out, "output HF directory")->required();
   app.add_flag("--force", o->force, "replace a non-empty output directory");
   app.callback([o] {
+    jet::model::check_hf_out_dir(o->out, o->force);  // before the (slow) load
     const auto ck = jet::model::load_checkpoint(o->model);
     jet::model::save_hf_dir(o->out, ck, o->force);
     fmt::print("wrote {} ({} tensors, {} model)\n", o->out, ck.tensors.size(), ck.config.model_type);

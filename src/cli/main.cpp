@@ -24,7 +24,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    fprintf(stderr, "jet: error: %s\n", e.what());  // bad flag or value: one line, exit code 1
+    return 1;
   } catch (const jet::Error& e) {
     fprintf(stderr, "jet: error: %s\n", e.what());
     return 1;

@@ -56,12 +56,18 @@ Checkpoint load_checkpoint(const std::string& path, const LoadOptions& opts) {
   return load_gguf_checkpoint(path, opts);
 }
 
-void save_hf_dir(const std::string& dir, const Checkpoint& ck, bool force) {
+void check_hf_out_dir(const std::string& dir, bool force) {
   const fs::path out(dir);
   const bool exists = fs::exists(out);
   JET_CHECK(!exists || fs::is_directory(out), "{}: exists and is not a directory", dir);
   JET_CHECK(!exists || fs::is_empty(out) || force,
             "{}: directory exists and is not empty (use --force to replace it)", dir);
+}
+
+void save_hf_dir(const std::string& dir, const Checkpoint& ck, bool force) {
+  check_hf_out_dir(dir, force);
+  const fs::path out(dir);
+  const bool exists = fs::exists(out);
   const fs::path tmp = fmt::format("{}.tmp.{}", out.lexically_normal().string(), getpid());
   try {
     remove_tree(tmp.string());

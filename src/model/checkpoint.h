@@ -35,5 +35,7 @@ Checkpoint load_gguf_checkpoint(const std::string& path, const LoadOptions& opts
 // tokenizer.json + tokenizer_config.json into dir.tmp.<pid>, then renames it to dir. An existing
 // non-empty dir is an error unless force (then it is replaced).
 void save_hf_dir(const std::string& dir, const Checkpoint& ckpt, bool force);
+// The check save_hf_dir() starts with, for callers that want to fail before loading a model.
+void check_hf_out_dir(const std::string& dir, bool force);
 
 }  // namespace jet::model
