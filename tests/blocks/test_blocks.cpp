@@ -171,6 +171,18 @@ TEST(JetBlock, OfficialNamesShapesAndInit) {
   EXPECT_THROW(b->set("o_norm.weight", at::ones({31})), Error);
 }
 
+TEST(JetBlock, Jet2BHeadWidths) {
+  JetBlockConfig c;  // jetlm_2B.json's efficient_attention_config (hidden size reduced for speed)
+  c.hidden_size = 64, c.num_heads = 12, c.head_dim = 96, c.expand_v = 2.6666666667;
+  const auto b = make_jet_block(c, 1);
+  EXPECT_EQ(b->p("v_proj.weight").size(0), 3072);
+  EXPECT_EQ(b->p("o_norm.weight").size(0), 256);
+  c.expand_v = 2.5;  // 96 · 2.5 = 240 is fine; 12 · 96 · 2.01 is not an integer width
+  EXPECT_NO_THROW(make_jet_block(c, 1));
+  c.expand_v = 2.01;
+  EXPECT_THROW(make_jet_block(c, 1), Error);
+}
+
 TEST(Blocks, FlaParameterNames) {
   GatedDeltaNetConfig gdn;
   gdn.hidden_size = D, gdn.num_heads = 2, gdn.head_dim = 8;

@@ -108,6 +108,10 @@ at::Tensor ssm_log_decay(const at::Tensor& a, const at::Tensor& A_log, const at:
   return -A_log.to(at::kFloat).exp() * at::softplus(a.to(at::kFloat) + dt_bias.to(at::kFloat));
 }
 
+bool close_to_integer(double x) {
+  return std::abs(x - static_cast<double>(static_cast<int64_t>(x))) <= 1e-5 * std::abs(x);
+}
+
 at::Tensor conv_taps(const at::Tensor& weight) { return weight.squeeze(1); }
 
 }  // namespace jet::model

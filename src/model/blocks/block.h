@@ -89,6 +89,9 @@ at::Tensor dense(const at::Tensor& x, const at::Tensor& weight, const at::Tensor
 // Log decay of Mamba2-style gates, fp32: −exp(A_log) · softplus(a + dt_bias); a [..., H], A_log, dt_bias [H].
 at::Tensor ssm_log_decay(const at::Tensor& a, const at::Tensor& A_log, const at::Tensor& dt_bias);
 
+// |x − int(x)| ≤ 1e-5·|x| (math.isclose(int(x), x, rel_tol=1e-5), the references' width check).
+bool close_to_integer(double x);
+
 // A Conv1d weight [C, 1, W] as the [C, W] the short-conv op takes.
 at::Tensor conv_taps(const at::Tensor& weight);
 

@@ -17,7 +17,8 @@ class GatedDeltaNet final : public LinearBlock {
     H_ = c.num_heads;
     K_ = c.head_dim;
     V_ = static_cast<int64_t>(K_ * c.expand_v);
-    JET_CHECK(V_ == K_ * c.expand_v, "gdn block: head_dim {} × expand_v {} is not an integer", K_, c.expand_v);
+    JET_CHECK(close_to_integer(K_ * c.expand_v), "gdn block: head_dim {} × expand_v {} is not an integer", K_,
+              c.expand_v);
     const int64_t D = c.hidden_size, W = c.conv_size;
     Init init(seed);
     add("q_proj.weight", init.normal({H_ * K_, D}, c.init_std));

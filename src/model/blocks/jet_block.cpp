@@ -21,7 +21,9 @@ class JetBlock final : public LinearBlock {
     K_ = c.head_dim;
     key_dim_ = H_ * K_;
     value_dim_ = static_cast<int64_t>(key_dim_ * c.expand_v);
-    JET_CHECK(value_dim_ == key_dim_ * c.expand_v && value_dim_ % H_ == 0,
+    // Like the reference: int() truncation, accepted when within 1e-5 relative of the exact product
+    // (the 2B config has expand_v = 2.6666666667 with head_dim 96).
+    JET_CHECK(close_to_integer(key_dim_ * c.expand_v) && close_to_integer(K_ * c.expand_v) && value_dim_ % H_ == 0,
               "jet block: expand_v {} gives no integer value head width", c.expand_v);
     V_ = value_dim_ / H_;
     const int64_t D = c.hidden_size, W = c.conv_size, gen_hidden = value_dim_ / c.dconv_generator_reduction;
