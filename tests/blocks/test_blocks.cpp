@@ -119,6 +119,24 @@ TEST_P(Blocks, GradientsReachEveryParameter) {
   }
 }
 
+TEST_P(Blocks, Bf16WeightsKeepFp32State) {
+  c10::NoGradGuard no_grad;
+  const auto ref = perturbed(GetParam(), 14), low = perturbed(GetParam(), 14);
+  low->to(at::kCPU, at::kBFloat16);
+  at::Generator gen = test::seeded(8);
+  const at::Tensor x = test::randn({2, 9, D}, gen);
+  BlockState sr = ref->init_state(2), sl = low->init_state(2);
+  const at::Tensor yr = ref->forward(x, &sr), yl = low->forward(x.to(at::kBFloat16), &sl);
+  EXPECT_EQ(yl.scalar_type(), at::kBFloat16);
+  EXPECT_EQ(sl.S.scalar_type(), at::kFloat);
+  EXPECT_LE(rel_err(yl, yr), 3e-2);  // bf16 weights and activations vs fp32
+  EXPECT_LE(rel_err(sl.S, sr.S), 3e-2);
+  const at::Tensor xt = test::randn({2, D}, gen);
+  const at::Tensor tr = ref->step(xt, sr), tl = low->step(xt.to(at::kBFloat16), sl);
+  EXPECT_EQ(tl.scalar_type(), at::kBFloat16);
+  EXPECT_LE(rel_err(tl, tr), 3e-2);
+}
+
 TEST_P(Blocks, SeededInitIsDeterministic) {
   const auto a = GetParam().make(3), b = GetParam().make(3), c = GetParam().make(4);
   ASSERT_EQ(a->parameters().size(), c->parameters().size());
