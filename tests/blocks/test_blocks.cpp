@@ -65,11 +65,9 @@ void expect_state_near(const BlockState& a, const BlockState& b, const std::stri
   EXPECT_EQ(a.offset, b.offset) << what;
 }
 
-class Blocks : public ::testing::TestWithParam<Case> {};
-
-TEST_P(Blocks, PrefillThenStepsEqualsOneForward) {
+void PrefillThenStepsEqualsOneForward(const Case& c) {
   c10::NoGradGuard no_grad;
-  const auto block = perturbed(GetParam(), 11);
+  const auto block = perturbed(c, 11);
   const int64_t B = 2, N = 70, M = 6;
   at::Generator gen = test::seeded(5);
   const at::Tensor x = test::randn({B, N + M, D}, gen);
@@ -92,9 +90,9 @@ TEST_P(Blocks, PrefillThenStepsEqualsOneForward) {
   expect_state_near(two, full, "two forwards");
 }
 
-TEST_P(Blocks, RecurrentFromZeroEqualsChunked) {
+void RecurrentFromZeroEqualsChunked(const Case& c) {
   c10::NoGradGuard no_grad;
-  const auto block = perturbed(GetParam(), 12);
+  const auto block = perturbed(c, 12);
   const int64_t B = 2, T = 20;
   at::Generator gen = test::seeded(6);
   const at::Tensor x = test::randn({B, T, D}, gen);
@@ -105,8 +103,8 @@ TEST_P(Blocks, RecurrentFromZeroEqualsChunked) {
   EXPECT_GT(chunked.S.abs().max().item<double>(), 0.0) << "state must be written";
 }
 
-TEST_P(Blocks, GradientsReachEveryParameter) {
-  const auto block = perturbed(GetParam(), 13);
+void GradientsReachEveryParameter(const Case& c) {
+  const auto block = perturbed(c, 13);
   for (auto& [name, t] : block->parameters()) t = t.detach().requires_grad_(true);
   at::Generator gen = test::seeded(7);
   const at::Tensor x = test::randn({2, 67, D}, gen).requires_grad_(true);
@@ -119,9 +117,9 @@ TEST_P(Blocks, GradientsReachEveryParameter) {
   }
 }
 
-TEST_P(Blocks, Bf16WeightsKeepFp32State) {
+void Bf16WeightsKeepFp32State(const Case& c) {
   c10::NoGradGuard no_grad;
-  const auto ref = perturbed(GetParam(), 14), low = perturbed(GetParam(), 14);
+  const auto ref = perturbed(c, 14), low = perturbed(c, 14);
   low->to(at::kCPU, at::kBFloat16);
   at::Generator gen = test::seeded(8);
   const at::Tensor x = test::randn({2, 9, D}, gen);
@@ -137,19 +135,58 @@ TEST_P(Blocks, Bf16WeightsKeepFp32State) {
   EXPECT_LE(rel_err(tl, tr), 3e-2);
 }
 
-TEST_P(Blocks, SeededInitIsDeterministic) {
-  const auto a = GetParam().make(3), b = GetParam().make(3), c = GetParam().make(4);
-  ASSERT_EQ(a->parameters().size(), c->parameters().size());
+void SeededInitIsDeterministic(const Case& c) {
+  const auto a = c.make(3), b = c.make(3), other = c.make(4);
+  ASSERT_EQ(a->parameters().size(), other->parameters().size());
   bool any_differs = false;
   for (size_t i = 0; i < a->parameters().size(); ++i) {
     EXPECT_TRUE(a->parameters()[i].second.equal(b->parameters()[i].second)) << a->parameters()[i].first;
-    any_differs |= !a->parameters()[i].second.equal(c->parameters()[i].second);
+    any_differs |= !a->parameters()[i].second.equal(other->parameters()[i].second);
   }
   EXPECT_TRUE(any_differs);
-  EXPECT_EQ(a->type(), GetParam().name);
+  EXPECT_EQ(a->type(), c.name);
 }
 
-INSTANTIATE_TEST_SUITE_P(All, Blocks, ::testing::ValuesIn(cases()), [](const auto& info) { return info.param.name; });
+// One process per property (ctest runs each test separately), looping over the six blocks.
+TEST(Blocks, PrefillThenStepsEqualsOneForward) {
+  test::SingleThread one_thread;
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.name);
+    PrefillThenStepsEqualsOneForward(c);
+  }
+}
+
+TEST(Blocks, RecurrentFromZeroEqualsChunked) {
+  test::SingleThread one_thread;
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.name);
+    RecurrentFromZeroEqualsChunked(c);
+  }
+}
+
+TEST(Blocks, GradientsReachEveryParameter) {
+  test::SingleThread one_thread;
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.name);
+    GradientsReachEveryParameter(c);
+  }
+}
+
+TEST(Blocks, Bf16WeightsKeepFp32State) {
+  test::SingleThread one_thread;
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.name);
+    Bf16WeightsKeepFp32State(c);
+  }
+}
+
+TEST(Blocks, SeededInitIsDeterministic) {
+  test::SingleThread one_thread;
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.name);
+    SeededInitIsDeterministic(c);
+  }
+}
 
 std::set<std::string> names_of(LinearBlock& b) {
   std::set<std::string> r;
@@ -202,6 +239,7 @@ TEST(JetBlock, Jet2BHeadWidths) {
 }
 
 TEST(Blocks, FlaParameterNames) {
+  test::SingleThread one_thread;
   GatedDeltaNetConfig gdn;
   gdn.hidden_size = D, gdn.num_heads = 2, gdn.head_dim = 8;
   EXPECT_EQ(names_of(*make_gated_deltanet(gdn, 1)),

@@ -18,6 +18,7 @@ constexpr double kTol = 1e-5;  // fp32 vs float64, outputs and every gradient
 constexpr int64_t B = 2, C = 6;
 
 TEST(DynamicConv, ForwardAndGradsMatchOracle) {
+  test::SingleThread one_thread;
   for (int64_t W : {1, 4}) {
     for (int64_t T : {1, 3, 17}) {
       for (bool with_tail : {false, W > 1}) {
@@ -42,6 +43,7 @@ TEST(DynamicConv, ForwardAndGradsMatchOracle) {
 }
 
 TEST(DynamicConv, StepsAndContinuationEqualOnePass) {
+  test::SingleThread one_thread;
   const int64_t W = 4, T = 11, N = 5;
   at::Generator gen = test::seeded(3);
   const at::Tensor x = test::randn({B, T, C}, gen), kern = test::randn({B, T, C, W}, gen);
@@ -61,12 +63,14 @@ TEST(DynamicConv, StepsAndContinuationEqualOnePass) {
 }
 
 TEST(DynamicConv, BadShapesThrow) {
+  test::SingleThread one_thread;
   EXPECT_THROW(dynamic_conv(at::zeros({B, 3, C}), at::zeros({B, 3, C + 1, 4}), at::Tensor(), true), Error);
   at::Tensor tail = at::zeros({B, C, 2});
   EXPECT_THROW(dynamic_conv_step(at::zeros({B, C}), at::zeros({B, C, 4}), tail, true), Error);
 }
 
 TEST(ShortConv, ForwardGradsStepsMatchOracle) {
+  test::SingleThread one_thread;
   const int64_t W = 4;
   for (bool bias_on : {false, true}) {
     for (bool silu : {false, true}) {

@@ -88,10 +88,7 @@ FwdBwd run(LinearAttentionInput in, const LinearAttentionOptions& opt, bool ref,
   return r;
 }
 
-class Family : public ::testing::TestWithParam<Member> {};
-
-TEST_P(Family, ChunkedMatchesOracleWithGradients) {
-  const Member m = GetParam();
+void ChunkedMatchesOracleWithGradients(const Member& m) {
   const LinearAttentionOptions opt = options(m);
   uint64_t seed = 1;
   for (int64_t T : {1, 17, 64, 65, 200}) {
@@ -113,8 +110,7 @@ TEST_P(Family, ChunkedMatchesOracleWithGradients) {
   }
 }
 
-TEST_P(Family, VarlenPackingEqualsSeparateRuns) {
-  const Member m = GetParam();
+void VarlenPackingEqualsSeparateRuns(const Member& m) {
   const LinearAttentionOptions opt = options(m);
   const std::vector<int64_t> lens = {17, 64, 70, 1};
   std::vector<int64_t> cu = {0};
@@ -140,8 +136,7 @@ TEST_P(Family, VarlenPackingEqualsSeparateRuns) {
   }
 }
 
-TEST_P(Family, PrefillThenStepsEqualsOnePass) {
-  const Member m = GetParam();
+void PrefillThenStepsEqualsOnePass(const Member& m) {
   const LinearAttentionOptions opt = options(m);
   const int64_t N = 70, M = 9;
   const LinearAttentionInput all = make_input(m, B, N + M, B, true, 7);
@@ -165,8 +160,7 @@ TEST_P(Family, PrefillThenStepsEqualsOnePass) {
   EXPECT_LE(rel_err(S, full.final_state), kTolFp32);
 }
 
-TEST_P(Family, RecurrentLoopMatchesOracle) {
-  const Member m = GetParam();
+void RecurrentLoopMatchesOracle(const Member& m) {
   const LinearAttentionOptions opt = options(m);
   for (int64_t T : {1, 17, 64}) {
     SCOPED_TRACE("T=" + std::to_string(T));
@@ -182,8 +176,7 @@ TEST_P(Family, RecurrentLoopMatchesOracle) {
   }
 }
 
-TEST_P(Family, Bf16InputsKeepFp32State) {
-  const Member m = GetParam();
+void Bf16InputsKeepFp32State(const Member& m) {
   const LinearAttentionOptions opt = options(m);
   LinearAttentionInput in = make_input(m, B, 130, B, true, 5);
   in.q = in.q.to(at::kBFloat16);
@@ -197,12 +190,46 @@ TEST_P(Family, Bf16InputsKeepFp32State) {
   EXPECT_LE(rel_err(got.final_state, ref.final_state), kTolFp32);  // state stays fp32
 }
 
-INSTANTIATE_TEST_SUITE_P(All, Family, ::testing::ValuesIn(kMembers), [](const auto& info) {
-  std::string s = name(info.param);
-  for (char& c : s)
-    if (c == '+') c = '_';
-  return s;
-});
+// One process per property (ctest runs each test separately), looping over the eight members.
+TEST(Family, ChunkedMatchesOracleWithGradients) {
+  test::SingleThread one_thread;
+  for (const Member& m : kMembers) {
+    SCOPED_TRACE(name(m));
+    ChunkedMatchesOracleWithGradients(m);
+  }
+}
+
+TEST(Family, VarlenPackingEqualsSeparateRuns) {
+  test::SingleThread one_thread;
+  for (const Member& m : kMembers) {
+    SCOPED_TRACE(name(m));
+    VarlenPackingEqualsSeparateRuns(m);
+  }
+}
+
+TEST(Family, PrefillThenStepsEqualsOnePass) {
+  test::SingleThread one_thread;
+  for (const Member& m : kMembers) {
+    SCOPED_TRACE(name(m));
+    PrefillThenStepsEqualsOnePass(m);
+  }
+}
+
+TEST(Family, RecurrentLoopMatchesOracle) {
+  test::SingleThread one_thread;
+  for (const Member& m : kMembers) {
+    SCOPED_TRACE(name(m));
+    RecurrentLoopMatchesOracle(m);
+  }
+}
+
+TEST(Family, Bf16InputsKeepFp32State) {
+  test::SingleThread one_thread;
+  for (const Member& m : kMembers) {
+    SCOPED_TRACE(name(m));
+    Bf16InputsKeepFp32State(m);
+  }
+}
 
 TEST(LinearAttention, BadInputsThrow) {
   const Member m{Decay::scalar, true};

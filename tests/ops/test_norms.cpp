@@ -14,6 +14,7 @@ using test::rel_err;
 constexpr double kTol = 1e-5;  // fp32 vs float64, outputs and gradients
 
 TEST(Norms, GatedRmsNormMatchesOracle) {
+  test::SingleThread one_thread;
   const int64_t D = 16;
   for (bool before : {true, false}) {
     for (int64_t group : {0, 4}) {
@@ -37,6 +38,7 @@ TEST(Norms, GatedRmsNormMatchesOracle) {
 }
 
 TEST(Norms, RmsNormMatchesOracleAndKeepsDtype) {
+  test::SingleThread one_thread;
   at::Generator gen = test::seeded(1);
   const at::Tensor x = test::randn({4, 32}, gen), w = test::randn({32}, gen);
   EXPECT_LE(rel_err(rms_norm(x, w, 1e-6), rms_norm_ref(x, w, 1e-6)), kTol);

@@ -2,6 +2,7 @@
 #pragma once
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 
 #include <cstdint>
 #include <limits>
@@ -17,6 +18,19 @@ inline double rel_err(const at::Tensor& a, const at::Tensor& b) {
   const double num = (x - y).norm().item<double>();
   return den > 0 ? num / den : num;
 }
+
+// Runs a test body on one intra-op thread (restored afterwards): these tests are many tiny ops, and
+// with the machine's cores shared, OpenMP's spinning workers make them ~10x slower.
+class SingleThread {
+ public:
+  SingleThread() : prev_(at::get_num_threads()) { at::set_num_threads(1); }
+  ~SingleThread() { at::set_num_threads(prev_); }
+  SingleThread(const SingleThread&) = delete;
+  SingleThread& operator=(const SingleThread&) = delete;
+
+ private:
+  int prev_;
+};
 
 inline at::Generator seeded(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
 
