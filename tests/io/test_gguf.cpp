@@ -332,6 +332,41 @@ TEST(Gguf, OpenFromDisk) {
   std::remove(path.c_str());
 }
 
+// The real teacher (models/, from scripts/setup.sh): its facts, and truncated copies of it.
+TEST(Gguf, TeacherFileAndItsPrefixes) {
+  const std::string path = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  if (!std::ifstream(path)) GTEST_SKIP() << path << " missing (scripts/setup.sh downloads it)";
+  File f = File::open(path);
+  EXPECT_EQ(f.get_string("general.architecture"), "llama");
+  EXPECT_EQ(f.get_int("llama.block_count"), 30);
+  EXPECT_EQ(f.get_int("llama.embedding_length"), 576);
+  EXPECT_EQ(f.get_int("llama.attention.head_count"), 9);
+  EXPECT_EQ(f.get_int("llama.attention.head_count_kv"), 3);
+  EXPECT_EQ(f.get_strings("tokenizer.ggml.tokens").size(), 49152u);
+  ASSERT_EQ(f.tensors().size(), 272u);
+  const auto* emb = f.find("token_embd.weight");
+  ASSERT_NE(emb, nullptr);
+  EXPECT_EQ(emb->shape, (std::vector<int64_t>{49152, 576}));
+  int n_q4_1 = 0, n_q8_0 = 0, n_f32 = 0;
+  for (const auto& t : f.tensors()) {
+    n_q4_1 += t.type == Type::Q4_1;
+    n_q8_0 += t.type == Type::Q8_0;
+    n_f32 += t.type == Type::F32;
+  }
+  EXPECT_EQ(n_q4_1 + n_q8_0 + n_f32, 272);
+  EXPECT_GT(n_q4_1, 0);
+  EXPECT_GT(n_q8_0, 0);
+  EXPECT_GT(n_f32, 0);
+
+  const uint8_t* base = f.data(f.tensors()[0]) - f.tensors()[0].offset;
+  auto cut = [&](size_t len) { return error_of([&] { File::parse(base, len, "model.gguf"); }); };
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "model.gguf: truncated metadata (key ", cut(500000));
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "model.gguf: truncated tensor table (tensor 272 of 272)",
+                      cut(f.data_offset() - 40));
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "runs past the end of the file", cut(f.data_offset() + 4096));
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "runs past the end of the file", cut(f.size() - 1));
+}
+
 TEST(Gguf, DequantizeRowHalvesAndBlockChecks) {
   // fp16 specials: subnormal, -0, inf, NaN.
   std::vector<uint16_t> h = {0x0001, 0x8000, 0x7c00, 0xfc00, 0x7e00, 0x3c00, 0x03ff};
