@@ -15,8 +15,11 @@ if ! command -v "$cxx" >/dev/null; then
   exit 77
 fi
 work=$(mktemp -d /tmp/jet-fuzz.XXXXXX)
+# Debian's fmt (/usr/include/fmt), searched before anything else: LibTorch ships another fmt.
+mkdir -p "$work/inc"
+ln -s /usr/include/fmt "$work/inc/fmt"
 flags=(-std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-       -DFMT_HEADER_ONLY -I"$root/src" -I/usr/include)
+       -DFMT_HEADER_ONLY -I"$work/inc" -I"$root/src")
 echo 'extern "C" int LLVMFuzzerTestOneInput(const char*, unsigned long) { return 0; }' > "$work/probe.cpp"
 if ! "$cxx" "${flags[@]}" "$work/probe.cpp" -o "$work/probe" 2>"$work/probe.log"; then
   echo "SKIP: $cxx cannot build libFuzzer targets (Debian: apt-get install libclang-rt-14-dev):"
@@ -30,15 +33,31 @@ sources_gguf=("$root/src/io/gguf.cpp" "$root/src/io/gguf_dequant.cpp")
 if [ -f "$root/src/io/safetensors.cpp" ]; then
   targets+=(safetensors)
   sources_safetensors=("$root/src/io/safetensors.cpp")
+  # safetensors.cpp formats shapes with core/shape.h, which takes c10::IntArrayRef (header-only use).
+  for d in "$root"/.venv/lib/python3*/site-packages/torch/include; do
+    if [ -d "$d" ]; then sources_safetensors+=(-isystem "$d"); fi
+  done
 else
   echo "note: src/io/safetensors.cpp not there yet; fuzzing GGUF only"
 fi
 
 status=0
+echo "== build: ${targets[*]/#/fuzz_} (in parallel)"
+pids=()
 for name in "${targets[@]}"; do
   src_var="sources_${name}[@]"
-  echo "== fuzz_$name: build"
-  "$cxx" "${flags[@]}" "$here/fuzz_$name.cpp" "${!src_var}" -o "$work/fuzz_$name"
+  "$cxx" "${flags[@]}" "$here/fuzz_$name.cpp" "${!src_var}" -o "$work/fuzz_$name" \
+    >"$work/build_$name.log" 2>&1 &
+  pids+=($!)
+done
+for i in "${!targets[@]}"; do
+  if ! wait "${pids[$i]}"; then
+    cat "$work/build_${targets[$i]}.log"
+    echo "FAIL: fuzz_${targets[$i]} does not build"
+    exit 1
+  fi
+done
+for name in "${targets[@]}"; do
   mkdir -p "$work/corpus_$name" "$work/artifacts_$name"
   cp "$here/corpus_$name"/* "$work/corpus_$name/"
   echo "== fuzz_$name: ${secs}s on $(ls "$here/corpus_$name" | wc -l) seeds"
