@@ -3,6 +3,7 @@
 // zero == chunked, gradients reach every parameter, seeded init, official parameter names.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <set>
@@ -12,6 +13,9 @@
 #include "../ops/test_util.h"
 #include "core/check.h"
 #include "model/blocks/blocks.h"
+#include "ops/dynamic_conv/dynamic_conv.h"
+#include "ops/linear_attention/linear_attention.h"
+#include "ops/norms/norms.h"
 
 namespace jet::model {
 namespace {
@@ -224,6 +228,103 @@ TEST(JetBlock, OfficialNamesShapesAndInit) {
   EXPECT_EQ(s.conv[0].sizes(), at::IntArrayRef({3, 64, 3}));
   EXPECT_THROW(b->p("nope"), Error);
   EXPECT_THROW(b->set("o_norm.weight", at::ones({31})), Error);
+}
+
+// JetBlock's forward against the layer's formulas spelled out in float64 with the oracle ops, reading
+// the parameters by their official names (kernel layout "(d w)": channel-major, tap-minor).
+TEST(JetBlock, ForwardMatchesOfficialFormulasInFloat64) {
+  test::SingleThread one_thread;
+  c10::NoGradGuard no_grad;
+  const Case jet = cases()[0];
+  const auto b = perturbed(jet, 21);
+  const int64_t B = 2, T = 19, H = 2, K = 8, V = 16, W = 4;
+  at::Generator gen = test::seeded(9);
+  const at::Tensor x = test::randn({B, T, D}, gen).to(at::kDouble);
+  auto P = [&](const char* n) { return b->p(n).to(at::kDouble); };
+  auto lin = [&](const at::Tensor& t, const char* n) { return at::matmul(t, P(n).t()); };
+  const at::Tensor q = at::silu(lin(x, "q_proj.weight")).view({B, T, H, K});
+  const at::Tensor k = at::silu(lin(x, "k_proj.weight")).view({B, T, H, K});
+  const at::Tensor kernels =
+      (at::matmul(at::silu(lin(x, "dynamic_conv1d.kernel_generator.w1.weight")),
+                  P("dynamic_conv1d.kernel_generator.w2.weight").t()) +
+       P("dynamic_conv1d.kernel_generator.w2.bias"))
+          .view({B, T, H * V, W});
+  const at::Tensor v = ops::dynamic_conv_ref(lin(x, "v_proj.weight"), kernels, at::Tensor(), true).view({B, T, H, V});
+  const at::Tensor beta = at::sigmoid(lin(x, "b_proj.weight"));
+  const at::Tensor g = -P("A_log").exp() * at::softplus(lin(x, "a_proj.weight") + P("dt_bias"));
+  ops::LinearAttentionOptions opt;
+  opt.decay = ops::Decay::scalar, opt.delta = true, opt.qk_l2norm = true;
+  const at::Tensor o = ops::linear_attention_ref({q, k, v, g, beta, at::Tensor(), at::Tensor()}, opt).o;
+  const at::Tensor n = ops::gated_rms_norm_ref(o, lin(x, "g_proj.weight").view({B, T, H, V}), P("o_norm.weight"), 1e-5);
+  const at::Tensor want = lin(n.reshape({B, T, H * V}), "o_proj.weight");
+  EXPECT_LE(rel_err(b->forward(x.to(at::kFloat)), want), kTol);
+}
+
+// Mamba2 against the selective-state-space recurrence of fla's decode path written out in float64
+// (state [H, head_dim, state_size], group g of B/C serving heads g·H/G ..), not via the family op.
+TEST(Mamba2Block, ForwardMatchesSsmRecurrenceInFloat64) {
+  test::SingleThread one_thread;
+  c10::NoGradGuard no_grad;
+  const Case m2 = cases()[5];
+  const auto b = perturbed(m2, 22);
+  const int64_t Bn = 2, T = 9, I = 64, P = 16, N = 8, G = 2, H = I / P, W = 4, conv_dim = I + 2 * G * N;
+  at::Generator gen = test::seeded(10);
+  const at::Tensor x = test::randn({Bn, T, D}, gen).to(at::kDouble);
+  auto Pm = [&](const char* n) { return b->p(n).to(at::kDouble); };
+  const at::Tensor zxbcdt = at::matmul(x, Pm("in_proj.weight").t());
+  const at::Tensor z = zxbcdt.narrow(-1, 0, I), dt_raw = zxbcdt.narrow(-1, I + conv_dim, H);
+  const at::Tensor xbc = at::silu(ops::dynamic_conv_ref(zxbcdt.narrow(-1, I, conv_dim),
+                                                       Pm("conv1d.weight").squeeze(1).expand({Bn, T, conv_dim, W}),
+                                                       at::Tensor(), false) +
+                                  Pm("conv1d.bias"));
+  const at::Tensor A = -Pm("A_log").exp();
+  at::Tensor state = at::zeros({Bn, H, P, N}, x.options());
+  std::vector<at::Tensor> ys;
+  for (int64_t t = 0; t < T; ++t) {
+    const at::Tensor xt = xbc.select(1, t).narrow(-1, 0, I).view({Bn, H, P});
+    const at::Tensor Bt = xbc.select(1, t).narrow(-1, I, G * N).view({Bn, G, 1, N}).expand({Bn, G, H / G, N}).reshape({Bn, H, N});
+    const at::Tensor Ct = xbc.select(1, t).narrow(-1, I + G * N, G * N).view({Bn, G, 1, N}).expand({Bn, G, H / G, N}).reshape({Bn, H, N});
+    const at::Tensor dt = at::softplus(dt_raw.select(1, t) + Pm("dt_bias"));  // [Bn, H]
+    state = state * (dt * A).exp().view({Bn, H, 1, 1}) + (dt.view({Bn, H, 1}) * xt).unsqueeze(-1) * Bt.unsqueeze(2);
+    const at::Tensor y = at::matmul(state, Ct.unsqueeze(-1)).squeeze(-1) + xt * Pm("D").view({1, H, 1});
+    ys.push_back(y.reshape({Bn, I}));
+  }
+  const at::Tensor y = at::stack(ys, 1);
+  const at::Tensor n = ops::gated_rms_norm_ref(y, z, Pm("norm.weight"), 1e-5, false, I / G);
+  const at::Tensor want = at::matmul(n, Pm("out_proj.weight").t());
+  EXPECT_LE(rel_err(b->forward(x.to(at::kFloat)), want), kTol);
+}
+
+// RetNet against the parallel retention form (like fla's naive_retention) with rotate-half RoPE,
+// written out in float64: o = ((s·q kᵀ) ⊙ γ_h^{i−j} [i ≥ j]) v.
+TEST(RetNetBlock, ForwardMatchesParallelRetentionInFloat64) {
+  test::SingleThread one_thread;
+  c10::NoGradGuard no_grad;
+  const auto b = perturbed(cases()[4], 23);
+  const int64_t B = 2, T = 70, H = 2, K = 8, V = 32;  // D·0.5 / 2 heads, D·2 / 2 heads
+  at::Generator gen = test::seeded(11);
+  const at::Tensor x = test::randn({B, T, D}, gen).to(at::kDouble);
+  auto lin = [&](const at::Tensor& t, const char* n) { return at::matmul(t, b->p(n).to(at::kDouble).t()); };
+  const at::Tensor pos = at::arange(T, x.options()).view({1, T, 1, 1});
+  const at::Tensor inv_freq = 1.0 / at::pow(10000.0, at::arange(0, K, 2, x.options()) / double(K));
+  const at::Tensor cos = at::cat({(pos * inv_freq).cos(), (pos * inv_freq).cos()}, -1);
+  const at::Tensor sin = at::cat({(pos * inv_freq).sin(), (pos * inv_freq).sin()}, -1);
+  auto rope = [&](const at::Tensor& t) {
+    const at::Tensor rot = at::cat({-t.narrow(-1, K / 2, K / 2), t.narrow(-1, 0, K / 2)}, -1);
+    return t * cos + rot * sin;
+  };
+  const at::Tensor q = rope(lin(x, "q_proj.weight").view({B, T, H, K})).transpose(1, 2);  // [B, H, T, K]
+  const at::Tensor k = rope(lin(x, "k_proj.weight").view({B, T, H, K})).transpose(1, 2);
+  const at::Tensor v = lin(x, "v_proj.weight").view({B, T, H, V}).transpose(1, 2);
+  const at::Tensor idx = at::arange(T, x.options());
+  const at::Tensor diff = idx.view({T, 1}) - idx.view({1, T});
+  const at::Tensor gamma = 1.0 - at::pow(2.0, -5.0 - at::arange(H, x.options()));
+  const at::Tensor mask = at::pow(gamma.view({H, 1, 1}), diff.clamp_min(0)) * (diff >= 0).to(at::kDouble);
+  const at::Tensor o = at::matmul(at::matmul(q / std::sqrt(double(K)), k.transpose(-1, -2)) * mask, v).transpose(1, 2);
+  const at::Tensor n = ops::gated_rms_norm_ref(o, lin(x, "g_proj.weight").view({B, T, H, V}),
+                                               b->p("g_norm_swish_gate.weight").to(at::kDouble), 1e-5);
+  const at::Tensor want = lin(n.reshape({B, T, H * V}), "o_proj.weight");
+  EXPECT_LE(rel_err(b->forward(x.to(at::kFloat)), want), kTol);
 }
 
 TEST(JetBlock, Jet2BHeadWidths) {
