@@ -404,6 +404,20 @@ TEST(JetBlock, Jet2BHeadWidths) {
   EXPECT_THROW(make_jet_block(c, 1), Error);
 }
 
+TEST(Blocks, MakeBlockFromConfigJson) {
+  const auto jet = make_block("jet", nlohmann::json::parse(R"({"mode": "chunk", "expand_v": 2, "head_dim": 8,
+      "num_heads": 2, "norm_eps": 1e-6, "conv_size": 3, "dconv_generator_reduction": 4,
+      "dconv_implementation": "triton"})"), D, 0.02, 1);
+  EXPECT_EQ(jet->type(), "jet");
+  EXPECT_EQ(jet->p("dynamic_conv1d.kernel_generator.w2.weight").sizes(), at::IntArrayRef({32 * 3, 8}));
+  EXPECT_EQ(jet->init_state(1).conv[0].size(2), 2);
+  for (const char* t : {"gdn", "deltanet", "gla", "retnet", "mamba2"})
+    EXPECT_EQ(make_block(t, nlohmann::json::object(), D, 0.02, 1)->type(), t);
+  EXPECT_THROW(make_block("jet", nlohmann::json::parse(R"({"num_head": 2})"), D, 0.02, 1), Error);
+  EXPECT_THROW(make_block("jet", nlohmann::json::parse(R"({"num_heads": "two"})"), D, 0.02, 1), Error);
+  EXPECT_THROW(make_block("lstm", nlohmann::json::object(), D, 0.02, 1), Error);
+}
+
 TEST(Blocks, FlaParameterNames) {
   test::SingleThread one_thread;
   GatedDeltaNetConfig gdn;

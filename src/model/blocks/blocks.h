@@ -8,6 +8,8 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "model/blocks/block.h"
 
 namespace jet::model {
@@ -95,5 +97,11 @@ std::unique_ptr<LinearBlock> make_deltanet(const DeltaNetConfig& c, uint64_t see
 std::unique_ptr<LinearBlock> make_gla(const GLAConfig& c, uint64_t seed);
 std::unique_ptr<LinearBlock> make_retnet(const RetNetConfig& c, uint64_t seed);
 std::unique_ptr<LinearBlock> make_mamba2(const Mamba2Config& c, uint64_t seed);
+
+// The block for a layer_types entry from its efficient_attention_config[type] object (keys as the
+// config structs above, i.e. the official/fla argument names; "mode" and "dconv_implementation" are
+// accepted and ignored, any other unknown key is an error). hidden_size and init_std come from the model.
+std::unique_ptr<LinearBlock> make_block(const std::string& type, const nlohmann::json& cfg, int64_t hidden_size,
+                                        double init_std, uint64_t seed);
 
 }  // namespace jet::model
