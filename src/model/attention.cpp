@@ -38,17 +38,31 @@ at::Tensor Attention::forward(const at::Tensor& x, const ForwardContext& ctx, Mi
     k = s.k.narrow(2, 0, past + T);
     v = s.v.narrow(2, 0, past + T);
   }
+  // ATen's enable_gqa path is a slow fallback on CPU (milliseconds for one decode step), so the KV
+  // heads are shared explicitly. Query head h uses KV head h / rep.
+  const int64_t rep = heads_ / kv_heads_;
   at::Tensor out;
-  if (past == 0 || T == 1) {
-    // A single new token sees every cached one; a fresh block is plainly causal.
-    out = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/past == 0 && T > 1,
-                                           std::nullopt, /*enable_gqa=*/true);
+  if (T == 1) {
+    // One new token sees everything cached: fold each group's query heads into the query length, so
+    // K and V are used in place. [B, H, 1, D] -> [B, Hkv, rep, D]
+    out = at::scaled_dot_product_attention(q.reshape({B, kv_heads_, rep, head_dim_}), k, v)
+              .reshape({B, heads_, 1, head_dim_});
   } else {
-    // Query i (position past+i) sees keys 0..past+i.
-    at::Tensor qi = at::arange(T, at::TensorOptions().dtype(at::kLong).device(x.device())).unsqueeze(1);
-    at::Tensor kj = at::arange(past + T, at::TensorOptions().dtype(at::kLong).device(x.device())).unsqueeze(0);
-    at::Tensor mask = kj <= qi + past;  // [T, past+T]
-    out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, std::nullopt, true);
+    if (rep > 1) {  // [B, Hkv, S, D] -> [B, H, S, D]
+      auto repeat = [&](const at::Tensor& t) {
+        return t.unsqueeze(2).expand({B, kv_heads_, rep, t.size(2), head_dim_}).reshape({B, heads_, t.size(2), head_dim_});
+      };
+      k = repeat(k);
+      v = repeat(v);
+    }
+    if (past == 0) {
+      out = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
+    } else {
+      // Query i (position past+i) sees keys 0..past+i.
+      auto opts = at::TensorOptions().dtype(at::kLong).device(x.device());
+      at::Tensor mask = at::arange(past + T, opts).unsqueeze(0) <= at::arange(T, opts).unsqueeze(1) + past;
+      out = at::scaled_dot_product_attention(q, k, v, mask);
+    }
   }
   return o_proj_(out.transpose(1, 2).reshape({B, T, heads_ * head_dim_}));
 }
