@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+
 #include "core/check.h"
 
 namespace jet::model {
@@ -44,9 +46,12 @@ at::Tensor Attention::forward(const at::Tensor& x, const ForwardContext& ctx, Mi
   at::Tensor out;
   if (T == 1) {
     // One new token sees everything cached: fold each group's query heads into the query length, so
-    // K and V are used in place. [B, H, 1, D] -> [B, Hkv, rep, D]
-    out = at::scaled_dot_product_attention(q.reshape({B, kv_heads_, rep, head_dim_}), k, v)
-              .reshape({B, heads_, 1, head_dim_});
+    // K and V are used in place. Written out rather than through SDPA: on CUDA, SDPA's cuDNN backend
+    // builds a plan for every new key length, i.e. at every decode step.
+    at::Tensor qg = q.reshape({B, kv_heads_, rep, head_dim_});                  // [B, Hkv, rep, D]
+    at::Tensor scores = at::matmul(qg, k.transpose(-1, -2)).to(at::kFloat);  // [B, Hkv, rep, S]
+    at::Tensor probs = at::softmax(scores / std::sqrt(static_cast<double>(head_dim_)), -1);
+    out = at::matmul(probs.to(v.scalar_type()), v).reshape({B, heads_, 1, head_dim_});
   } else {
     if (rep > 1) {  // [B, Hkv, S, D] -> [B, H, S, D]
       auto repeat = [&](const at::Tensor& t) {

@@ -65,6 +65,7 @@ void CausalLM::load_weights(const io::TensorMap& weights, at::ScalarType dtype, 
   check_weights(weights, where);
   for (const auto& p : params_) *p.slot = weights.at(p.name).to(device, dtype);
   if (config_.tie_word_embeddings) lm_head_ = embed_tokens_;
+  rope_.to(device);
   dtype_ = dtype;
   device_ = device;
 }
@@ -101,10 +102,12 @@ at::Tensor CausalLM::hidden(const at::Tensor& ids, int64_t start_pos, Cache* cac
   JET_CHECK(T > 0, "empty input");
   if (cache) JET_CHECK(start_pos <= cache->length, "cache holds {} tokens, cannot continue at {}",
                        cache->length, start_pos);
-  at::Tensor ids_dev = ids.to(device_, at::kLong);
-  int64_t lo = ids_dev.min().item<int64_t>(), hi = ids_dev.max().item<int64_t>();
+  // Checked where the ids are (the CPU, from the engine), before they move: no device sync.
+  auto [lo_t, hi_t] = at::aminmax(ids);
+  const int64_t lo = lo_t.item<int64_t>(), hi = hi_t.item<int64_t>();
   JET_CHECK(lo >= 0 && hi < config_.vocab_size, "token id out of range [0, {}): {}",
             config_.vocab_size, lo < 0 ? lo : hi);
+  at::Tensor ids_dev = ids.to(device_, at::kLong);
   ForwardContext ctx;
   ctx.start_pos = start_pos;
   std::tie(ctx.cos, ctx.sin) = rope_.cos_sin(start_pos, T, device_, dtype_);

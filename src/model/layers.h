@@ -42,7 +42,8 @@ class Rope {
                                             at::ScalarType dtype) const;
   // x [B, H, T, head_dim] rotated with cos/sin [T, head_dim].
   static at::Tensor apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
-  const at::Tensor& inv_freq() const { return inv_freq_; }  // [head_dim / 2] fp32, CPU
+  void to(at::Device device) { inv_freq_ = inv_freq_.to(device); }
+  const at::Tensor& inv_freq() const { return inv_freq_; }  // [head_dim / 2] fp32
 
  private:
   at::Tensor inv_freq_;
