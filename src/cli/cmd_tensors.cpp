@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 #include "cli/command.h"
@@ -24,6 +25,10 @@ bool is_gguf(const std::string& path) {
 }
 
 void run(const std::string& model, const std::string& out, bool meta) {
+  if (!out.empty()) {
+    auto dir = std::filesystem::absolute(out).parent_path();
+    JET_CHECK(std::filesystem::is_directory(dir), "{}: directory {} does not exist", out, dir.string());
+  }
   jet::io::TensorMap tensors;
   if (is_gguf(model)) {
     auto f = jet::gguf::File::open(model);

@@ -172,6 +172,9 @@ def synthetic(tmp):
             got_t = f.get_tensor(name)
             check(got_t.dtype == np.float32, f"{name}: written dtype {got_t.dtype}")
             bits_equal(name, got_t, want)
+    # The written file lists back (safetensors input) with the same names and shapes, all F32.
+    back = listing(jet("--model", out))
+    check(back == {n: ("F32", rows[n][1]) for n in rows}, "listing of the written safetensors file")
     print(f"synthetic: {len(meta) + len(arrays) + 1} metadata keys, {len(tensors)} tensors of "
           f"{len({q for _, q in tensors.values()})} types compared")
 
@@ -218,9 +221,29 @@ def teacher(tmp):
           f"{timing[0][2:] if timing else ''}")
 
 
+def bad_input(tmp):
+    """A broken file: one 'jet: error: <file>: ...' line, exit 1, no output file."""
+    src = os.path.join(tmp, "synthetic.gguf")
+    data = open(src, "rb").read()
+    cases = {"cut.gguf": data[: len(data) - 100], "magic.gguf": b"GGUX" + data[4:],
+             "v1.gguf": data[:4] + b"\x01\x00\x00\x00" + data[8:]}
+    for name, blob in cases.items():
+        path, out = os.path.join(tmp, name), os.path.join(tmp, name + ".safetensors")
+        with open(path, "wb") as f:
+            f.write(blob)
+        r = subprocess.run([JET, "tensors", "--model", path, "--out", out], capture_output=True, text=True)
+        lines = r.stderr.strip().splitlines()
+        check(r.returncode == 1 and len(lines) == 1 and lines[0].startswith(f"jet: error: {path}: "),
+              f"{name}: exit {r.returncode}, stderr {r.stderr.strip()!r}")
+        check(not os.path.exists(out) and not any(f.startswith(name + ".safetensors") for f in os.listdir(tmp)),
+              f"{name}: output file left behind")
+    print(f"bad input: {len(cases)} broken files rejected with one error line")
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         synthetic(tmp)
+        bad_input(tmp)
         teacher(tmp)
     if failures:
         sys.exit(f"FAIL: {len(failures)} mismatches")
