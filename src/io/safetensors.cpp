@@ -149,10 +149,17 @@ const TensorView* File::find(const std::string& name) const {
 
 void write(const std::string& path, const std::vector<TensorView>& tensors,
            const std::map<std::string, std::string>& metadata) {
+  // Larger element types first: every tensor then starts aligned to its element size.
+  std::vector<const TensorView*> order;
+  for (const auto& t : tensors) order.push_back(&t);
+  std::stable_sort(order.begin(), order.end(), [](const TensorView* a, const TensorView* b) {
+    return dtype_size(a->dtype) > dtype_size(b->dtype);
+  });
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
-  for (const auto& t : tensors) {
+  for (const TensorView* tp : order) {
+    const TensorView& t = *tp;
     JET_CHECK(!header.contains(t.name), "{}: duplicate tensor name '{}'", path, t.name);
     uint64_t numel = 1;
     for (int64_t d : t.shape) numel *= static_cast<uint64_t>(d);
@@ -176,8 +183,8 @@ void write(const std::string& path, const std::vector<TensorView>& tensors,
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(uint64_t(h.size()) >> (8 * i));
   ok = ok && std::fwrite(len, 1, 8, fp) == 8;
   ok = ok && std::fwrite(h.data(), 1, h.size(), fp) == h.size();
-  for (const auto& t : tensors)
-    ok = ok && (t.nbytes == 0 || std::fwrite(t.data, 1, t.nbytes, fp) == t.nbytes);
+  for (const TensorView* t : order)
+    ok = ok && (t->nbytes == 0 || std::fwrite(t->data, 1, t->nbytes, fp) == t->nbytes);
   ok = ok && std::fflush(fp) == 0 && fsync(fileno(fp)) == 0;
   ok = (std::fclose(fp) == 0) && ok;
   if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {

@@ -60,6 +60,7 @@ TEST_F(CheckpointTest, PrefillThenDecodeEqualsFullForward) {
   CausalLM lm(ck.config);
   lm.load_weights(ck.tensors, at::kFloat, at::kCPU, dir());
   at::InferenceMode guard;
+  at::manual_seed(11);
   at::Tensor ids = at::randint(0, 97, {2, 13}, at::kLong);
   at::Tensor full = lm.forward(ids);  // [2, 13, V]
   auto cache = lm.new_cache(2, 13);
@@ -67,9 +68,11 @@ TEST_F(CheckpointTest, PrefillThenDecodeEqualsFullForward) {
   parts.push_back(lm.forward(ids.narrow(1, 5, 3), 5, &cache));  // a multi-token chunk after a prefix
   for (int64_t t = 8; t < 13; ++t) parts.push_back(lm.forward(ids.narrow(1, t, 1), t, &cache));
   EXPECT_EQ(cache.length, 13);
-  EXPECT_LT((at::cat(parts, 1) - full).abs().max().item<float>(), 1e-4);
+  // fp32 rounding: relative to the largest logit.
+  const float tol = 1e-5f * full.abs().max().item<float>();
+  EXPECT_LT((at::cat(parts, 1) - full).abs().max().item<float>(), tol);
   // Each batch row alone gives the same logits as in the batch.
-  EXPECT_LT((lm.forward(ids.narrow(0, 1, 1)) - full.narrow(0, 1, 1)).abs().max().item<float>(), 1e-4);
+  EXPECT_LT((lm.forward(ids.narrow(0, 1, 1)) - full.narrow(0, 1, 1)).abs().max().item<float>(), tol);
   // bf16 stays close to fp32.
   CausalLM bf(ck.config);
   bf.load_weights(ck.tensors, at::kBFloat16, at::kCPU, dir());
