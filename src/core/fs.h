@@ -1,4 +1,4 @@
-// File-system helpers. remove_tree() replaces std::filesystem::remove_all, which must not be called
+// File-system helpers. write_file_atomic() for every small output file; remove_tree() replaces std::filesystem::remove_all, which must not be called
 // in jet: libtorch.so exports its own copy of the std::filesystem symbols, the dynamic linker binds
 // our calls to it, and its remove_all jumps through a null pointer on any non-empty directory.
 #pragma once
@@ -8,5 +8,8 @@ namespace jet {
 
 // Removes a file or a directory tree; a missing path is not an error. Throws jet::Error on failure.
 void remove_tree(const std::string& path);
+
+// Writes bytes to path.tmp.<pid>, flushes, then renames it over path: readers never see a partial file.
+void write_file_atomic(const std::string& path, const std::string& bytes);
 
 }  // namespace jet
