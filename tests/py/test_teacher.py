@@ -1,0 +1,110 @@
+# labels: fast
+"""The real teacher (SmolLM2-135M-Instruct, Q4_1 GGUF): `jet convert` gives an HF directory that
+transformers loads; jet's fp32 logits on 5 prompts match HF's (<= 1e-4 abs); a 32-token greedy
+continuation from `jet generate` (plain and chat-formatted prompts) equals HF generate token for token;
+and, as an independent check of the GGUF renaming and Q/K un-permutation, transformers' own GGUF loader
+gives the same weights and logits. Prompts are tokenized by transformers' GGUF tokenizer."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+import torch  # noqa: E402
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+hf_logging.disable_progress_bar()
+hf_logging.set_verbosity_error()
+JET = os.environ.get("JET_BIN", "build/jet")
+ROOT = os.environ.get("JET_ROOT", ".")
+GGUF = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+PROMPTS = [
+    "The capital of France is",
+    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
+    "Once upon a time, in a small village by the sea, there lived",
+    "Water boils at 100 degrees Celsius. At high altitude, it boils at a lower temperature because",
+    "Voici une phrase en français, avec des accents: été, très, où. Ñandú, 東京, 🙂",
+]
+TOL = 1e-4
+
+
+def jet(*args):
+    p = subprocess.run([JET, *map(str, args)], capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"FAIL: jet {args[0]} -> {p.returncode}: {p.stderr.strip()}")
+    return p.stdout
+
+
+def jet_generate(ids):
+    out = jet("generate", "--model", GGUF, "--prompt-ids", json.dumps(ids), "--temperature", 0,
+              "--max-new-tokens", 32, "--print-token-ids")
+    lines = out.rstrip("\n").split("\n")
+    return json.loads(lines[-2]), lines[-1]
+
+
+def main():
+    torch.set_num_threads(2)
+    ok = True
+    with tempfile.TemporaryDirectory() as tmp:
+        hf_dir = os.path.join(tmp, "hf")
+        jet("convert", "--model", GGUF, "--out", hf_dir)
+        files = sorted(os.listdir(hf_dir))
+        print(f"convert wrote {files}")
+        tok = AutoTokenizer.from_pretrained(os.path.dirname(GGUF), gguf_file=os.path.basename(GGUF))
+        model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
+
+        worst = 0.0
+        for i, prompt in enumerate(PROMPTS):
+            ids = tok(prompt).input_ids
+            out = os.path.join(tmp, f"l{i}.safetensors")
+            jet("logits", "--model", GGUF, "--ids", json.dumps(ids), "--out", out)
+            mine = load_file(out)["logits"]
+            with torch.no_grad():
+                ref = model(torch.tensor([ids])).logits[0]
+            err = (mine - ref).abs().max().item()
+            worst = max(worst, err)
+            ok &= err <= TOL
+            print(f"{'ok  ' if err <= TOL else 'FAIL'} logits prompt {i}: T={len(ids)} max abs err {err:.2e} "
+                  f"(|logits| max {ref.abs().max():.1f})")
+
+        for chat in (False, True):
+            prompt = PROMPTS[0] if not chat else "What is the capital of France?"
+            text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                           add_generation_prompt=True) if chat else prompt
+            ids = tok(text).input_ids
+            with torch.no_grad():
+                ref = model.generate(torch.tensor([ids]), max_new_tokens=32, do_sample=False)[0, len(ids):].tolist()
+            mine, speed = jet_generate(ids)
+            same = mine == ref
+            ok &= same
+            print(f"{'ok  ' if same else 'FAIL'} greedy 32 tokens{' (chat prompt)' if chat else ''}: "
+                  f"{len(mine)} ids {'identical' if same else f'differ: jet {mine} hf {ref}'}; {speed}")
+
+        # Independent check: transformers' GGUF loader (its own dequantisation and un-permutation).
+        try:
+            g = AutoModelForCausalLM.from_pretrained(os.path.dirname(GGUF), gguf_file=os.path.basename(GGUF),
+                                                     dtype=torch.float32).eval()
+        except Exception as e:  # noqa: BLE001 - report, do not hide
+            print(f"FAIL transformers could not load the GGUF: {e}")
+            return 1
+        sd, gd = model.state_dict(), g.state_dict()
+        wdiff = max((sd[k] - gd[k]).abs().max().item() for k in sd)
+        ids = tok(PROMPTS[2]).input_ids
+        with torch.no_grad():
+            gref = g(torch.tensor([ids])).logits[0]
+        out = os.path.join(tmp, "g.safetensors")
+        jet("logits", "--model", GGUF, "--ids", json.dumps(ids), "--out", out)
+        gerr = (load_file(out)["logits"] - gref).abs().max().item()
+        good = set(sd) == set(gd) and wdiff == 0.0 and gerr <= TOL
+        ok &= good
+        print(f"{'ok  ' if good else 'FAIL'} transformers GGUF loader: {len(gd)} tensors, max weight diff vs "
+              f"jet convert {wdiff:.1e}, logits max abs err vs jet {gerr:.2e}")
+    print(f"test_teacher: {'PASS' if ok else 'FAIL'} (worst logits error {worst:.2e})")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
