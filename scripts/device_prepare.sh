@@ -19,4 +19,6 @@ mkdir -p .teacher1 .teacher2
 half=$(( ($(stat -c %s "$T") + 1) / 2 ))
 head -c "$half" "$T" > .teacher1/part
 tail -c +"$((half + 1))" "$T" > .teacher2/part
+git rev-parse --short HEAD > .devdeps/commit
+[ -z "$(git status --porcelain --untracked-files=no)" ] || echo "dirty" >> .devdeps/commit
 du -sh .devdeps .teacher1 .teacher2

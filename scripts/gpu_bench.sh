@@ -3,7 +3,9 @@
 set -uo pipefail
 BUILD=${BUILD:-build-gpu}
 T=models/SmolLM2-135M-Instruct.Q4_1.gguf
-echo "== commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%F), $(nvidia-smi --query-gpu=name --format=csv,noheader)"
+# The device copy has no .git: scripts/device_prepare.sh leaves the commit in .devdeps/commit.
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || cat .devdeps/commit 2>/dev/null || echo unknown)
+echo "== commit $COMMIT, $(date -u +%F), $(nvidia-smi --query-gpu=name --format=csv,noheader)"
 echo "== fused decode-step kernels (JetBlock-2B shapes)"
 $BUILD/bench_linear_attention_step
 echo "== teacher decode, batch 1 (jet generate, greedy, 256 new tokens)"
