@@ -54,6 +54,8 @@ void setup(CLI::App& app) {
     fmt::print("rope:           theta {}, scaling {}\n", c.rope.theta, rope_name(c.rope.scaling));
     fmt::print("kv cache:       {} bytes/token fp32, {} bytes/token bf16\n",
                lm.cache_bytes_per_token(4), lm.cache_bytes_per_token(2));
+    if (const int64_t fixed = lm.cache_bytes_fixed(2))
+      fmt::print("linear states:  {} bytes/sequence (bf16 model)\n", fixed);
     fmt::print("max positions:  {}\n", c.max_position_embeddings);
   });
 }

@@ -63,7 +63,7 @@ void CausalLM::check_weights(const io::TensorMap& weights, const std::string& wh
 void CausalLM::load_weights(const io::TensorMap& weights, at::ScalarType dtype, at::Device device,
                             const std::string& where) {
   check_weights(weights, where);
-  for (const auto& p : params_) *p.slot = weights.at(p.name).to(device, dtype);
+  for (const auto& p : params_) *p.slot = weights.at(p.name).to(device, p.keep_fp32 ? at::kFloat : dtype);
   if (config_.tie_word_embeddings) lm_head_ = embed_tokens_;
   rope_.to(device);
   dtype_ = dtype;
@@ -83,6 +83,12 @@ int64_t CausalLM::num_parameters() const {
 int64_t CausalLM::cache_bytes_per_token(int64_t elem_bytes) const {
   int64_t n = 0;
   for (const auto& l : layers_) n += l.mixer->cache_bytes_per_token(elem_bytes);
+  return n;
+}
+
+int64_t CausalLM::cache_bytes_fixed(int64_t elem_bytes) const {
+  int64_t n = 0;
+  for (const auto& l : layers_) n += l.mixer->cache_bytes_fixed(elem_bytes);
   return n;
 }
 

@@ -49,7 +49,8 @@ class CausalLM {
                     const std::string& where);
   // Unique parameters (tied embeddings counted once).
   int64_t num_parameters() const;
-  int64_t cache_bytes_per_token(int64_t elem_bytes) const;
+  int64_t cache_bytes_per_token(int64_t elem_bytes) const;  // grows with each token (attention KV)
+  int64_t cache_bytes_fixed(int64_t elem_bytes) const;      // per sequence (linear-layer states)
 
   Cache new_cache(int64_t batch, int64_t max_len) const;
   // ids [B, T] (int64) -> final-norm hidden states [B, T, D]. start_pos is the position of ids[:, 0];

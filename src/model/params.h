@@ -13,6 +13,7 @@ struct Param {
   std::string name;            // e.g. "model.layers.3.mlp.up_proj.weight"
   std::vector<int64_t> shape;  // expected shape
   at::Tensor* slot;            // owned by the layer that declared it
+  bool keep_fp32 = false;      // stays fp32 in a reduced-precision model (linear blocks' decay/norms)
 };
 using ParamList = std::vector<Param>;
 
