@@ -1,5 +1,5 @@
 // GQA attention: q/k/v projections, RoPE, scaled dot-product attention over the cached past plus the
-// new tokens (causal), output projection.
+// new tokens (causal, optionally limited to a sliding window), output projection.
 #include "model/attention.h"
 
 #include <ATen/ATen.h>
@@ -10,8 +10,8 @@
 
 namespace jet::model {
 
-Attention::Attention(const ModelConfig& c, const std::string& prefix, ParamList& params)
-    : heads_(c.num_attention_heads), kv_heads_(c.num_key_value_heads), head_dim_(c.head_dim) {
+Attention::Attention(const ModelConfig& c, const std::string& prefix, ParamList& params, int64_t window)
+    : heads_(c.num_attention_heads), kv_heads_(c.num_key_value_heads), head_dim_(c.head_dim), window_(window) {
   q_proj_.declare(params, prefix + "q_proj", c.hidden_size, c.q_dim(), c.qkv_bias);
   k_proj_.declare(params, prefix + "k_proj", c.hidden_size, c.kv_dim(), c.qkv_bias);
   v_proj_.declare(params, prefix + "v_proj", c.hidden_size, c.kv_dim(), c.qkv_bias);
@@ -19,35 +19,54 @@ Attention::Attention(const ModelConfig& c, const std::string& prefix, ParamList&
 }
 
 at::Tensor Attention::forward(const at::Tensor& x, const ForwardContext& ctx, MixerState* state) {
-  const int64_t B = x.size(0), T = x.size(1);
+  const int64_t B = x.size(0), T = x.size(1), start = ctx.start_pos;
   // [B, T, H*D] -> [B, H, T, D]
   auto heads = [&](const at::Tensor& t, int64_t h) { return t.view({B, T, h, head_dim_}).transpose(1, 2); };
   at::Tensor q = Rope::apply(heads(q_proj_(x), heads_), ctx.cos, ctx.sin);
   at::Tensor k = Rope::apply(heads(k_proj_(x), kv_heads_), ctx.cos, ctx.sin);
   at::Tensor v = heads(v_proj_(x), kv_heads_);
 
-  int64_t past = 0;
+  int64_t key_start = start;  // position of k[:, :, 0]
   if (state) {
     auto& s = static_cast<KVState&>(*state);
-    JET_CHECK(ctx.start_pos <= s.length, "attention cache holds {} tokens, cannot continue at {}",
-              s.length, ctx.start_pos);
-    JET_CHECK(ctx.start_pos + T <= s.k.size(2), "attention cache is full ({} tokens)", s.k.size(2));
     JET_CHECK(s.k.size(0) == B, "attention cache is for batch {}, input has batch {}", s.k.size(0), B);
-    past = ctx.start_pos;
-    s.k.narrow(2, past, T).copy_(k);
-    s.v.narrow(2, past, T).copy_(v);
-    s.length = past + T;
-    k = s.k.narrow(2, 0, past + T);
-    v = s.v.narrow(2, 0, past + T);
+    if (window_ == 0) {
+      // Linear buffer: positions are slots; continuing earlier than the end overwrites (rollback).
+      JET_CHECK(start <= s.length, "attention cache holds {} tokens, cannot continue at {}", s.length, start);
+      JET_CHECK(start + T <= s.k.size(2), "attention cache is full ({} tokens)", s.k.size(2));
+      s.k.narrow(2, start, T).copy_(k);
+      s.v.narrow(2, start, T).copy_(v);
+      k = s.k.narrow(2, 0, start + T);
+      v = s.v.narrow(2, 0, start + T);
+      key_start = 0;
+    } else {
+      // Ring of the last `cap` tokens (position p in slot p % cap); the new tokens need the previous
+      // window - 1 of them at most.
+      JET_CHECK(start == s.length, "sliding-window cache holds {} tokens and can only continue there, not at {}",
+                s.length, start);
+      const int64_t cap = s.k.size(2), n = std::min({start, window_ - 1, cap});
+      auto opts = at::TensorOptions().dtype(at::kLong).device(x.device());
+      at::Tensor old_slots = at::remainder(at::arange(start - n, start, opts), cap);
+      k = at::cat({s.k.index_select(2, old_slots), k}, 2);
+      v = at::cat({s.v.index_select(2, old_slots), v}, 2);
+      key_start = start - n;
+      const int64_t m = std::min(T, cap);  // only the last `cap` new tokens can stay
+      at::Tensor new_slots = at::remainder(at::arange(start + T - m, start + T, opts), cap);
+      s.k.index_copy_(2, new_slots, k.narrow(2, k.size(2) - m, m));
+      s.v.index_copy_(2, new_slots, v.narrow(2, v.size(2) - m, m));
+    }
+    s.length = start + T;
   }
+  const int64_t S = k.size(2);
+  const bool windowed = window_ > 0 && start + T - key_start > window_;
   // ATen's enable_gqa path is a slow fallback on CPU (milliseconds for one decode step), so the KV
   // heads are shared explicitly. Query head h uses KV head h / rep.
   const int64_t rep = heads_ / kv_heads_;
   at::Tensor out;
-  if (T == 1) {
-    // One new token sees everything cached: fold each group's query heads into the query length, so
-    // K and V are used in place. Written out rather than through SDPA: on CUDA, SDPA's cuDNN backend
-    // builds a plan for every new key length, i.e. at every decode step.
+  if (T == 1 && !windowed) {
+    // One new token sees every key: fold each group's query heads into the query length, so K and V
+    // are used in place. Written out rather than through SDPA: on CUDA, SDPA's cuDNN backend builds a
+    // plan for every new key length, i.e. at every decode step.
     at::Tensor qg = q.reshape({B, kv_heads_, rep, head_dim_});                  // [B, Hkv, rep, D]
     at::Tensor scores = at::matmul(qg, k.transpose(-1, -2)).to(at::kFloat);  // [B, Hkv, rep, S]
     at::Tensor probs = at::softmax(scores / std::sqrt(static_cast<double>(head_dim_)), -1);
@@ -55,17 +74,20 @@ at::Tensor Attention::forward(const at::Tensor& x, const ForwardContext& ctx, Mi
   } else {
     if (rep > 1) {  // [B, Hkv, S, D] -> [B, H, S, D]
       auto repeat = [&](const at::Tensor& t) {
-        return t.unsqueeze(2).expand({B, kv_heads_, rep, t.size(2), head_dim_}).reshape({B, heads_, t.size(2), head_dim_});
+        return t.unsqueeze(2).expand({B, kv_heads_, rep, S, head_dim_}).reshape({B, heads_, S, head_dim_});
       };
       k = repeat(k);
       v = repeat(v);
     }
-    if (past == 0) {
+    if (key_start == start && !windowed) {
       out = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
     } else {
-      // Query i (position past+i) sees keys 0..past+i.
+      // Query at position qp sees keys at positions kp <= qp (and kp > qp - window).
       auto opts = at::TensorOptions().dtype(at::kLong).device(x.device());
-      at::Tensor mask = at::arange(past + T, opts).unsqueeze(0) <= at::arange(T, opts).unsqueeze(1) + past;
+      at::Tensor kp = at::arange(key_start, key_start + S, opts).unsqueeze(0);  // [1, S]
+      at::Tensor qp = at::arange(start, start + T, opts).unsqueeze(1);          // [T, 1]
+      at::Tensor mask = kp <= qp;
+      if (window_ > 0) mask = mask.logical_and(kp > qp - window_);
       out = at::scaled_dot_product_attention(q, k, v, mask);
     }
   }
@@ -74,14 +96,19 @@ at::Tensor Attention::forward(const at::Tensor& x, const ForwardContext& ctx, Mi
 
 std::unique_ptr<MixerState> Attention::new_state(int64_t batch, int64_t max_len,
                                                  const at::TensorOptions& opts) const {
+  const int64_t cap = window_ > 0 ? std::min(window_, max_len) : max_len;
   auto s = std::make_unique<KVState>();
-  s->k = at::zeros({batch, kv_heads_, max_len, head_dim_}, opts);
-  s->v = at::zeros({batch, kv_heads_, max_len, head_dim_}, opts);
+  s->k = at::zeros({batch, kv_heads_, cap, head_dim_}, opts);
+  s->v = at::zeros({batch, kv_heads_, cap, head_dim_}, opts);
   return s;
 }
 
 int64_t Attention::cache_bytes_per_token(int64_t elem_bytes) const {
-  return 2 * kv_heads_ * head_dim_ * elem_bytes;
+  return window_ > 0 ? 0 : 2 * kv_heads_ * head_dim_ * elem_bytes;
+}
+
+int64_t Attention::cache_bytes_fixed(int64_t elem_bytes) const {
+  return window_ > 0 ? 2 * kv_heads_ * window_ * head_dim_ * elem_bytes : 0;
 }
 
 }  // namespace jet::model

@@ -1,5 +1,6 @@
-// Full causal multi-head attention with grouped KV heads (GQA), RoPE and a preallocated KV cache:
-// the "attn" mixer of Llama / Qwen2 / Jet-Nemotron layers.
+// Causal multi-head attention with grouped KV heads (GQA), RoPE and a preallocated KV cache: the
+// "attn" mixer of Llama / Qwen2 / Jet-Nemotron layers, and with a window the "swa" mixer (each token
+// sees itself and the window - 1 tokens before it; the cache is a ring of `window` tokens).
 #pragma once
 #include "model/layers.h"
 #include "model/mixer.h"
@@ -7,20 +8,22 @@
 namespace jet::model {
 
 struct KVState : MixerState {
-  at::Tensor k, v;     // [B, Hkv, max_len, head_dim], written in place
-  int64_t length = 0;  // tokens held
+  at::Tensor k, v;     // [B, Hkv, max_len or window, head_dim], written in place
+  int64_t length = 0;  // tokens seen
 };
 
 class Attention : public Mixer {
  public:
-  Attention(const ModelConfig& c, const std::string& prefix, ParamList& params);
+  // window 0: full causal attention.
+  Attention(const ModelConfig& c, const std::string& prefix, ParamList& params, int64_t window = 0);
   at::Tensor forward(const at::Tensor& x, const ForwardContext& ctx, MixerState* state) override;
   std::unique_ptr<MixerState> new_state(int64_t batch, int64_t max_len,
                                         const at::TensorOptions& opts) const override;
   int64_t cache_bytes_per_token(int64_t elem_bytes) const override;
+  int64_t cache_bytes_fixed(int64_t elem_bytes) const override;
 
  private:
-  int64_t heads_, kv_heads_, head_dim_;
+  int64_t heads_, kv_heads_, head_dim_, window_;
   Linear q_proj_, k_proj_, v_proj_, o_proj_;
 };
 

@@ -1,5 +1,5 @@
-// A hybrid CausalLM (layer_types mixing attention with JetBlock and Gated DeltaNet layers): the linear
-// mixers slot in through make_mixer, their parameters get official names, and prefill + one-token
+// A hybrid CausalLM (layer_types mixing attention, sliding-window attention, JetBlock and Gated
+// DeltaNet layers): the mixers slot in through make_mixer, their parameters get official names, and prefill + one-token
 // decode through the cache equals the full forward.
 #include <gtest/gtest.h>
 
@@ -13,11 +13,12 @@ namespace {
 jet::model::ModelConfig hybrid_config() {
   auto j = jet::test::tiny_config_json();
   j["model_type"] = "jet_nemotron";
-  j["layer_types"] = {"attn", "jet", "gdn", "attn"};
+  j["layer_types"] = {"attn", "jet", "gdn", "swa"};
   j["efficient_attention_config"] = {
       {"jet", {{"num_heads", 2}, {"head_dim", 8}, {"expand_v", 2.0}, {"conv_size", 4},
                {"dconv_generator_reduction", 4}, {"norm_eps", "1e-5"}, {"mode", "chunk"}}},
-      {"gdn", {{"num_heads", 2}, {"head_dim", 8}, {"expand_v", 1.0}, {"conv_size", 4}}}};
+      {"gdn", {{"num_heads", 2}, {"head_dim", 8}, {"expand_v", 1.0}, {"conv_size", 4}}},
+      {"swa", {{"window_size", 4}}}};
   return jet::model::ModelConfig::from_json(j, "hybrid");
 }
 
@@ -31,8 +32,8 @@ TEST(Hybrid, PrefillThenDecodeEqualsFullForward) {
   }
   EXPECT_TRUE(jet_q);
   EXPECT_TRUE(fp32_kept);
-  EXPECT_GT(lm.cache_bytes_fixed(2), 0);
-  EXPECT_EQ(lm.cache_bytes_per_token(4), 2 /*attn layers*/ * 2 * 2 * 8 * 4);
+  EXPECT_GT(lm.cache_bytes_fixed(2), 2 * 2 * 4 * 8 * 2 /*the swa ring*/);
+  EXPECT_EQ(lm.cache_bytes_per_token(4), 1 /*attn layer*/ * 2 * 2 * 8 * 4);
 
   auto weights = jet::test::random_weights(config, 9);
   for (auto& [name, t] : weights)  // keep the linear blocks' decays and gates in a tame range

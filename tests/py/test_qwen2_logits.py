@@ -1,6 +1,6 @@
 # labels: fast
-"""Tiny random Qwen2 models (q/k/v bias, GQA, odd sizes, tied and untied embeddings) built with HF
-transformers: jet's fp32 logits equal HF's within 1e-4, for the full forward and for prefill +
+"""Tiny random Qwen2 models (q/k/v bias, GQA, odd sizes, tied and untied embeddings, sliding-window
+layers) built with HF transformers: jet's fp32 logits equal HF's within 1e-4, for the full forward and for prefill +
 one-token decode through the KV cache."""
 import sys
 import tempfile
@@ -17,6 +17,11 @@ CASES = {
     "gqa_untied": dict(vocab_size=173, hidden_size=48, intermediate_size=100, num_hidden_layers=2,
                        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False,
                        rms_norm_eps=1e-5),
+    # Sliding-window layers (jet's "swa" mixer; each token sees itself and the 4 before it).
+    "sliding_window": dict(vocab_size=181, hidden_size=48, intermediate_size=80, num_hidden_layers=3,
+                           num_attention_heads=6, num_key_value_heads=2, use_sliding_window=True,
+                           sliding_window=5, layer_types=["sliding_attention", "full_attention",
+                                                          "sliding_attention"]),
 }
 
 
