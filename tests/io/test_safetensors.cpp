@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "core/check.h"
+#include "../error_of.h"
 #include "core/fs.h"
 #include "io/hf_json.h"
 #include "io/tensors.h"
@@ -17,14 +18,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const jet::Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using jet::test::error_of;
 
 struct TempDir {
   fs::path path = fs::temp_directory_path() / fmt::format("jet_st_{}_{}", getpid(), rand());

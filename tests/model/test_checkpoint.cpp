@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "core/check.h"
+#include "../error_of.h"
 #include "core/device.h"
 #include "core/fs.h"
 #include "io/hf_json.h"
@@ -22,16 +23,7 @@ using jet::model::ModelConfig;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const jet::Error& e) {
-    std::string s = e.what();
-    EXPECT_EQ(s.find('\n'), std::string::npos) << "multi-line error: " << s;
-    return s;
-  }
-  return "no error";
-}
+using jet::test::error_of;
 
 class CheckpointTest : public ::testing::Test {
  protected:

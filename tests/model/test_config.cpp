@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "core/check.h"
+#include "../error_of.h"
 #include "core/fs.h"
 #include "model/config.h"
 #include "tiny_model.h"
@@ -14,14 +15,7 @@ using jet::model::RopeScaling;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const jet::Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using jet::test::error_of;
 
 TEST(Config, Llama) {
   auto j = jet::test::tiny_config_json();
