@@ -66,9 +66,10 @@ void check_hf_out_dir(const std::string& dir, bool force) {
 
 void save_hf_dir(const std::string& dir, const Checkpoint& ck, bool force) {
   check_hf_out_dir(dir, force);
-  const fs::path out(dir);
+  fs::path out = fs::path(dir).lexically_normal();
+  if (out.filename().empty()) out = out.parent_path();  // "out/" names the directory "out"
   const bool exists = fs::exists(out);
-  const fs::path tmp = fmt::format("{}.tmp.{}", out.lexically_normal().string(), getpid());
+  const fs::path tmp = fmt::format("{}.tmp.{}", out.string(), getpid());
   try {
     remove_tree(tmp.string());
     fs::create_directories(tmp);
