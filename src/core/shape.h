@@ -1,15 +1,18 @@
-// Shape formatting for error messages: shape_str({2, 3}) == "[2, 3]".
+// Shape formatting for error messages: shape_str(t.sizes()) == "[2, 3]". Any range of integers
+// (at::IntArrayRef, std::vector<int64_t>), so pure-C++ code can use it too.
 #pragma once
-#include <c10/util/ArrayRef.h>
-
-#include <cstdint>
 #include <string>
 
 namespace jet {
 
-inline std::string shape_str(c10::IntArrayRef s) {
+template <class Range>
+std::string shape_str(const Range& s) {
   std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  bool first = true;
+  for (auto d : s) {
+    r += (first ? "" : ", ") + std::to_string(d);
+    first = false;
+  }
   return r + "]";
 }
 

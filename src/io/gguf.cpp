@@ -14,6 +14,7 @@
 #include <unordered_set>
 
 #include "core/check.h"
+#include "core/mmap.h"
 
 namespace jet::gguf {
 
@@ -185,25 +186,10 @@ int64_t TensorInfo::numel() const {
 }
 
 File File::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  JET_CHECK(fd >= 0, "{}: cannot open ({})", path, std::strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    JET_FAIL("{}: not a regular file", path);
-  }
-  size_t size = static_cast<size_t>(st.st_size);
-  if (size == 0) {
-    ::close(fd);
-    JET_FAIL("{}: not a GGUF file (empty)", path);
-  }
-  void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  int err = errno;
-  ::close(fd);  // the mapping stays valid without the descriptor
-  JET_CHECK(p != MAP_FAILED, "{}: cannot map ({})", path, std::strerror(err));
-  std::shared_ptr<void> mapping(p, [size](void* q) { munmap(q, size); });
-  File f = parse(static_cast<const uint8_t*>(p), size, path);
-  f.mapping_ = std::move(mapping);
+  MappedFile m = map_file(path);
+  JET_CHECK(m.size > 0, "{}: not a GGUF file (empty)", path);
+  File f = parse(m.data, m.size, path);
+  f.mapping_ = std::move(m.mapping);
   return f;
 }
 

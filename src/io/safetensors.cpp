@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/check.h"
+#include "core/mmap.h"
 #include "core/shape.h"
 
 namespace jet::safetensors {
@@ -47,24 +48,9 @@ const char* dtype_name(DType d) { return info(d).name; }
 size_t dtype_size(DType d) { return info(d).size; }
 
 File File::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  JET_CHECK(fd >= 0, "{}: cannot open ({})", path, std::strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    JET_FAIL("{}: not a regular file", path);
-  }
-  size_t size = static_cast<size_t>(st.st_size);
-  if (size < 8) {
-    ::close(fd);
-    JET_FAIL("{}: truncated safetensors file ({} bytes, no header)", path, size);
-  }
-  void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  JET_CHECK(p != MAP_FAILED, "{}: mmap failed ({})", path, std::strerror(errno));
-  std::shared_ptr<void> mapping(p, [size](void* q) { munmap(q, size); });
-  File f = parse(static_cast<const uint8_t*>(p), size, path);
-  f.mapping_ = std::move(mapping);
+  MappedFile m = map_file(path);
+  File f = parse(m.data, m.size, path);
+  f.mapping_ = std::move(m.mapping);
   return f;
 }
 

@@ -3,7 +3,6 @@
 # pure-C++ sources with clang (ASan + UBSan) into a temp dir and runs it for JET_FUZZ_TIME seconds
 # (default 20) on a copy of its seed corpus (tests/fuzz/corpus_<name>/). Exits non-zero on any crash,
 # leak, timeout or sanitizer report, keeping the reproducer; exits 77 (ctest: skipped) without clang.
-# fuzz_safetensors is built only once src/io/safetensors.cpp exists.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -28,18 +27,9 @@ if ! "$cxx" "${flags[@]}" "$work/probe.cpp" -o "$work/probe" 2>"$work/probe.log"
   exit 77
 fi
 
-targets=(gguf)
-sources_gguf=("$root/src/io/gguf.cpp" "$root/src/io/gguf_dequant.cpp")
-if [ -f "$root/src/io/safetensors.cpp" ]; then
-  targets+=(safetensors)
-  sources_safetensors=("$root/src/io/safetensors.cpp")
-  # safetensors.cpp formats shapes with core/shape.h, which takes c10::IntArrayRef (header-only use).
-  for d in "$root"/.venv/lib/python3*/site-packages/torch/include; do
-    if [ -d "$d" ]; then sources_safetensors+=(-isystem "$d"); fi
-  done
-else
-  echo "note: src/io/safetensors.cpp not there yet; fuzzing GGUF only"
-fi
+targets=(gguf safetensors)
+sources_gguf=("$root/src/io/gguf.cpp" "$root/src/io/gguf_dequant.cpp" "$root/src/core/mmap.cpp")
+sources_safetensors=("$root/src/io/safetensors.cpp" "$root/src/core/mmap.cpp")
 
 status=0
 echo "== build: ${targets[*]/#/fuzz_} (in parallel)"
