@@ -44,6 +44,7 @@ void setup(CLI::App& app) {
     int64_t decode_from = -1;
   };
   auto o = std::make_shared<Opts>();
+  app.group("");  // a dev tool: hidden from `jet --help`
   app.add_option("--model", o->model, "GGUF file or HF directory")->required();
   app.add_option("--ids", o->ids, "JSON list of token ids, or a file holding one")->required();
   app.add_option("--out", o->out, "output .safetensors (tensor 'logits' [T, V] fp32)")->required();
