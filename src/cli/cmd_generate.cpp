@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 
 #include <cstdio>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -14,6 +15,7 @@
 #include "engine/generate.h"
 #include "model/causal_lm.h"
 #include "model/checkpoint.h"
+#include "text/tokenizer.h"
 
 namespace {
 
@@ -49,21 +51,43 @@ void run(const Opts& o) {
   JET_CHECK(!o.chat || o.prompt_ids.empty(), "--chat needs --prompt (text)");
 
   auto ck = jet::model::load_checkpoint(o.model);
+  const jet::text::Tokenizer* tok = ck.tokenizer.get();
+  JET_CHECK(tok || !o.prompt_ids.empty(), "{}: no tokenizer (an HF directory needs tokenizer.json)",
+            o.model);
+  std::vector<int32_t> prompt;
+  if (!o.prompt_ids.empty()) {
+    prompt = parse_prompt_ids(o.prompt_ids);
+  } else {
+    std::string text = o.prompt;
+    if (o.chat) {
+      JET_CHECK(tok->has_chat_template(), "{}: the model has no chat template (drop --chat)", o.model);
+      text = tok->apply_chat_template({{"user", o.prompt}}, /*add_generation_prompt=*/true);
+    }
+    prompt = tok->encode(text, /*add_special_tokens=*/true);
+  }
   jet::model::CausalLM lm(ck.config);
   lm.load_weights(ck.tensors, dtype, device, o.model);
   ck.tensors.clear();
 
-  std::vector<int32_t> prompt = parse_prompt_ids(o.prompt_ids);
   jet::engine::GenerateOptions g;
   g.max_new_tokens = o.max_new_tokens;
   g.sampling = o.sampling;
   for (int64_t id : ck.config.eos_token_ids) g.stop_ids.push_back(static_cast<int32_t>(id));
+  if (tok)
+    for (int32_t id : tok->stop_ids()) g.stop_ids.push_back(id);
 
+  // Text streams as soon as it is complete UTF-8; without a tokenizer the ids stream instead.
+  std::optional<jet::text::StreamDecoder> stream;
+  if (tok) stream.emplace(*tok);
   auto result = jet::engine::generate(lm, prompt, g, [&](int32_t id) {
-    fmt::print("{} ", id);
+    if (!stream)
+      fmt::print("{} ", id);
+    else if (!tok->is_special(id))
+      fmt::print("{}", stream->push(id));
     std::fflush(stdout);
     return true;
   });
+  if (stream) fmt::print("{}", stream->flush());
   fmt::print("\n");
   if (o.print_ids) fmt::print("{}\n", nlohmann::json(result.tokens).dump());
   fmt::print("[prefill {} tokens, {:.1f} tok/s | decode {} tokens, {:.1f} tok/s | {} {} {} threads]\n",

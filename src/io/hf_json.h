@@ -9,7 +9,7 @@ namespace jet::io {
 
 // Throws "<path>: cannot open" / "<path>: malformed JSON (...)".
 nlohmann::json read_json_file(const std::string& path);
-// Pretty-printed (indent 2) to path.tmp.<pid>, then renamed over path.
+// Pretty-printed (indent 2), written with write_file_atomic (temp file, fsync, rename).
 void write_json_file(const std::string& path, const nlohmann::json& j);
 
 }  // namespace jet::io

@@ -9,6 +9,7 @@
 #include "core/fs.h"
 #include "io/hf_json.h"
 #include "model/causal_lm.h"
+#include "text/load.h"
 
 namespace jet::model {
 namespace fs = std::filesystem;
@@ -28,6 +29,8 @@ Checkpoint load_hf_dir(const std::string& path, const LoadOptions& opts) {
     ck.tensors = io::load_safetensors(path);
     CausalLM(ck.config).check_weights(ck.tensors, path);
   }
+  if (opts.tokenizer && fs::exists(fs::path(path) / "tokenizer.json"))
+    ck.tokenizer = std::make_shared<text::Tokenizer>(text::load_tokenizer(path));
   return ck;
 }
 
@@ -82,6 +85,10 @@ void save_hf_dir(const std::string& dir, const Checkpoint& ck, bool force) {
     nlohmann::json gen = {{"bos_token_id", config["bos_token_id"]}, {"eos_token_id", config["eos_token_id"]}};
     io::write_json_file((tmp / "generation_config.json").string(), gen);
     io::save_safetensors((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
+    if (ck.tokenizer) {
+      io::write_json_file((tmp / "tokenizer.json").string(), ck.tokenizer->to_hf_json());
+      io::write_json_file((tmp / "tokenizer_config.json").string(), ck.tokenizer->hf_tokenizer_config());
+    }
     if (exists) remove_tree(out.string());
     fs::rename(tmp, out);
   } catch (...) {

@@ -18,7 +18,7 @@ struct Checkpoint {
   std::string path;
   ModelConfig config;
   io::TensorMap tensors;                       // HF names; fp32 for GGUF, file dtype for safetensors
-  std::shared_ptr<text::Tokenizer> tokenizer;  // null when not asked for
+  std::shared_ptr<text::Tokenizer> tokenizer;  // null when not asked for or (HF dir) not present
 };
 
 struct LoadOptions {

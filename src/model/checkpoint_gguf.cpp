@@ -10,6 +10,7 @@
 #include "io/gguf.h"
 #include "model/causal_lm.h"
 #include "model/checkpoint.h"
+#include "text/tokenizer.h"
 
 namespace jet::model {
 namespace {
@@ -110,6 +111,8 @@ Checkpoint load_gguf_checkpoint(const std::string& path, const LoadOptions& opts
   Checkpoint ck;
   ck.path = path;
   ck.config = ModelConfig::from_gguf(f);
+  if (opts.tokenizer && f.has("tokenizer.ggml.tokens"))
+    ck.tokenizer = std::make_shared<text::Tokenizer>(text::Tokenizer::from_gguf(f));
   if (!opts.weights) return ck;
   const bool permuted = ck.config.model_type == "llama";
   for (const auto& t : f.tensors()) {

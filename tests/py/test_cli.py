@@ -92,6 +92,7 @@ def main():
             (["generate", "--model", good, "--prompt-ids", "[1]", "--max-new-tokens", "many"], "--max-new-tokens"),
             (["generate", "--model", good, "--prompt-ids", "[1]", "--bogus-flag"], "--bogus-flag"),
             (["generate", "--prompt-ids", "[1]"], "--model is required"),
+            (["generate", "--model", good, "--prompt", "hello"], "no tokenizer"),
             (["info", "--model", os.path.join(tmp, "does_not_exist")], "no such file or directory"),
             (["info", "--model", no_config], "missing config.json"),
             (["info", "--model", malformed], "malformed JSON"),
