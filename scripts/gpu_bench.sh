@@ -3,8 +3,8 @@
 set -uo pipefail
 BUILD=${BUILD:-build-gpu}
 T=models/SmolLM2-135M-Instruct.Q4_1.gguf
-# The device copy has no .git: scripts/device_prepare.sh leaves the commit in .devdeps/commit.
-COMMIT=$(git rev-parse --short HEAD 2>/dev/null || cat .devdeps/commit 2>/dev/null || echo unknown)
+# The device copy has no .git: device_prepare.sh writes .devdeps/commit, gpu_check.sh phase 1 keeps it.
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || cat /tmp/jetdev/commit 2>/dev/null || echo unknown)
 echo "== commit $COMMIT, $(date -u +%F), $(nvidia-smi --query-gpu=name --format=csv,noheader)"
 echo "== fused decode-step kernels (JetBlock-2B shapes)"
 $BUILD/bench_linear_attention_step

@@ -17,6 +17,7 @@ phase1() {
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target $DEV/site .devdeps/whl/*.whl > $DEV/pip.log 2>&1
   cp .teacher1/part $DEV/teacher.part1
+  cp .devdeps/commit $DEV/commit 2>/dev/null || true  # carried paths do not outlive their call
   TORCH_PREFIX=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
   setsid bash -c "cmake -S . -B $BUILD -G Ninja -DJET_CUDA=ON -DCMAKE_PREFIX_PATH='$TORCH_PREFIX;$DEV/root/usr' \
       -DPython3_EXECUTABLE=$(which python3) > $DEV/build.log 2>&1 && ninja -C $BUILD -j16 >> $DEV/build.log 2>&1; \
