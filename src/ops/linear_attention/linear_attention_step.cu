@@ -68,6 +68,7 @@ linear_attention_step_kernel(const T* __restrict__ q, const T* __restrict__ k, c
   __shared__ float sq[K], sk[K], sdecay[K];
   __shared__ float red[kWarps][32];
   __shared__ float inv_norm[2];
+  __shared__ float sv[32];  // JET: this block's 32 conv outputs
   for (int i = threadIdx.x; i < K; i += blockDim.x) {
     sq[i] = to_f(q[bh * K + i]);
     sk[i] = to_f(k[bh * K + i]);
@@ -82,6 +83,23 @@ linear_attention_step_kernel(const T* __restrict__ q, const T* __restrict__ k, c
     if (lane == 0) {
       inv_norm[0] = l2 ? rsqrtf(nq + 1e-6f) * scale : scale;
       inv_norm[1] = l2 ? rsqrtf(nk + 1e-6f) : 1.f;
+    }
+  }
+  if constexpr (JET) {
+    static_assert(DELTA && DECAY == StepDecay::scalar, "the JetBlock step is the gated delta rule");
+    // Dynamic causal conv step for this block's 32 channels, by the last warp while warp 0 takes the
+    // norms: window = (tail, raw v); then the tail shifts in place (no other thread reads it).
+    if (w == kWarps - 1) sv[lane] = 0.f;
+    if (w == kWarps - 1 && valid) {
+      const size_t c = bh * V + j;
+      const T* kc = jet.kernels + c * jet.W;
+      T* tc = jet.tail + c * (jet.W - 1);
+      const float x = to_f(v[c]);
+      float acc = to_f(kc[jet.W - 1]) * x;
+      for (int i = 0; i < jet.W - 1; ++i) acc += to_f(kc[i]) * to_f(tc[i]);
+      sv[lane] = silu(acc);
+      for (int i = 0; i + 1 < jet.W - 1; ++i) tc[i] = tc[i + 1];
+      if (jet.W > 1) store(tc + jet.W - 2, x);
     }
   }
   __syncthreads();
@@ -107,32 +125,13 @@ linear_attention_step_kernel(const T* __restrict__ q, const T* __restrict__ k, c
     s[r] = x;
     if constexpr (DELTA) kv += sk[i] * x;
   }
-  float vj = 0.f, xraw = 0.f;
-  if constexpr (JET) {
-    // Dynamic causal conv step on this channel: window = (tail, raw v). Every warp computes it; warp
-    // 0 shifts the tail after the block-wide reduction below (a barrier), so no warp reads a shifted tail.
-    if (valid) {
-      const size_t c = bh * V + j;
-      const T* kc = jet.kernels + c * jet.W;
-      const T* tc = jet.tail + c * (jet.W - 1);
-      xraw = to_f(v[c]);
-      float acc = to_f(kc[jet.W - 1]) * xraw;
-      for (int i = 0; i < jet.W - 1; ++i) acc += to_f(kc[i]) * to_f(tc[i]);
-      vj = silu(acc);
-    }
-  } else {
+  float vj;
+  if constexpr (JET)
+    vj = sv[lane];
+  else
     vj = valid ? to_f(v[bh * V + j]) : 0.f;
-  }
   float u = vj;
   if constexpr (DELTA) u = bt * (vj - ks * sum_over_warps(kv, red, w, lane));
-  if constexpr (JET) {
-    static_assert(DELTA, "the JetBlock step uses the delta rule (its reduction is the tail's barrier)");
-    if (valid && w == 0) {
-      T* tc = jet.tail + (bh * V + j) * (jet.W - 1);
-      for (int i = 0; i + 1 < jet.W - 1; ++i) tc[i] = tc[i + 1];
-      if (jet.W > 1) store(tc + jet.W - 2, xraw);
-    }
-  }
   float acc = 0.f;
 #pragma unroll
   for (int r = 0; r < R; ++r) {
