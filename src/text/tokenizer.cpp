@@ -10,6 +10,7 @@
 #include <climits>
 #include <fstream>
 #include <mutex>
+#include <queue>
 #include <sstream>
 #include <unordered_map>
 
@@ -101,19 +102,22 @@ struct Regex {
   }
 };
 
-// Valid UTF-8 or not (pcre2 needs valid input; invalid text is handled byte-wise).
-bool valid_utf8(const std::string& s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = s[i];
-    int n = utf8_len(c);
-    if (c >= 0x80 && n == 1) return false;
-    if (i + n > s.size()) return false;
-    for (int k = 1; k < n; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    i += n;
+// Length of the valid UTF-8 sequence at s[i] (0 if the bytes there are not one): no overlong forms,
+// no surrogates, nothing above U+10FFFF.
+size_t valid_utf8_prefix(const std::string& s, size_t i) {
+  const unsigned char c = s[i];
+  if (c < 0x80) return 1;
+  const int n = utf8_len(c);
+  if (n == 1 || i + n > s.size()) return 0;
+  uint32_t cp = c & (0x7F >> n);
+  for (int k = 1; k < n; ++k) {
+    const unsigned char d = s[i + k];
+    if ((d & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (d & 0x3F);
   }
-  return true;
+  const uint32_t min = n == 2 ? 0x80 : n == 3 ? 0x800 : 0x10000;
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return size_t(n);
 }
 
 std::string read_file(const std::string& path) {
@@ -133,12 +137,10 @@ struct AddedToken {
 };
 
 struct Tokenizer::Impl {
+  // Filled by a loader, then finish() derives the lookup tables.
   std::vector<std::string> vocab;  // id -> token (byte-level form; added tokens: their content)
-  std::unordered_map<std::string, int32_t> ids;
-  std::unordered_map<std::string, int32_t> merge_rank;  // "left right" -> rank
+  std::vector<std::pair<std::string, std::string>> merges;  // in rank order, as in the file
   std::vector<AddedToken> added;
-  std::vector<bool> special;  // per id
-  std::vector<bool> is_added;  // per id: decoded as its literal content
   std::string pre = "gpt2";   // gpt2 | smollm (digits + gpt2) | llama3 | qwen2 | custom
   std::string custom_pattern;
   bool split_digits = false;
@@ -147,36 +149,84 @@ struct Tokenizer::Impl {
   bool add_bos = false;
   std::string chat_template;
   int64_t model_max_length = 0;
+
+  // Derived by finish().
+  std::unordered_map<std::string, int32_t> ids;
+  std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merge_of;  // (left id, right id) -> (rank, merged id)
+  int32_t byte_id[256];                 // id of each byte's byte-level symbol, -1 if not in the vocabulary
+  std::vector<std::string> bytes_of;    // id -> the bytes it decodes to
+  std::vector<bool> special;            // per id
+  std::vector<std::vector<int32_t>> added_by_byte = std::vector<std::vector<int32_t>>(256);  // first byte ->
+                                                                    // indices into added, longest first
   std::unique_ptr<Regex> regex;
   mutable std::mutex cache_mu;
-  mutable std::unordered_map<std::string, std::vector<int32_t>> cache;
+  mutable std::unordered_map<std::string, std::vector<int32_t>> cache;  // short pieces -> ids
+
+  static uint64_t pair_key(int32_t l, int32_t r) { return (uint64_t(uint32_t(l)) << 32) | uint32_t(r); }
 
   void finish(const std::string& where) {
-    for (size_t i = 0; i < vocab.size(); ++i) ids.emplace(vocab[i], int32_t(i));
-    special.assign(vocab.size(), false);
-    is_added.assign(vocab.size(), false);
+    const int32_t n = int32_t(vocab.size());
+    ids.clear();
+    for (int32_t i = 0; i < n; ++i) ids.emplace(vocab[i], i);
+    special.assign(n, false);
+    std::vector<bool> is_added(n, false);
     for (auto& a : added) {
-      JET_CHECK(a.id >= 0 && a.id < int32_t(vocab.size()), "{}: added token '{}' has id {} outside the vocabulary",
-                where, a.content, a.id);
+      JET_CHECK(a.id >= 0 && a.id < n, "{}: added token '{}' has id {} outside the vocabulary", where, a.content, a.id);
       special[a.id] = a.special;
       is_added[a.id] = true;
+      ids[a.content] = a.id;
     }
-    // Longest first, so that matching picks the longest added token at a position.
-    std::stable_sort(added.begin(), added.end(),
-                     [](const AddedToken& x, const AddedToken& y) { return x.content.size() > y.content.size(); });
+    auto id_of = [&](const std::string& s) {
+      auto it = ids.find(s);
+      return it == ids.end() ? -1 : it->second;
+    };
+    // Later duplicates of a merge win, as in HF tokenizers.
+    merge_of.clear();
+    for (size_t r = 0; r < merges.size(); ++r) {
+      const auto& [l, rt] = merges[r];
+      const int32_t a = id_of(l), b = id_of(rt), m = id_of(l + rt);
+      JET_CHECK(a >= 0 && b >= 0 && m >= 0, "{}: merge '{} {}' names a token that is not in the vocabulary", where, l,
+                rt);
+      merge_of[pair_key(a, b)] = {int32_t(r), m};
+    }
+    const ByteMap& bm = byte_map();
+    for (int b = 0; b < 256; ++b) byte_id[b] = id_of(bm.enc[b]);
+    // Decoding as HF's ByteLevel decoder: a token whose characters are all byte symbols becomes those
+    // bytes; any other token (and every added token) is its own text.
+    bytes_of.assign(n, "");
+    for (int32_t i = 0; i < n; ++i) {
+      const std::string& s = vocab[i];
+      if (is_added[i]) {
+        bytes_of[i] = s;
+        continue;
+      }
+      std::string out;
+      bool all_bytes = true;
+      for (size_t k = 0; k < s.size() && all_bytes;) {
+        const int len = utf8_len(s[k]);
+        auto it = bm.dec.find(s.substr(k, len));
+        if (it == bm.dec.end()) all_bytes = false;
+        else out += char(it->second);
+        k += len;
+      }
+      bytes_of[i] = all_bytes ? out : s;
+    }
+    // Literal matching of added tokens: per first byte, longest first (leftmost-longest overall).
+    for (auto& v : added_by_byte) v.clear();
+    for (size_t k = 0; k < added.size(); ++k)
+      if (!added[k].content.empty()) added_by_byte[uint8_t(added[k].content[0])].push_back(int32_t(k));
+    for (auto& v : added_by_byte)
+      std::stable_sort(v.begin(), v.end(),
+                       [&](int32_t x, int32_t y) { return added[x].content.size() > added[y].content.size(); });
     const char* pat = pre == "llama3" ? kLlama3Pattern : pre == "qwen2" ? kQwen2Pattern : kGpt2Pattern;
     regex = std::make_unique<Regex>(pre == "custom" ? custom_pattern : pat);
   }
 
-  void add_merge(const std::string& l, const std::string& r, const std::string& where) {
-    JET_CHECK(ids.count(l) && ids.count(r) && ids.count(l + r),
-              "{}: merge '{} {}' names a token that is not in the vocabulary", where, l, r);
-    merge_rank.emplace(l + " " + r, int32_t(merge_rank.size()));
-  }
-
-  // BPE of one pre-tokenised piece (raw bytes).
+  // BPE of one pre-tokenised piece (raw bytes): symbols in a linked list, candidate merges in a heap
+  // ordered by (rank, position); a popped candidate whose symbols have changed since is stale.
   void bpe(const std::string& piece, std::vector<int32_t>& out) const {
-    {
+    const bool cacheable = piece.size() <= 64;
+    if (cacheable) {
       std::lock_guard<std::mutex> g(cache_mu);
       auto it = cache.find(piece);
       if (it != cache.end()) {
@@ -184,58 +234,65 @@ struct Tokenizer::Impl {
         return;
       }
     }
-    const ByteMap& bm = byte_map();
-    std::vector<std::string> sym;
-    std::string whole;
-    for (unsigned char c : piece) sym.push_back(bm.enc[c]), whole += bm.enc[c];
     std::vector<int32_t> res;
-    auto direct = ids.find(whole);
-    if (ignore_merges && direct != ids.end()) {
-      res.push_back(direct->second);
-    } else {
-      while (sym.size() > 1) {
-        int32_t best = INT32_MAX;
-        size_t at = 0;
-        for (size_t i = 0; i + 1 < sym.size(); ++i) {
-          auto it = merge_rank.find(sym[i] + " " + sym[i + 1]);
-          if (it != merge_rank.end() && it->second < best) best = it->second, at = i;
-        }
-        if (best == INT32_MAX) break;
-        const std::string l = sym[at], r = sym[at + 1];
-        std::vector<std::string> next;
-        for (size_t i = 0; i < sym.size(); ++i) {
-          if (i + 1 < sym.size() && sym[i] == l && sym[i + 1] == r) {
-            next.push_back(l + r);
-            ++i;
-          } else {
-            next.push_back(sym[i]);
-          }
-        }
-        sym.swap(next);
+    if (ignore_merges) {
+      std::string whole;
+      for (unsigned char c : piece) whole += byte_map().enc[c];
+      auto it = ids.find(whole);
+      if (it != ids.end()) res.push_back(it->second);
+    }
+    if (res.empty()) {
+      struct Sym {
+        int32_t id, prev, next;
+      };
+      std::vector<Sym> sym;
+      sym.reserve(piece.size());
+      for (unsigned char c : piece) {
+        // A byte without a symbol becomes the unknown token, or is dropped when there is none (as HF does).
+        const int32_t id = byte_id[c] >= 0 ? byte_id[c] : unk;
+        if (id < 0) continue;
+        sym.push_back({id, int32_t(sym.size()) - 1, int32_t(sym.size()) + 1});
       }
-      for (auto& s : sym) {
-        auto it = ids.find(s);
-        if (it != ids.end()) {
-          res.push_back(it->second);
-        } else {
-          JET_CHECK(unk >= 0, "tokenizer: piece '{}' has no token and there is no unknown token", s);
-          res.push_back(unk);
-        }
+      if (!sym.empty()) sym.back().next = -1;
+      struct Cand {
+        int32_t rank, pos, left, right, merged;
+        bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+      };
+      std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
+      auto push = [&](int32_t pos) {
+        if (pos < 0 || sym[pos].next < 0) return;
+        const int32_t l = sym[pos].id, r = sym[sym[pos].next].id;
+        auto it = merge_of.find(pair_key(l, r));
+        if (it != merge_of.end()) heap.push({it->second.first, pos, l, r, it->second.second});
+      };
+      for (int32_t i = 0; i + 1 < int32_t(sym.size()); ++i) push(i);
+      while (!heap.empty()) {
+        const Cand c = heap.top();
+        heap.pop();
+        Sym& s = sym[c.pos];
+        if (s.id != c.left || s.next < 0 || sym[s.next].id != c.right) continue;  // stale
+        const int32_t gone = s.next;
+        s.id = c.merged;
+        s.next = sym[gone].next;
+        if (s.next >= 0) sym[s.next].prev = c.pos;
+        sym[gone].id = -1;
+        push(s.prev);
+        push(c.pos);
       }
+      for (int32_t i = sym.empty() ? -1 : 0; i >= 0; i = sym[i].next) res.push_back(sym[i].id);
     }
     out.insert(out.end(), res.begin(), res.end());
-    std::lock_guard<std::mutex> g(cache_mu);
-    if (cache.size() > 200000) cache.clear();
-    cache.emplace(piece, std::move(res));
+    if (cacheable) {
+      std::lock_guard<std::mutex> g(cache_mu);
+      if (cache.size() > 100000) cache.clear();
+      cache.emplace(piece, std::move(res));
+    }
   }
 
-  void encode_plain(const std::string& text, std::vector<int32_t>& out) const {
-    if (text.empty()) return;
-    std::vector<std::string> pieces;
-    if (!valid_utf8(text)) {
-      pieces.push_back(text);  // no regex over invalid UTF-8: one piece, BPE over its bytes
-    } else if (split_digits) {
-      // Digits(individual_digits): each ASCII/Unicode digit becomes its own piece; the rest is split by regex.
+  // Pre-tokenises valid UTF-8 text into pieces.
+  void pretokenize(const std::string& text, std::vector<std::string>& pieces) const {
+    if (split_digits) {
+      // Digits(individual_digits): each digit (any script) is its own piece; the rest is split by regex.
       static const Regex digit(R"(\p{N})");
       std::vector<std::string> parts;
       digit.split(text, parts);
@@ -243,6 +300,24 @@ struct Tokenizer::Impl {
     } else {
       regex->split(text, pieces);
     }
+  }
+
+  void encode_plain(const std::string& text, std::vector<int32_t>& out) const {
+    if (text.empty()) return;
+    std::vector<std::string> pieces;
+    // The regex needs valid UTF-8: valid runs are pre-tokenised, each invalid byte is a piece of its own.
+    size_t run = 0;
+    for (size_t i = 0; i < text.size();) {
+      const size_t n = valid_utf8_prefix(text, i);
+      if (n > 0) {
+        i += n;
+        continue;
+      }
+      if (i > run) pretokenize(text.substr(run, i - run), pieces);
+      pieces.push_back(text.substr(i, 1));
+      run = ++i;
+    }
+    if (run < text.size()) pretokenize(text.substr(run), pieces);
     for (auto& p : pieces) bpe(p, out);
   }
 };
@@ -321,17 +396,16 @@ Tokenizer Tokenizer::from_json_file(const std::string& path) {
       for (int32_t i = 0; i < int32_t(n); ++i)
         if (t->vocab[i] == m["unk_token"].get<std::string>()) t->unk = i;
     }
-    for (auto& [tok, id] : vocab.items()) t->ids.emplace(tok, id.get<int32_t>());
-    for (auto& a : t->added) t->ids.emplace(a.content, a.id);
     for (auto& mg : m.at("merges")) {
       if (mg.is_array()) {
         JET_CHECK(mg.size() == 2, "{}: a merge must have two parts", path);
-        t->add_merge(mg[0], mg[1], path);
+        t->merges.emplace_back(mg[0], mg[1]);
       } else {
         const std::string s = mg;
         auto sp = s.find(' ');
         JET_CHECK(sp != std::string::npos, "{}: merge '{}' has no space", path, s);
-        t->add_merge(s.substr(0, sp), s.substr(sp + 1), path);
+        JET_CHECK(s.find(' ', sp + 1) == std::string::npos, "{}: merge '{}' has more than two parts", path, s);
+        t->merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
       }
     }
   } catch (const nlohmann::json::exception& e) {
@@ -363,7 +437,6 @@ Tokenizer Tokenizer::from_json_file(const std::string& path) {
     if (c.contains("model_max_length") && c["model_max_length"].is_number_integer())
       t->model_max_length = c["model_max_length"];
   }
-  t->ids.clear();
   t->finish(path);
   Tokenizer tok;
   tok.impl_ = t;
@@ -395,11 +468,10 @@ Tokenizer Tokenizer::from_gguf(const gguf::File& f) {
             types.size(), t->vocab.size());
   for (size_t i = 0; i < types.size(); ++i)
     if (types[i] == 3 || types[i] == 4) t->added.push_back({t->vocab[i], int32_t(i), types[i] == 3});
-  for (size_t i = 0; i < t->vocab.size(); ++i) t->ids.emplace(t->vocab[i], int32_t(i));
   for (const std::string& s : f.get_strings("tokenizer.ggml.merges")) {
     auto sp = s.find(' ');
     JET_CHECK(sp != std::string::npos, "{}: merge '{}' has no space", where, s);
-    t->add_merge(s.substr(0, sp), s.substr(sp + 1), where);
+    t->merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
   }
   auto id_or = [&](const char* key) -> int32_t {
     if (!f.has(key)) return -1;
@@ -416,7 +488,6 @@ Tokenizer Tokenizer::from_gguf(const gguf::File& f) {
   if (f.has("tokenizer.chat_template")) t->chat_template = f.get_string("tokenizer.chat_template");
   for (const char* k : {"llama.context_length", "qwen2.context_length"})
     if (f.has(k)) t->model_max_length = f.get_int(k);
-  t->ids.clear();
   t->finish(where);
   Tokenizer tok;
   tok.impl_ = t;
@@ -430,11 +501,13 @@ std::vector<int32_t> Tokenizer::encode(const std::string& text, bool add_special
   size_t start = 0, pos = 0;
   while (pos < text.size()) {
     const AddedToken* hit = nullptr;
-    for (auto& a : t.added)  // longest first
-      if (!a.content.empty() && text.compare(pos, a.content.size(), a.content) == 0) {
+    for (int32_t k : t.added_by_byte[uint8_t(text[pos])]) {  // longest first
+      const AddedToken& a = t.added[k];
+      if (text.compare(pos, a.content.size(), a.content) == 0) {
         hit = &a;
         break;
       }
+    }
     if (!hit) {
       ++pos;
       continue;
@@ -450,26 +523,11 @@ std::vector<int32_t> Tokenizer::encode(const std::string& text, bool add_special
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const {
   const Impl& t = *impl_;
-  const ByteMap& bm = byte_map();
   std::string out;
   for (int32_t id : ids) {
     JET_CHECK(id >= 0 && id < int32_t(t.vocab.size()), "decode: token id {} outside the vocabulary (size {})", id,
               t.vocab.size());
-    if (t.special[id] && skip_special_tokens) continue;
-    const std::string& s = t.vocab[id];
-    if (t.is_added[id]) {
-      out += s;
-      continue;
-    }
-    for (size_t i = 0; i < s.size();) {
-      int n = utf8_len(s[i]);
-      auto it = bm.dec.find(s.substr(i, n));
-      if (it != bm.dec.end())
-        out += char(it->second);
-      else
-        out += s.substr(i, n);  // not a byte-level symbol: keep the text as is
-      i += n;
-    }
+    if (!(t.special[id] && skip_special_tokens)) out += t.bytes_of[id];
   }
   return out;
 }
@@ -557,14 +615,8 @@ nlohmann::json Tokenizer::to_hf_json() const {
   j["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
   nlohmann::json vocab = nlohmann::json::object();
   for (size_t i = 0; i < t.vocab.size(); ++i) vocab[t.vocab[i]] = i;
-  std::vector<std::pair<int32_t, std::string>> merges;
-  for (auto& [k, r] : t.merge_rank) merges.push_back({r, k});
-  std::sort(merges.begin(), merges.end());
   nlohmann::json mj = nlohmann::json::array();
-  for (auto& [r, k] : merges) {
-    auto sp = k.find(' ');
-    mj.push_back({k.substr(0, sp), k.substr(sp + 1)});
-  }
+  for (auto& [l, r] : t.merges) mj.push_back({l, r});
   j["model"] = {{"type", "BPE"},
                 {"dropout", nullptr},
                 {"unk_token", t.unk >= 0 ? nlohmann::json(t.vocab[t.unk]) : nlohmann::json(nullptr)},
