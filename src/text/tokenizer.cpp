@@ -389,6 +389,9 @@ Tokenizer Tokenizer::from_json_file(const std::string& path) {
     t->vocab.assign(n, "");
     for (auto& [tok, id] : vocab.items()) t->vocab[id.get<int64_t>()] = tok;
     for (auto& a : j.value("added_tokens", nlohmann::json::array())) {
+      JET_CHECK(!a.value("lstrip", false) && !a.value("rstrip", false) && !a.value("single_word", false),
+                "{}: added token {} uses lstrip/rstrip/single_word, which is not supported", path,
+                a.at("content").dump());
       t->added.push_back({a.at("content"), a.at("id").get<int32_t>(), a.value("special", false)});
       t->vocab[t->added.back().id] = t->added.back().content;
     }

@@ -5,15 +5,19 @@ jet reads the teacher GGUF's tokenizer metadata and writes tokenizer.json (`jet 
 --export-json`); HF tokenizers loads that file. Encode ids and decode text must be identical for every
 string. A second, independent oracle: transformers' own GGUF tokenizer conversion, when it loads the
 file (its pre-tokeniser may differ; the result is reported, and only counted when it agrees with the
-published SmolLM2 tokenizer layout). Also a tiny hand-written tokenizer.json with merges as pairs."""
+published SmolLM2 tokenizer layout). Also a tiny hand-written tokenizer.json with merges as pairs, and
+small BPEs trained by HF on the Llama-3 and Qwen2 split patterns, read by jet as tokenizer.json and as
+GGUF metadata (tokenizer.ggml.pre = llama-bpe / qwen2); an unknown pre type must be a one-line error."""
 import json
 import os
 import random
 import subprocess
 import sys
 import tempfile
+import unicodedata
 
-from tokenizers import Tokenizer
+import gguf
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 JET = os.environ.get("JET_BIN", "build/jet")
 ROOT = os.environ.get("JET_ROOT", ".")
@@ -87,6 +91,10 @@ def corpus(n, seed=1234):
     out = ["", " ", "  ", "\n", "a", "1234567890", "   leading", "trailing   ", "mixed\t \n whitespace  \n",
            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", "<|im_start|><|im_end|>", "<|im_start",
            "x" * 300, " " * 50, "1" * 40, "ab" * 100 + "12" * 50]
+    # Long words: many distinct merges inside one piece (the merge order matters here).
+    for k in range(40):
+        letters = SCRIPTS["latin"] if k % 2 else SCRIPTS["latin"] + SCRIPTS["cyrillic"] + SCRIPTS["cjk"]
+        out.append("".join(rng.choice(letters) for _ in range(rng.randint(200, 5000))))
     while len(out) < n:
         k = rng.randint(1, 25)
         s = "".join(piece(rng) + (rng.choice(SPACES) if rng.random() < 0.4 else "") for _ in range(k))
@@ -121,7 +129,6 @@ def check_tokenizer(name, jet_model, hf, texts):
 
 def tiny_tokenizer_json(path):
     """A hand-written byte-level BPE with pair-form merges, an added special token, GPT-2 pre-tokeniser."""
-    from tokenizers import models, pre_tokenizers, decoders
     chars = pre_tokenizers.ByteLevel.alphabet()
     vocab = {c: i for i, c in enumerate(sorted(chars))}
     merges = [("h", "e"), ("l", "l"), ("he", "ll"), ("hell", "o"), ("Ġ", "w"), ("o", "r"), ("Ġw", "or"),
@@ -137,6 +144,92 @@ def tiny_tokenizer_json(path):
     j["model"]["merges"] = [list(m.split(" ")) if isinstance(m, str) else m for m in j["model"]["merges"]]
     json.dump(j, open(path, "w"))
     return Tokenizer.from_file(path)
+
+
+LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+                  r"\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2_PATTERN = LLAMA3_PATTERN.replace(r"\p{N}{1,3}", r"\p{N}")
+
+
+def trained_tokenizer(path, pattern, ignore_merges, specials, texts):
+    """A byte-level BPE that HF trains on `texts` with a Split(pattern) + ByteLevel pre-tokeniser."""
+    tok = Tokenizer(models.BPE(ignore_merges=ignore_merges))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(pattern), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=3000, show_progress=False, special_tokens=specials,
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.save(path)
+    return Tokenizer.from_file(path)
+
+
+def write_tokenizer_gguf(tokenizer_json, path, pre):
+    """GGUF tokenizer metadata (as llama.cpp's converter lays it out) for a byte-level BPE tokenizer.json."""
+    j = json.load(open(tokenizer_json))
+    tokens = sorted(j["model"]["vocab"].items(), key=lambda kv: kv[1])
+    assert [i for _, i in tokens] == list(range(len(tokens)))
+    special = {a["id"] for a in j["added_tokens"] if a["special"]}
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre(pre)
+    w.add_token_list([t for t, _ in tokens])
+    w.add_token_types([gguf.TokenType.CONTROL if i in special else gguf.TokenType.NORMAL for _, i in tokens])
+    w.add_token_merges([" ".join(m) if isinstance(m, list) else m for m in j["model"]["merges"]])
+    w.add_bos_token_id(min(special))
+    w.add_eos_token_id(max(special))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def check_split_pattern_tokenizers(tmp, texts):
+    ok = True
+    for name, pre, pattern, ignore_merges, specials in [
+            ("Llama-3", "llama-bpe", LLAMA3_PATTERN, True, ["<|begin_of_text|>", "<|eot_id|>"]),
+            ("Qwen2", "qwen2", QWEN2_PATTERN, False, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"])]:
+        d = os.path.join(tmp, pre)
+        os.makedirs(d)
+        tj = os.path.join(d, "tokenizer.json")
+        hf = trained_tokenizer(tj, pattern, ignore_merges, specials, texts[::2])
+        ok &= check_tokenizer(f"{name}-pattern tokenizer.json vs HF tokenizers", tj, hf, texts)
+        g = os.path.join(d, f"{pre}.gguf")
+        write_tokenizer_gguf(tj, g, pre)
+        ok &= check_tokenizer(f"{name}-pattern GGUF (pre={pre}) vs HF tokenizers", g, hf, texts)
+    # An unknown pre-tokeniser type is one error line that names it.
+    g = os.path.join(tmp, "unknown_pre.gguf")
+    write_tokenizer_gguf(os.path.join(tmp, "qwen2", "tokenizer.json"), g, "mystery-pre")
+    p = subprocess.run([JET, "tokenize", "--model", g], input='{"text": "x"}\n', capture_output=True, text=True)
+    err = p.stderr.strip()
+    good = p.returncode == 1 and "mystery-pre" in err and "\n" not in err and not p.stdout
+    print(f"{'ok  ' if good else 'FAIL'} unknown tokenizer.ggml.pre: exit {p.returncode}, {err!r}")
+    return ok and good
+
+
+def check_transformers_gguf_oracle(texts):
+    """transformers' own GGUF tokenizer conversion as an independent oracle. For tokenizer.ggml.pre =
+    smollm it builds a ByteLevel pre-tokeniser without the Digits split, so it must agree with jet on
+    every string without a number character (where that split changes nothing); on the others the
+    agreement is counted and reported."""
+    try:
+        from transformers import AutoTokenizer
+        oracle = AutoTokenizer.from_pretrained(os.path.dirname(GGUF), gguf_file=os.path.basename(GGUF))
+    except Exception as e:  # an unavailable oracle is reported, not hidden
+        print(f"info transformers' GGUF tokenizer loader unavailable: {type(e).__name__}: {e}")
+        return True
+    pre = json.loads(oracle.backend_tokenizer.to_str())["pre_tokenizer"]
+    enc = jet_lines(["tokenize", "--model", GGUF], [{"text": t} for t in texts])
+    same = [e["ids"] == oracle.encode(t, add_special_tokens=False) for t, e in zip(texts, enc)]
+    has_num = [any(unicodedata.category(c).startswith("N") for c in t) for t in texts]
+    plain = [s for s, n in zip(same, has_num) if not n]
+    nums = [s for s, n in zip(same, has_num) if n]
+    good = all(plain)
+    print(f"{'ok  ' if good else 'FAIL'} transformers' GGUF tokenizer (pre_tokenizer {json.dumps(pre)}): identical on "
+          f"{sum(plain)}/{len(plain)} strings without numbers; on {sum(nums)}/{len(nums)} strings with numbers "
+          f"(it does not split digits: '\\n\\n12' is {oracle.encode(chr(10) * 2 + '12', add_special_tokens=False)}, "
+          f"jet's {jet_lines(['tokenize', '--model', GGUF], [{'text': chr(10) * 2 + '12'}])[0]['ids']})")
+    return good
 
 
 def main():
@@ -157,17 +250,9 @@ def main():
         ok &= check_tokenizer("tiny pair-merges tokenizer.json", tiny, tiny_tokenizer_json(tiny),
                               ["hello world", "hello<|eot|>world 12 123", " world hello  12", ""] + texts[:200])
 
-        # Independent oracle: transformers' GGUF tokenizer conversion (reported; it may lack the digit split).
-        try:
-            from transformers import AutoTokenizer
-            t2 = AutoTokenizer.from_pretrained(os.path.dirname(GGUF), gguf_file=os.path.basename(GGUF))
-            enc = jet_lines(["tokenize", "--model", GGUF], [{"text": t} for t in texts[:500]])
-            agree = sum(e["ids"] == t2.encode(t, add_special_tokens=False) for t, e in zip(texts[:500], enc))
-            digits = t2.encode("12345", add_special_tokens=False)
-            print(f"info transformers' GGUF tokenizer agrees with jet on {agree}/500 strings; it encodes '12345' as "
-                  f"{digits} (the published SmolLM2 tokenizer splits digits individually)")
-        except Exception as e:  # an unavailable oracle is reported, not hidden
-            print(f"info transformers' GGUF tokenizer loader unavailable: {type(e).__name__}: {e}")
+        ok &= check_split_pattern_tokenizers(tmp, texts)
+
+        ok &= check_transformers_gguf_oracle(texts)
     print("PASS" if ok else "FAIL")
     sys.exit(0 if ok else 1)
 
