@@ -33,12 +33,24 @@ void LinearBlock::add(const std::string& name, at::Tensor value) {
   params_.emplace_back(name, std::move(value));
 }
 
+bool LinearBlock::keeps_fp32(const std::string& name) {
+  return name == "A_log" || name == "dt_bias" || name == "D" || name.find("norm") != std::string::npos;
+}
+
+bool LinearBlock::is_linear(const std::string& name) {
+  // *_proj (q/k/v/g/a/b/o/in/out projections, GLA's gk_proj.{0,1}) and JetBlock's kernel generator.
+  return name.find("_proj.") != std::string::npos || name.find("kernel_generator.") != std::string::npos;
+}
+
 void LinearBlock::to(at::Device device, at::ScalarType dtype) {
   for (auto& [name, t] : params_) {
-    const bool keep_fp32 = name == "A_log" || name == "dt_bias" || name == "D" || name.find("norm") != std::string::npos;
     const bool grad = t.requires_grad();
-    t = t.detach().to(device, keep_fp32 ? at::kFloat : dtype).requires_grad_(grad);
+    t = t.detach().to(device, keeps_fp32(name) ? at::kFloat : dtype).requires_grad_(grad);
   }
+}
+
+void LinearBlock::declare(ParamList& params, const std::string& prefix) {
+  for (auto& [name, t] : params_) params.push_back({prefix + name, t.sizes().vec(), &t, keeps_fp32(name)});
 }
 
 at::Tensor LinearBlock::proj_conv(const std::string& n, const at::Tensor& x, const at::Tensor& tail,
@@ -68,19 +80,28 @@ at::Tensor LinearBlock::norm_gate_out(const at::Tensor& o, const at::Tensor& x, 
   return dense(merge_heads(n).to(x.scalar_type()), p("o_proj.weight"));
 }
 
-Init::Init(uint64_t seed) : gen_(at::make_generator<at::CPUGeneratorImpl>(seed)) {}
+Init::Init(uint64_t seed) : draw_(seed != kUninitialised), gen_(at::make_generator<at::CPUGeneratorImpl>(seed)) {}
+
+at::Tensor Init::zeros(at::IntArrayRef shape) { return draw_ ? at::zeros(shape) : at::empty(shape); }
+
+at::Tensor Init::ones(at::IntArrayRef shape) { return draw_ ? at::ones(shape) : at::empty(shape); }
 
 at::Tensor Init::normal(at::IntArrayRef shape, double std) {
+  if (!draw_) return at::empty(shape);
   return at::normal(0.0, std, shape, gen_, at::TensorOptions().dtype(at::kFloat));
 }
 
 at::Tensor Init::uniform(at::IntArrayRef shape, double lo, double hi) {
+  if (!draw_) return at::empty(shape);
   return at::empty(shape, at::kFloat).uniform_(lo, hi, gen_);
 }
 
-at::Tensor Init::a_log(int64_t heads, double lo, double hi) { return uniform({heads}, lo, hi).log(); }
+at::Tensor Init::a_log(int64_t heads, double lo, double hi) {
+  return draw_ ? uniform({heads}, lo, hi).log() : at::empty({heads});
+}
 
 at::Tensor Init::dt_bias(int64_t heads, double dt_min, double dt_max, double dt_floor) {
+  if (!draw_) return at::empty({heads});
   const at::Tensor dt =
       (uniform({heads}, 0.0, 1.0) * (std::log(dt_max) - std::log(dt_min)) + std::log(dt_min)).exp().clamp_min(dt_floor);
   return dt + at::log(-at::expm1(-dt));  // softplus⁻¹

@@ -12,8 +12,12 @@
 #include <utility>
 #include <vector>
 
+#include "model/params.h"
+
 namespace jet::model {
 
+// A block's own storage of its parameters (name relative to the layer → tensor). The model sees them
+// through its ParamList (declare()); this is the owning side of those slots.
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
 // Decode state of one block for B sequences. Zero-initialised by LinearBlock::init_state.
@@ -41,8 +45,16 @@ class LinearBlock {
   NamedTensors& parameters() { return params_; }
   const at::Tensor& p(const std::string& name) const;
   void set(const std::string& name, const at::Tensor& value);  // same shape required
-  // Moves/casts every parameter (A_log, dt_bias, D and norms stay fp32 when dtype is reduced).
+  // Moves/casts every parameter (those keeps_fp32() names stay fp32 when dtype is reduced).
   void to(at::Device device, at::ScalarType dtype);
+  // Declares every parameter in a model's ParamList as prefix + name (e.g. "model.layers.3.self_attn."),
+  // the slot being this block's tensor: the model's loader then fills the block directly.
+  void declare(ParamList& params, const std::string& prefix);
+  // A_log, dt_bias, D and the norms: kept in fp32 in a reduced-precision model (the references do).
+  static bool keeps_fp32(const std::string& name);
+  // Whether a parameter belongs to an nn.Linear of the reference layer (weight or bias): the official
+  // model initialisation (PreTrainedModel._init_weights) re-draws exactly those.
+  static bool is_linear(const std::string& name);
 
  protected:
   void add(const std::string& name, at::Tensor value);
@@ -61,10 +73,16 @@ class LinearBlock {
   std::unordered_map<std::string, size_t> index_;
 };
 
+// make_block()'s seed for a block whose tensors are only allocated, not drawn (a model that loads or
+// draws its weights afterwards: no time spent, no memory touched).
+constexpr uint64_t kUninitialised = ~uint64_t{0};
+
 // Seeded initialisation on CPU fp32 (a block is built on CPU, then moved with to()).
 class Init {
  public:
-  explicit Init(uint64_t seed);
+  explicit Init(uint64_t seed);  // kUninitialised: every tensor below comes back allocated but undrawn
+  at::Tensor zeros(at::IntArrayRef shape);
+  at::Tensor ones(at::IntArrayRef shape);
   at::Tensor normal(at::IntArrayRef shape, double std);
   at::Tensor uniform(at::IntArrayRef shape, double lo, double hi);
   // A_log = log U(lo, hi) per head (Mamba2 / GDN / JetBlock).
@@ -76,6 +94,7 @@ class Init {
   at::Tensor conv_bias(int64_t channels, int64_t width);
 
  private:
+  bool draw_;
   at::Generator gen_;
 };
 

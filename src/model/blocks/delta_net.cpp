@@ -30,7 +30,7 @@ class DeltaNet final : public LinearBlock {
       if (c.conv_bias) add(std::string(n) + "_conv1d.bias", init.conv_bias(C, W));
     }
     if (c.use_gate) add("g_proj.weight", init.normal({value_dim_, D}, c.init_std));
-    add("o_norm.weight", at::ones({value_dim_ / H_}));
+    add("o_norm.weight", init.ones({value_dim_ / H_}));
     add("o_proj.weight", init.normal({D, value_dim_}, c.init_std));
   }
 

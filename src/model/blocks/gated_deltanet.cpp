@@ -34,7 +34,7 @@ class GatedDeltaNet final : public LinearBlock {
       if (c.conv_bias) add(std::string(n) + "_conv1d.bias", init.conv_bias(C, W));
     }
     if (c.use_gate) add("g_proj.weight", init.normal({H_ * V_, D}, c.init_std));
-    add("o_norm.weight", at::ones({V_}));
+    add("o_norm.weight", init.ones({V_}));
     add("o_proj.weight", init.normal({D, H_ * V_}, c.init_std));
   }
 

@@ -27,8 +27,8 @@ class GLA final : public LinearBlock {
     add("g_proj.weight", init.normal({value_dim_, D}, c.init_std));
     add("gk_proj.0.weight", init.normal({c.gate_low_rank_dim, D}, c.init_std));
     add("gk_proj.1.weight", init.normal({key_dim_, c.gate_low_rank_dim}, c.init_std));
-    add("gk_proj.1.bias", at::zeros({key_dim_}));
-    add("g_norm_swish_gate.weight", at::ones({value_dim_ / H_}));
+    add("gk_proj.1.bias", init.zeros({key_dim_}));
+    add("g_norm_swish_gate.weight", init.ones({value_dim_ / H_}));
     add("o_proj.weight", init.normal({D, value_dim_}, c.init_std));
   }
 

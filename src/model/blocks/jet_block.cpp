@@ -10,6 +10,11 @@
 #include "model/blocks/blocks.h"
 #include "ops/dynamic_conv/dynamic_conv.h"
 #include "ops/linear_attention/linear_attention.h"
+#ifdef JET_CUDA
+#include <cmath>
+
+#include "ops/linear_attention/linear_attention_step_cuda.h"
+#endif
 
 namespace jet::model {
 namespace {
@@ -36,11 +41,11 @@ class JetBlock final : public LinearBlock {
     add("a_proj.weight", init.normal({H_, D}, c.init_std));
     add("A_log", init.a_log(H_, 0.0, 16.0));
     add("dt_bias", init.dt_bias(H_));
-    add("dynamic_conv1d.kernel_generator.w1.weight", at::zeros({gen_hidden, D}));
-    add("dynamic_conv1d.kernel_generator.w2.weight", at::zeros({value_dim_ * W, gen_hidden}));
+    add("dynamic_conv1d.kernel_generator.w1.weight", init.zeros({gen_hidden, D}));
+    add("dynamic_conv1d.kernel_generator.w2.weight", init.zeros({value_dim_ * W, gen_hidden}));
     add("dynamic_conv1d.kernel_generator.w2.bias", init.normal({value_dim_ * W}, c.init_std));
     add("g_proj.weight", init.normal({value_dim_, D}, c.init_std));
-    add("o_norm.weight", at::ones({V_}));
+    add("o_norm.weight", init.ones({V_}));
     add("o_proj.weight", init.normal({D, value_dim_}, c.init_std));
   }
 
@@ -71,6 +76,9 @@ class JetBlock final : public LinearBlock {
 
   at::Tensor step(const at::Tensor& x, BlockState& state) override {
     c10::NoGradGuard no_grad;
+#ifdef JET_CUDA
+    if (x.is_cuda()) return step_cuda(x, state);
+#endif
     const Proj pr = project(x);  // [B, ...]
     const at::Tensor v = ops::dynamic_conv_step(pr.v_raw, pr.kernels, state.conv[0], true);
     const at::Tensor o = ops::linear_attention_step(pr.q, pr.k, split_heads(v, H_), pr.g, pr.beta, state.S, options());
@@ -99,6 +107,25 @@ class JetBlock final : public LinearBlock {
     r.g = ssm_log_decay(dense(x, p("a_proj.weight")), p("A_log"), p("dt_bias"));
     return r;
   }
+
+#ifdef JET_CUDA
+  // The fused core (jet_block_step_cuda): projections here, conv + SiLU + gates + delta rule in one kernel.
+  at::Tensor step_cuda(const at::Tensor& x, BlockState& state) const {  // x [B, D]
+    const at::Tensor hid = at::silu(dense(x, p("dynamic_conv1d.kernel_generator.w1.weight")));
+    const at::Tensor kernels =
+        dense(hid, p("dynamic_conv1d.kernel_generator.w2.weight"), p("dynamic_conv1d.kernel_generator.w2.bias"))
+            .unflatten(-1, {value_dim_, c_.conv_size});  // [B, H·V, W]
+    at::Tensor& tail = state.conv[0];                      // [B, H·V, W−1]
+    if (!tail.is_contiguous() || tail.scalar_type() != x.scalar_type()) tail = tail.to(x.scalar_type()).contiguous();
+    if (!state.S.is_contiguous()) state.S = state.S.contiguous();
+    const at::Tensor o = ops::jet_block_step_cuda(
+        split_heads(dense(x, p("q_proj.weight")), H_), split_heads(dense(x, p("k_proj.weight")), H_),
+        dense(x, p("v_proj.weight")), kernels, tail, dense(x, p("a_proj.weight")), dense(x, p("b_proj.weight")),
+        p("A_log"), p("dt_bias"), state.S, 1.0 / std::sqrt(static_cast<double>(K_)));
+    state.offset += 1;
+    return norm_gate_out(o, x, "o_norm.weight", c_.norm_eps);
+  }
+#endif
 
   static ops::LinearAttentionOptions options() {
     ops::LinearAttentionOptions o;

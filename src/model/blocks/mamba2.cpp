@@ -33,8 +33,8 @@ class Mamba2 final : public LinearBlock {
     if (c.use_conv_bias) add("conv1d.bias", init.conv_bias(conv_dim_, c.conv_kernel));
     add("dt_bias", init.dt_bias(H_));
     add("A_log", init.a_log(H_, c.a_init_lo, c.a_init_hi));
-    add("D", at::ones({H_}));
-    add("norm.weight", at::ones({inner_}));
+    add("D", init.ones({H_}));
+    add("norm.weight", init.ones({inner_}));
     add("out_proj.weight", init.normal({D, inner_}, c.init_std));
   }
 

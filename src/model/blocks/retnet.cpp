@@ -27,7 +27,7 @@ class RetNet final : public LinearBlock {
     add("k_proj.weight", init.normal({key_dim_, D}, c.init_std));
     add("v_proj.weight", init.normal({value_dim_, D}, c.init_std));
     add("g_proj.weight", init.normal({value_dim_, D}, c.init_std));
-    add("g_norm_swish_gate.weight", at::ones({value_dim_ / H_}));
+    add("g_norm_swish_gate.weight", init.ones({value_dim_ / H_}));
     add("o_proj.weight", init.normal({D, value_dim_}, c.init_std));
     std::vector<double> lg;
     for (int64_t h = 0; h < H_; ++h) lg.push_back(std::log(1.0 - std::pow(2.0, -5.0 - h)));

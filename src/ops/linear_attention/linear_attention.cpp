@@ -5,12 +5,17 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
+#include <set>
 #include <vector>
 
 #include "core/check.h"
 #include "core/shape.h"
 #include "ops/linear_attention/linear_attention.h"
 #include "ops/linear_attention/linear_attention_detail.h"
+#ifdef JET_CUDA
+#include "ops/linear_attention/linear_attention_step_cuda.h"
+#endif
 
 namespace jet::ops {
 
@@ -217,6 +222,44 @@ LinearAttentionOutput linear_attention(const LinearAttentionInput& in, const Lin
   return linear_attention_chunked(in, opt);
 }
 
+#ifdef JET_CUDA
+namespace {
+
+// The fused CUDA step (linear_attention_step_cuda.h) for CUDA tensors outside autograd; nullopt when
+// the call is not for it (CPU, float64 state, gradients wanted, a head width the kernel lacks).
+std::optional<at::Tensor> step_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                    const at::Tensor& g, const at::Tensor& beta, at::Tensor& state,
+                                    const LinearAttentionOptions& opt) {
+  static const std::set<int64_t> kWidths = {16, 32, 64, 96, 128, 192, 256};
+  if (!state.is_cuda() || state.scalar_type() != at::kFloat || !kWidths.count(q.size(2))) return std::nullopt;
+  const bool grad = c10::GradMode::is_enabled() &&
+                    (q.requires_grad() || k.requires_grad() || v.requires_grad() || state.requires_grad() ||
+                     (g.defined() && g.requires_grad()) || (beta.defined() && beta.requires_grad()));
+  if (grad) return std::nullopt;
+  const int64_t B = q.size(0), H = q.size(1);
+  // One dtype for q, k, v: theirs when they agree (fp32 or bf16), else fp32 (what the ATen path computes in).
+  const at::ScalarType dt = q.scalar_type() == k.scalar_type() && q.scalar_type() == v.scalar_type() &&
+                                    (v.scalar_type() == at::kBFloat16 || v.scalar_type() == at::kFloat)
+                                ? v.scalar_type()
+                                : at::kFloat;
+  StepDecay decay = StepDecay::none;
+  at::Tensor gf;
+  switch (opt.decay) {
+    case Decay::none: break;
+    case Decay::fixed: decay = StepDecay::scalar, gf = g.to(at::kFloat).view({1, H}).expand({B, H}); break;
+    case Decay::scalar: decay = StepDecay::scalar, gf = g.to(at::kFloat); break;
+    case Decay::vector: decay = StepDecay::vector, gf = g.to(at::kFloat); break;
+  }
+  if (!state.is_contiguous()) state = state.contiguous();
+  at::Tensor o = linear_attention_step_cuda(q.to(dt), k.to(dt), v.to(dt), gf,
+                                            beta.defined() ? beta.to(at::kFloat) : beta, state, decay,
+                                            linear_attention_scale(opt, q.size(2)), opt.qk_l2norm);
+  return o.to(v.scalar_type());
+}
+
+}  // namespace
+#endif
+
 at::Tensor linear_attention_step(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                  const at::Tensor& g, const at::Tensor& beta, at::Tensor& state,
                                  const LinearAttentionOptions& opt) {
@@ -231,6 +274,9 @@ at::Tensor linear_attention_step(const at::Tensor& q, const at::Tensor& k, const
             v.size(2));
   JET_CHECK(opt.delta == beta.defined(), "linear_attention_step: beta must be given exactly for the delta rule");
   JET_CHECK((opt.decay == Decay::none) != g.defined(), "linear_attention_step: g must be given exactly with a decay");
+#ifdef JET_CUDA
+  if (auto o = step_cuda(q, k, v, g, beta, state, opt)) return *o;
+#endif
   const at::ScalarType ct = state.scalar_type();
   at::Tensor qf = q.to(ct), kf = k.to(ct), vf = v.to(ct);
   if (opt.qk_l2norm) {
