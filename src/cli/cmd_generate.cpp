@@ -1,6 +1,7 @@
 // `jet generate`: streams a continuation of --prompt (optionally in the model's chat template) and
 // ends with a line of prefill and decode speed. --temperature 0 is greedy; --print-token-ids also
-// prints the generated ids as a JSON list.
+// prints the generated ids as a JSON list. --config F --random-init runs a randomly initialised model of
+// any config (speed without weights; prompt as --prompt-ids).
 #include <ATen/Parallel.h>
 
 #include <cstdio>
@@ -15,13 +16,14 @@
 #include "engine/generate.h"
 #include "model/causal_lm.h"
 #include "model/checkpoint.h"
+#include "model/random_init.h"
 #include "text/tokenizer.h"
 
 namespace {
 
 struct Opts {
-  std::string model, prompt, prompt_ids, device = "cpu", dtype = "fp32";
-  bool chat = false, print_ids = false;
+  std::string model, config, prompt, prompt_ids, device = "cpu", dtype = "fp32";
+  bool chat = false, print_ids = false, random_init = false;
   int64_t max_new_tokens = 128;
   jet::engine::SamplingParams sampling;
 };
@@ -50,23 +52,33 @@ void run(const Opts& o) {
   JET_CHECK(o.prompt.empty() != o.prompt_ids.empty(), "give exactly one of --prompt and --prompt-ids");
   JET_CHECK(!o.chat || o.prompt_ids.empty(), "--chat needs --prompt (text)");
 
-  auto ck = jet::model::load_checkpoint(o.model);
+  JET_CHECK(!o.model.empty() || !o.config.empty(), "--model is required (or --config with --random-init)");
+  JET_CHECK(o.model.empty() || o.config.empty(), "give only one of --model and --config");
+  JET_CHECK(o.config.empty() == !o.random_init, "--config and --random-init go together");
+  jet::model::Checkpoint ck;
+  if (o.random_init) {
+    ck.path = o.config;
+    ck.config = jet::model::ModelConfig::from_file(o.config);
+  } else {
+    ck = jet::model::load_checkpoint(o.model);
+  }
+  const std::string& where = ck.path;
   const jet::text::Tokenizer* tok = ck.tokenizer.get();
-  JET_CHECK(tok || !o.prompt_ids.empty(), "{}: no tokenizer (an HF directory needs tokenizer.json)",
-            o.model);
+  JET_CHECK(tok || !o.prompt_ids.empty(), "{}: no tokenizer (an HF directory needs tokenizer.json)", where);
   std::vector<int32_t> prompt;
   if (!o.prompt_ids.empty()) {
     prompt = parse_prompt_ids(o.prompt_ids);
   } else {
     std::string text = o.prompt;
     if (o.chat) {
-      JET_CHECK(tok->has_chat_template(), "{}: the model has no chat template (drop --chat)", o.model);
+      JET_CHECK(tok->has_chat_template(), "{}: the model has no chat template (drop --chat)", where);
       text = tok->apply_chat_template({{"user", o.prompt}}, /*add_generation_prompt=*/true);
     }
     prompt = tok->encode(text, /*add_special_tokens=*/true);
   }
   jet::model::CausalLM lm(ck.config);
-  lm.load_weights(ck.tensors, dtype, device, o.model);
+  if (o.random_init) ck.tensors = jet::model::random_weights(lm, o.sampling.seed, dtype);
+  lm.load_weights(ck.tensors, dtype, device, where);
   ck.tensors.clear();
 
   jet::engine::GenerateOptions g;
@@ -100,7 +112,9 @@ void setup(CLI::App& app) {
   o->sampling.temperature = 0.8;
   o->sampling.top_k = 40;
   o->sampling.top_p = 0.95;
-  app.add_option("--model", o->model, "GGUF file or HF directory")->required();
+  app.add_option("--model", o->model, "GGUF file or HF directory");
+  app.add_option("--config", o->config, "a config.json alone (with --random-init)");
+  app.add_flag("--random-init", o->random_init, "random weights (official init, seeded by --seed) for --config");
   app.add_option("--prompt", o->prompt, "prompt text");
   app.add_option("--prompt-ids", o->prompt_ids, "(dev) prompt as a JSON list of token ids");
   app.add_flag("--chat", o->chat, "wrap the prompt in the model's chat template");
@@ -108,7 +122,7 @@ void setup(CLI::App& app) {
   app.add_option("--temperature", o->sampling.temperature, "0 = greedy (default 0.8)");
   app.add_option("--top-k", o->sampling.top_k, "keep the k most likely tokens, 0 = off (default 40)");
   app.add_option("--top-p", o->sampling.top_p, "nucleus probability, 1 = off (default 0.95)");
-  app.add_option("--seed", o->sampling.seed, "sampling seed (default 0)");
+  app.add_option("--seed", o->sampling.seed, "sampling (and --random-init) seed (default 0)");
   app.add_option("--device", o->device, "cpu | cuda (default cpu)");
   app.add_option("--dtype", o->dtype, "fp32 | bf16 (default fp32)");
   app.add_flag("--print-token-ids", o->print_ids, "also print the generated ids as a JSON list");

@@ -1,10 +1,11 @@
-// `jet info --model PATH`: architecture, parameter count, layer types and cache bytes per token, read
+// `jet info --model PATH` (or --config config.json): architecture, parameter count, layer types and cache bytes per token, read
 // from the config alone (no weights are loaded).
 #include <cstdio>
 
 #include <fmt/format.h>
 
 #include "cli/command.h"
+#include "core/check.h"
 #include "model/causal_lm.h"
 #include "model/checkpoint.h"
 
@@ -33,13 +34,18 @@ const char* rope_name(jet::model::RopeScaling s) {
 
 void setup(CLI::App& app) {
   auto model = std::make_shared<std::string>();
-  app.add_option("--model", *model, "GGUF file or HF directory")->required();
-  app.callback([model] {
+  auto config = std::make_shared<std::string>();
+  auto* m = app.add_option("--model", *model, "GGUF file or HF directory");
+  auto* cf = app.add_option("--config", *config, "a config.json alone (no checkpoint)");
+  m->excludes(cf);
+  app.callback([model, config] {
+    JET_CHECK(!model->empty() || !config->empty(), "give --model or --config");
     jet::model::LoadOptions load;
     load.weights = false;
     load.tokenizer = false;
-    const auto ck = jet::model::load_checkpoint(*model, load);
-    const auto& c = ck.config;
+    const jet::model::ModelConfig c = config->empty() ? jet::model::load_checkpoint(*model, load).config
+                                                      : jet::model::ModelConfig::from_file(*config);
+    if (model->empty()) *model = *config;
     const jet::model::CausalLM lm(c);
     const int64_t n = lm.num_parameters();
     fmt::print("model:          {}\n", *model);

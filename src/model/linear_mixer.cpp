@@ -8,25 +8,23 @@
 
 namespace jet::model {
 
-LinearMixer::LinearMixer(const ModelConfig& c, int64_t layer, const std::string& prefix, ParamList& params) {
+bool is_linear_type(const std::string& t) {
+  return t == "jet" || t == "gdn" || t == "deltanet" || t == "gla" || t == "retnet" || t == "mamba2";
+}
+
+std::unique_ptr<LinearBlock> make_layer_block(const ModelConfig& c, int64_t layer, uint64_t seed) {
   const std::string& type = c.layer_types.at(layer);
   // to_json() gives the sub-config with numbers as numbers (the official file has norm_eps "1e-5").
   const nlohmann::json j = c.to_json();
   const auto& eac = j.value("efficient_attention_config", nlohmann::json::object());
   JET_CHECK(eac.contains(type), "layer {}: layer type '{}' needs efficient_attention_config.{}", layer, type,
             type);
-  block_ = make_block(type, eac[type], c.hidden_size, j.value("initializer_range", 0.02),
-                      static_cast<uint64_t>(layer));
-  // Which parameters the block keeps in fp32 at reduced precision: ask the block itself, then put
-  // its fp32 initial values back.
-  std::vector<at::Tensor> initial;
-  for (auto& [name, t] : block_->parameters()) initial.push_back(t);
-  block_->to(at::kCPU, at::kBFloat16);
-  size_t i = 0;
-  for (auto& [name, t] : block_->parameters()) {
-    params.push_back({prefix + name, t.sizes().vec(), &t, t.scalar_type() == at::kFloat});
-    t = initial[i++];
-  }
+  return make_block(type, eac[type], c.hidden_size, j.value("initializer_range", 0.02), seed);
+}
+
+LinearMixer::LinearMixer(const ModelConfig& c, int64_t layer, const std::string& prefix, ParamList& params)
+    : block_(make_layer_block(c, layer, kUninitialised)) {
+  block_->declare(params, prefix);
 }
 
 at::Tensor LinearMixer::forward(const at::Tensor& x, const ForwardContext& ctx, MixerState* state) {

@@ -13,10 +13,17 @@ struct LinearState : MixerState {
   int64_t length = 0;  // tokens consumed
 };
 
+// jet, gdn, deltanet, gla, retnet, mamba2: the layer types a LinearMixer implements.
+bool is_linear_type(const std::string& type);
+
+// The block of layer `layer` (a linear layer type) from config.efficient_attention_config, initialised
+// as the reference layer's constructor does from `seed`.
+std::unique_ptr<LinearBlock> make_layer_block(const ModelConfig& c, int64_t layer, uint64_t seed);
+
 class LinearMixer : public Mixer {
  public:
-  // Builds the block from efficient_attention_config[type] (seeded by the layer index) and declares
-  // its parameters under prefix. Parameters the block keeps in fp32 (decay, gate, norms) are marked so.
+  // Builds the block from efficient_attention_config[type] (tensors allocated, not drawn) and declares
+  // its parameters under prefix (LinearBlock::declare: the block's tensors are the model's slots).
   LinearMixer(const ModelConfig& c, int64_t layer, const std::string& prefix, ParamList& params);
   at::Tensor forward(const at::Tensor& x, const ForwardContext& ctx, MixerState* state) override;
   std::unique_ptr<MixerState> new_state(int64_t batch, int64_t max_len,

@@ -12,9 +12,7 @@ std::unique_ptr<Mixer> make_mixer(const ModelConfig& c, int64_t layer, ParamList
   const std::string prefix = fmt::format("model.layers.{}.self_attn.", layer);
   if (type == "attn") return std::make_unique<Attention>(c, prefix, params);
   if (type == "swa") return std::make_unique<Attention>(c, prefix, params, c.swa->window_size);
-  if (type == "jet" || type == "gdn" || type == "deltanet" || type == "gla" || type == "retnet" ||
-      type == "mamba2")
-    return std::make_unique<LinearMixer>(c, layer, prefix, params);
+  if (is_linear_type(type)) return std::make_unique<LinearMixer>(c, layer, prefix, params);
   JET_FAIL("layer {}: layer type '{}' is not implemented yet (supported: attn, swa, jet, gdn, "
            "deltanet, gla, retnet, mamba2)", layer, type);
 }
