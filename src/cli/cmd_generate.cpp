@@ -74,7 +74,8 @@ void run(const Opts& o) {
       JET_CHECK(tok->has_chat_template(), "{}: the model has no chat template (drop --chat)", where);
       text = tok->apply_chat_template({{"user", o.prompt}}, /*add_generation_prompt=*/true);
     }
-    prompt = tok->encode(text, /*add_special_tokens=*/true);
+    // A rendered chat template already holds its BOS (Llama-3) or needs none (ChatML).
+    prompt = tok->encode(text, /*add_special_tokens=*/!o.chat);
   }
   jet::model::CausalLM lm(ck.config);
   if (o.random_init) ck.tensors = jet::model::random_weights(lm, o.sampling.seed, dtype);

@@ -70,9 +70,44 @@ const ByteMap& byte_map() {
   return m;
 }
 
+// HF tokenizers runs its regexes with Oniguruma, whose \s is Unicode White_Space: \p{Z} plus
+// U+0009-000D and U+0085. PCRE2's \s (with UCP) also matches U+180E (it is in PCRE2's \h list), so
+// \s and \S are spelled out as that set, inside and outside character classes.
+std::string onig_whitespace(const std::string& pattern) {
+  static const char* kSet = R"(\t-\r\x{85}\p{Z})";
+  std::string out;
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      const char e = pattern[++i];
+      if (e == 's') {
+        out += in_class ? std::string(kSet) : "[" + std::string(kSet) + "]";
+      } else if (e == 'S') {
+        JET_CHECK(!in_class, "tokenizer: \\S inside a character class is not supported: {}", pattern);
+        out += "[^" + std::string(kSet) + "]";
+      } else {
+        out += c, out += e;
+      }
+      continue;
+    }
+    if (c == '[' && !in_class) {
+      in_class = true;
+      out += c;
+      if (i + 1 < pattern.size() && pattern[i + 1] == '^') out += pattern[++i];
+      if (i + 1 < pattern.size() && pattern[i + 1] == ']') out += pattern[++i];  // a leading ] is literal
+      continue;
+    }
+    if (c == ']' && in_class) in_class = false;
+    out += c;
+  }
+  return out;
+}
+
 struct Regex {
   pcre2_code* code = nullptr;
-  explicit Regex(const std::string& pattern) {
+  explicit Regex(const std::string& spec) {
+    const std::string pattern = onig_whitespace(spec);
     int err;
     PCRE2_SIZE off;
     code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()), pattern.size(),
@@ -554,34 +589,64 @@ std::vector<int32_t> Tokenizer::stop_ids() const {
 
 bool Tokenizer::has_chat_template() const { return !impl_->chat_template.empty(); }
 
+namespace {
+
+// The default system prompt a ChatML template writes as a literal when the chat has no system turn
+// ("" if it writes none, or if the text between the markers is template code, not a literal).
+std::string chatml_default_system(const std::string& tpl) {
+  const std::string open = "<|im_start|>system\n";
+  const auto p = tpl.find(open);
+  if (p == std::string::npos) return "";
+  const auto e = tpl.find("<|im_end|>", p);
+  if (e == std::string::npos) return "";
+  const std::string body = tpl.substr(p + open.size(), e - p - open.size());
+  for (const char* code : {"{{", "{%", "'", "\"", "+"})
+    if (body.find(code) != std::string::npos) return "";
+  return body;
+}
+
+std::string trim(const std::string& s) {
+  const char* ws = " \t\n\r\f\v";
+  const auto b = s.find_first_not_of(ws);
+  return b == std::string::npos ? "" : s.substr(b, s.find_last_not_of(ws) - b + 1);
+}
+
+// How to do without a chat template, in the errors below.
+const char* kPlainPrompt = "send the prompt as plain text (--no-chat-template; generate: without --chat)";
+
+}  // namespace
+
 std::string Tokenizer::apply_chat_template(const std::vector<ChatMessage>& messages,
                                            bool add_generation_prompt) const {
   const std::string& tpl = impl_->chat_template;
-  JET_CHECK(!tpl.empty(), "this model has no chat template (use --no-chat-template and a plain prompt)");
+  JET_CHECK(!tpl.empty(), "this model has no chat template; {}", kPlainPrompt);
   for (auto& m : messages)
     JET_CHECK(m.role == "system" || m.role == "user" || m.role == "assistant", "chat: unknown role '{}'", m.role);
   std::string out;
   if (tpl.find("<|im_start|>") != std::string::npos) {
-    // ChatML. A default system turn when the template writes one and the chat has none.
-    const std::string key = "<|im_start|>system\n";
-    auto p = tpl.find(key);
-    if (p != std::string::npos && (messages.empty() || messages[0].role != "system")) {
-      auto e = tpl.find("<|im_end|>", p);
-      if (e != std::string::npos) out += tpl.substr(p, e - p) + "<|im_end|>\n";
-    }
+    // ChatML; the template's literal default system turn goes first when the chat starts without one.
+    const std::string sys = chatml_default_system(tpl);
+    if (!sys.empty() && !messages.empty() && messages[0].role != "system")
+      out += "<|im_start|>system\n" + sys + "<|im_end|>\n";
     for (auto& m : messages) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
     if (add_generation_prompt) out += "<|im_start|>assistant\n";
     return out;
   }
   if (tpl.find("<|start_header_id|>") != std::string::npos) {
-    // Llama-3: BOS, then header/content/eot per turn.
+    // Llama-3(.0): BOS, then header / content (trimmed where the template trims) / <|eot_id|> per turn.
+    // Llama-3.1+ templates add a dated system block and tool sections that are not rendered here.
+    JET_CHECK(tpl.find("Cutting Knowledge Date") == std::string::npos,
+              "chat template: the Llama-3.1+ template (dated system block, tools) is not supported; {}",
+              kPlainPrompt);
+    const bool trims = tpl.find("| trim") != std::string::npos || tpl.find("|trim") != std::string::npos;
     if (impl_->bos >= 0) out += impl_->vocab[impl_->bos];
     for (auto& m : messages)
-      out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + m.content + "<|eot_id|>";
+      out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + (trims ? trim(m.content) : m.content) +
+             "<|eot_id|>";
     if (add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
     return out;
   }
-  JET_FAIL("unrecognised chat template (ChatML and Llama-3 are supported); use --no-chat-template");
+  JET_FAIL("unrecognised chat template (ChatML and Llama-3 are supported); {}", kPlainPrompt);
 }
 
 nlohmann::json Tokenizer::to_hf_json() const {

@@ -3,7 +3,8 @@
 
 jet reads the teacher GGUF's tokenizer metadata and writes tokenizer.json (`jet tokenize
 --export-json`); HF tokenizers loads that file. Encode ids and decode text must be identical for every
-string. A second, independent oracle: transformers' own GGUF tokenizer conversion, when it loads the
+string, and decoding random id sequences (broken UTF-8 included) must give HF's text. A second,
+independent oracle: transformers' own GGUF tokenizer conversion, when it loads the
 file (its pre-tokeniser may differ; the result is reported, and only counted when it agrees with the
 published SmolLM2 tokenizer layout). Also a tiny hand-written tokenizer.json with merges as pairs, and
 small BPEs trained by HF on the Llama-3 and Qwen2 split patterns, read by jet as tokenizer.json and as
@@ -29,7 +30,7 @@ def jet_lines(args, records):
                        text=True)
     if p.returncode != 0:
         sys.exit(f"FAIL: jet {' '.join(args)}: {p.stderr.strip()}")
-    return [json.loads(l) for l in p.stdout.splitlines()]
+    return [json.loads(l) for l in p.stdout.split("\n") if l]  # not splitlines(): it also splits at U+2028 etc.
 
 
 SCRIPTS = {
@@ -58,6 +59,11 @@ WORDS = ["the", "The", "THE", "don't", "I'm", "we're", "they've", "she'll", "he'
          "hello", "world", "tokenizer", "GPT", "e.g.", "U.S.A.", "naïve", "résumé", "co-operate", "well-known"]
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<repo_name>", "<file_sep>"]
 SPACES = [" ", "  ", "   ", "\t", "\n", "\n\n", "\r\n", " \n ", "\t\t", "\u00a0", "\u3000", "      "]
+# Characters where regex engines disagree about \s, \p{L}, \p{N} (U+180E is \s in PCRE2, not in Oniguruma),
+# controls, format characters, combining marks, private use, non-BMP digits.
+ODD = ["\u0085", "\u180e", "\u200b", "\u2028", "\u2029", "\ufeff", "\x1c", "\x1f", "\x0b", "\x0c", "\u1680",
+       "\u2000", "\u202f", "\u205f", "\u200d", "\u2060", "\x00", "\x7f", "\U0010fffd", "\U0001d7d8", "\u2163",
+       "\u00bd", "\u0660", "\uff11", "\u0301", "\u0e49", "\U000e0001", "\uf8ff"]
 
 
 def number(rng):
@@ -67,7 +73,9 @@ def number(rng):
 
 
 def piece(rng):
-    kind = rng.randrange(8)
+    kind = rng.randrange(9)
+    if kind == 8:
+        return "".join(rng.choice(ODD + [" ", "a", "1", "\n"]) for _ in range(rng.randint(1, 6)))
     if kind == 0:
         return rng.choice(WORDS)
     if kind == 1:
@@ -127,6 +135,21 @@ def check_tokenizer(name, jet_model, hf, texts):
     return bad == 0 and bad_dec == 0
 
 
+def check_decode_random(name, jet_model, hf, seed=7, n=3000):
+    """Random id sequences, mostly single-byte tokens so that many are broken UTF-8 (HF: U+FFFD)."""
+    rng = random.Random(seed)
+    size = hf.get_vocab_size()
+    single = [i for i in range(size) if len(hf.id_to_token(i) or "") == 1]
+    seqs = [[rng.choice(single) if rng.random() < 0.7 else rng.randrange(size) for _ in range(rng.randint(1, 12))]
+            for _ in range(n)]
+    dec = jet_lines(["tokenize", "--model", jet_model, "--decode"], [{"ids": q} for q in seqs])
+    bad = [(q, d["text"]) for q, d in zip(seqs, dec) if d["text"] != hf.decode(q, skip_special_tokens=False)]
+    for q, t in bad[:5]:
+        print(f"  decode mismatch {q}: jet {t!r} hf {hf.decode(q, skip_special_tokens=False)!r}")
+    print(f"{'ok  ' if not bad else 'FAIL'} {name}: {n} random id sequences decoded, {len(bad)} mismatches")
+    return not bad
+
+
 def tiny_tokenizer_json(path):
     """A hand-written byte-level BPE with pair-form merges, an added special token, GPT-2 pre-tokeniser."""
     chars = pre_tokenizers.ByteLevel.alphabet()
@@ -164,14 +187,14 @@ def trained_tokenizer(path, pattern, ignore_merges, specials, texts):
     return Tokenizer.from_file(path)
 
 
-def write_tokenizer_gguf(tokenizer_json, path, pre):
+def write_tokenizer_gguf(tokenizer_json, path, pre, model="gpt2"):
     """GGUF tokenizer metadata (as llama.cpp's converter lays it out) for a byte-level BPE tokenizer.json."""
     j = json.load(open(tokenizer_json))
     tokens = sorted(j["model"]["vocab"].items(), key=lambda kv: kv[1])
     assert [i for _, i in tokens] == list(range(len(tokens)))
     special = {a["id"] for a in j["added_tokens"] if a["special"]}
     w = gguf.GGUFWriter(path, "llama")
-    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_model(model)
     w.add_tokenizer_pre(pre)
     w.add_token_list([t for t, _ in tokens])
     w.add_token_types([gguf.TokenType.CONTROL if i in special else gguf.TokenType.NORMAL for _, i in tokens])
@@ -197,14 +220,16 @@ def check_split_pattern_tokenizers(tmp, texts):
         g = os.path.join(d, f"{pre}.gguf")
         write_tokenizer_gguf(tj, g, pre)
         ok &= check_tokenizer(f"{name}-pattern GGUF (pre={pre}) vs HF tokenizers", g, hf, texts)
-    # An unknown pre-tokeniser type is one error line that names it.
-    g = os.path.join(tmp, "unknown_pre.gguf")
-    write_tokenizer_gguf(os.path.join(tmp, "qwen2", "tokenizer.json"), g, "mystery-pre")
-    p = subprocess.run([JET, "tokenize", "--model", g], input='{"text": "x"}\n', capture_output=True, text=True)
-    err = p.stderr.strip()
-    good = p.returncode == 1 and "mystery-pre" in err and "\n" not in err and not p.stdout
-    print(f"{'ok  ' if good else 'FAIL'} unknown tokenizer.ggml.pre: exit {p.returncode}, {err!r}")
-    return ok and good
+    # An unknown pre-tokeniser type or tokenizer model is one error line that names it.
+    for pre, model in [("mystery-pre", "gpt2"), ("qwen2", "llama")]:
+        g = os.path.join(tmp, f"unknown_{pre}_{model}.gguf")
+        write_tokenizer_gguf(os.path.join(tmp, "qwen2", "tokenizer.json"), g, pre, model)
+        p = subprocess.run([JET, "tokenize", "--model", g], input='{"text": "x"}\n', capture_output=True, text=True)
+        err = p.stderr.strip()
+        good = p.returncode == 1 and f"'{pre if model == 'gpt2' else model}'" in err and "\n" not in err and not p.stdout
+        print(f"{'ok  ' if good else 'FAIL'} tokenizer.ggml.pre={pre} model={model}: exit {p.returncode}, {err!r}")
+        ok &= good
+    return ok
 
 
 def check_transformers_gguf_oracle(texts):
@@ -225,10 +250,21 @@ def check_transformers_gguf_oracle(texts):
     plain = [s for s, n in zip(same, has_num) if not n]
     nums = [s for s, n in zip(same, has_num) if n]
     good = all(plain)
-    print(f"{'ok  ' if good else 'FAIL'} transformers' GGUF tokenizer (pre_tokenizer {json.dumps(pre)}): identical on "
+    print(f"{'ok  ' if all(plain) else 'FAIL'} transformers' GGUF tokenizer (pre_tokenizer {json.dumps(pre)}): identical on "
           f"{sum(plain)}/{len(plain)} strings without numbers; on {sum(nums)}/{len(nums)} strings with numbers "
           f"(it does not split digits: '\\n\\n12' is {oracle.encode(chr(10) * 2 + '12', add_special_tokens=False)}, "
           f"jet's {jet_lines(['tokenize', '--model', GGUF], [{'text': chr(10) * 2 + '12'}])[0]['ids']})")
+    # With the Digits(individual_digits) step put in front, it must agree on every string, and decode alike.
+    backend = oracle.backend_tokenizer
+    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                     backend.pre_tokenizer])
+    fixed = sum(backend.encode(t, add_special_tokens=False).ids == e["ids"] for t, e in zip(texts, enc))
+    ids = [e["ids"] for e in enc]
+    dec = jet_lines(["tokenize", "--model", GGUF, "--decode"], [{"ids": i} for i in ids])
+    dec_ok = sum(backend.decode(i, skip_special_tokens=False) == d["text"] for i, d in zip(ids, dec))
+    good &= fixed == dec_ok == len(texts)
+    print(f"{'ok  ' if fixed == dec_ok == len(texts) else 'FAIL'} transformers' GGUF tokenizer with the Digits step "
+          f"added: encode identical on {fixed}/{len(texts)}, decode on {dec_ok}/{len(texts)}")
     return good
 
 
@@ -244,6 +280,7 @@ def main():
         ok &= check_tokenizer("teacher (GGUF) vs HF tokenizers on jet's tokenizer.json", GGUF, hf, texts)
         # The exported file itself, read back by jet, must tokenise the same way.
         ok &= check_tokenizer("teacher (jet's tokenizer.json) vs HF tokenizers", tj, hf, texts[:500])
+        ok &= check_decode_random("teacher (GGUF) vs HF tokenizers", GGUF, hf)
 
         tiny = os.path.join(tmp, "tiny", "tokenizer.json")
         os.makedirs(os.path.dirname(tiny))
