@@ -125,7 +125,13 @@ struct Regex {
     while (pos <= s.size()) {
       int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), pos,
                            PCRE2_NO_UTF_CHECK, md, nullptr);
-      if (rc < 0) break;
+      if (rc == PCRE2_ERROR_NOMATCH) break;
+      if (rc < 0) {
+        pcre2_match_data_free(md);
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(rc, msg, sizeof msg);
+        JET_FAIL("tokenizer: pre-tokeniser regex failed on a {}-byte text: {}", s.size(), reinterpret_cast<char*>(msg));
+      }
       PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
       if (ov[0] > last) out.push_back(s.substr(last, ov[0] - last));
       if (ov[1] > ov[0]) out.push_back(s.substr(ov[0], ov[1] - ov[0]));
