@@ -1,12 +1,15 @@
-// random_weights: draws every parameter in declaration order from one seeded generator; the linear
-// layers' non-Linear parameters come from their block built with a seed derived from (seed, layer).
+// random_weights: the rule of each parameter by its official name; N(0, std) draws run in parallel, one
+// seeded generator per parameter; the linear layers' other parameters come from their block, built
+// with a seed derived from (seed, layer).
 #include "model/random_init.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 
 #include <cstdio>
 #include <memory>
+#include <vector>
 
 #include "core/check.h"
 #include "core/shape.h"
@@ -33,40 +36,52 @@ uint64_t mix(uint64_t seed, uint64_t layer) {
 io::TensorMap random_weights(const CausalLM& lm, uint64_t seed, at::ScalarType dtype) {
   const ModelConfig& c = lm.config();
   const double std = c.to_json().value("initializer_range", 0.02);
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  auto normal = [&](const std::vector<int64_t>& shape) {
-    return at::normal(0.0, std, shape, gen, at::TensorOptions().dtype(at::kFloat));
-  };
-  // The block of the linear layer being drawn (parameters come layer by layer).
+  const ParamList& params = lm.params();
+  std::vector<at::Tensor> values(params.size());
+  std::vector<size_t> drawn;  // indices of the N(0, std) parameters, drawn below in parallel
+  // The block of the linear layer being read (parameters come layer by layer).
   int64_t block_layer = -1;
   std::unique_ptr<LinearBlock> block;
-  io::TensorMap out;
-  for (const auto& p : lm.params()) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Param& p = params[i];
     int64_t layer = -1;
     int consumed = 0;
     std::sscanf(p.name.c_str(), "model.layers.%ld.self_attn.%n", &layer, &consumed);
     const bool in_block = consumed > 0 && is_linear_type(c.layer_types.at(layer));
     const std::string rel = in_block ? p.name.substr(consumed) : p.name;
-    at::Tensor t;
     if (in_block && !LinearBlock::is_linear(rel)) {
       if (block_layer != layer) {
         block = make_layer_block(c, layer, mix(seed, layer));
         block_layer = layer;
       }
-      t = block->p(rel);
+      values[i] = block->p(rel);
     } else if (ends_with(rel, ".bias")) {
-      t = at::zeros(p.shape, at::kFloat);
+      values[i] = at::zeros(p.shape, at::kFloat);
     } else if (ends_with(rel, "norm.weight") || ends_with(rel, "layernorm.weight")) {
-      t = at::ones(p.shape, at::kFloat);
+      values[i] = at::ones(p.shape, at::kFloat);
     } else {
       JET_CHECK(ends_with(rel, "_proj.weight") || in_block || rel == "model.embed_tokens.weight" ||
                     rel == "lm_head.weight",
                 "random init: no rule for parameter '{}'", p.name);
-      t = normal(p.shape);
+      drawn.push_back(i);
     }
-    JET_CHECK(t.sizes() == c10::IntArrayRef(p.shape), "random init: '{}' drawn as {}, declared {}", p.name,
-              shape_str(t.sizes()), shape_str(p.shape));
-    out[p.name] = t.to(p.keep_fp32 ? at::kFloat : dtype);
+  }
+  // One generator per parameter (seeded by its index), so the draw is parallel yet the same on any
+  // number of threads: a 2B model in seconds rather than half a minute.
+  at::parallel_for(0, static_cast<int64_t>(drawn.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      const size_t i = drawn[j];
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(mix(seed, 0x100000000ULL + i));
+      values[i] = at::normal(0.0, std, params[i].shape, gen, at::TensorOptions().dtype(at::kFloat))
+                      .to(params[i].keep_fp32 ? at::kFloat : dtype);
+    }
+  });
+  io::TensorMap out;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Param& p = params[i];
+    JET_CHECK(values[i].sizes() == c10::IntArrayRef(p.shape), "random init: '{}' drawn as {}, declared {}",
+              p.name, shape_str(values[i].sizes()), shape_str(p.shape));
+    out[p.name] = values[i].to(p.keep_fp32 ? at::kFloat : dtype);
   }
   return out;
 }

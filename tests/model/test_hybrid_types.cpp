@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -89,6 +90,11 @@ TEST(HybridTypes, RandomInitFollowsTheOfficialRules) {
   const auto c = jet::model::random_weights(lm, 2);
   ASSERT_EQ(a.size(), lm.params().size());
   for (const auto& [name, t] : a) EXPECT_TRUE(at::equal(t, b.at(name))) << name;
+  const int threads = at::get_num_threads();  // the parallel draw does not depend on the thread count
+  at::set_num_threads(threads == 1 ? 2 : 1);
+  const auto d = jet::model::random_weights(lm, 1);
+  at::set_num_threads(threads);
+  for (const auto& [name, t] : a) EXPECT_TRUE(at::equal(t, d.at(name))) << name;
   EXPECT_FALSE(at::equal(a.at("model.layers.1.self_attn.A_log"), c.at("model.layers.1.self_attn.A_log")));
   EXPECT_FALSE(at::equal(a.at("model.embed_tokens.weight"), c.at("model.embed_tokens.weight")));
   auto std_of = [&](const std::string& n) { return a.at(n).std().item<double>(); };
