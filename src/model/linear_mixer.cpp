@@ -12,14 +12,15 @@ bool is_linear_type(const std::string& t) {
   return t == "jet" || t == "gdn" || t == "deltanet" || t == "gla" || t == "retnet" || t == "mamba2";
 }
 
-std::unique_ptr<LinearBlock> make_layer_block(const ModelConfig& c, int64_t layer, uint64_t seed) {
+std::unique_ptr<LinearBlock> make_layer_block(const ModelConfig& c, int64_t layer, uint64_t seed, double init_std) {
   const std::string& type = c.layer_types.at(layer);
   // to_json() gives the sub-config with numbers as numbers (the official file has norm_eps "1e-5").
   const nlohmann::json j = c.to_json();
   const auto& eac = j.value("efficient_attention_config", nlohmann::json::object());
   JET_CHECK(eac.contains(type), "layer {}: layer type '{}' needs efficient_attention_config.{}", layer, type,
             type);
-  return make_block(type, eac[type], c.hidden_size, j.value("initializer_range", 0.02), seed);
+  return make_block(type, eac[type], c.hidden_size, init_std < 0 ? j.value("initializer_range", 0.02) : init_std,
+                    seed);
 }
 
 LinearMixer::LinearMixer(const ModelConfig& c, int64_t layer, const std::string& prefix, ParamList& params)

@@ -17,8 +17,10 @@ struct LinearState : MixerState {
 bool is_linear_type(const std::string& type);
 
 // The block of layer `layer` (a linear layer type) from config.efficient_attention_config, initialised
-// as the reference layer's constructor does from `seed`.
-std::unique_ptr<LinearBlock> make_layer_block(const ModelConfig& c, int64_t layer, uint64_t seed);
+// as the reference layer's constructor does from `seed`, its Linear weights N(0, init_std) (negative:
+// config.initializer_range; 0: zeros, not drawn).
+std::unique_ptr<LinearBlock> make_layer_block(const ModelConfig& c, int64_t layer, uint64_t seed,
+                                              double init_std = -1);
 
 class LinearMixer : public Mixer {
  public:

@@ -51,7 +51,7 @@ io::TensorMap random_weights(const CausalLM& lm, uint64_t seed, at::ScalarType d
     const std::string rel = in_block ? p.name.substr(consumed) : p.name;
     if (in_block && !LinearBlock::is_linear(rel)) {
       if (block_layer != layer) {
-        block = make_layer_block(c, layer, mix(seed, layer));
+        block = make_layer_block(c, layer, mix(seed, layer), /*init_std=*/0.0);  // its Linears are redrawn here
         block_layer = layer;
       }
       values[i] = block->p(rel);

@@ -88,6 +88,7 @@ at::Tensor Init::ones(at::IntArrayRef shape) { return draw_ ? at::ones(shape) : 
 
 at::Tensor Init::normal(at::IntArrayRef shape, double std) {
   if (!draw_) return at::empty(shape);
+  if (std == 0.0) return at::zeros(shape);  // N(0, 0), without a draw
   return at::normal(0.0, std, shape, gen_, at::TensorOptions().dtype(at::kFloat));
 }
 
