@@ -1,10 +1,12 @@
-// Text generation for one sequence: prefill the prompt through the cache, then decode one token at a
-// time until max_new_tokens or a stop id, streaming each token to a callback and timing both phases.
+// Text generation through the engine: each prompt is prefilled into a slot, then all live slots decode
+// one token per step until max_new_tokens, a stop id, or a full cache; prompts beyond max_batch wait
+// for a free slot. Tokens stream to a callback; both phases are timed per sequence.
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <vector>
 
+#include "engine/engine.h"
 #include "engine/sampler.h"
 #include "model/causal_lm.h"
 
@@ -14,6 +16,9 @@ struct GenerateOptions {
   int64_t max_new_tokens = 128;
   SamplingParams sampling;
   std::vector<int32_t> stop_ids;  // generation ends after emitting one of these
+  int64_t max_batch = 0;          // slots; 0 = one per prompt
+  int64_t prefill_chunk = 512;
+  bool cuda_graph = true;
 };
 
 struct GenerateResult {
@@ -26,7 +31,14 @@ struct GenerateResult {
   double decode_tok_per_s() const;  // (tokens - 1) / decode_seconds
 };
 
-// on_token(id) is called for every generated id as soon as it is sampled; returning false stops.
+// on_token(i, id) is called for every id generated for prompts[i] as soon as it is sampled; returning
+// false ends that sequence.
+std::vector<GenerateResult> generate_batch(const model::CausalLM& lm,
+                                           const std::vector<std::vector<int32_t>>& prompts,
+                                           const GenerateOptions& opts,
+                                           const std::function<bool(size_t, int32_t)>& on_token = nullptr);
+
+// One prompt (generate_batch of one).
 GenerateResult generate(const model::CausalLM& lm, const std::vector<int32_t>& prompt,
                         const GenerateOptions& opts,
                         const std::function<bool(int32_t)>& on_token = nullptr);

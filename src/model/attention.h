@@ -17,12 +17,19 @@ class Attention : public Mixer {
   // window 0: full causal attention.
   Attention(const ModelConfig& c, const std::string& prefix, ParamList& params, int64_t window = 0);
   at::Tensor forward(const at::Tensor& x, const ForwardContext& ctx, MixerState* state) override;
+  at::Tensor forward_rows(const at::Tensor& x, const ForwardContext& ctx, MixerState& state,
+                          int64_t row) override;
+  at::Tensor decode_rows(const at::Tensor& x, const ForwardContext& ctx, MixerState& state) override;
   std::unique_ptr<MixerState> new_state(int64_t batch, int64_t max_len,
                                         const at::TensorOptions& opts) const override;
   int64_t cache_bytes_per_token(int64_t elem_bytes) const override;
   int64_t cache_bytes_fixed(int64_t elem_bytes) const override;
 
  private:
+  // q [B, H, 1, D] against k, v [B, Hkv, S, D]; mask [B, 1, 1, S] (true = visible) or undefined.
+  at::Tensor attend_one(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                        const at::Tensor& mask) const;
+
   int64_t heads_, kv_heads_, head_dim_, window_;
   Linear q_proj_, k_proj_, v_proj_, o_proj_;
 };

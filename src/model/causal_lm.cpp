@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <set>
 
 #include "core/check.h"
@@ -12,7 +13,11 @@ namespace jet::model {
 
 at::Tensor DecoderLayer::forward(const at::Tensor& x, const ForwardContext& ctx,
                                  MixerState* state) const {
-  at::Tensor h = x + mixer->forward(input_layernorm(x), ctx, state);
+  return finish(x, mixer->forward(input_layernorm(x), ctx, state));
+}
+
+at::Tensor DecoderLayer::finish(const at::Tensor& x, const at::Tensor& mixed) const {
+  at::Tensor h = x + mixed;
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -101,19 +106,23 @@ Cache CausalLM::new_cache(int64_t batch, int64_t max_len) const {
   return c;
 }
 
-at::Tensor CausalLM::hidden(const at::Tensor& ids, int64_t start_pos, Cache* cache) const {
+at::Tensor CausalLM::checked_ids(const at::Tensor& ids) const {
   JET_CHECK(embed_tokens_.defined(), "model weights are not loaded");
   JET_CHECK(ids.dim() == 2, "token ids must be [B, T], got {}", shape_str(ids.sizes()));
-  const int64_t T = ids.size(1);
-  JET_CHECK(T > 0, "empty input");
-  if (cache) JET_CHECK(start_pos <= cache->length, "cache holds {} tokens, cannot continue at {}",
-                       cache->length, start_pos);
+  JET_CHECK(ids.size(1) > 0, "empty input");
   // Checked where the ids are (the CPU, from the engine), before they move: no device sync.
   auto [lo_t, hi_t] = at::aminmax(ids);
   const int64_t lo = lo_t.item<int64_t>(), hi = hi_t.item<int64_t>();
   JET_CHECK(lo >= 0 && hi < config_.vocab_size, "token id out of range [0, {}): {}",
             config_.vocab_size, lo < 0 ? lo : hi);
-  at::Tensor ids_dev = ids.to(device_, at::kLong);
+  return ids.to(device_, at::kLong);
+}
+
+at::Tensor CausalLM::hidden(const at::Tensor& ids, int64_t start_pos, Cache* cache) const {
+  at::Tensor ids_dev = checked_ids(ids);
+  const int64_t T = ids.size(1);
+  if (cache) JET_CHECK(start_pos <= cache->length, "cache holds {} tokens, cannot continue at {}",
+                       cache->length, start_pos);
   ForwardContext ctx;
   ctx.start_pos = start_pos;
   std::tie(ctx.cos, ctx.sin) = rope_.cos_sin(start_pos, T, device_, dtype_);
@@ -122,6 +131,61 @@ at::Tensor CausalLM::hidden(const at::Tensor& ids, int64_t start_pos, Cache* cac
     x = layers_[i].forward(x, ctx, cache ? cache->layers[i].get() : nullptr);
   if (cache) cache->length = start_pos + T;
   return norm_(x);
+}
+
+at::Tensor CausalLM::hidden_rows(const at::Tensor& ids, int64_t start_pos, Cache& cache, int64_t row) const {
+  at::Tensor ids_dev = checked_ids(ids);
+  const int64_t n = ids.size(0), T = ids.size(1);
+  JET_CHECK(row >= 0 && row + n <= cache.batch, "cache rows [{}, {}) outside its {} rows", row, row + n,
+            cache.batch);
+  JET_CHECK(start_pos >= 0 && start_pos + T <= cache.max_len, "{} tokens at position {} exceed the cache's {}",
+            T, start_pos, cache.max_len);
+  ForwardContext ctx;
+  ctx.start_pos = start_pos;
+  std::tie(ctx.cos, ctx.sin) = rope_.cos_sin(start_pos, T, device_, dtype_);
+  at::Tensor x = at::embedding(embed_tokens_, ids_dev);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const auto& l = layers_[i];
+    x = l.finish(x, l.mixer->forward_rows(l.input_layernorm(x), ctx, *cache.layers[i], row));
+  }
+  return norm_(x);
+}
+
+at::Tensor CausalLM::decode_rows(const at::Tensor& ids, const at::Tensor& positions, Cache& cache,
+                                 int64_t key_len) const {
+  JET_CHECK(ids.dim() == 1 && positions.sizes() == ids.sizes() && ids.size(0) <= cache.batch,
+            "decode_rows: ids {} and positions {} must be [B] with B <= {}", shape_str(ids.sizes()),
+            shape_str(positions.sizes()), cache.batch);
+  ForwardContext ctx;
+  ctx.positions = positions;
+  ctx.key_len = key_len;
+  std::tie(ctx.cos, ctx.sin) = rope_.cos_sin(positions, dtype_);
+  at::Tensor x = at::embedding(embed_tokens_, ids.unsqueeze(1));  // [B, 1, D]
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const auto& l = layers_[i];
+    x = l.finish(x, l.mixer->decode_rows(l.input_layernorm(x), ctx, *cache.layers[i]));
+  }
+  return lm_head(norm_(x.squeeze(1)));
+}
+
+std::vector<int64_t> CausalLM::layer_cache_bytes(int64_t context, int64_t elem_bytes) const {
+  std::vector<int64_t> out;
+  for (const auto& l : layers_)
+    out.push_back(l.mixer->cache_bytes_per_token(elem_bytes) * context + l.mixer->cache_bytes_fixed(elem_bytes));
+  return out;
+}
+
+std::vector<TypeCacheBytes> CausalLM::cache_bytes_by_type(int64_t context, int64_t elem_bytes) const {
+  std::vector<TypeCacheBytes> out;
+  const auto per_layer = layer_cache_bytes(context, elem_bytes);
+  for (size_t i = 0; i < per_layer.size(); ++i) {
+    const std::string& t = config_.layer_types[i];
+    auto it = std::find_if(out.begin(), out.end(), [&](const TypeCacheBytes& x) { return x.type == t; });
+    if (it == out.end()) it = out.insert(out.end(), {t, 0, 0});
+    it->layers += 1;
+    it->bytes += per_layer[i];
+  }
+  return out;
 }
 
 at::Tensor CausalLM::lm_head(const at::Tensor& hidden) const { return at::linear(hidden, lm_head_); }

@@ -21,6 +21,14 @@ struct DecoderLayer {
   std::unique_ptr<Mixer> mixer;
   Mlp mlp;
   at::Tensor forward(const at::Tensor& x, const ForwardContext& ctx, MixerState* state) const;  // [B,T,D]
+  // The rest of the layer once the mixer has read input_layernorm(x): x + mixed, then the MLP residual.
+  at::Tensor finish(const at::Tensor& x, const at::Tensor& mixed) const;
+};
+
+// Cache bytes of one sequence taken by the layers of one type.
+struct TypeCacheBytes {
+  std::string type;
+  int64_t layers = 0, bytes = 0;
 };
 
 // Per-sequence state of every layer for incremental decoding.
@@ -62,7 +70,24 @@ class CausalLM {
     return lm_head(hidden(ids, start_pos, cache));
   }
 
+  // The engine's slots: a cache from new_cache(max_batch, max_len) holds one sequence per row.
+  // ids [n, T] continue rows [row, row + n), which all hold start_pos tokens (0 = a fresh sequence)
+  // -> final-norm hidden states [n, T, D]. cache.length is not used.
+  at::Tensor hidden_rows(const at::Tensor& ids, int64_t start_pos, Cache& cache, int64_t row) const;
+  // ids, positions [B] (int64, on the model's device): one token for each of rows [0, B) at its own
+  // position -> logits [B, V]. Attention reads cache positions [0, key_len). No host synchronisation and
+  // fixed shapes, so the step can be captured in a CUDA graph; ids are not range-checked here.
+  at::Tensor decode_rows(const at::Tensor& ids, const at::Tensor& positions, Cache& cache,
+                         int64_t key_len) const;
+  // Cache bytes of one sequence of `context` tokens, per layer.
+  std::vector<int64_t> layer_cache_bytes(int64_t context, int64_t elem_bytes) const;
+  // The same summed by layer type, types in order of first appearance.
+  std::vector<TypeCacheBytes> cache_bytes_by_type(int64_t context, int64_t elem_bytes) const;
+
  private:
+  // ids [B, T] (any device) -> the device's int64 ids, after checking their range (a host sync).
+  at::Tensor checked_ids(const at::Tensor& ids) const;
+
   ModelConfig config_;
   ParamList params_;
   at::Tensor embed_tokens_;  // [V, D]

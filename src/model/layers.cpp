@@ -64,6 +64,13 @@ std::pair<at::Tensor, at::Tensor> Rope::cos_sin(int64_t start, int64_t T, at::De
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
 }
 
+std::pair<at::Tensor, at::Tensor> Rope::cos_sin(const at::Tensor& positions, at::ScalarType dtype) const {
+  const int64_t B = positions.size(0);
+  at::Tensor freqs = positions.to(at::kFloat).unsqueeze(1) * inv_freq_.to(positions.device());  // [B, D/2]
+  at::Tensor emb = at::cat({freqs, freqs}, -1).view({B, 1, 1, -1});                            // [B, 1, 1, D]
+  return {emb.cos().to(dtype), emb.sin().to(dtype)};
+}
+
 at::Tensor Rope::apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
   const int64_t half = x.size(-1) / 2;
   at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);

@@ -40,6 +40,8 @@ class Rope {
   // cos, sin [T, head_dim] for positions start .. start+T-1, computed in fp32, cast to dtype.
   std::pair<at::Tensor, at::Tensor> cos_sin(int64_t start, int64_t T, at::Device device,
                                             at::ScalarType dtype) const;
+  // cos, sin [B, 1, 1, head_dim] for one position per row, positions [B] (int64, on the model's device).
+  std::pair<at::Tensor, at::Tensor> cos_sin(const at::Tensor& positions, at::ScalarType dtype) const;
   // x [B, H, T, head_dim] rotated with cos/sin [T, head_dim].
   static at::Tensor apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
   void to(at::Device device) { inv_freq_ = inv_freq_.to(device); }

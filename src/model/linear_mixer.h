@@ -28,6 +28,10 @@ class LinearMixer : public Mixer {
   // its parameters under prefix (LinearBlock::declare: the block's tensors are the model's slots).
   LinearMixer(const ModelConfig& c, int64_t layer, const std::string& prefix, ParamList& params);
   at::Tensor forward(const at::Tensor& x, const ForwardContext& ctx, MixerState* state) override;
+  // The engine's row interface (linear_mixer_rows.cpp).
+  at::Tensor forward_rows(const at::Tensor& x, const ForwardContext& ctx, MixerState& state,
+                          int64_t row) override;
+  at::Tensor decode_rows(const at::Tensor& x, const ForwardContext& ctx, MixerState& state) override;
   std::unique_ptr<MixerState> new_state(int64_t batch, int64_t max_len,
                                         const at::TensorOptions& opts) const override;
   int64_t cache_bytes_per_token(int64_t elem_bytes) const override { return 0; }

@@ -17,7 +17,12 @@ namespace jet::model {
 // What every mixer of one forward call shares.
 struct ForwardContext {
   int64_t start_pos = 0;  // position of the first token of x
-  at::Tensor cos, sin;    // [T, head_dim] rotary tables for positions start_pos.. (attention mixers)
+  at::Tensor cos, sin;    // [T, head_dim] rotary tables for positions start_pos.. (attention mixers);
+                          // [B, 1, 1, head_dim] in a decode_rows step (one position per row)
+  // decode_rows only: the position of each row's token, [B] int64 on the model's device, and how many
+  // cache positions attention reads (fixed while a CUDA graph replays; >= every position + 1).
+  at::Tensor positions;
+  int64_t key_len = 0;
 };
 
 // Per-sequence cache state of one layer; the mixer that made it knows its contents.
@@ -34,6 +39,15 @@ class Mixer {
   // A fresh state for `batch` sequences of up to max_len tokens, tensors with `opts`.
   virtual std::unique_ptr<MixerState> new_state(int64_t batch, int64_t max_len,
                                                 const at::TensorOptions& opts) const = 0;
+
+  // The engine's slots: a state from new_state(max_batch, ...) holds one sequence per row, and rows
+  // advance independently. forward_rows: x [n, T, D] continues rows [row, row + n), which all hold
+  // ctx.start_pos tokens (0 = a fresh sequence: the rows' old contents are ignored).
+  virtual at::Tensor forward_rows(const at::Tensor& x, const ForwardContext& ctx, MixerState& state,
+                                  int64_t row) = 0;
+  // x [B, 1, D]: one token for each of rows [0, B) at its own position ctx.positions[b]. Fixed shapes
+  // and no host synchronisation, so the step can be captured in a CUDA graph.
+  virtual at::Tensor decode_rows(const at::Tensor& x, const ForwardContext& ctx, MixerState& state) = 0;
   // Cache bytes that grow with each token, and bytes fixed per sequence, at elem_bytes per element.
   virtual int64_t cache_bytes_per_token(int64_t elem_bytes) const = 0;
   virtual int64_t cache_bytes_fixed(int64_t elem_bytes) const { return 0; }
