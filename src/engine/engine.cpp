@@ -24,7 +24,7 @@ Engine::Engine(const model::CausalLM& lm, const EngineOptions& opts, const Sampl
   JET_CHECK(opts.max_len >= 1, "engine: max length must be >= 1, got {}", opts.max_len);
   JET_CHECK(opts.prefill_chunk >= 1, "engine: prefill chunk must be >= 1, got {}", opts.prefill_chunk);
   check_sampling_params(sampling);
-  graphs_ = opts.cuda_graph && lm.device().is_cuda() && cuda_graphs_built();
+  graphs_ = opts.cuda_graph && lm.device().is_cuda() && cuda_graphs_built() && !lm.decode_needs_host();
   EngineStream::Use use(stream_);
   cache_ = lm.new_cache(opts.max_batch, opts.max_len);
   gen_ = make_generator(lm.device(), sampling.seed);
@@ -98,7 +98,9 @@ int32_t Engine::prefill(int64_t slot, const std::vector<int32_t>& prompt) {
 
 std::pair<at::Tensor, at::Tensor> Engine::step_body(int64_t rows, int64_t key_len) {
   at::Tensor ids = ids_.narrow(0, 0, rows), pos = positions_.narrow(0, 0, rows);
-  at::Tensor logits = lm_.decode_rows(ids, pos, cache_, key_len);
+  std::vector<int64_t> host;  // only for models that need it, and never inside a capture
+  if (lm_.decode_needs_host()) host.assign(host_positions_.begin(), host_positions_.begin() + rows);
+  at::Tensor logits = lm_.decode_rows(ids, pos, cache_, key_len, host);
   at::Tensor next = sample_rows(logits, sampling_, gen_);
   ids.copy_(next);
   pos.add_(1).clamp_max_(opts_.max_len - 1);

@@ -2,8 +2,8 @@
 // to max_len tokens (every mixer's state: attention KV, sliding-window rings, linear states), chunked
 // prefill of one slot, and one decode token for all slots at their own positions. On CUDA the decode
 // step (model + sampling + feeding the sampled ids back) is captured as a CUDA graph per (batch
-// bucket, attention key-length bucket) and replayed; on the CPU, or without graphs, it runs eagerly
-// with the same code.
+// bucket, attention key-length bucket) and replayed; on the CPU, without graphs, or for a model whose
+// decode needs the positions on the host (RetNet layers), it runs eagerly with the same code.
 #pragma once
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>

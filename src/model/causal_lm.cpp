@@ -151,14 +151,19 @@ at::Tensor CausalLM::hidden_rows(const at::Tensor& ids, int64_t start_pos, Cache
   return norm_(x);
 }
 
-at::Tensor CausalLM::decode_rows(const at::Tensor& ids, const at::Tensor& positions, Cache& cache,
-                                 int64_t key_len) const {
+bool CausalLM::decode_needs_host() const {
+  return std::any_of(layers_.begin(), layers_.end(), [](const DecoderLayer& l) { return l.mixer->decode_needs_host(); });
+}
+
+at::Tensor CausalLM::decode_rows(const at::Tensor& ids, const at::Tensor& positions, Cache& cache, int64_t key_len,
+                                 const std::vector<int64_t>& host_positions) const {
   JET_CHECK(ids.dim() == 1 && positions.sizes() == ids.sizes() && ids.size(0) <= cache.batch,
             "decode_rows: ids {} and positions {} must be [B] with B <= {}", shape_str(ids.sizes()),
             shape_str(positions.sizes()), cache.batch);
   ForwardContext ctx;
   ctx.positions = positions;
   ctx.key_len = key_len;
+  ctx.host_positions = host_positions;
   std::tie(ctx.cos, ctx.sin) = rope_.cos_sin(positions, dtype_);
   at::Tensor x = at::embedding(embed_tokens_, ids.unsqueeze(1));  // [B, 1, D]
   for (size_t i = 0; i < layers_.size(); ++i) {

@@ -76,9 +76,12 @@ class CausalLM {
   at::Tensor hidden_rows(const at::Tensor& ids, int64_t start_pos, Cache& cache, int64_t row) const;
   // ids, positions [B] (int64, on the model's device): one token for each of rows [0, B) at its own
   // position -> logits [B, V]. Attention reads cache positions [0, key_len). No host synchronisation and
-  // fixed shapes, so the step can be captured in a CUDA graph; ids are not range-checked here.
-  at::Tensor decode_rows(const at::Tensor& ids, const at::Tensor& positions, Cache& cache,
-                         int64_t key_len) const;
+  // fixed shapes, so the step can be captured in a CUDA graph unless decode_needs_host(); then
+  // host_positions must hold the positions too. ids are not range-checked here.
+  at::Tensor decode_rows(const at::Tensor& ids, const at::Tensor& positions, Cache& cache, int64_t key_len,
+                         const std::vector<int64_t>& host_positions = {}) const;
+  // Whether some layer's decode step needs the positions on the host (RetNet): no CUDA graph then.
+  bool decode_needs_host() const;
   // Cache bytes of one sequence of `context` tokens, per layer.
   std::vector<int64_t> layer_cache_bytes(int64_t context, int64_t elem_bytes) const;
   // The same summed by layer type, types in order of first appearance.

@@ -32,6 +32,7 @@ class LinearMixer : public Mixer {
   at::Tensor forward_rows(const at::Tensor& x, const ForwardContext& ctx, MixerState& state,
                           int64_t row) override;
   at::Tensor decode_rows(const at::Tensor& x, const ForwardContext& ctx, MixerState& state) override;
+  bool decode_needs_host() const override;
   std::unique_ptr<MixerState> new_state(int64_t batch, int64_t max_len,
                                         const at::TensorOptions& opts) const override;
   int64_t cache_bytes_per_token(int64_t elem_bytes) const override { return 0; }

@@ -1,6 +1,10 @@
 // LinearMixer's rows of an engine state: the block runs on views of the shared state's rows; the
-// chunked forward returns new state tensors, which are copied back into those rows.
+// chunked forward returns new state tensors, which are copied back into those rows. RetNet rotates q/k
+// by the state's offset, one number for all rows: its decode runs rows at different positions one by
+// one, from the host's positions (so it is never captured in a CUDA graph).
 #include <ATen/ATen.h>
+
+#include <algorithm>
 
 #include "core/check.h"
 #include "core/shape.h"
@@ -42,17 +46,29 @@ at::Tensor LinearMixer::forward_rows(const at::Tensor& x, const ForwardContext& 
   return y;
 }
 
+bool LinearMixer::decode_needs_host() const { return block_->type() == "retnet"; }
+
 at::Tensor LinearMixer::decode_rows(const at::Tensor& x, const ForwardContext& ctx, MixerState& state) {
-  // RetNet rotates q/k by the state's offset, one number for all rows: rows at different positions
-  // would share it.
-  JET_CHECK(block_->type() != "retnet", "retnet layers cannot decode through the engine yet (their rotary "
-            "position is one number per state, not per sequence)");
   JET_CHECK(x.dim() == 3 && x.size(1) == 1, "linear decode_rows: x {} must be [B, 1, D]", shape_str(x.sizes()));
-  BlockState rows = rows_of(static_cast<LinearState&>(state).block, 0, x.size(0));
-  BlockState work = rows;
-  at::Tensor y = block_->step(x.select(1, 0), work).unsqueeze(1);
-  write_back(work, rows);
-  return y;
+  BlockState& all = static_cast<LinearState&>(state).block;
+  const int64_t B = x.size(0);
+  // Rows [row, row + n) at position pos (the offset only RetNet reads).
+  auto run = [&](int64_t row, int64_t n, int64_t pos) {
+    BlockState rows = rows_of(all, row, n);
+    rows.offset = pos;
+    BlockState work = rows;
+    at::Tensor y = block_->step(x.narrow(0, row, n).select(1, 0), work).unsqueeze(1);
+    write_back(work, rows);
+    return y;
+  };
+  if (!decode_needs_host()) return run(0, B, 0);
+  const auto& pos = ctx.host_positions;
+  JET_CHECK(static_cast<int64_t>(pos.size()) == B, "{} decode_rows needs the {} positions on the host",
+            block_->type(), B);
+  if (std::all_of(pos.begin(), pos.end(), [&](int64_t p) { return p == pos[0]; })) return run(0, B, pos[0]);
+  std::vector<at::Tensor> ys;
+  for (int64_t b = 0; b < B; ++b) ys.push_back(run(b, 1, pos[b]));
+  return at::cat(ys, 0);
 }
 
 }  // namespace jet::model

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "model/config.h"
 #include "model/params.h"
@@ -23,6 +24,8 @@ struct ForwardContext {
   // cache positions attention reads (fixed while a CUDA graph replays; >= every position + 1).
   at::Tensor positions;
   int64_t key_len = 0;
+  // decode_rows of a mixer whose decode_needs_host(): the same positions on the host (eager steps only).
+  std::vector<int64_t> host_positions;
 };
 
 // Per-sequence cache state of one layer; the mixer that made it knows its contents.
@@ -48,6 +51,8 @@ class Mixer {
   // x [B, 1, D]: one token for each of rows [0, B) at its own position ctx.positions[b]. Fixed shapes
   // and no host synchronisation, so the step can be captured in a CUDA graph.
   virtual at::Tensor decode_rows(const at::Tensor& x, const ForwardContext& ctx, MixerState& state) = 0;
+  // Whether decode_rows reads ctx.host_positions (then the decode step cannot be captured in a graph).
+  virtual bool decode_needs_host() const { return false; }
   // Cache bytes that grow with each token, and bytes fixed per sequence, at elem_bytes per element.
   virtual int64_t cache_bytes_per_token(int64_t elem_bytes) const = 0;
   virtual int64_t cache_bytes_fixed(int64_t elem_bytes) const { return 0; }

@@ -1,4 +1,5 @@
-// The generation engine on the CPU, for a tiny Llama and a tiny hybrid (attn, jet, gdn, swa): greedy
+// The generation engine on the CPU, for a tiny Llama and a tiny hybrid (every layer type the engine
+// has: attn, swa window 4, jet, gdn, deltanet, gla, retnet, mamba2): greedy
 // output equals a plain forward loop over the model's own cache; a batch of prompts of different
 // lengths equals each prompt alone (also when a prompt waits for a freed slot); chunked prefill equals
 // one-shot prefill; freed slots are reused cleanly; bad input fails with one-line errors.
@@ -9,9 +10,11 @@
 #include <memory>
 
 #include "../error_of.h"
+#include "../model/hybrid_model.h"
 #include "../model/tiny_model.h"
 #include "engine/engine.h"
 #include "engine/generate.h"
+#include "model/random_init.h"
 
 namespace {
 
@@ -27,9 +30,10 @@ struct Tiny {
 
 Tiny make(bool hybrid) {
   Tiny t{jet::model::ModelConfig::from_json(
-      hybrid ? jet::test::tiny_hybrid_config_json() : jet::test::tiny_config_json(), "tiny"), nullptr};
+      hybrid ? jet::test::hybrid_all_types_json() : jet::test::tiny_config_json(), "tiny"), nullptr};
   t.lm = std::make_unique<jet::model::CausalLM>(t.config);
-  t.lm->load_weights(jet::test::tame_random_weights(t.config, 11), at::kFloat, at::kCPU, "tiny");
+  t.lm->load_weights(hybrid ? jet::model::random_weights(*t.lm, 11) : jet::test::random_weights(t.config, 11),
+                     at::kFloat, at::kCPU, "tiny");
   return t;
 }
 

@@ -33,4 +33,15 @@ inline nlohmann::json hybrid_all_types_json(int64_t window = 4) {
   return j;
 }
 
+// hybrid_all_types_json() without the layers of one type (the engine cannot decode retnet yet).
+inline nlohmann::json hybrid_json_without(const std::string& type) {
+  nlohmann::json j = hybrid_all_types_json();
+  std::vector<std::string> types;
+  for (const auto& t : kAllLayerTypes)
+    if (t != type) types.push_back(t);
+  j["layer_types"] = types;
+  j["num_hidden_layers"] = types.size();
+  return j;
+}
+
 }  // namespace jet::test
