@@ -9,10 +9,10 @@ echo "== commit $COMMIT, $(date -u +%F), $(nvidia-smi --query-gpu=name --format=
 echo "== fused decode-step kernels (JetBlock-2B shapes)"
 $BUILD/bench_linear_attention_step
 echo "== engine benchmarks (jet bench: CUDA-graph decode unless --no-graph)"
-$BUILD/jet bench --model $T --device cuda --dtype bf16 --batch 1 --context 512 --gen 256 2>&1 | tail -6
-$BUILD/jet bench --model $T --device cuda --dtype bf16 --batch 1 --context 512 --gen 256 --no-graph 2>&1 | tail -3
-$BUILD/jet bench --model $T --device cuda --dtype bf16 --batch 64 --context 512 --gen 128 2>&1 | tail -3
-$BUILD/jet bench --config tests/model/data/jetlm_2B.json --random-init --device cuda --dtype bf16 --batch 1 --context 512 --gen 128 2>&1 | tail -3 || true
+$BUILD/jet bench --model $T --device cuda --dtype bf16 --batch 1 --context 512 --gen 256
+$BUILD/jet bench --model $T --device cuda --dtype bf16 --batch 1 --context 512 --gen 256 --no-graph
+$BUILD/jet bench --model $T --device cuda --dtype bf16 --batch 64 --context 512 --gen 128
+$BUILD/jet bench --config tests/model/data/jetlm_2B.json --random-init --device cuda --dtype bf16 --batch 1 --context 512 --gen 128 || true
 echo "== teacher decode, batch 1 (jet generate, greedy, 256 new tokens)"
 for dt in bf16 fp32; do
   $BUILD/jet generate --model $T --prompt "Write a long story about a lighthouse keeper." --chat \
