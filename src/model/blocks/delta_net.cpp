@@ -74,13 +74,7 @@ class DeltaNet final : public LinearBlock {
 
  private:
   at::Tensor beta(const at::Tensor& x) const { return at::sigmoid(dense(x, p("b_proj.weight"))); }
-  static ops::LinearAttentionOptions options() {
-    ops::LinearAttentionOptions o;
-    o.decay = ops::Decay::none;
-    o.delta = true;
-    o.qk_l2norm = true;
-    return o;
-  }
+  static ops::LinearAttentionOptions options() { return {ops::Decay::none, /*delta=*/true, /*qk_l2norm=*/true}; }
 
   DeltaNetConfig c_;
   int64_t H_, key_dim_, value_dim_;

@@ -80,13 +80,7 @@ class GatedDeltaNet final : public LinearBlock {
   at::Tensor log_decay(const at::Tensor& x) const {
     return ssm_log_decay(dense(x, p("a_proj.weight")), p("A_log"), p("dt_bias"));
   }
-  static ops::LinearAttentionOptions options() {
-    ops::LinearAttentionOptions o;
-    o.decay = ops::Decay::scalar;
-    o.delta = true;
-    o.qk_l2norm = true;
-    return o;
-  }
+  static ops::LinearAttentionOptions options() { return {ops::Decay::scalar, /*delta=*/true, /*qk_l2norm=*/true}; }
 
   GatedDeltaNetConfig c_;
   int64_t H_, K_, V_;

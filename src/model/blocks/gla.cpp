@@ -72,11 +72,7 @@ class GLA final : public LinearBlock {
     r.gk = split_heads(at::log_sigmoid(gk.to(at::kFloat)) / c_.gate_logit_normalizer, H_);
     return r;
   }
-  static ops::LinearAttentionOptions options() {
-    ops::LinearAttentionOptions o;
-    o.decay = ops::Decay::vector;
-    return o;
-  }
+  static ops::LinearAttentionOptions options() { return {ops::Decay::vector}; }
 
   GLAConfig c_;
   int64_t H_, key_dim_, value_dim_;

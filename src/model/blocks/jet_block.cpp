@@ -127,13 +127,7 @@ class JetBlock final : public LinearBlock {
   }
 #endif
 
-  static ops::LinearAttentionOptions options() {
-    ops::LinearAttentionOptions o;
-    o.decay = ops::Decay::scalar;
-    o.delta = true;
-    o.qk_l2norm = true;
-    return o;
-  }
+  static ops::LinearAttentionOptions options() { return {ops::Decay::scalar, /*delta=*/true, /*qk_l2norm=*/true}; }
 
   JetBlockConfig c_;
   int64_t H_, K_, V_, key_dim_, value_dim_;

@@ -110,12 +110,7 @@ class Mamba2 final : public LinearBlock {
     return dense(n.to(zxbcdt.scalar_type()), p("out_proj.weight"));
   }
 
-  static ops::LinearAttentionOptions options() {
-    ops::LinearAttentionOptions o;
-    o.decay = ops::Decay::scalar;
-    o.scale = 1.0;
-    return o;
-  }
+  static ops::LinearAttentionOptions options() { return {ops::Decay::scalar, /*delta=*/false, /*qk_l2norm=*/false, /*scale=*/1.0}; }
 
   Mamba2Config c_;
   int64_t H_, inner_, conv_dim_;

@@ -77,11 +77,7 @@ class RetNet final : public LinearBlock {
     const at::Tensor xf = x.to(at::kFloat), x1 = xf.narrow(-1, 0, half), x2 = xf.narrow(-1, half, half);
     return at::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1).to(x.scalar_type());
   }
-  static ops::LinearAttentionOptions options() {
-    ops::LinearAttentionOptions o;
-    o.decay = ops::Decay::fixed;
-    return o;
-  }
+  static ops::LinearAttentionOptions options() { return {ops::Decay::fixed}; }
 
   RetNetConfig c_;
   int64_t H_, key_dim_, value_dim_;
