@@ -9,34 +9,15 @@ prompts: max |jet_bf16 - ref_fp32| <= 2 x max |hf_bf16 - ref_fp32| + 0.05, and t
 with the fp32 reference at >= 95% of positions (HF bf16's agreement printed beside it)."""
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
 import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from transformers.utils import logging as hf_logging
 
-hf_logging.disable_progress_bar()
-hf_logging.set_verbosity_error()
-JET = os.environ.get("JET_BIN", "build/jet")
-ROOT = os.environ.get("JET_ROOT", ".")
-GGUF = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
-PROMPTS = [
-    "The capital of France is",
-    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
-    "Once upon a time, in a small village by the sea, there lived",
-    "Water boils at 100 degrees Celsius. At high altitude, it boils at a lower temperature because",
-    "Voici une phrase en français, avec des accents: été, très, où. Ñandú, 東京, 🙂",
-]
-
-
-def jet(*args):
-    p = subprocess.run([JET, *map(str, args)], capture_output=True, text=True)
-    if p.returncode != 0:
-        sys.exit(f"FAIL: jet {args[0]} -> {p.returncode}: {p.stderr.strip()}")
-    return p.stdout
+# The CPU teacher test's prompts, paths and binary runner (tests/py is on PYTHONPATH).
+from test_teacher import GGUF, PROMPTS, jet
 
 
 def main():
