@@ -27,21 +27,6 @@ void remove_tree(const std::string& path) {
             path, std::strerror(errno));
 }
 
-void make_dirs(const std::string& path) {
-  for (size_t i = 1; i <= path.size(); ++i) {
-    if (i < path.size() && path[i] != '/') continue;
-    const std::string p = path.substr(0, i);
-    if (mkdir(p.c_str(), 0755) != 0 && errno != EEXIST) JET_FAIL("{}: cannot create ({})", p, std::strerror(errno));
-  }
-  struct stat st;
-  JET_CHECK(stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode), "{}: not a directory", path);
-}
-
-bool path_exists(const std::string& path) {
-  struct stat st;
-  return lstat(path.c_str(), &st) == 0;
-}
-
 void write_file_atomic(const std::string& path, const std::string& bytes) {
   const std::string tmp = path + ".tmp." + std::to_string(getpid());
   FILE* f = std::fopen(tmp.c_str(), "wb");

@@ -10,12 +10,6 @@ namespace jet {
 // Removes a file or a directory tree; a missing path is not an error. Throws jet::Error on failure.
 void remove_tree(const std::string& path);
 
-// mkdir -p: creates path and its missing parents. Throws jet::Error naming the path on failure.
-void make_dirs(const std::string& path);
-
-// Whether something exists at path (no symlink following).
-bool path_exists(const std::string& path);
-
 // Writes bytes to path.tmp.<pid>, flushes, then renames it over path: readers never see a partial file.
 void write_file_atomic(const std::string& path, const std::string& bytes);
 

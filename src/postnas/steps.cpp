@@ -1,0 +1,387 @@
+// The PostNAS steps: option tables, the step bodies, and the `run` chain.
+#include "postnas/steps.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <numeric>
+#include <random>
+
+#include "core/check.h"
+#include "core/device.h"
+#include "core/fs.h"
+#include "data/tokens.h"
+#include "model/causal_lm.h"
+#include "model/checkpoint.h"
+#include "model/linear_mixer.h"
+#include "postnas/distill.h"
+#include "postnas/objectives.h"
+#include "postnas/place.h"
+#include "postnas/supernet.h"
+
+namespace jet::postnas {
+namespace {
+
+using nlohmann::json;
+
+void say(const std::string& s) { fprintf(stderr, "\033[1m[postnas]\033[0m %s\n", s.c_str()); }
+
+json read_json_file(const std::string& path) {
+  std::ifstream f(path);
+  JET_CHECK(f, "{}: cannot read", path);
+  try {
+    return json::parse(f);
+  } catch (const json::exception& e) {
+    JET_FAIL("{}: not valid JSON ({})", path, e.what());
+  }
+}
+
+// ---- option tables -------------------------------------------------------------------------------
+
+std::vector<Option> device_options() {
+  return {{"device", "cpu", "cpu | cuda"}, {"dtype", "fp32", "fp32 | bf16 (the teacher's and the blocks' compute dtype)"},
+          {"seed", 0, "seed of the data order, sampled sub-networks and initialisation"}};
+}
+
+std::vector<Option> train_options(int64_t steps, double lr, int64_t warmup) {
+  return {{"steps", steps, "optimizer steps"},
+          {"batch", 4, "sequences per step"},
+          {"seq_len", 256, "tokens per sequence"},
+          {"lr", lr, "peak learning rate (AdamW)"},
+          {"warmup", warmup, "linear warmup steps"},
+          {"min_lr_ratio", 0.1, "cosine decay to this fraction of lr"},
+          {"weight_decay", 0.0, "AdamW weight decay (matrices only)"},
+          {"grad_clip", 1.0, "global gradient-norm clip (0: off)"},
+          {"checkpoint_every", 50, "steps between atomic checkpoints"},
+          {"kl_chunk", 512, "logit rows computed at a time"},
+          {"resume", false, "continue from the checkpoint in the output"},
+          {"stop_after", -1, "end after this many steps of this run (as if interrupted; -1: off)"}};
+}
+
+std::vector<Option> concat(std::vector<std::vector<Option>> parts) {
+  std::vector<Option> out;
+  for (auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
+DistillOptions distill_options(const json& o, const std::string& dir, const std::string& label) {
+  DistillOptions d;
+  d.steps = o["steps"];
+  d.adam.lr = o["lr"];
+  d.adam.warmup = o["warmup"];
+  d.adam.total = d.steps;
+  d.adam.min_lr_ratio = o["min_lr_ratio"];
+  d.adam.weight_decay = o["weight_decay"];
+  d.adam.grad_clip = o["grad_clip"];
+  d.checkpoint_every = o["checkpoint_every"];
+  d.kl_chunk = o["kl_chunk"];
+  d.seed = o["seed"];
+  d.dir = dir;
+  d.resume = o["resume"];
+  d.stop_after = o["stop_after"];
+  d.label = label;
+  JET_CHECK(o["batch"].get<int64_t>() > 0 && o["seq_len"].get<int64_t>() > 1, "{}: batch and seq_len must be positive",
+            label);
+  d.fingerprint = {{"steps", o["steps"]}, {"batch", o["batch"]}, {"seq_len", o["seq_len"]}, {"lr", o["lr"]},
+                   {"warmup", o["warmup"]}, {"seed", o["seed"]}, {"data", o["data"]}};
+  return d;
+}
+
+SupernetOptions supernet_options(const json& o) {
+  SupernetOptions s;
+  s.linear_type = o["linear_type"];
+  if (!o["linear_config"].empty()) s.linear_config = o["linear_config"];
+  s.swa_window = o["swa_window"];
+  s.init_from_teacher = o["init_from_teacher"];
+  s.seed = o["seed"];
+  return s;
+}
+
+// ---- shared loading ------------------------------------------------------------------------------
+
+struct Env {
+  at::Device device = at::kCPU;
+  at::ScalarType dtype = at::kFloat;
+};
+
+Env env_of(const json& o) { return {parse_device(o["device"]), parse_dtype(o["dtype"])}; }
+
+model::Checkpoint load_teacher(const std::string& path) {
+  say("teacher " + path);
+  return model::load_checkpoint(path);
+}
+
+std::string supernet_weights(const std::string& dir) { return dir + "/supernet.safetensors"; }
+std::string supernet_json(const std::string& dir) { return dir + "/supernet.json"; }
+
+// A trained supernet: the teacher with the blocks the supernet step recorded and trained.
+std::unique_ptr<Supernet> load_supernet(const std::string& dir, model::Checkpoint& teacher, const Env& env) {
+  JET_CHECK(path_exists(supernet_weights(dir)), "{}: no supernet.safetensors (run `jet postnas supernet` first)", dir);
+  const json meta = read_json_file(supernet_json(dir));
+  SupernetOptions s = supernet_options(meta.at("options"));
+  s.linear_config = meta.at("linear_config");
+  auto net = std::make_unique<Supernet>(teacher.config, std::move(teacher.tensors), s, env.dtype, env.device);
+  net->load_linear_weights(io::load_safetensors(supernet_weights(dir)), supernet_weights(dir));
+  return net;
+}
+
+// The sub-network of a supernet step: k_full ~ U{0..max_full} full-attention layers and k_swa ~
+// U{0..max_swa} window layers, uniformly among all layers, from a generator seeded by (seed, step).
+Placement sample_placement(int64_t layers, int64_t max_full, int64_t max_swa, uint64_t seed, int64_t step) {
+  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), static_cast<uint32_t>(step),
+                    static_cast<uint32_t>(step >> 32), 0x5u};
+  std::mt19937_64 rng(seq);
+  std::vector<int64_t> order(layers);
+  std::iota(order.begin(), order.end(), 0);
+  for (int64_t i = layers - 1; i > 0; --i) std::swap(order[i], order[rng() % (i + 1)]);  // Fisher-Yates
+  const int64_t kf = std::min<int64_t>(rng() % (max_full + 1), layers);
+  const int64_t ks = std::min<int64_t>(rng() % (max_swa + 1), layers - kf);
+  Placement p;
+  p.full.assign(order.begin(), order.begin() + kf);
+  p.swa.assign(order.begin() + kf, order.begin() + kf + ks);
+  std::sort(p.full.begin(), p.full.end());
+  std::sort(p.swa.begin(), p.swa.end());
+  return p;
+}
+
+void save_hybrid(const std::string& dir, const model::ModelConfig& config, io::TensorMap tensors,
+                 std::shared_ptr<text::Tokenizer> tok, bool force) {
+  model::Checkpoint ck;
+  ck.path = dir;
+  ck.config = config;
+  ck.tensors = std::move(tensors);
+  ck.tokenizer = std::move(tok);
+  model::save_hf_dir(dir, ck, force);
+  say("wrote " + dir);
+}
+
+// ---- supernet ------------------------------------------------------------------------------------
+
+void run_supernet(const json& o) {
+  const Env env = env_of(o);
+  const std::string out = o["out"];
+  make_dirs(out);
+  const auto train = data::TokenSet::open(o["data"], "train");
+  model::Checkpoint teacher = load_teacher(o["teacher"]);
+  JET_CHECK(train.vocab_size() <= teacher.config.vocab_size, "{}: token ids up to {} do not fit the teacher's vocabulary of {}",
+            o["data"].get<std::string>(), train.vocab_size(), teacher.config.vocab_size);
+  Supernet net(teacher.config, std::move(teacher.tensors), supernet_options(o), env.dtype, env.device);
+  const int64_t L = net.num_layers(), max_full = o["max_full"], max_swa = o["max_swa"];
+  JET_CHECK(max_full >= 0 && max_swa >= 0 && max_full + max_swa <= L, "supernet: max_full {} + max_swa {} exceed {} layers",
+            max_full, max_swa, L);
+  say(fmt::format("supernet: {} layers, each attention + {} ({} trainable tensors), {} training tokens", L,
+                  net.options().linear_type, net.linear_params().size(), train.size()));
+  DistillOptions d = distill_options(o, out + "/ckpt", "supernet");
+  d.fingerprint["linear_type"] = o["linear_type"];
+  DistillHooks h;
+  const int64_t B = o["batch"], T = o["seq_len"];
+  const uint64_t seed = o["seed"];
+  h.batch = [&](int64_t step) { return data::sample_batch(train, B, T, seed, step); };
+  h.teacher_hidden = [&](const at::Tensor& ids) {
+    net.set_teacher();
+    return net.lm().hidden(ids);
+  };
+  h.prepare = [&](int64_t step) { net.set_placement(sample_placement(L, max_full, max_swa, seed, step)); };
+  const DistillResult r = distill(net.lm(), net.linear_params(), d, h);
+  if (!r.finished) {
+    say(fmt::format("supernet: stopped after step {} (resume with --resume)", r.steps_done));
+    return;
+  }
+  json meta = {{"teacher", o["teacher"]}, {"options", o}, {"linear_config", default_linear_config(net.teacher_config(), net.options().linear_type)},
+               {"losses", r.losses}, {"seconds_this_run", r.seconds}, {"tokens_per_s", r.tokens_per_s},
+               {"tokens", o["steps"].get<int64_t>() * B * T}};
+  if (!o["linear_config"].empty()) meta["linear_config"] = o["linear_config"];
+  io::save_safetensors(supernet_weights(out), net.linear_weights());
+  write_file_atomic(supernet_json(out), meta.dump(1) + "\n");  // last: marks the step done
+  say(fmt::format("supernet: done, loss {:.4f} -> {:.4f}, {:.0f} tok/s", r.losses.front(), r.losses.back(),
+                  r.tokens_per_s));
+}
+
+// ---- place ---------------------------------------------------------------------------------------
+
+void run_place(const json& o) {
+  const Env env = env_of(o);
+  const std::string out = o["out"];
+  model::Checkpoint teacher = load_teacher(o["teacher"]);
+  auto tok = teacher.tokenizer;
+  auto net = load_supernet(o["supernet"], teacher, env);
+  PlaceOptions p;
+  p.full = o["full"];
+  p.swa = o["swa"];
+  p.beam = o["beam"];
+  const Objective obj = make_objective(*net, o, tok.get());
+  const PlaceResult r = place_search(*net, obj, p);
+  const Placement uniform = Placement::uniform(net->num_layers(), p.full, p.swa);
+  net->set_placement(uniform);
+  const double uniform_score = obj.score(*net);
+  printf("%s", r.table().c_str());
+  printf("uniform %s  score %.4f\n", uniform.str().c_str(), uniform_score);
+  json j = r.to_json();
+  j["uniform"] = {{"placement", uniform.to_json()}, {"score", uniform_score}};
+  j["options"] = o;
+  const std::string dir = out.substr(0, out.find_last_of('/') == std::string::npos ? 0 : out.find_last_of('/'));
+  if (!dir.empty()) make_dirs(dir);
+  write_file_atomic(out, j.dump(1) + "\n");
+  say("wrote " + out);
+  if (!o["plot"].get<std::string>().empty()) plot_placements({out}, o["plot"]);
+}
+
+// ---- export --------------------------------------------------------------------------------------
+
+// A placement file: a place result (its "best"), or a placement object; or "uniform".
+Placement placement_of(const json& o, int64_t layers) {
+  const std::string src = o["placement"];
+  if (src == "uniform") return Placement::uniform(layers, o["full"], o["swa"]);
+  const json j = read_json_file(src);
+  return Placement::from_json(j.contains("best") ? j["best"] : j, layers, src);
+}
+
+void run_export(const json& o) {
+  const Env env{at::kCPU, parse_dtype(o["dtype"])};
+  model::check_hf_out_dir(o["out"], o["force"]);
+  model::Checkpoint teacher = load_teacher(o["teacher"]);
+  auto tok = teacher.tokenizer;
+  auto net = load_supernet(o["supernet"], teacher, env);
+  const Placement p = placement_of(o, net->num_layers());
+  say("export " + p.str());
+  model::ModelConfig c = net->hybrid_config(p);
+  c.torch_dtype = env.dtype == at::kBFloat16 ? "bfloat16" : "float32";
+  save_hybrid(o["out"], c, net->hybrid_weights(p), tok, o["force"]);
+}
+
+// ---- finetune ------------------------------------------------------------------------------------
+
+void run_finetune(const json& o) {
+  const Env env = env_of(o);
+  const std::string out = o["out"];
+  model::check_hf_out_dir(out, o["force"]);
+  const auto train = data::TokenSet::open(o["data"], "train");
+  model::Checkpoint teacher_ck = load_teacher(o["teacher"]);
+  model::CausalLM teacher(teacher_ck.config);
+  teacher.load_weights(teacher_ck.tensors, env.dtype, env.device, teacher_ck.path);
+  teacher_ck.tensors.clear();
+  model::Checkpoint hy = model::load_checkpoint(o["model"]);
+  JET_CHECK(hy.config.vocab_size == teacher.config().vocab_size && hy.config.hidden_size == teacher.config().hidden_size,
+            "{}: not a hybrid of this teacher (vocabulary or width differ)", o["model"].get<std::string>());
+  model::CausalLM student(hy.config);
+  student.load_weights(hy.tensors, env.dtype, env.device, hy.path);
+  hy.tensors.clear();
+  // Trainable: every linear layer's mixer, and the MLPs with train_mlp.
+  model::ParamList trainable;
+  const bool mlp = o["train_mlp"];
+  for (const auto& p : student.params()) {
+    bool train_it = mlp && p.name.find(".mlp.") != std::string::npos;
+    for (int64_t l = 0; l < student.num_layers(); ++l)
+      train_it |= model::is_linear_type(hy.config.layer_types[l]) &&
+                  p.name.rfind(fmt::format("model.layers.{}.self_attn.", l), 0) == 0;
+    if (!train_it) continue;
+    *p.slot = p.slot->detach().clone().set_requires_grad(true);  // its own storage (not the file's)
+    trainable.push_back(p);
+  }
+  JET_CHECK(!trainable.empty(), "{}: no linear-attention layers to finetune", o["model"].get<std::string>());
+  say(fmt::format("finetune: {} trainable tensors, {} training tokens", trainable.size(), train.size()));
+  DistillOptions d = distill_options(o, out + ".ckpt", "finetune");
+  d.fingerprint["model"] = o["model"];
+  d.fingerprint["train_mlp"] = mlp;
+  const int64_t B = o["batch"], T = o["seq_len"];
+  const uint64_t seed = o["seed"];
+  DistillHooks h;
+  h.batch = [&](int64_t step) { return data::sample_batch(train, B, T, seed + 1, step); };
+  h.teacher_hidden = [&](const at::Tensor& ids) { return teacher.hidden(ids); };
+  const DistillResult r = distill(student, trainable, d, h);
+  if (!r.finished) {
+    say(fmt::format("finetune: stopped after step {} (resume with --resume)", r.steps_done));
+    return;
+  }
+  io::TensorMap tensors;
+  for (const auto& p : student.params()) tensors[p.name] = p.slot->detach().to(at::kCPU);
+  model::ModelConfig c = student.config();
+  c.torch_dtype = env.dtype == at::kBFloat16 ? "bfloat16" : "float32";
+  c.source["postnas_finetune"] = {{"losses_first_last", {r.losses.front(), r.losses.back()}},
+                                  {"tokens", o["steps"].get<int64_t>() * B * T}, {"tokens_per_s", r.tokens_per_s}};
+  save_hybrid(out, c, std::move(tensors), hy.tokenizer, o["force"]);
+  remove_tree(out + ".ckpt");
+  say(fmt::format("finetune: done, loss {:.4f} -> {:.4f}, {:.0f} tok/s", r.losses.front(), r.losses.back(),
+                  r.tokens_per_s));
+}
+
+std::vector<Step> make_steps() {
+  const Option teacher{"teacher", nullptr, "the full-attention teacher (GGUF file or HF directory)"};
+  const Option data{"data", nullptr, "token data set directory (`jet data prepare`)"};
+  std::vector<Step> s;
+  s.push_back({"supernet", "train the once-for-all supernet by distillation (MLPs, embeddings frozen)",
+               concat({{teacher, data, {"out", nullptr, "output directory"},
+                        {"linear_type", "jet", "linear block of every layer's second path: jet|gdn|deltanet|gla|retnet|mamba2"},
+                        {"linear_config", json::object(), "efficient_attention_config entry of the block ({}: sized from the teacher)"},
+                        {"swa_window", 64, "sliding-window size of the window path"},
+                        {"init_from_teacher", true, "start the blocks' q/k/v/o from the teacher's projections"},
+                        {"max_full", 2, "each step samples 0..max_full full-attention layers"},
+                        {"max_swa", 2, "and 0..max_swa sliding-window layers"}},
+                       device_options(), train_options(200, 1e-3, 20)}),
+               [](const json& o) { return supernet_json(o["out"]); }, run_supernet});
+  s.push_back({"place", "beam search over attention placements with the trained supernet",
+               concat({{teacher, data, {"supernet", nullptr, "supernet directory"}, {"out", nullptr, "placement JSON to write"},
+                        {"full", 2, "full-attention layers to place"}, {"swa", 2, "sliding-window layers to place"},
+                        {"beam", 1, "beam width"}, {"plot", "", "also write a PNG heat map (needs python3 + matplotlib)"}},
+                       objective_options(), device_options()}),
+               [](const json& o) { return o["out"].get<std::string>(); }, run_place});
+  s.push_back({"export", "write the hybrid of a placement as an HF directory (layer_types, efficient_attention_config)",
+               {teacher, {"supernet", nullptr, "supernet directory"},
+                {"placement", nullptr, "placement JSON (a `place` result or {\"full\": [...], \"swa\": [...]}) or 'uniform'"},
+                {"full", 2, "with 'uniform': full-attention layers"}, {"swa", 2, "with 'uniform': sliding-window layers"},
+                {"out", nullptr, "output HF directory"}, {"dtype", "fp32", "saved dtype: fp32 | bf16"},
+                {"force", false, "replace an existing output directory"}},
+               [](const json& o) { return o["out"].get<std::string>() + "/config.json"; }, run_export});
+  s.push_back({"finetune", "distill a fixed hybrid further from the teacher (stage 2)",
+               concat({{teacher, data, {"model", nullptr, "the hybrid's HF directory (`export`)"},
+                        {"out", nullptr, "output HF directory"}, {"train_mlp", false, "also train the MLPs"},
+                        {"force", false, "replace an existing output directory"}},
+                       device_options(), train_options(100, 5e-4, 10)}),
+               [](const json& o) { return o["out"].get<std::string>() + "/config.json"; }, run_finetune});
+  return s;
+}
+
+}  // namespace
+
+const std::vector<Step>& steps() {
+  static const std::vector<Step> s = make_steps();
+  return s;
+}
+
+const Step& step(const std::string& name) {
+  for (const auto& s : steps())
+    if (s.name == name) return s;
+  JET_FAIL("postnas: no step '{}'", name);
+}
+
+json resolve(const Step& s, const json& given, const std::string& where) {
+  JET_CHECK(given.is_object(), "{}: the options of step '{}' must be an object", where, s.name);
+  json out = json::object();
+  for (const auto& o : s.options) {
+    if (!given.contains(o.key)) {
+      JET_CHECK(!o.def.is_null(), "{}: step '{}' needs '{}' ({})", where, s.name, o.key, o.help);
+      out[o.key] = o.def;
+      continue;
+    }
+    const json& v = given[o.key];
+    const bool ok = o.def.is_null() ? v.is_string()
+                    : o.def.is_boolean() ? v.is_boolean()
+                    : o.def.is_number_integer() ? v.is_number_integer()
+                    : o.def.is_number() ? v.is_number()
+                    : o.def.is_string() ? v.is_string()
+                    : o.def.is_object() ? v.is_object()
+                    : o.def.is_array() ? v.is_array() : true;
+    JET_CHECK(ok, "{}: '{}' of step '{}' has the wrong type ({}; the default is {})", where, o.key, s.name, v.dump(),
+              o.def.dump());
+    out[o.key] = v;
+  }
+  for (const auto& [k, v] : given.items())
+    JET_CHECK(std::any_of(s.options.begin(), s.options.end(), [&](const Option& o) { return o.key == k; }),
+              "{}: step '{}' has no option '{}'", where, s.name, k);
+  return out;
+}
+
+}  // namespace jet::postnas
