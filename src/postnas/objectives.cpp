@@ -6,7 +6,6 @@
 #include "core/check.h"
 #include "core/fs.h"
 #include "data/tokens.h"
-#include "eval/eval.h"
 
 namespace jet::postnas {
 
@@ -24,12 +23,6 @@ Objective make_objective(Supernet& net, const nlohmann::json& o, const text::Tok
   if (name == "kl") {
     const auto holdout = data::TokenSet::open(o["data"], "holdout");
     return kl_objective(net, data::windows(holdout, o["eval_seq_len"], o["eval_windows"]), o["eval_batch"]);
-  }
-  if (name == "passkey") {
-    JET_CHECK(tok, "passkey objective: the teacher has no tokenizer");
-    auto task = std::make_shared<eval::PasskeyTask>(
-        eval::make_passkey(*tok, o["passkey_length"], o["passkey_samples"], o["seed"].get<uint64_t>() + 17));
-    return {"passkey", [task](Supernet& n) { return eval::passkey_accuracy(n.lm(), *task); }};
   }
   JET_FAIL("place: unknown objective '{}' (kl, passkey, mc)", name);
 }
