@@ -120,9 +120,20 @@ model::Checkpoint load_teacher(const std::string& path) {
 std::string supernet_weights(const std::string& dir) { return dir + "/supernet.safetensors"; }
 std::string supernet_json(const std::string& dir) { return dir + "/supernet.json"; }
 
+void check_supernet_dir(const std::string& dir) {
+  JET_CHECK(path_exists(supernet_weights(dir)) && path_exists(supernet_json(dir)),
+            "{}: no trained supernet (supernet.json + supernet.safetensors; run `jet postnas supernet` first)", dir);
+}
+
+// Before any loading: a checkpoint in the way of a fresh run is an error.
+void check_resume(const std::string& ckpt_dir, bool resume) {
+  JET_CHECK(resume || !path_exists(ckpt_dir + "/checkpoint.json"),
+            "{}/checkpoint.json exists: pass --resume to continue it (or remove the directory)", ckpt_dir);
+}
+
 // A trained supernet: the teacher with the blocks the supernet step recorded and trained.
 std::unique_ptr<Supernet> load_supernet(const std::string& dir, model::Checkpoint& teacher, const Env& env) {
-  JET_CHECK(path_exists(supernet_weights(dir)), "{}: no supernet.safetensors (run `jet postnas supernet` first)", dir);
+  check_supernet_dir(dir);
   const json meta = read_json_file(supernet_json(dir));
   SupernetOptions s = supernet_options(meta.at("options"));
   s.linear_config = meta.at("linear_config");
@@ -166,8 +177,9 @@ void save_hybrid(const std::string& dir, const model::ModelConfig& config, io::T
 void run_supernet(const json& o) {
   const Env env = env_of(o);
   const std::string out = o["out"];
-  make_dirs(out);
+  check_resume(out + "/ckpt", o["resume"]);
   const auto train = data::TokenSet::open(o["data"], "train");
+  make_dirs(out);
   model::Checkpoint teacher = load_teacher(o["teacher"]);
   JET_CHECK(train.vocab_size() <= teacher.config.vocab_size, "{}: token ids up to {} do not fit the teacher's vocabulary of {}",
             o["data"].get<std::string>(), train.vocab_size(), teacher.config.vocab_size);
@@ -208,6 +220,7 @@ void run_supernet(const json& o) {
 void run_place(const json& o) {
   const Env env = env_of(o);
   const std::string out = o["out"];
+  check_supernet_dir(o["supernet"]);
   model::Checkpoint teacher = load_teacher(o["teacher"]);
   auto tok = teacher.tokenizer;
   auto net = load_supernet(o["supernet"], teacher, env);
@@ -245,6 +258,7 @@ Placement placement_of(const json& o, int64_t layers) {
 void run_export(const json& o) {
   const Env env{at::kCPU, parse_dtype(o["dtype"])};
   model::check_hf_out_dir(o["out"], o["force"]);
+  check_supernet_dir(o["supernet"]);
   model::Checkpoint teacher = load_teacher(o["teacher"]);
   auto tok = teacher.tokenizer;
   auto net = load_supernet(o["supernet"], teacher, env);
@@ -261,6 +275,7 @@ void run_finetune(const json& o) {
   const Env env = env_of(o);
   const std::string out = o["out"];
   model::check_hf_out_dir(out, o["force"]);
+  check_resume(out + ".ckpt", o["resume"]);
   const auto train = data::TokenSet::open(o["data"], "train");
   model::Checkpoint teacher_ck = load_teacher(o["teacher"]);
   model::CausalLM teacher(teacher_ck.config);
