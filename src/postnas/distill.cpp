@@ -22,19 +22,22 @@ double chunked_kl(const at::Tensor& h_student, const at::Tensor& h_teacher, cons
   c10::NoGradGuard no_grad;
   const int64_t N = h_student.size(0);
   const at::Tensor hs = h_student.detach();
+  // fp32 logits even for a bf16 model: bf16 rounding of logits near 20 is 0.125, larger than the KL
+  // differences between placements that the search has to tell apart.
+  const at::Tensor Wf = W.to(at::kFloat);
   if (grad) *grad = at::empty_like(hs);
   at::Tensor total = at::zeros({}, hs.options().dtype(at::kDouble));
   for (int64_t r = 0; r < N; r += chunk_rows) {
     const int64_t n = std::min(chunk_rows, N - r);
-    at::Tensor zs = at::matmul(hs.narrow(0, r, n), W.t()).to(at::kFloat).div_(temperature);
-    at::Tensor zt = at::matmul(h_teacher.narrow(0, r, n), W.t()).to(at::kFloat).div_(temperature);
+    at::Tensor zs = at::matmul(hs.narrow(0, r, n).to(at::kFloat), Wf.t()).div_(temperature);
+    at::Tensor zt = at::matmul(h_teacher.narrow(0, r, n).to(at::kFloat), Wf.t()).div_(temperature);
     at::Tensor log_ps = at::log_softmax(zs, -1), log_pt = at::log_softmax(zt, -1);
     at::Tensor pt = log_pt.exp();
     total += (pt * (log_pt - log_ps)).sum().to(at::kDouble);
     if (grad) {
       // ∂/∂zs of Σ KL / N = (softmax(zs) − pt) / N; through z = h Wᵀ / τ.
       at::Tensor gz = log_ps.exp_().sub_(pt).div_(double(N) * temperature);
-      grad->narrow(0, r, n).copy_(at::matmul(gz.to(W.scalar_type()), W));
+      grad->narrow(0, r, n).copy_(at::matmul(gz, Wf));
     }
   }
   return total.item<double>() / N;

@@ -22,6 +22,7 @@ from test_data_prepare import make_corpus, make_tokenizer
 JET = os.environ.get("JET_BIN", "build/jet")
 ENV = dict(os.environ, OMP_NUM_THREADS="1")  # bit-exact resume compares runs at one thread count
 failures = []
+passes = []
 
 
 def jet(*args, check=True, **kw):
@@ -33,8 +34,7 @@ def jet(*args, check=True, **kw):
 
 def expect(ok, what):
     print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        failures.append(what)
+    (passes if ok else failures).append(what)
 
 
 def supernet_args(teacher, data, out):
@@ -143,7 +143,7 @@ def main():
                f"{what}: {lines[-1] if lines else '(no message)'}")
     expect(not any(os.path.exists(os.path.join(tmp, x)) for x in ("x3.json",)), "no partial outputs")
 
-    print(f"{40 - len(failures)} passed" if not failures else f"{len(failures)} failed")
+    print(f"{len(passes)} passed, {len(failures)} failed")
     sys.exit(1 if failures else 0)
 
 
