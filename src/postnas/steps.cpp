@@ -326,6 +326,70 @@ void run_finetune(const json& o) {
                   r.tokens_per_s));
 }
 
+// ---- select --------------------------------------------------------------------------------------
+
+// PostNAS step 2: the linear block types compared on one placement with the same budget and seed.
+void run_select(const json& o) {
+  const Env env = env_of(o);
+  const std::string out = o["out"];
+  std::vector<std::string> types;
+  for (size_t a = 0, b; a <= o["types"].get<std::string>().size(); a = b + 1) {
+    const std::string all = o["types"];
+    b = all.find(',', a);
+    if (b == std::string::npos) b = all.size();
+    if (b > a) types.push_back(all.substr(a, b - a));
+  }
+  JET_CHECK(!types.empty(), "select: no block types given");
+  for (const auto& t : types) JET_CHECK(model::is_linear_type(t), "select: '{}' is not a linear block type", t);
+  const auto train = data::TokenSet::open(o["data"], "train");
+  const auto holdout = data::TokenSet::open(o["data"], "holdout");
+  model::Checkpoint teacher = load_teacher(o["teacher"]);
+  const Placement p = placement_of(o, teacher.config.num_hidden_layers);
+  const at::Tensor windows = data::windows(holdout, o["eval_seq_len"], o["eval_windows"]);
+  const int64_t B = o["batch"], T = o["seq_len"];
+  const uint64_t seed = o["seed"];
+  json rows = json::array();
+  std::string table = fmt::format("block selection on {} ({} steps x {} x {} tokens each, seed {})\n", p.str(),
+                                  o["steps"].get<int64_t>(), B, T, seed);
+  table += fmt::format("{:<9} {:>10} {:>14} {:>12} {:>12} {:>9}\n", "block", "params/layer", "state KB/layer",
+                       "train loss", "held-out KL", "tok/s");
+  for (const auto& type : types) {
+    json so = o;
+    so["linear_type"] = type;
+    Supernet net(teacher.config, teacher.tensors, supernet_options(so), env.dtype, env.device);  // shares the frozen tensors
+    DistillOptions d = distill_options(o, out + ".ckpt/" + type, "select/" + type);
+    d.fingerprint["linear_type"] = type;
+    DistillHooks h;
+    h.batch = [&](int64_t step) { return data::sample_batch(train, B, T, seed, step); };
+    h.teacher_hidden = [&](const at::Tensor& ids) {
+      net.set_teacher();
+      return net.lm().hidden(ids);
+    };
+    h.prepare = [&](int64_t) { net.set_placement(p); };
+    const DistillResult r = distill(net.lm(), net.linear_params(), d, h);
+    JET_CHECK(r.finished, "select: {} stopped after step {} (resume with --resume)", type, r.steps_done);
+    const Objective kl_obj = kl_objective(net, windows, o["eval_batch"]);  // (computes the teacher's side)
+    net.set_placement(p);
+    const double kl = -kl_obj.score(net);
+    int64_t params = 0;
+    for (const auto& q : net.linear_params())
+      if (q.name.rfind("model.layers.0.", 0) == 0) params += q.slot->numel();
+    net.set_placement(Placement{});
+    const int64_t state = net.lm().mixer(0).cache_bytes_fixed(2);
+    const double tail = std::accumulate(r.losses.end() - std::min<size_t>(10, r.losses.size()), r.losses.end(), 0.0) /
+                        std::min<size_t>(10, r.losses.size());
+    rows.push_back({{"type", type}, {"params_per_layer", params}, {"state_bytes_per_layer", state},
+                    {"train_loss_last10", tail}, {"heldout_kl", kl}, {"tokens_per_s", r.tokens_per_s},
+                    {"losses", r.losses}});
+    table += fmt::format("{:<9} {:>10.3f}M {:>14.1f} {:>12.4f} {:>12.4f} {:>9.0f}\n", type, params / 1e6, state / 1024.0,
+                         tail, kl, r.tokens_per_s);
+  }
+  printf("%s", table.c_str());
+  write_file_atomic(out, json{{"placement", p.to_json()}, {"options", o}, {"blocks", rows}}.dump(1) + "\n");
+  remove_tree(out + ".ckpt");
+  say("wrote " + out);
+}
+
 std::vector<Step> make_steps() {
   const Option teacher{"teacher", nullptr, "the full-attention teacher (GGUF file or HF directory)"};
   const Option data{"data", nullptr, "token data set directory (`jet data prepare`)"};
@@ -353,6 +417,17 @@ std::vector<Step> make_steps() {
                 {"out", nullptr, "output HF directory"}, {"dtype", "fp32", "saved dtype: fp32 | bf16"},
                 {"force", false, "replace an existing output directory"}},
                [](const json& o) { return o["out"].get<std::string>() + "/config.json"; }, run_export});
+  s.push_back({"select", "compare linear block types on one placement with the same budget (PostNAS step 2)",
+               concat({{teacher, data, {"out", nullptr, "result JSON to write"},
+                        {"types", "jet,gdn,deltanet,gla,retnet,mamba2", "comma-separated block types"},
+                        {"placement", "uniform", "placement JSON or 'uniform'"}, {"full", 2, "with 'uniform': full-attention layers"},
+                        {"swa", 2, "with 'uniform': sliding-window layers"}, {"swa_window", 64, "sliding-window size"},
+                        {"linear_config", json::object(), "must stay {}: each type is sized from the teacher"},
+                        {"init_from_teacher", true, "start the blocks' q/k/v/o from the teacher's projections"},
+                        {"eval_windows", 8, "held-out windows for the KL"}, {"eval_seq_len", 256, "tokens per window"},
+                        {"eval_batch", 4, "rows per forward"}},
+                       device_options(), train_options(100, 1e-3, 10)}),
+               [](const json& o) { return o["out"].get<std::string>(); }, run_select});
   s.push_back({"finetune", "distill a fixed hybrid further from the teacher (stage 2)",
                concat({{teacher, data, {"model", nullptr, "the hybrid's HF directory (`export`)"},
                         {"out", nullptr, "output HF directory"}, {"train_mlp", false, "also train the MLPs"},
@@ -406,7 +481,7 @@ void run_eval_step(const json& cfg, const std::string& data_dir, const std::vect
 }
 
 const std::vector<std::string> kRunKeys = {"teacher", "out", "device", "dtype", "seed", "data", "budget", "supernet",
-                                           "place", "finetune", "uniform_baseline", "eval"};
+                                           "place", "select", "finetune", "uniform_baseline", "eval"};
 
 }  // namespace
 
@@ -467,6 +542,12 @@ void run_pipeline(const json& cfg, const std::string& where) {
       say(std::string("no plot: ") + e.what());
     }
   }
+
+  // 3b. Optional: the linear block types compared on the first objective's placement (a report).
+  if (cfg.contains("select"))
+    run_step(step("select"), step_options(step("select"), cfg, "select",
+                                          {{"data", data_dir}, {"placement", place_files.front()}, {"out", out + "/select.json"}},
+                                          where));
 
   // 4. Export + finetune: the learned placements asked for, and the uniform baseline.
   std::vector<std::pair<std::string, std::string>> hybrids;  // name, placement source

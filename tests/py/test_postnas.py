@@ -128,6 +128,17 @@ def main():
     expect(json.load(open(os.path.join(ft, "config.json")))["layer_types"] == want, "finetuned hybrid keeps the placement")
     jet("generate", "--model", ft, "--prompt", "the quick brown", "--max-new-tokens", 4, "--temperature", 0)
 
+    # Block selection on the learned placement: every type trained with the same budget, one row each.
+    sel = os.path.join(tmp, "select.json")
+    out = jet("postnas", "select", "--teacher", teacher, "--data", data, "--placement", place, "--out", sel,
+              "--types", "jet,gdn,deltanet,gla,retnet,mamba2", "--steps", 4, "--batch", 2, "--seq-len", 32,
+              "--swa-window", 16, "--eval-windows", 2, "--eval-seq-len", 32).stdout
+    rows = json.load(open(sel))["blocks"]
+    expect([r["type"] for r in rows] == ["jet", "gdn", "deltanet", "gla", "retnet", "mamba2"]
+           and all(r["heldout_kl"] > 0 and len(r["losses"]) == 4 and r["state_bytes_per_layer"] > 0 for r in rows)
+           and "held-out KL" in out, "select: one row per block type " +
+           ", ".join(f"{r['type']} KL {r['heldout_kl']:.3f}" for r in rows))
+
     # Bad input: one error line, exit 1, no output left behind.
     for args, what in [
         (["postnas", "supernet", "--data", data, "--out", os.path.join(tmp, "x1")], "missing --teacher"),
