@@ -6,6 +6,7 @@
 #include "core/check.h"
 #include "core/fs.h"
 #include "data/tokens.h"
+#include "eval/eval.h"
 
 namespace jet::postnas {
 
@@ -15,7 +16,8 @@ std::vector<Option> objective_options() {
           {"eval_seq_len", 256, "kl: tokens per window"},
           {"eval_batch", 4, "rows per forward"},
           {"passkey_length", 512, "passkey: prompt tokens"},
-          {"passkey_samples", 16, "passkey: samples"}};
+          {"passkey_samples", 16, "passkey: samples"},
+          {"mc_items", 64, "mc: holdout-cloze-4 items"}};
 }
 
 Objective make_objective(Supernet& net, const nlohmann::json& o, const text::Tokenizer* tok) {
@@ -23,6 +25,21 @@ Objective make_objective(Supernet& net, const nlohmann::json& o, const text::Tok
   if (name == "kl") {
     const auto holdout = data::TokenSet::open(o["data"], "holdout");
     return kl_objective(net, data::windows(holdout, o["eval_seq_len"], o["eval_windows"]), o["eval_batch"]);
+  }
+  if (name == "passkey") {
+    JET_CHECK(tok, "passkey objective: the teacher has no tokenizer");
+    auto task = std::make_shared<eval::PasskeyTask>(
+        eval::make_passkey(*tok, o["passkey_length"], o["passkey_samples"], o["seed"].get<uint64_t>() + 17));
+    // Accuracy first; the answer's log-probability (scaled far below one sample's 1/n) breaks its ties.
+    return {"passkey", [task](Supernet& n) {
+              const eval::PasskeyScore s = eval::passkey_score(n.lm(), *task);
+              return s.accuracy + 1e-4 * s.answer_logprob;
+            }};
+  }
+  if (name == "mc") {
+    const auto holdout = data::TokenSet::open(o["data"], "holdout");
+    auto task = std::make_shared<eval::McTask>(eval::make_holdout_cloze(holdout, o["mc_items"], o["seed"].get<uint64_t>() + 29));
+    return {"mc", [task](Supernet& n) { return eval::mc_accuracy(n.lm(), *task); }};
   }
   JET_FAIL("place: unknown objective '{}' (kl, passkey, mc)", name);
 }

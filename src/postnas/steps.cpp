@@ -17,6 +17,7 @@
 #include "core/fs.h"
 #include "data/prepare.h"
 #include "data/tokens.h"
+#include "eval/report.h"
 #include "model/causal_lm.h"
 #include "model/checkpoint.h"
 #include "model/linear_mixer.h"
@@ -475,9 +476,46 @@ void run_step(const Step& s, const json& o) {
   JET_CHECK(path_exists(done), "{}: did not finish ({} missing); rerun to resume", s.name, done);
 }
 
+// The teacher and the hybrids side by side (eval/report.h); the run config's "eval" section holds
+// report options by their `jet eval` names.
 void run_eval_step(const json& cfg, const std::string& data_dir, const std::vector<std::string>& models,
                    const std::string& out, const std::string& where) {
-  say("eval: (pending merge of src/eval)");
+  if (path_exists(out)) {
+    say("eval: done already (" + out + " exists)");
+    return;
+  }
+  const json e = cfg.value("eval", json::object());
+  eval::ReportOptions r;
+  r.models = models;
+  r.data = data_dir;
+  r.device = cfg.value("device", "cpu");
+  r.dtype = cfg.value("dtype", "fp32");
+  r.json_out = out;
+  r.seed = cfg.value("seed", 0);
+  for (const auto& [k, v] : e.items()) {
+    try {
+      if (k == "tasks") {
+        r.tasks.clear();
+        const std::string t = v;
+        for (size_t a = 0, b; a <= t.size(); a = b + 1) {
+          b = t.find(',', a);
+          if (b == std::string::npos) b = t.size();
+          if (b > a) r.tasks.push_back(t.substr(a, b - a));
+        }
+      } else if (k == "seq_len") r.seq_len = v;
+      else if (k == "ppl_windows") r.ppl_windows = v;
+      else if (k == "batch") r.batch = v;
+      else if (k == "samples") r.samples = v;
+      else if (k == "mc_items") r.mc_items = v;
+      else if (k == "passkey_lengths") r.passkey_lengths = v.get<std::vector<int64_t>>();
+      else JET_FAIL("{}: eval has no option '{}' (tasks, seq_len, ppl_windows, batch, samples, mc_items, passkey_lengths)",
+                    where, k);
+    } catch (const json::exception&) {
+      JET_FAIL("{}: eval option '{}' has the wrong type ({})", where, k, v.dump());
+    }
+  }
+  say("eval: " + fmt::format("{}", fmt::join(models, ", ")));
+  eval::run_report(r);
 }
 
 const std::vector<std::string> kRunKeys = {"teacher", "out", "device", "dtype", "seed", "data", "budget", "supernet",
