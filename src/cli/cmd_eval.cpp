@@ -29,7 +29,7 @@ using nlohmann::json;
 struct Opts {
   std::vector<std::string> models, tasks = {"ppl", "passkey"};
   std::string data, device = "cpu", dtype = "fp32", json_out, mc_jsonl;
-  int64_t seq_len = 512, ppl_windows = 64, batch = 4, samples = 20, mc_items = 100;
+  int64_t seq_len = 512, ppl_windows = 64, batch = 4, samples = 20, mc_items = 100, mc_context = 96, mc_choice = 24;
   std::vector<int64_t> passkey_lengths = {512, 1024, 2048, 4096};
   uint64_t seed = 0;
 };
@@ -105,7 +105,33 @@ void run(const Opts& o) {
   if (!o.data.empty()) {
     holdout = jet::data::TokenSet::open(o.data, "holdout");
     if (tasks.count("ppl")) windows = jet::data::windows(*holdout, o.seq_len, o.ppl_windows);
-    if (mc_cloze) cloze = jet::eval::make_holdout_cloze(*holdout, o.mc_items, o.seed);
+    if (mc_cloze) cloze = jet::eval::make_holdout_cloze(*holdout, o.mc_items, o.seed, o.mc_context, o.mc_choice);
+  }
+
+  // Each model's config and tokenizer (no weights yet): vocabulary checks and the tokenised tasks.
+  struct Prepared {
+    jet::model::ModelConfig config;
+    std::vector<jet::eval::PasskeyTask> passkey;
+    jet::eval::McTask mc;
+  };
+  std::vector<Prepared> prepared;
+  for (const auto& path : o.models) {
+    jet::model::LoadOptions meta_only;
+    meta_only.weights = false;
+    meta_only.tokenizer = tasks.count("passkey") || !o.mc_jsonl.empty();
+    const auto ck = jet::model::load_checkpoint(path, meta_only);
+    Prepared pr{ck.config, {}, cloze};
+    if (holdout)
+      JET_CHECK(holdout->vocab_size() <= ck.config.vocab_size,
+                "{}: vocabulary of {} but the data set {} has ids up to {} (another tokenizer?)", path,
+                ck.config.vocab_size, o.data, holdout->vocab_size());
+    if (meta_only.tokenizer)
+      JET_CHECK(ck.tokenizer, "{}: no tokenizer (an HF directory needs tokenizer.json) for {}", path,
+                tasks.count("passkey") ? "passkey" : "--mc-jsonl");
+    if (tasks.count("passkey"))
+      for (int64_t L : o.passkey_lengths) pr.passkey.push_back(jet::eval::make_passkey(*ck.tokenizer, L, o.samples, o.seed));
+    if (tasks.count("mc") && !o.mc_jsonl.empty()) pr.mc = jet::eval::load_mc_jsonl(o.mc_jsonl, *ck.tokenizer);
+    prepared.push_back(std::move(pr));
   }
 
   // 2. Each model in turn: load, run the tasks, free.
@@ -126,8 +152,9 @@ void run(const Opts& o) {
     const std::string& path = o.models[mi];
     fmt::print(stderr, "[{}/{}] {}\n", mi + 1, o.models.size(), path);
     jet::model::LoadOptions load;
-    load.tokenizer = tasks.count("passkey") || !o.mc_jsonl.empty();
+    load.tokenizer = false;
     auto ck = jet::model::load_checkpoint(path, load);
+    const Prepared& pr = prepared[mi];
     auto lm = std::make_unique<jet::model::CausalLM>(ck.config);
     lm->load_weights(ck.tensors, dtype, device, path);
     ck.tensors.clear();
@@ -135,10 +162,6 @@ void run(const Opts& o) {
     json jm = {{"path", path}, {"name", names[mi]}, {"parameters", lm->num_parameters()},
                {"max_position_embeddings", max_pos}, {"metrics", json::object()}};
     cell("parameters (M)", mi, fmt::format("{:.1f}", lm->num_parameters() / 1e6));
-    if (holdout)
-      JET_CHECK(holdout->vocab_size() <= ck.config.vocab_size,
-                "{}: vocabulary of {} but the data set {} has ids up to {} (another tokenizer?)", path,
-                ck.config.vocab_size, o.data, holdout->vocab_size());
     if (tasks.count("ppl")) {
       jet::Progress bar("ppl", windows.size(0), "win");
       int64_t shown = 0;
@@ -154,10 +177,9 @@ void run(const Opts& o) {
                               {"seq_len", windows.size(1)}, {"data", o.data}};
     }
     if (tasks.count("passkey")) {
-      JET_CHECK(ck.tokenizer, "{}: no tokenizer (an HF directory needs tokenizer.json) for passkey", path);
       json pk = json::array();
-      for (int64_t L : o.passkey_lengths) {
-        const auto task = jet::eval::make_passkey(*ck.tokenizer, L, o.samples, o.seed);
+      for (const auto& task : pr.passkey) {
+        const int64_t L = task.length;
         jet::Progress bar(fmt::format("passkey {}", L), o.samples, "sample");
         const double acc = jet::eval::passkey_accuracy(*lm, task, [&](int64_t) { bar.update(1); });
         bar.finish();
@@ -169,13 +191,15 @@ void run(const Opts& o) {
       jm["metrics"]["passkey"] = pk;
     }
     if (tasks.count("mc")) {
-      const jet::eval::McTask mc_task = o.mc_jsonl.empty() ? cloze : jet::eval::load_mc_jsonl(o.mc_jsonl, *ck.tokenizer);
+      const jet::eval::McTask& mc_task = pr.mc;
       jet::Progress bar(fmt::format("mc {}", mc_task.name), static_cast<int64_t>(mc_task.items.size()), "item");
       const auto scores = jet::eval::mc_scores(*lm, mc_task, [&](int64_t) { bar.update(1); });
       bar.finish();
       const double acc = jet::eval::mc_accuracy(scores, mc_task);
       cell(fmt::format("mc {} ({} items)", mc_task.name, mc_task.items.size()), mi, fmt::format("{:.3f}", acc));
       jm["metrics"]["mc"] = {{"task", mc_task.name}, {"items", mc_task.items.size()}, {"accuracy", acc},
+                             {"context_tokens", o.mc_jsonl.empty() ? o.mc_context : 0},
+                             {"choice_tokens", o.mc_jsonl.empty() ? o.mc_choice : 0},
                              {"rule", "argmax of the mean log-probability per choice token"}};
     }
     const double secs = seconds_since(t0);
@@ -208,6 +232,8 @@ void setup(CLI::App& app) {
       ->delimiter(',');
   app.add_option("--samples", o->samples, "passkey samples per length (default 20)");
   app.add_option("--mc-items", o->mc_items, "holdout-cloze-4 items (default 100)");
+  app.add_option("--mc-context-tokens", o->mc_context, "holdout-cloze-4 context tokens (default 96)");
+  app.add_option("--mc-choice-tokens", o->mc_choice, "holdout-cloze-4 choice tokens (default 24)");
   app.add_option("--mc-jsonl", o->mc_jsonl, "a multiple-choice set in JSON Lines instead of holdout-cloze-4");
   app.add_option("--seed", o->seed, "seed of the passkey and cloze tasks (default 0)");
   app.add_option("--device", o->device, "cpu | cuda (default cpu)");
