@@ -6,8 +6,26 @@ import json
 import os
 import random
 import struct
+import subprocess
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+JET = os.environ.get("JET_BIN", "build/jet")
+
+
+def jet(*args):
+    return subprocess.run([JET, *map(str, args)], capture_output=True, text=True)
+
+
+class Checks:
+    """check(cond, what) prints an ok/FAIL line; .ok is False once any check failed."""
+
+    def __init__(self):
+        self.ok = True
+
+    def __call__(self, cond, what):
+        self.ok &= bool(cond)
+        print(f"{'ok  ' if cond else 'FAIL'} {what}")
 
 WORDS = ("the quick brown fox jumps over a lazy dog while seven wizards quietly judge boxing matches "
          "in a small town by the river , . ; ! ? and then").split()
@@ -60,3 +78,13 @@ def read_split(d, split):
         toks += t
     assert len(toks) == meta["splits"][split]["tokens"]
     return toks
+
+
+def tiny_corpus(tmp, n_train, n_held):
+    """TMP/train and TMP/held (corpora of n_train and n_held documents, plus one empty one each) and a
+    tokenizer trained on the training part in TMP/tok: (train, held, tokdir, hf_tokenizer)."""
+    train, held = os.path.join(tmp, "train"), os.path.join(tmp, "held")
+    make_corpus(train, n_train, 1)
+    make_corpus(held, n_held, 2)
+    tokdir = os.path.join(tmp, "tok")
+    return train, held, tokdir, make_tokenizer(tokdir, train)

@@ -7,13 +7,11 @@ no output (neither DIR nor DIR.partial)."""
 import glob
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
-from data_tiny import make_corpus, make_tokenizer, read_split
+from data_tiny import Checks, jet, read_split, tiny_corpus
 
-JET = os.environ.get("JET_BIN", "build/jet")
 
 
 def tree_bytes(d):
@@ -24,24 +22,12 @@ def tree_bytes(d):
     return out
 
 
-def jet(*args):
-    return subprocess.run([JET, *args], capture_output=True, text=True)
-
 
 def main():
-    ok = True
-
-    def check(cond, what):
-        nonlocal ok
-        ok &= bool(cond)
-        print(f"{'ok  ' if cond else 'FAIL'} {what}")
+    check = Checks()
 
     with tempfile.TemporaryDirectory() as tmp:
-        train, held = os.path.join(tmp, "train"), os.path.join(tmp, "held")
-        make_corpus(train, 40, 1)
-        make_corpus(held, 6, 2)
-        tokdir = os.path.join(tmp, "tok")
-        hf = make_tokenizer(tokdir, train)
+        train, held, tokdir, hf = tiny_corpus(tmp, 40, 6)
         eos = hf.token_to_id("<|endoftext|>")
         base = ["data", "prepare", "--tokenizer", tokdir, "--shard-tokens", "150", "--no-progress"]
 
@@ -134,8 +120,8 @@ def main():
         p = jet(*base, "--input", train, "--holdout-input", held, "--out", e, "--force")
         check(p.returncode == 0 and tree_bytes(e) == tree_bytes(a), "--force replaces the directory")
 
-    print("all ok" if ok else "FAILED")
-    sys.exit(0 if ok else 1)
+    print("all ok" if check.ok else "FAILED")
+    sys.exit(0 if check.ok else 1)
 
 
 if __name__ == "__main__":

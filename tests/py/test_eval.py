@@ -7,22 +7,17 @@ agree; bad flags give one error line and no JSON file."""
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-from data_tiny import make_corpus, make_tokenizer, read_split
+from data_tiny import Checks, jet, read_split, tiny_corpus
 from hf_tiny import save_random
 
-JET = os.environ.get("JET_BIN", "build/jet")
 SEQ, WINDOWS = 24, 6
 
-
-def jet(*args):
-    return subprocess.run([JET, *map(str, args)], capture_output=True, text=True)
 
 
 def hf_nll(model, windows):
@@ -47,19 +42,10 @@ def hf_mc_accuracy(model, tok, items):
 
 def main():
     torch.set_num_threads(2)
-    ok = True
-
-    def check(cond, what):
-        nonlocal ok
-        ok &= bool(cond)
-        print(f"{'ok  ' if cond else 'FAIL'} {what}")
+    check = Checks()
 
     with tempfile.TemporaryDirectory() as tmp:
-        train, held = os.path.join(tmp, "train"), os.path.join(tmp, "held")
-        make_corpus(train, 12, 1)
-        make_corpus(held, 30, 2)
-        tokdir = os.path.join(tmp, "tok")
-        tok = make_tokenizer(tokdir, train)
+        train, held, tokdir, tok = tiny_corpus(tmp, 12, 30)
         vocab = tok.get_vocab_size()
         data = os.path.join(tmp, "data")
         p = jet("data", "prepare", "--input", train, "--holdout-input", held, "--tokenizer", tokdir, "--out", data,
@@ -149,8 +135,8 @@ def main():
                     and p.stdout == "" and not os.path.exists(bad_json))
             check(good, f"bad flags {' '.join(str(a) if len(str(a)) < 30 else '…' for a in args)} -> {lines[-1]!r}")
 
-    print("all ok" if ok else "FAILED")
-    sys.exit(0 if ok else 1)
+    print("all ok" if check.ok else "FAILED")
+    sys.exit(0 if check.ok else 1)
 
 
 if __name__ == "__main__":
