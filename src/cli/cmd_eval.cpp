@@ -181,12 +181,14 @@ void run(const Opts& o) {
       for (const auto& task : pr.passkey) {
         const int64_t L = task.length;
         jet::Progress bar(fmt::format("passkey {}", L), o.samples, "sample");
-        const double acc = jet::eval::passkey_accuracy(*lm, task, [&](int64_t) { bar.update(1); });
+        const auto score = jet::eval::passkey_score(*lm, task, [&](int64_t) { bar.update(1); });
+        const double acc = score.accuracy;
         bar.finish();
         const bool beyond = max_pos > 0 && L > max_pos;
         beyond_any |= beyond;
         cell(fmt::format("passkey {} ({} samples)", L, o.samples), mi, fmt::format("{:.2f}{}", acc, beyond ? "*" : ""));
-        pk.push_back({{"length", L}, {"accuracy", acc}, {"samples", o.samples}, {"beyond_max_position", beyond}});
+        pk.push_back({{"length", L}, {"accuracy", acc}, {"answer_logprob", score.answer_logprob},
+                      {"samples", o.samples}, {"beyond_max_position", beyond}});
       }
       jm["metrics"]["passkey"] = pk;
     }

@@ -77,7 +77,8 @@ int64_t passkey_filler_tokens(const text::Tokenizer& tok) {
 
 PasskeyTask make_passkey(const text::Tokenizer& tok, int64_t length, int64_t n, uint64_t seed) {
   JET_CHECK(n > 0, "passkey: the number of samples must be positive, got {}", n);
-  const auto intro = tok.encode(kPasskeyIntro), filler = tok.encode(kPasskeyFiller),
+  // The prompt starts as a document does: with BOS where the tokenizer asks for one.
+  const auto intro = tok.encode(kPasskeyIntro, /*add_special_tokens=*/true), filler = tok.encode(kPasskeyFiller),
              question = tok.encode(kPasskeyQuestion);
   JET_CHECK(!filler.empty(), "passkey: the tokenizer encodes the filler to nothing");
   PasskeyTask task;
@@ -108,11 +109,12 @@ PasskeyTask make_passkey(const text::Tokenizer& tok, int64_t length, int64_t n, 
   return task;
 }
 
-double passkey_accuracy(const model::CausalLM& lm, const PasskeyTask& task, const OnProgress& on_progress) {
+PasskeyScore passkey_score(const model::CausalLM& lm, const PasskeyTask& task, const OnProgress& on_progress) {
   JET_CHECK(!task.prompts.empty() && task.prompts.size() == task.answers.size(),
             "passkey: {} prompts and {} answers", task.prompts.size(), task.answers.size());
   at::NoGradGuard no_grad;
   int64_t right = 0;
+  double logprob = 0;
   for (size_t i = 0; i < task.prompts.size(); ++i) {
     const auto& prompt = task.prompts[i];
     const auto& answer = task.answers[i];
@@ -121,14 +123,20 @@ double passkey_accuracy(const model::CausalLM& lm, const PasskeyTask& task, cons
     ids.insert(ids.end(), answer.begin(), answer.end() - 1);
     check_ids(lm, ids, "passkey");
     const int64_t P = static_cast<int64_t>(prompt.size()), A = static_cast<int64_t>(answer.size());
-    const at::Tensor logits = lm.forward(ids_tensor(ids, lm.device()))[0];  // [P + A - 1, V]
-    const at::Tensor pred = logits.slice(0, P - 1, P - 1 + A).to(at::kFloat).argmax(-1).cpu();
-    bool ok = true;
-    for (int64_t j = 0; j < A; ++j) ok &= pred[j].item<int64_t>() == answer[j];
-    right += ok;
+    const at::Tensor ids_t = ids_tensor(ids, lm.device());
+    // Logits at the positions that predict the answer tokens: [A, V].
+    const at::Tensor logits = lm.forward(ids_t)[0].slice(0, P - 1, P - 1 + A).to(at::kFloat);
+    const at::Tensor target = at::tensor(std::vector<int64_t>(answer.begin(), answer.end()), at::kLong).to(lm.device());
+    right += logits.argmax(-1).eq(target).all().item<bool>();
+    logprob += at::log_softmax(logits, -1).gather(-1, target.unsqueeze(-1)).to(at::kDouble).sum().item<double>();
     if (on_progress) on_progress(static_cast<int64_t>(i) + 1);
   }
-  return static_cast<double>(right) / static_cast<double>(task.prompts.size());
+  const auto n = static_cast<double>(task.prompts.size());
+  return {static_cast<double>(right) / n, logprob / n};
+}
+
+double passkey_accuracy(const model::CausalLM& lm, const PasskeyTask& task, const OnProgress& on_progress) {
+  return passkey_score(lm, task, on_progress).accuracy;
 }
 
 std::vector<std::vector<double>> mc_scores(const model::CausalLM& lm, const McTask& task,

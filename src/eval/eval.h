@@ -41,7 +41,7 @@ struct PasskeyTask {
   std::vector<int32_t> keys;                         // the 5-digit keys
   std::vector<double> depths;                        // where the key sentence sits in the filler, in [0, 1]
 };
-// n samples: an instruction, the filler sentences repeated, the key sentence at a seeded depth, the
+// n samples: an instruction (after BOS where the tokenizer adds one), the filler sentences repeated, the key sentence at a seeded depth, the
 // question "What is the pass key? The pass key is"; the filler repetition count makes |prompt| +
 // |answer| the largest that fits in `length` (so it is within one filler unit, about 25 tokens, of it).
 // Pieces are tokenised separately and concatenated. Keys and depths come from a counter-based hash of
@@ -52,6 +52,12 @@ int64_t passkey_filler_tokens(const text::Tokenizer& tok);
 // Fraction of samples whose every answer token is the argmax given the prompt and the answer tokens
 // before it (teacher forcing, equal to greedy decoding while it is right); one forward per sample.
 double passkey_accuracy(const model::CausalLM& lm, const PasskeyTask& task, const OnProgress& on_progress = {});
+struct PasskeyScore {
+  double accuracy = 0;        // as passkey_accuracy
+  double answer_logprob = 0;  // mean over samples of the answer tokens' summed log-probability (a smooth
+                              // objective for placement search, where accuracy on few samples is coarse)
+};
+PasskeyScore passkey_score(const model::CausalLM& lm, const PasskeyTask& task, const OnProgress& on_progress = {});
 
 struct McItem {
   std::vector<int32_t> context;

@@ -122,6 +122,16 @@ TEST(Eval, PasskeyAccuracyIsGreedyDecodingByHand) {
     task.answers.push_back(answer);
   }
   EXPECT_DOUBLE_EQ(passkey_accuracy(*lm, task), 0.5);
+  double want = 0;
+  for (size_t i = 0; i < task.prompts.size(); ++i) {
+    std::vector<int64_t> ids(task.prompts[i].begin(), task.prompts[i].end());
+    ids.insert(ids.end(), task.answers[i].begin(), task.answers[i].end());
+    const auto lp = token_logprobs(*lm, ids);
+    for (size_t j = 0; j < task.answers[i].size(); ++j) want += lp[task.prompts[i].size() - 1 + j];
+  }
+  const auto score = passkey_score(*lm, task);
+  EXPECT_DOUBLE_EQ(score.accuracy, 0.5);
+  EXPECT_NEAR(score.answer_logprob, want / 6, 1e-5);
 }
 
 TEST(Eval, McScoresMatchSeparateForwards) {
