@@ -14,6 +14,7 @@
 
 #include "core/check.h"
 #include "core/fs.h"
+#include "core/hash.h"
 #include "core/progress.h"
 #include "data/tokens.h"
 #include "text/load.h"
@@ -22,11 +23,6 @@ namespace jet::data {
 namespace {
 
 using nlohmann::json;
-
-uint64_t fnv1a(const std::string& s, uint64_t h = 0xcbf29ce484222325ull) {
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
-  return h;
-}
 
 std::string hex(uint64_t h) { return fmt::format("{:016x}", h); }
 
@@ -84,7 +80,7 @@ Inputs collect(const std::vector<std::string>& args, const std::string& flag) {
   for (Doc& d : in.docs) {
     const std::string text = read_file(d.path);
     d.bytes = static_cast<int64_t>(text.size());
-    d.hash = fnv1a(text);
+    d.hash = fnv1a64(text);
   }
   return in;
 }
@@ -153,7 +149,7 @@ bool Preparer::tokenise(const std::string& split, const std::vector<Doc>& docs, 
   const auto S = static_cast<size_t>(o_.shard_tokens);
   for (size_t d = first_doc; d < docs.size(); ++d) {
     const std::string text = read_file(docs[d].path);
-    JET_CHECK(fnv1a(text) == docs[d].hash, "{}: changed while being tokenised", docs[d].path);
+    JET_CHECK(fnv1a64(text) == docs[d].hash, "{}: changed while being tokenised", docs[d].path);
     if (text.find_first_not_of(" \t\r\n\f\v") == std::string::npos) {
       ++skipped_empty;
       if (bar) bar->update(1);
@@ -215,8 +211,8 @@ PrepareResult Preparer::run() {
     std::vector<Doc> keep;
     size_t best = 0;
     for (size_t i = 0; i < train.docs.size(); ++i) {
-      const uint64_t h = fnv1a(train.docs[i].id);
-      if (h < fnv1a(train.docs[best].id)) best = i;
+      const uint64_t h = fnv1a64(train.docs[i].id);
+      if (h < fnv1a64(train.docs[best].id)) best = i;
       (static_cast<double>(h) / 18446744073709551616.0 < o_.holdout ? held.docs : keep).push_back(train.docs[i]);
     }
     if (held.docs.empty()) {
@@ -233,13 +229,13 @@ PrepareResult Preparer::run() {
     split_rule = "holdout = the documents of --holdout-input (a source not used for training); train = --input";
   }
 
-  const uint64_t tok_hash = fnv1a(tok_.to_hf_json().dump());
+  const uint64_t tok_hash = fnv1a64(tok_.to_hf_json().dump());
   json fp = {{"tokenizer", hex(tok_hash)}, {"shard_tokens", o_.shard_tokens}, {"rule", split_rule}};
   for (const auto* split : {&train, &held})
     for (const Doc& d : split->docs) fp["docs"].push_back({split == &train ? "train" : "holdout", d.id, d.bytes, hex(d.hash)});
   const std::string fp_text = fp.dump();
-  fingerprint_ = hex(fnv1a(fp_text));
-  uint64_t input_hash = fnv1a(fp_text);
+  fingerprint_ = hex(fnv1a64(fp_text));
+  uint64_t input_hash = fnv1a64(fp_text);
 
   // Resume from OUT.partial when its progress record has the same fingerprint; else start afresh.
   stage_ = out + ".partial";

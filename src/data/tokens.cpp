@@ -10,6 +10,7 @@
 
 #include "core/check.h"
 #include "core/fs.h"
+#include "core/hash.h"
 #include "core/mmap.h"
 
 namespace jet::data {
@@ -82,14 +83,6 @@ nlohmann::json read_meta(const std::string& dir) {
   JET_CHECK(j.value("version", -1) == kMetaVersion, "{}: unsupported version {} (this jet reads {})", path,
             j.value("version", -1), kMetaVersion);
   return j;
-}
-
-// splitmix64: a bijective 64-bit mixer; hashing (seed, step, row) through it gives counter-based draws.
-uint64_t mix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
 }
 
 }  // namespace
@@ -181,7 +174,7 @@ at::Tensor sample_batch(const TokenSet& set, int64_t batch, int64_t seq_len, uin
   const uint64_t base = mix64(mix64(seed) ^ static_cast<uint64_t>(step));
   for (int64_t r = 0; r < batch; ++r) {
     const uint64_t h = mix64(base + static_cast<uint64_t>(r));
-    const auto off = static_cast<int64_t>((static_cast<unsigned __int128>(h) * range) >> 64);
+    const auto off = static_cast<int64_t>(hash_below(h, range));
     out[r].copy_(set.read(off, seq_len));
   }
   return out;

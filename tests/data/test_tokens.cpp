@@ -16,39 +16,17 @@
 #include "core/fs.h"
 #include "data/tokens.h"
 #include "../error_of.h"
+#include "token_dir.h"
 
 namespace jet::data {
 namespace {
 
 using test::error_of;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char t[] = "/tmp/jet_test_tokens_XXXXXX";
-    path = mkdtemp(t);
-  }
-  ~TempDir() { remove_tree(path); }
-};
+using test::TempDir;
 
-// A data set directory with the given shards per split (train; holdout gets one shard of 3 tokens).
 void make_set(const std::string& dir, const std::vector<std::vector<int32_t>>& shards, int32_t vocab) {
-  nlohmann::json meta = {{"format", "jet-tokens"}, {"version", kMetaVersion},
-                         {"tokenizer", {{"vocab_size", vocab}, {"eos_id", 0}}}};
-  const std::vector<std::vector<int32_t>> held = {{1, 2, 0}};
-  for (const auto& [split, list] : {std::pair{"train", &shards}, std::pair{"holdout", &held}}) {
-    make_dirs(dir + "/" + split);
-    nlohmann::json entries = nlohmann::json::array();
-    int64_t total = 0;
-    for (size_t i = 0; i < list->size(); ++i) {
-      const std::string name = fmt::format("{:05d}.tok", i);
-      write_file_atomic(dir + "/" + split + "/" + name, encode_shard((*list)[i], vocab));
-      entries.push_back({{"file", name}, {"tokens", (*list)[i].size()}});
-      total += static_cast<int64_t>((*list)[i].size());
-    }
-    meta["splits"][split] = {{"tokens", total}, {"shards", entries}};
-  }
-  write_file_atomic(dir + "/meta.json", meta.dump(1));
+  test::make_token_dir(dir, shards, vocab);
 }
 
 std::vector<int32_t> random_tokens(size_t n, int32_t vocab, uint32_t seed) {

@@ -7,66 +7,11 @@ no output (neither DIR nor DIR.partial)."""
 import glob
 import json
 import os
-import random
-import struct
-import subprocess
 import sys
 import tempfile
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from data_tiny import Checks, jet, read_split, tiny_corpus
 
-JET = os.environ.get("JET_BIN", "build/jet")
-WORDS = ("the quick brown fox jumps over a lazy dog while seven wizards quietly judge boxing matches "
-         "in a small town by the river , . ; ! ? and then").split()
-
-
-def make_corpus(root, n_docs, seed):
-    rng = random.Random(seed)
-    os.makedirs(root)
-    for i in range(n_docs):
-        paras = ["\n".join(" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12)))
-                           for _ in range(rng.randint(1, 3))) for _ in range(rng.randint(1, 4))]
-        sub = os.path.join(root, "part%d" % (i % 3))
-        os.makedirs(sub, exist_ok=True)
-        with open(os.path.join(sub, f"doc{i:03d}.txt"), "w") as f:
-            f.write("\n\n".join(paras) + "\n")
-    with open(os.path.join(root, "part0", "empty.txt"), "w") as f:
-        f.write(" \n\n")
-    with open(os.path.join(root, "notes.md"), "w") as f:  # not *.txt: ignored
-        f.write("ignored")
-    json.dump([{"name": "synthetic", "licence": "test data"}], open(os.path.join(root, "sources.json"), "w"))
-
-
-def make_tokenizer(path, corpus_dir):
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    files = sorted(glob.glob(os.path.join(corpus_dir, "**", "*.txt"), recursive=True))
-    tok.train(files, trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
-                                         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    os.makedirs(path)
-    tok.save(os.path.join(path, "tokenizer.json"))
-    json.dump({"eos_token": "<|endoftext|>"}, open(os.path.join(path, "tokenizer_config.json"), "w"))
-    return tok
-
-
-def read_shard(path):
-    b = open(path, "rb").read()
-    magic, version, width, count, vocab, _ = struct.unpack("<8sIIQII", b[:32])
-    assert magic == b"JETTOKS\0" and version == 1 and width in (2, 4), (path, magic, version, width)
-    assert len(b) == 32 + count * width, path
-    return list(struct.unpack("<%d%s" % (count, "H" if width == 2 else "I"), b[32:])), vocab
-
-
-def read_split(d, split):
-    meta = json.load(open(os.path.join(d, "meta.json")))
-    toks = []
-    for sh in meta["splits"][split]["shards"]:
-        t, _ = read_shard(os.path.join(d, split, sh["file"]))
-        assert len(t) == sh["tokens"]
-        toks += t
-    assert len(toks) == meta["splits"][split]["tokens"]
-    return toks
 
 
 def tree_bytes(d):
@@ -77,24 +22,12 @@ def tree_bytes(d):
     return out
 
 
-def jet(*args):
-    return subprocess.run([JET, *args], capture_output=True, text=True)
-
 
 def main():
-    ok = True
-
-    def check(cond, what):
-        nonlocal ok
-        ok &= bool(cond)
-        print(f"{'ok  ' if cond else 'FAIL'} {what}")
+    check = Checks()
 
     with tempfile.TemporaryDirectory() as tmp:
-        train, held = os.path.join(tmp, "train"), os.path.join(tmp, "held")
-        make_corpus(train, 40, 1)
-        make_corpus(held, 6, 2)
-        tokdir = os.path.join(tmp, "tok")
-        hf = make_tokenizer(tokdir, train)
+        train, held, tokdir, hf = tiny_corpus(tmp, 40, 6)
         eos = hf.token_to_id("<|endoftext|>")
         base = ["data", "prepare", "--tokenizer", tokdir, "--shard-tokens", "150", "--no-progress"]
 
@@ -187,8 +120,8 @@ def main():
         p = jet(*base, "--input", train, "--holdout-input", held, "--out", e, "--force")
         check(p.returncode == 0 and tree_bytes(e) == tree_bytes(a), "--force replaces the directory")
 
-    print("all ok" if ok else "FAILED")
-    sys.exit(0 if ok else 1)
+    print("all ok" if check.ok else "FAILED")
+    sys.exit(0 if check.ok else 1)
 
 
 if __name__ == "__main__":
