@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs ON THE DEVICE, from the repo root, in one call (the machine starts bare): the issue-3 kernel work.
+#   build (jet, jet_gpu_tests, the two CUDA benches) while the official layer is timed (it needs no jet);
+#   then the gpu gtests + compute-sanitizer (memcheck, racecheck) on the step kernels, alongside the
+#   official-parity test (nothing timed there); then jet's benches alone on the GPU. Logs go to $OUT, a
+#   short summary is printed last.
+#   DEVDEPS: folder with deb/, whl/ and official/ (scripts/device_prepare.sh, scripts/official_copy.sh).
+set -uo pipefail
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+DEVDEPS=$(cd "${DEVDEPS:-.devdeps}" && pwd)
+DEV=/tmp/jetdev; BUILD=build-gpu
+T0=$(date +%s); stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
+mkdir -p $DEV/root
+for f in "$DEVDEPS"/deb/*.deb; do dpkg -x "$f" $DEV/root; done
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $DEV/site \
+  "$DEVDEPS"/whl/*.whl > $DEV/pip.log 2>&1 || { cat $DEV/pip.log; echo "PIP FAILED"; }
+export PYTHONPATH=$DEV/site:$PWD/tests/py:${PYTHONPATH:-}
+export LD_LIBRARY_PATH=$DEV/root/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+export JET_OFFICIAL=$DEVDEPS/official JET_ROOT=$PWD JET_BIN=$PWD/$BUILD/jet PYTHONUNBUFFERED=1
+TORCH_PREFIX=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
+( cmake -S . -B $BUILD -G Ninja -DJET_CUDA=ON -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$DEV/root/usr" \
+    -DPython3_EXECUTABLE="$(which python3)" > "$OUT/build.log" 2>&1 &&
+  nice -n 10 ninja -C $BUILD -j16 jet jet_gpu_tests bench_jet_layer bench_linear_attention_step >> "$OUT/build.log" 2>&1
+  echo $? > $DEV/build.rc ) &
+BUILD_PID=$!
+stamp "build started; official layer bench"
+timeout 200 python3 bench/cuda/bench_jetblock_official.py > "$OUT/official_bench.log" 2>&1
+echo "official bench rc=$?" >> "$OUT/official_bench.log"
+stamp "official bench done"
+wait $BUILD_PID
+stamp "build rc=$(cat $DEV/build.rc 2>/dev/null)"
+if [ "$(cat $DEV/build.rc 2>/dev/null)" != 0 ]; then grep -B2 -A12 "error" "$OUT/build.log" | head -60; echo "BUILD FAILED"; exit 1; fi
+SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || echo)
+( timeout 150 $BUILD/jet_gpu_tests > "$OUT/gtest.log" 2>&1; echo "gtest rc=$?" >> "$OUT/gtest.log"
+  if [ -n "$SAN" ]; then
+    for tool in memcheck racecheck; do
+      timeout 120 "$SAN" --tool $tool --error-exitcode 9 $BUILD/jet_gpu_tests --gtest_filter='LinearAttentionStepCuda.*' \
+        > "$OUT/sanitizer_$tool.log" 2>&1
+      echo "$tool rc=$?" >> "$OUT/sanitizer_$tool.log"
+    done
+  else echo "compute-sanitizer: not found" > "$OUT/sanitizer_memcheck.log"; fi ) &
+CHECK_PID=$!
+timeout 200 python3 tests/py/test_jetblock_official_gpu.py > "$OUT/parity.log" 2>&1
+echo "parity rc=$?" >> "$OUT/parity.log"
+stamp "parity done"
+wait $CHECK_PID
+stamp "gtests + sanitizer done"
+timeout 150 $BUILD/bench_jet_layer > "$OUT/jet_bench.log" 2>&1; echo "jet bench rc=$?" >> "$OUT/jet_bench.log"
+timeout 40 $BUILD/bench_linear_attention_step > "$OUT/step_bench.log" 2>&1
+stamp "benches done"
+echo "================ summary ($(cat COMMIT 2>/dev/null), $(nvidia-smi --query-gpu=name --format=csv,noheader))"
+grep -E "^\[  (PASSED|FAILED)|FAILED  \]|gtest rc" "$OUT/gtest.log"
+for t in memcheck racecheck; do grep -E "ERROR SUMMARY|rc=|not found" "$OUT/sanitizer_$t.log" 2>/dev/null | tail -2; done
+grep -vE "^ok " "$OUT/parity.log" | tail -12; grep -cE "^ok " "$OUT/parity.log" | sed 's/^/parity ok lines: /'
+grep -E "rel err" "$OUT/parity.log" | sed -E 's/^(ok|FAIL) +//' | awk '{print}' | head -16
+cat "$OUT/official_bench.log" | grep -v -i warn | tail -9
+cat "$OUT/jet_bench.log" | tail -10
+grep -E "copy|jet step|gdn step" "$OUT/step_bench.log" | grep -E "copy| 256 "
