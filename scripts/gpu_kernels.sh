@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs ON THE DEVICE, from the repo root, in one call (the machine starts bare): the issue-3 kernel work.
 #   build (jet, jet_gpu_tests, the two CUDA benches) while the official layer is timed (it needs no jet);
-#   then the gpu gtests + compute-sanitizer (memcheck, racecheck) on the step kernels, alongside the
-#   official-parity test (nothing timed there); then jet's benches alone on the GPU. Logs go to $OUT, a
-#   short summary is printed last.
+#   then the gpu gtests alongside the official-parity test (nothing timed there); then jet's benches alone
+#   on the GPU; then compute-sanitizer (memcheck, racecheck) on the step-kernel tests with the time left.
+#   Logs go to $OUT, a short summary is printed last.
 #   DEVDEPS: folder with deb/, whl/ and official/ (scripts/device_prepare.sh, scripts/official_copy.sh).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -30,27 +30,32 @@ stamp "official bench done"
 wait $BUILD_PID
 stamp "build rc=$(cat $DEV/build.rc 2>/dev/null)"
 if [ "$(cat $DEV/build.rc 2>/dev/null)" != 0 ]; then grep -B2 -A12 "error" "$OUT/build.log" | head -60; echo "BUILD FAILED"; exit 1; fi
-SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || echo)
-( timeout 150 $BUILD/jet_gpu_tests > "$OUT/gtest.log" 2>&1; echo "gtest rc=$?" >> "$OUT/gtest.log"
-  if [ -n "$SAN" ]; then
-    for tool in memcheck racecheck; do
-      timeout 120 "$SAN" --tool $tool --error-exitcode 9 $BUILD/jet_gpu_tests --gtest_filter='LinearAttentionStepCuda.*' \
-        > "$OUT/sanitizer_$tool.log" 2>&1
-      echo "$tool rc=$?" >> "$OUT/sanitizer_$tool.log"
-    done
-  else echo "compute-sanitizer: not found" > "$OUT/sanitizer_memcheck.log"; fi ) &
+( timeout 150 $BUILD/jet_gpu_tests > "$OUT/gtest.log" 2>&1; echo "gtest rc=$?" >> "$OUT/gtest.log" ) &
 CHECK_PID=$!
 timeout 200 python3 tests/py/test_jetblock_official_gpu.py > "$OUT/parity.log" 2>&1
 echo "parity rc=$?" >> "$OUT/parity.log"
 stamp "parity done"
 wait $CHECK_PID
-stamp "gtests + sanitizer done"
+stamp "gtests done"
 timeout 150 $BUILD/bench_jet_layer > "$OUT/jet_bench.log" 2>&1; echo "jet bench rc=$?" >> "$OUT/jet_bench.log"
 timeout 40 $BUILD/bench_linear_attention_step > "$OUT/step_bench.log" 2>&1
 stamp "benches done"
+# compute-sanitizer last, within what is left of a ${BUDGET_S:-330} s budget: memcheck on every step-kernel
+# test, racecheck on the JetBlock step and the output-gate kernel (the shared-memory patterns of the other
+# instantiations are the same code).
+SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || echo)
+for spec in "memcheck:LinearAttentionStepCuda.*" "racecheck:LinearAttentionStepCuda.JetBlock*:LinearAttentionStepCuda.GatedRms*"; do
+  tool=${spec%%:*}; filter=${spec#*:}; left=$(( ${BUDGET_S:-330} - ($(date +%s) - T0) ))
+  if [ -z "$SAN" ]; then echo "compute-sanitizer: not found" > "$OUT/sanitizer_$tool.log"; continue; fi
+  if [ $left -lt 20 ]; then echo "$tool: skipped, no time left" > "$OUT/sanitizer_$tool.log"; continue; fi
+  timeout $left "$SAN" --tool $tool --error-exitcode 9 $BUILD/jet_gpu_tests --gtest_filter="$filter" \
+    > "$OUT/sanitizer_$tool.log" 2>&1
+  echo "$tool rc=$? (filter $filter, limit $left s)" >> "$OUT/sanitizer_$tool.log"
+done
+stamp "sanitizer done"
 echo "================ summary ($(cat COMMIT 2>/dev/null), $(nvidia-smi --query-gpu=name --format=csv,noheader))"
 grep -E "^\[  (PASSED|FAILED)|FAILED  \]|gtest rc" "$OUT/gtest.log"
-for t in memcheck racecheck; do grep -E "ERROR SUMMARY|rc=|not found" "$OUT/sanitizer_$t.log" 2>/dev/null | tail -2; done
+for t in memcheck racecheck; do grep -E "ERROR SUMMARY|rc=|not found|skipped" "$OUT/sanitizer_$t.log" 2>/dev/null | tail -2; done
 grep -vE "^ok " "$OUT/parity.log" | tail -12; grep -cE "^ok " "$OUT/parity.log" | sed 's/^/parity ok lines: /'
 grep -E "rel err" "$OUT/parity.log" | sed -E 's/^(ok|FAIL) +//' | awk '{print}' | head -16
 cat "$OUT/official_bench.log" | grep -v -i warn | tail -9
