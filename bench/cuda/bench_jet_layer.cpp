@@ -8,35 +8,20 @@
 //   forward + backward B=8×T=4096 (no state, gradients of x and every parameter)
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
-#include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
-#include <algorithm>
 #include <cstdio>
-#include <functional>
 #include <vector>
 
+#include "bench_util.h"
 #include "model/blocks/blocks.h"
 #include "ops/linear_attention/linear_attention_step_cuda.h"
 
-namespace {
+using jet::bench::median_ms;
 
-double median_ms(const std::function<void()>& fn, int iters, int warmup) {
-  for (int i = 0; i < warmup; ++i) fn();
-  std::vector<double> t;
-  for (int i = 0; i < iters; ++i) {
-    at::cuda::CUDAEvent a(cudaEventDefault), b(cudaEventDefault);
-    a.record();
-    fn();
-    b.record();
-    b.synchronize();
-    t.push_back(a.elapsed_time(b));
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
+namespace {
 
 std::unique_ptr<jet::model::LinearBlock> make_layer() {
   jet::model::JetBlockConfig c;  // defaults are the 2B layer: 1536, 12 heads, head_dim 96

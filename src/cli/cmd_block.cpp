@@ -7,13 +7,12 @@
 //   --out      safetensors with y [B, T, D], state [B, H, K, V] and conv0.. (the conv tails), all fp32
 #include <ATen/ATen.h>
 
-#include <filesystem>
-#include <fstream>
 #include <set>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/json_arg.h"
 #include "core/check.h"
 #include "core/device.h"
 #include "core/shape.h"
@@ -23,17 +22,7 @@
 namespace {
 
 nlohmann::json parse_config(const std::string& arg) {
-  std::string text = arg;
-  if (std::filesystem::is_regular_file(arg)) {
-    std::ifstream in(arg);
-    text.assign(std::istreambuf_iterator<char>(in), {});
-  }
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception&) {
-    JET_FAIL("--config: expected a JSON object or a file holding one");
-  }
+  nlohmann::json j = jet::cli::json_arg(arg, "--config", "a JSON object");
   // The official configs write norm_eps as a string ("1e-5"), as ModelConfig accepts too.
   if (j.is_object() && j.contains("norm_eps") && j["norm_eps"].is_string()) {
     const std::string v = j["norm_eps"].get<std::string>();

@@ -1,6 +1,6 @@
 # labels: fast
 """`jet block` (the dev command the layer parity tests drive): for every mixer type, on random weights in
-the official layout (shapes from test_hybrid_official.mixer_shapes), prefill N then M decode steps gives
+the official layout (test_hybrid_official's checkpoint, one layer of each type), prefill N then M decode steps gives
 the same outputs, state and conv tails as one forward over N+M (fp32, CPU, rel. err ≤ 1e-4); bad input
 (a missing or extra weight, --prefill past the input, no x) is one `jet: error:` line and exit code 1."""
 import json
@@ -13,7 +13,7 @@ import tempfile
 import torch
 from safetensors.torch import load_file, save_file
 
-from test_hybrid_official import D, EAC, mixer_shapes
+from test_hybrid_official import D, EAC, TYPES, official_tensors
 
 JET = os.environ.get("JET_BIN", "build/jet")
 
@@ -23,19 +23,10 @@ def jet(*args):
 
 
 def weights(t, seed):
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for name, shape in mixer_shapes(t).items():
-        if name.endswith("A_log"):
-            x = torch.empty(shape).uniform_(1, 16, generator=g).log()
-        elif name.endswith("dt_bias"):
-            x = torch.empty(shape).uniform_(-4, -2, generator=g)
-        elif "norm" in name or name.endswith(".D"):
-            x = 1 + 0.1 * torch.randn(shape, generator=g)
-        else:
-            x = 0.3 * torch.randn(shape, generator=g)
-        out[name] = x
-    return out
+    """One mixer of type t from test_hybrid_official's random official-layout checkpoint (bf16 values)."""
+    i = TYPES.index(t)
+    prefix = f"model.layers.{i}.self_attn."
+    return {k[len(prefix):]: v.float() for k, v in official_tensors(seed).items() if k.startswith(prefix)}
 
 
 def rel(a, b):
