@@ -17,7 +17,9 @@ std::vector<Option> objective_options() {
           {"eval_batch", 4, "rows per forward"},
           {"passkey_length", 512, "passkey: prompt tokens"},
           {"passkey_samples", 16, "passkey: samples"},
-          {"mc_items", 64, "mc: holdout-cloze-4 items"}};
+          {"mc_items", 64, "mc: holdout-cloze-4 items"},
+          {"mc_context", 96, "mc: context tokens per item"},
+          {"mc_choice", 24, "mc: tokens per choice"}};
 }
 
 Objective make_objective(Supernet& net, const nlohmann::json& o, const text::Tokenizer* tok) {
@@ -38,7 +40,8 @@ Objective make_objective(Supernet& net, const nlohmann::json& o, const text::Tok
   }
   if (name == "mc") {
     const auto holdout = data::TokenSet::open(o["data"], "holdout");
-    auto task = std::make_shared<eval::McTask>(eval::make_holdout_cloze(holdout, o["mc_items"], o["seed"].get<uint64_t>() + 29));
+    auto task = std::make_shared<eval::McTask>(eval::make_holdout_cloze(holdout, o["mc_items"], o["seed"].get<uint64_t>() + 29,
+                                                                          o["mc_context"], o["mc_choice"]));
     return {"mc", [task](Supernet& n) { return eval::mc_accuracy(n.lm(), *task); }};
   }
   JET_FAIL("place: unknown objective '{}' (kl, passkey, mc)", name);

@@ -15,7 +15,7 @@ class Tokenizer;
 
 namespace jet::postnas {
 
-// objective, eval_windows, eval_seq_len, eval_batch, passkey_length, passkey_samples, mc_items.
+// objective, eval_windows, eval_seq_len, eval_batch, passkey_length, passkey_samples, mc_items, mc_context, mc_choice.
 std::vector<Option> objective_options();
 // o: resolved options holding those keys plus data and seed. tok: needed by passkey and mc.
 Objective make_objective(Supernet& net, const nlohmann::json& o, const text::Tokenizer* tok);

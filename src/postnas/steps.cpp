@@ -507,8 +507,11 @@ void run_eval_step(const json& cfg, const std::string& data_dir, const std::vect
       else if (k == "batch") r.batch = v;
       else if (k == "samples") r.samples = v;
       else if (k == "mc_items") r.mc_items = v;
+      else if (k == "mc_context") r.mc_context = v;
+      else if (k == "mc_choice") r.mc_choice = v;
       else if (k == "passkey_lengths") r.passkey_lengths = v.get<std::vector<int64_t>>();
-      else JET_FAIL("{}: eval has no option '{}' (tasks, seq_len, ppl_windows, batch, samples, mc_items, passkey_lengths)",
+      else JET_FAIL("{}: eval has no option '{}' (tasks, seq_len, ppl_windows, batch, samples, mc_items, mc_context, mc_choice, "
+                    "passkey_lengths)",
                     where, k);
     } catch (const json::exception&) {
       JET_FAIL("{}: eval option '{}' has the wrong type ({})", where, k, v.dump());

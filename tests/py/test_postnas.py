@@ -17,7 +17,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from hf_tiny import save_random
-from test_data_prepare import make_corpus, make_tokenizer
+from data_tiny import make_corpus, make_tokenizer
 
 JET = os.environ.get("JET_BIN", "build/jet")
 ENV = dict(os.environ, OMP_NUM_THREADS="1")  # bit-exact resume compares runs at one thread count
@@ -138,6 +138,33 @@ def main():
            and all(r["heldout_kl"] > 0 and len(r["losses"]) == 4 and r["state_bytes_per_layer"] > 0 for r in rows)
            and "held-out KL" in out, "select: one row per block type " +
            ", ".join(f"{r['type']} KL {r['heldout_kl']:.3f}" for r in rows))
+
+    # The whole chain from a run config, then a rerun that skips every step.
+    run_dir = os.path.join(tmp, "run")
+    cfg_path = os.path.join(tmp, "run.json")
+    json.dump({"teacher": teacher, "out": run_dir, "device": "cpu", "dtype": "fp32", "seed": 1,
+               "data": {"dir": data}, "budget": {"full": 1, "swa": 1},
+               "supernet": {"steps": 12, "batch": 2, "seq_len": 32, "lr": 1e-2, "swa_window": 16, "checkpoint_every": 6},
+               "place": {"objectives": ["kl", "passkey", "mc"], "eval_windows": 2, "eval_seq_len": 32,
+                         "passkey_length": 400, "passkey_samples": 2, "mc_items": 4, "mc_context": 12, "mc_choice": 4},
+               "finetune": {"steps": 4, "batch": 2, "seq_len": 32},
+               "eval": {"tasks": "ppl,passkey", "seq_len": 32, "ppl_windows": 4, "passkey_lengths": [400], "samples": 2}},
+              open(cfg_path, "w"))
+    t0 = time.time()
+    r1 = jet("postnas", "run", "--config", cfg_path)
+    ev = json.load(open(os.path.join(run_dir, "eval.json")))
+    names = [m["path"] for m in ev["models"]]
+    expect(names == [teacher, os.path.join(run_dir, "hybrid-kl"), os.path.join(run_dir, "hybrid-uniform")]
+           and all("ppl" in m["metrics"] for m in ev["models"]) and "ppl" in r1.stdout,
+           f"run: eval table of teacher + learned + uniform hybrids ({time.time() - t0:.1f} s)")
+    objs = [json.load(open(os.path.join(run_dir, f"place-{o}.json")))["objective"] for o in ("kl", "passkey", "mc")]
+    expect(objs == ["kl", "passkey", "mc"], "run: one placement per objective")
+    r2 = jet("postnas", "run", "--config", cfg_path)
+    expect(r2.stderr.count("done already") >= 9, "rerun skips every finished step")
+    bad = dict(json.load(open(cfg_path)), surprise=1)
+    json.dump(bad, open(cfg_path, "w"))
+    p = jet("postnas", "run", "--config", cfg_path, check=False)
+    expect(p.returncode == 1 and "unknown key 'surprise'" in p.stderr, "run: an unknown config key is an error")
 
     # Bad input: one error line, exit 1, no output left behind.
     for args, what in [
