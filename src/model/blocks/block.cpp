@@ -68,6 +68,35 @@ at::Tensor LinearBlock::proj_conv_step(const std::string& n, const at::Tensor& x
                               has(bias) ? p(bias) : at::Tensor(), tail, true);
 }
 
+at::Tensor LinearBlock::conv_qkv_forward(const at::Tensor& x, BlockState* state, int64_t heads, const at::Tensor& g,
+                                         const at::Tensor& beta, const ops::LinearAttentionOptions& opts,
+                                         double eps) const {
+  const char* names[] = {"q", "k", "v"};
+  at::Tensor qkv[3], tails[3];
+  for (int i = 0; i < 3; ++i)
+    qkv[i] = proj_conv(names[i], x, state ? state->conv[i] : at::Tensor(), state ? &tails[i] : nullptr);
+  ops::LinearAttentionInput in{split_heads(qkv[0], heads), split_heads(qkv[1], heads), split_heads(qkv[2], heads),
+                               g, beta, state ? state->S : at::Tensor(), at::Tensor()};
+  ops::LinearAttentionOutput la = ops::linear_attention_chunked(in, opts);
+  if (state) {
+    for (int i = 0; i < 3; ++i) state->conv[i] = tails[i];
+    state->S = la.final_state;
+    state->offset += x.size(1);
+  }
+  return norm_gate_out(la.o, x, "o_norm.weight", eps);
+}
+
+at::Tensor LinearBlock::conv_qkv_step(const at::Tensor& x, BlockState& state, int64_t heads, const at::Tensor& g,
+                                      const at::Tensor& beta, const ops::LinearAttentionOptions& opts, double eps) const {
+  c10::NoGradGuard no_grad;
+  const at::Tensor q = proj_conv_step("q", x, state.conv[0]), k = proj_conv_step("k", x, state.conv[1]),
+                   v = proj_conv_step("v", x, state.conv[2]);
+  const at::Tensor o =
+      ops::linear_attention_step(split_heads(q, heads), split_heads(k, heads), split_heads(v, heads), g, beta, state.S, opts);
+  state.offset += 1;
+  return norm_gate_out(o, x, "o_norm.weight", eps);
+}
+
 at::Tensor LinearBlock::norm_gate_out(const at::Tensor& o, const at::Tensor& x, const std::string& norm,
                                       double eps) const {
   at::Tensor n;

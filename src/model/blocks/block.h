@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "model/params.h"
+#include "ops/linear_attention/linear_attention.h"
 
 namespace jet::model {
 
@@ -67,6 +68,13 @@ class LinearBlock {
   at::Tensor proj_conv_step(const std::string& n, const at::Tensor& x, at::Tensor& tail) const;
   // o [..., H, V] → o_proj(RMSNorm_V(o) with weight `norm`, times SiLU(x W_g) when g_proj exists).
   at::Tensor norm_gate_out(const at::Tensor& o, const at::Tensor& x, const std::string& norm, double eps) const;
+  // The short-conv delta-rule blocks (DeltaNet, Gated DeltaNet): q, k, v = proj_conv("q"/"k"/"v") with
+  // tails conv[0..2], split into `heads` heads, the op with log decay g (undefined: none) and beta,
+  // then norm_gate_out with "o_norm.weight". The forward (x [B, T, D]) and the step (x [B, D]).
+  at::Tensor conv_qkv_forward(const at::Tensor& x, BlockState* state, int64_t heads, const at::Tensor& g,
+                              const at::Tensor& beta, const ops::LinearAttentionOptions& opts, double eps) const;
+  at::Tensor conv_qkv_step(const at::Tensor& x, BlockState& state, int64_t heads, const at::Tensor& g,
+                           const at::Tensor& beta, const ops::LinearAttentionOptions& opts, double eps) const;
 
  private:
   NamedTensors params_;

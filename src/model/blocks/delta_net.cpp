@@ -47,29 +47,12 @@ class DeltaNet final : public LinearBlock {
   }
 
   at::Tensor forward(const at::Tensor& x, BlockState* state) override {
-    const char* names[] = {"q", "k", "v"};
-    at::Tensor qkv[3], tails[3];
-    for (int i = 0; i < 3; ++i)
-      qkv[i] = proj_conv(names[i], x, state ? state->conv[i] : at::Tensor(), state ? &tails[i] : nullptr);
-    ops::LinearAttentionInput in{split_heads(qkv[0], H_), split_heads(qkv[1], H_), split_heads(qkv[2], H_),
-                                 at::Tensor(), beta(x), state ? state->S : at::Tensor(), at::Tensor()};
-    ops::LinearAttentionOutput la = ops::linear_attention_chunked(in, options());
-    if (state) {
-      for (int i = 0; i < 3; ++i) state->conv[i] = tails[i];
-      state->S = la.final_state;
-      state->offset += x.size(1);
-    }
-    return norm_gate_out(la.o, x, "o_norm.weight", c_.norm_eps);
+    return conv_qkv_forward(x, state, H_, at::Tensor(), beta(x), options(), c_.norm_eps);
   }
 
   at::Tensor step(const at::Tensor& x, BlockState& state) override {
     c10::NoGradGuard no_grad;
-    const at::Tensor q = proj_conv_step("q", x, state.conv[0]), k = proj_conv_step("k", x, state.conv[1]),
-                     v = proj_conv_step("v", x, state.conv[2]);
-    const at::Tensor o = ops::linear_attention_step(split_heads(q, H_), split_heads(k, H_), split_heads(v, H_),
-                                                    at::Tensor(), beta(x), state.S, options());
-    state.offset += 1;
-    return norm_gate_out(o, x, "o_norm.weight", c_.norm_eps);
+    return conv_qkv_step(x, state, H_, at::Tensor(), beta(x), options(), c_.norm_eps);
   }
 
  private:
