@@ -7,6 +7,7 @@
 #include "cli/command.h"
 #include "core/check.h"
 #include "core/fs.h"
+#include "data/generate.h"
 #include "data/prepare.h"
 #include "data/tokens.h"
 
@@ -50,6 +51,38 @@ void setup_prepare(CLI::App& app) {
   });
 }
 
+void setup_generate(CLI::App& app) {
+  auto o = std::make_shared<jet::data::GenerateOptions>();
+  auto prompts = std::make_shared<std::string>();
+  app.add_option("--model", o->model, "the teacher: GGUF file or HF directory")->required();
+  app.add_option("--out", o->out, "output directory of text files (one per sample)")->required();
+  app.add_option("--prompts", *prompts, "a text file, one prompt per line (default: built-in varied prompts)");
+  app.add_option("--samples", o->samples, "documents to generate (default 64)");
+  app.add_option("--max-new-tokens", o->max_new_tokens, "tokens per sample (default 256)");
+  app.add_option("--max-batch", o->max_batch, "samples decoded together (default 16)");
+  app.add_option("--temperature", o->temperature, "sampling temperature (default 0.8)");
+  app.add_option("--top-p", o->top_p, "nucleus (default 0.95)");
+  app.add_option("--top-k", o->top_k, "top-k, 0 = off (default 0)");
+  app.add_option("--seed", o->seed, "seed; batch b uses seed + b (default 0)");
+  app.add_flag("!--no-chat", o->chat, "plain continuation instead of the chat template");
+  app.add_option("--device", o->device, "cpu | cuda");
+  app.add_option("--dtype", o->dtype, "fp32 | bf16");
+  app.callback([o, prompts] {
+    if (!prompts->empty()) {
+      const std::string text = jet::read_file(*prompts);
+      for (size_t a = 0, b; a < text.size(); a = b + 1) {
+        b = text.find('\n', a);
+        if (b == std::string::npos) b = text.size();
+        if (b > a) o->prompts.push_back(text.substr(a, b - a));
+      }
+      JET_CHECK(!o->prompts.empty(), "{}: no prompts (one per line)", *prompts);
+    }
+    const auto r = jet::data::generate_text(*o);
+    fmt::print("wrote {} sample(s) to {} ({} kept from an earlier run), {} tokens generated\n", r.written, o->out,
+               r.kept, r.tokens);
+  });
+}
+
 void setup_info(CLI::App& app) {
   auto dir = std::make_shared<std::string>();
   app.add_option("dir", *dir, "a jet data directory")->required();
@@ -70,6 +103,7 @@ void setup(CLI::App& app) {
   app.require_subcommand(1);
   setup_prepare(*app.add_subcommand("prepare", "tokenise text files into shards + a held-out split"));
   setup_info(*app.add_subcommand("info", "splits, token counts and sources of a data set"));
+  setup_generate(*app.add_subcommand("generate", "training text sampled from the teacher through the engine"));
 }
 
 }  // namespace
