@@ -75,9 +75,9 @@ def main():
         p = jet(*base, "--input", train, "--holdout-input", held, "--out", c + "2", "--stop-after-shards", "4")
         p = jet(*base, "--input", train, "--holdout-input", held, "--out", c + "2")
         check(tree_bytes(c + "2") == tree_bytes(a), "resumed mid-train: identical bytes")
-        # A real SIGKILL once 3 train shards are recorded (tiny shards make the run long enough), then resume.
+        # A real SIGKILL once 3 train shards are recorded (small shards make the run long enough), then resume.
         k, kref = os.path.join(tmp, "k"), os.path.join(tmp, "kref")
-        small = [*base[:-3], "--shard-tokens", "10", "--no-progress", "--input", train, "--holdout-input", held]
+        small = [*base[:-3], "--shard-tokens", "30", "--no-progress", "--input", train, "--holdout-input", held]
         proc = subprocess.Popen([JET, *small, "--out", k], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         recorded = 0
         while proc.poll() is None and recorded < 3:
