@@ -101,6 +101,7 @@ class Preparer {
 
  private:
   void write_progress();
+  void remove_temp_files();  // write_file_atomic's path.tmp.<pid> files left in the stage
   // Tokenises docs into stage/<split>/; false if stop_after_shards stopped it.
   bool tokenise(const std::string& split, const std::vector<Doc>& docs, SplitState& st, Progress* bar);
 
@@ -111,6 +112,11 @@ class Preparer {
   int64_t shards_written_ = 0;
   PrepareResult result_;
 };
+
+void Preparer::remove_temp_files() {
+  for (const std::string& rel : list_files(stage_))
+    if (rel.find(".tmp.") != std::string::npos) remove_tree(stage_ + "/" + rel);
+}
 
 void Preparer::write_progress() {
   json p = {{"fingerprint", fingerprint_}, {"splits", json::object()}};
@@ -281,6 +287,7 @@ PrepareResult Preparer::run() {
   }
   make_dirs(stage_ + "/train");
   make_dirs(stage_ + "/holdout");
+  remove_temp_files();  // a killed run's half-written temp files
   write_progress();
 
   const int64_t total_docs = static_cast<int64_t>(train.docs.size() + held.docs.size());
@@ -326,6 +333,7 @@ PrepareResult Preparer::run() {
   }
   write_file_atomic(stage_ + "/meta.json", meta.dump(1) + "\n");
   std::remove((stage_ + "/progress.json").c_str());
+  remove_temp_files();
   if (path_exists(out)) remove_tree(out);  // --force (checked above)
   JET_CHECK(std::rename(stage_.c_str(), out.c_str()) == 0, "{}: cannot rename {} to it ({})", out, stage_,
             std::strerror(errno));

@@ -7,10 +7,12 @@ no output (neither DIR nor DIR.partial)."""
 import glob
 import json
 import os
+import subprocess
 import sys
 import tempfile
+import time
 
-from data_tiny import Checks, jet, read_split, tiny_corpus
+from data_tiny import JET, Checks, jet, read_split, tiny_corpus
 
 
 
@@ -73,6 +75,27 @@ def main():
         p = jet(*base, "--input", train, "--holdout-input", held, "--out", c + "2", "--stop-after-shards", "4")
         p = jet(*base, "--input", train, "--holdout-input", held, "--out", c + "2")
         check(tree_bytes(c + "2") == tree_bytes(a), "resumed mid-train: identical bytes")
+        # A real SIGKILL once 3 train shards are recorded (small shards make the run long enough), then resume.
+        k, kref = os.path.join(tmp, "k"), os.path.join(tmp, "kref")
+        small = [*base[:-3], "--shard-tokens", "30", "--no-progress", "--input", train, "--holdout-input", held]
+        proc = subprocess.Popen([JET, *small, "--out", k], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        recorded = 0
+        while proc.poll() is None and recorded < 3:
+            try:
+                recorded = len(json.load(open(os.path.join(k + ".partial", "progress.json")))["splits"]["train"]["shards"])
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.001)
+        killed = proc.poll() is None
+        proc.kill()
+        proc.wait()
+        check(killed and not os.path.exists(k), f"SIGKILL after {recorded} train shards: no DIR")
+        p = jet(*small, "--out", k)
+        jet(*small, "--out", kref)
+        if tree_bytes(k) != tree_bytes(kref):
+            print("differs:", sorted(set(tree_bytes(k)) ^ set(tree_bytes(kref))))
+        check(p.returncode == 0 and "resumed" in p.stdout and tree_bytes(k) == tree_bytes(kref),
+              f"after SIGKILL: {p.stdout.strip().splitlines()[-1:]}, identical bytes to an uninterrupted run")
         # A partial run with other options is not reused.
         d = os.path.join(tmp, "d")
         jet(*base, "--input", train, "--holdout-input", held, "--out", d, "--stop-after-shards", "2")

@@ -106,6 +106,13 @@ def main():
         check(row600.count("*") == 2 and any(l.startswith("* context length beyond") for l in lines),
               "table: passkey 600 marked beyond max_position_embeddings")
 
+        # bf16 (the GPU dtype) on the CPU: the same windows, nll within 2% of fp32.
+        p = jet("eval", "--model", paths[0], "--tasks", "ppl", "--data", data, "--seq-len", SEQ, "--ppl-windows", WINDOWS,
+                "--dtype", "bf16", "--json", out)
+        nll32 = res["models"][0]["metrics"]["ppl"]["nll"]
+        nll16 = json.load(open(out))["models"][0]["metrics"]["ppl"]["nll"] if p.returncode == 0 else float("nan")
+        check(abs(nll16 - nll32) <= 0.02 * nll32, f"bf16 nll {nll16:.4f} ~ fp32 {nll32:.4f}")
+
         # holdout-cloze-4 from the data set's held-out split.
         p = jet("eval", "--model", paths[0], "--tasks", "mc", "--data", data, "--mc-items", 7,
                 "--mc-context-tokens", 12, "--mc-choice-tokens", 5, "--json", out)
