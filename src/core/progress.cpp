@@ -62,7 +62,7 @@ void Progress::draw(bool final) {
   double eta = (total_ > 0 && r > 0) ? (total_ - done_) / r : -1;
   std::string line = label_ + " " + bar + std::to_string(done_) +
                      (total_ > 0 ? "/" + std::to_string(total_) : "") + " " +
-                     fmt::format("{:.1f} {}/s", r, unit_) + " " +
+                     (r >= 0.5 || r <= 0 ? fmt::format("{:.1f} {}/s", r, unit_) : fmt::format("{:.1f} s/{}", 1.0 / r, unit_)) + " " +
                      (final ? "in " + hms(elapsed) : "ETA " + hms(eta)) +
                      (extra_.empty() ? "" : " | " + extra_);
   if (tty_)
