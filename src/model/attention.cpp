@@ -8,6 +8,7 @@
 
 #include "core/check.h"
 #include "core/shape.h"
+#include "ops/attention/decode_attention.h"
 
 namespace jet::model {
 
@@ -90,15 +91,10 @@ at::Tensor Attention::forward(const at::Tensor& x, const ForwardContext& ctx, Mi
 }
 
 at::Tensor Attention::attend_one(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                 const at::Tensor& mask) const {
-  // Fold each group's query heads into the query length, so K and V are used in place. Written out
-  // rather than through SDPA: on CUDA, SDPA's cuDNN backend builds a plan for every new key length.
-  const int64_t B = q.size(0), rep = heads_ / kv_heads_;
-  at::Tensor qg = q.reshape({B, kv_heads_, rep, head_dim_});                  // [B, Hkv, rep, D]
-  at::Tensor scores = at::matmul(qg, k.transpose(-1, -2)).to(at::kFloat);  // [B, Hkv, rep, S]
-  if (mask.defined()) scores = scores.masked_fill(mask.logical_not(), -INFINITY);
-  at::Tensor probs = at::softmax(scores / std::sqrt(static_cast<double>(head_dim_)), -1);
-  return at::matmul(probs.to(v.scalar_type()), v).reshape({B, heads_, 1, head_dim_});
+                                 const at::Tensor& positions) const {
+  // ops::decode_attention: the CUDA split-K kernel on the GPU, grouped matmuls elsewhere.
+  const int64_t B = q.size(0);
+  return ops::decode_attention(q.reshape({B, heads_, head_dim_}), k, v, positions).view({B, heads_, 1, head_dim_});
 }
 
 at::Tensor Attention::forward_rows(const at::Tensor& x, const ForwardContext& ctx, MixerState& state,
@@ -132,9 +128,7 @@ at::Tensor Attention::decode_rows(const at::Tensor& x, const ForwardContext& ctx
   vs.scatter_(2, index, v);
   const int64_t S = window_ > 0 ? cap : ctx.key_len;
   JET_CHECK(S > 0 && S <= cap, "attention decode_rows: key_len {} outside the cache's {} positions", S, cap);
-  at::Tensor j = at::arange(S, ctx.positions.options());
-  at::Tensor mask = (j.unsqueeze(0) <= ctx.positions.unsqueeze(1)).view({B, 1, 1, S});
-  at::Tensor out = attend_one(q, ks.narrow(2, 0, S), vs.narrow(2, 0, S), mask);
+  at::Tensor out = attend_one(q, ks.narrow(2, 0, S), vs.narrow(2, 0, S), ctx.positions);
   return o_proj_(out.transpose(1, 2).reshape({B, 1, heads_ * head_dim_}));
 }
 
