@@ -14,6 +14,7 @@
 #include <tuple>
 
 #include "engine/engine.h"
+#include "model/layers.h"
 #include "model/random_init.h"
 #include "ops/attention/decode_attention.h"
 
@@ -115,6 +116,45 @@ TEST(DecodeAttentionCudaGraph, ReplayFollowsPositionsAndCache) {
           const at::Tensor ref = decode_attention_ref(in.q, in.k, in.v, in.positions);
           EXPECT_LT(rel_err(out, ref), tolerance(dt)) << "B " << B << " round " << round;
         }
+      }
+    }
+  }
+}
+
+// The fused RoPE + cache write vs Rope::apply and a scatter in float64: the rotated q, the written
+// slots (positions[b], or positions[b] % cap in a ring), and every other slot untouched.
+TEST(RopeKvWriteCuda, MatchesRopeAndScatter) {
+  ASSERT_TRUE(at::hasCUDA());
+  for (auto dt : {at::kFloat, at::kBFloat16}) {
+    for (auto [H, Hkv, D] : std::vector<std::array<int64_t, 3>>{{12, 2, 128}, {9, 3, 64}, {4, 2, 8}}) {
+      for (bool ring : {false, true}) {
+        const int64_t B = 5, cap = 37;
+        auto o = at::TensorOptions().dtype(dt).device(at::kCUDA);
+        at::manual_seed(H * 100 + D + ring);
+        at::Tensor q = at::randn({B, 1, H * D}, o), k = at::randn({B, 1, Hkv * D}, o), v = at::randn({B, 1, Hkv * D}, o);
+        at::Tensor cos = at::randn({B, 1, 1, D}, o), sin = at::randn({B, 1, 1, D}, o);
+        at::Tensor pos = at::randperm(ring ? 200 : cap, at::TensorOptions().dtype(at::kLong).device(at::kCUDA)).narrow(0, 0, B);
+        at::Tensor kc = at::randn({B + 1, Hkv, cap, D}, o), vc = at::randn({B + 1, Hkv, cap, D}, o);
+        const at::Tensor kc0 = kc.clone(), vc0 = vc.clone();
+        ASSERT_TRUE(jet::ops::rope_kv_write_cuda_supports(q, kc));
+        const at::Tensor qr = jet::ops::rope_kv_write_cuda(q, k, v, cos, sin, pos, kc.narrow(0, 0, B), vc.narrow(0, 0, B), ring);
+        auto d = [](const at::Tensor& t) { return t.to(at::kCPU, at::kDouble); };
+        auto rope = [&](const at::Tensor& x, int64_t h) {  // x [B, 1, h*D] -> [B, h, D]
+          at::Tensor xh = d(x).view({B, h, D});
+          return jet::model::Rope::apply(xh, d(cos).view({B, 1, D}), d(sin).view({B, 1, D}));
+        };
+        const double tol = dt == at::kFloat ? 1e-6 : 2e-2;
+        EXPECT_LT(rel_err(qr, rope(q, H)), tol);
+        at::Tensor kref = d(kc0), vref = d(vc0);
+        const at::Tensor kr = rope(k, Hkv), vr = d(v).view({B, Hkv, D});
+        const at::Tensor pc = pos.cpu();
+        for (int64_t b = 0; b < B; ++b) {
+          const int64_t slot = ring ? pc[b].item<int64_t>() % cap : pc[b].item<int64_t>();
+          kref[b].select(1, slot).copy_(kr[b]);
+          vref[b].select(1, slot).copy_(vr[b]);
+        }
+        EXPECT_LT(rel_err(kc, kref), tol) << "ring " << ring;
+        EXPECT_TRUE(d(vc).equal(vref)) << "ring " << ring;
       }
     }
   }

@@ -92,6 +92,11 @@ bool decode_attention_cuda_supports(const at::Tensor&, const at::Tensor&, const 
 at::Tensor decode_attention_cuda(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&) {
   JET_FAIL("decode_attention_cuda needs a build with -DJET_CUDA=ON");
 }
+bool rope_kv_write_cuda_supports(const at::Tensor&, const at::Tensor&) { return false; }
+at::Tensor rope_kv_write_cuda(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                              const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, bool) {
+  JET_FAIL("rope_kv_write_cuda needs a build with -DJET_CUDA=ON");
+}
 #endif
 
 }  // namespace jet::ops

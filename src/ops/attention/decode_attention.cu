@@ -45,6 +45,17 @@ __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float
 __device__ __forceinline__ void store(float* p, float x) { *p = x; }
 __device__ __forceinline__ void store(__nv_bfloat16* p, float x) { *p = __float2bfloat16(x); }
 
+// 16-byte asynchronous global -> shared copy; with full == false it writes zeros (nothing is read).
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool full) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(full ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
 struct KVView {
   const void *k, *v;
   int64_t k_sb, k_sh, k_ss, v_sb, v_sh, v_ss;  // element strides (batch, head, slot)
@@ -82,25 +93,49 @@ decode_attention_split_kernel(const T* __restrict__ q, KVView kv, const int64_t*
     for (int e = 0; e < kE; ++e) acc[r][e] = 0.f;
   }
 
-  const T* kbase = static_cast<const T*>(kv.k) + b * kv.k_sb + hk * kv.k_sh + sub * kE;
-  const T* vbase = static_cast<const T*>(kv.v) + b * kv.v_sb + hk * kv.v_sh + sub * kE;
-  // The trip count is the same for the whole warp (shuffles need every lane).
-  for (int base = begin; base < end; base += U * G) {
+  // K/V tiles of TILE keys go through a STAGES-deep cp.async pipeline in shared memory (enough bytes
+  // in flight to cover the memory latency); each lane then reads its 16-byte row slices from there.
+  constexpr int TILE = U * G, STAGES = sizeof(T) == 2 ? 4 : 2, ROW_CHUNKS = D * static_cast<int>(sizeof(T)) / 16;
+  constexpr int TILE_CHUNKS = TILE * ROW_CHUNKS;  // 16-byte chunks of one tile of K (and of V)
+  constexpr int PIPE_BYTES = STAGES * 2 * TILE * D * static_cast<int>(sizeof(T));
+  constexpr int MERGE_BYTES = G * REP * (D + 2) * 4;
+  __shared__ __align__(16) unsigned char smem[PIPE_BYTES > MERGE_BYTES ? PIPE_BYTES : MERGE_BYTES];
+  T* pipe = reinterpret_cast<T*>(smem);  // [STAGES][2 (K, V)][TILE][D]
+  const T* kbase = static_cast<const T*>(kv.k) + b * kv.k_sb + hk * kv.k_sh;
+  const T* vbase = static_cast<const T*>(kv.v) + b * kv.v_sb + hk * kv.v_sh;
+  const int ntiles = end > begin ? (end - begin + TILE - 1) / TILE : 0;
+  auto issue = [&](int t) {  // tile t into stage t % STAGES (zeros past the visible keys)
+    T* st = pipe + (t % STAGES) * 2 * TILE * D;
+    for (int c = threadIdx.x; c < TILE_CHUNKS; c += kThreads) {
+      const int key = c / ROW_CHUNKS, off = (c % ROW_CHUNKS) * (16 / static_cast<int>(sizeof(T)));
+      const int j = begin + t * TILE + key;
+      const bool full = j < end;
+      const int jj = full ? j : begin;
+      cp_async16(st + key * D + off, kbase + jj * kv.k_ss + off, full);
+      cp_async16(st + (TILE + key) * D + off, vbase + jj * kv.v_ss + off, full);
+    }
+  };
+#pragma unroll
+  for (int t = 0; t < STAGES - 1; ++t) {
+    if (t < ntiles) issue(t);
+    cp_async_commit();  // empty groups keep the count uniform
+  }
+  for (int t = 0; t < ntiles; ++t) {
+    cp_async_wait<STAGES - 2>();
+    __syncthreads();  // tile t is visible to all; everyone is done with tile t - 1's stage
+    if (t + STAGES - 1 < ntiles) issue(t + STAGES - 1);
+    cp_async_commit();
+    const T* st = pipe + (t % STAGES) * 2 * TILE * D;
     float kf[U][kE], vf[U][kE];
     bool ok[U];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const int j = base + u * G + g;
-      ok[u] = j < end;
-      if (ok[u]) {
-        load8(kbase + j * kv.k_ss, kf[u]);
-        load8(vbase + j * kv.v_ss, vf[u]);
-      } else {
-#pragma unroll
-        for (int e = 0; e < kE; ++e) kf[u][e] = vf[u][e] = 0.f;
-      }
+      const int key = u * G + g;
+      ok[u] = begin + t * TILE + key < end;
+      load8(st + key * D + sub * kE, kf[u]);
+      load8(st + (TILE + key) * D + sub * kE, vf[u]);
     }
-#pragma unroll
+    #pragma unroll
     for (int r = 0; r < REP; ++r) {
       float s[U];
 #pragma unroll
@@ -133,9 +168,11 @@ decode_attention_split_kernel(const T* __restrict__ q, KVView kv, const int64_t*
     }
   }
 
-  // Merge the G groups of the block.
-  __shared__ float sm_ml[G][REP][2];
-  __shared__ float sm_o[G][REP][D];
+  // Merge the G groups of the block (in the pipeline's shared memory, now idle).
+  cp_async_wait<0>();
+  __syncthreads();
+  auto& sm_o = *reinterpret_cast<float (*)[G][REP][D]>(smem);
+  auto& sm_ml = *reinterpret_cast<float (*)[G][REP][2]>(smem + G * REP * D * 4);
 #pragma unroll
   for (int r = 0; r < REP; ++r) {
 #pragma unroll
@@ -244,6 +281,40 @@ void dispatch_d(int rep, const at::Tensor& q, const at::Tensor& k, const at::Ten
   return dispatch_rep<T, 128>(rep, q, k, v, pos, out);
 }
 
+// grid (B, H + Hkv), block D / 2: thread i rotates the pair (i, i + D/2) of one head; KV-head blocks
+// also copy v.
+template <typename T>
+__global__ void rope_kv_write_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                                     const T* __restrict__ cos, const T* __restrict__ sin,
+                                     const int64_t* __restrict__ positions, T* __restrict__ kc, T* __restrict__ vc,
+                                     int64_t k_sb, int64_t k_sh, int64_t k_ss, int64_t v_sb, int64_t v_sh,
+                                     int64_t v_ss, int cap, bool ring, T* __restrict__ q_out, int H, int Hkv, int D) {
+  const int b = blockIdx.x, y = blockIdx.y, i = threadIdx.x, half = D / 2;
+  const T* c = cos + static_cast<int64_t>(b) * D;
+  const T* s = sin + static_cast<int64_t>(b) * D;
+  const bool is_q = y < H;
+  const int h = is_q ? y : y - H;
+  const T* x = is_q ? q + (static_cast<int64_t>(b) * H + h) * D : k + (static_cast<int64_t>(b) * Hkv + h) * D;
+  const float x1 = to_f(x[i]), x2 = to_f(x[i + half]);
+  const float o1 = x1 * to_f(c[i]) - x2 * to_f(s[i]);
+  const float o2 = x2 * to_f(c[i + half]) + x1 * to_f(s[i + half]);
+  if (is_q) {
+    T* o = q_out + (static_cast<int64_t>(b) * H + h) * D;
+    store(o + i, o1);
+    store(o + i + half, o2);
+    return;
+  }
+  int64_t slot = positions[b];
+  if (ring) slot %= cap;
+  T* ko = kc + b * k_sb + h * k_sh + slot * k_ss;
+  store(ko + i, o1);
+  store(ko + i + half, o2);
+  const T* vx = v + (static_cast<int64_t>(b) * Hkv + h) * D;
+  T* vo = vc + b * v_sb + h * v_sh + slot * v_ss;
+  vo[i] = vx[i];
+  vo[i + half] = vx[i + half];
+}
+
 bool aligned16(const at::Tensor& t) {
   const int64_t e = t.element_size();
   return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0 && (t.stride(0) * e) % 16 == 0 &&
@@ -262,6 +333,51 @@ bool decode_attention_cuda_supports(const at::Tensor& q, const at::Tensor& k, co
   if (Hkv == 0 || H % Hkv != 0 || H / Hkv > kMaxRep || k.size(0) != q.size(0) || k.size(2) < 1) return false;
   if (k.stride(3) != 1 || v.stride(3) != 1 || !aligned16(k) || !aligned16(v)) return false;
   return k.size(2) < (int64_t{1} << 31) / D;
+}
+
+bool rope_kv_write_cuda_supports(const at::Tensor& q, const at::Tensor& k_cache) {
+  const auto st = q.scalar_type();
+  return q.is_cuda() && k_cache.is_cuda() && (st == at::kBFloat16 || st == at::kFloat) && k_cache.scalar_type() == st &&
+         k_cache.dim() == 4 && k_cache.size(3) % 2 == 0 && k_cache.size(3) <= 2048;
+}
+
+at::Tensor rope_kv_write_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& cos,
+                              const at::Tensor& sin, const at::Tensor& positions, const at::Tensor& k_cache,
+                              const at::Tensor& v_cache, bool ring) {
+  JET_CHECK(rope_kv_write_cuda_supports(q, k_cache), "rope_kv_write_cuda: unsupported q {} / cache {}",
+            shape_str(q.sizes()), shape_str(k_cache.sizes()));
+  const int64_t B = q.size(0), Hkv = k_cache.size(1), cap = k_cache.size(2), D = k_cache.size(3);
+  const int64_t H = q.numel() / (B * D);
+  const auto st = q.scalar_type();
+  JET_CHECK(q.numel() == B * H * D && k.numel() == B * Hkv * D && v.numel() == B * Hkv * D &&
+                v_cache.sizes() == k_cache.sizes() && k_cache.size(0) >= B && cos.numel() == B * D &&
+                sin.numel() == B * D && positions.numel() == B && positions.scalar_type() == at::kLong &&
+                k.scalar_type() == st && v.scalar_type() == st && cos.scalar_type() == st &&
+                sin.scalar_type() == st && v_cache.scalar_type() == st && k_cache.stride(3) == 1 &&
+                v_cache.stride(3) == 1,
+            "rope_kv_write_cuda: q {}, k {}, v {}, cos {}, positions {} do not fit the cache {}", shape_str(q.sizes()),
+            shape_str(k.sizes()), shape_str(v.sizes()), shape_str(cos.sizes()), shape_str(positions.sizes()),
+            shape_str(k_cache.sizes()));
+  c10::cuda::CUDAGuard guard(q.device());
+  const at::Tensor qc = q.contiguous(), kx = k.contiguous(), vx = v.contiguous(), cc = cos.contiguous(),
+                   sc = sin.contiguous(), pc = positions.contiguous();
+  at::Tensor out = at::empty({B, H, D}, q.options());
+  auto stream = at::cuda::getCurrentCUDAStream();
+  const dim3 grid(B, H + Hkv);
+  auto go = [&](auto tag) {
+    using T = decltype(tag);
+    auto P = [](const at::Tensor& t) { return reinterpret_cast<T*>(t.data_ptr()); };
+    rope_kv_write_kernel<T><<<grid, D / 2, 0, stream>>>(
+        P(qc), P(kx), P(vx), P(cc), P(sc), pc.data_ptr<int64_t>(), P(k_cache), P(v_cache), k_cache.stride(0),
+        k_cache.stride(1), k_cache.stride(2), v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
+        static_cast<int>(cap), ring, P(out), static_cast<int>(H), static_cast<int>(Hkv), static_cast<int>(D));
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  };
+  if (st == at::kBFloat16)
+    go(__nv_bfloat16{});
+  else
+    go(float{});
+  return out;
 }
 
 at::Tensor decode_attention_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

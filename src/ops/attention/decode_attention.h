@@ -31,4 +31,15 @@ bool decode_attention_cuda_supports(const at::Tensor& q, const at::Tensor& k, co
 at::Tensor decode_attention_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                  const at::Tensor& positions);
 
+// The rest of the attention decode step before decode_attention, fused into one CUDA kernel (it would
+// be a dozen small launches): RoPE on q and k, and the new k, v written into the cache.
+//   q [B, H*D], k and v [B, Hkv*D] (the projections' rows, contiguous); cos, sin [B, D] (Rope::cos_sin);
+//   k_cache, v_cache [>= B, Hkv, cap, D] (last dim contiguous). Row b's k, v go to slot positions[b]
+//   (positions[b] % cap when ring). Returns the rotated q [B, H, D]. Same dtype everywhere, any even D.
+//   Equals Rope::apply + scatter_ (model/attention.cpp) up to rounding (fp32 math, one rounding).
+bool rope_kv_write_cuda_supports(const at::Tensor& q, const at::Tensor& k_cache);
+at::Tensor rope_kv_write_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& cos,
+                              const at::Tensor& sin, const at::Tensor& positions, const at::Tensor& k_cache,
+                              const at::Tensor& v_cache, bool ring);
+
 }  // namespace jet::ops
