@@ -1,5 +1,5 @@
-// Decode attention: the dispatcher, the ATen path and the float64 reference (the CUDA kernel is in
-// decode_attention.cu).
+// Decode attention: the shape checks, the dispatcher and the ATen path (the float64 reference is in
+// decode_attention_ref.cpp, the CUDA kernels in decode_attention.cu).
 #include "ops/attention/decode_attention.h"
 
 #include <ATen/ATen.h>
@@ -10,9 +10,9 @@
 #include "core/shape.h"
 
 namespace jet::ops {
-namespace {
 
-void check_shapes(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& positions) {
+void check_decode_attention_shapes(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                   const at::Tensor& positions) {
   JET_CHECK(q.dim() == 3 && k.dim() == 4 && v.sizes() == k.sizes() && k.size(0) == q.size(0) &&
                 k.size(3) == q.size(2) && k.size(1) > 0 && q.size(1) % k.size(1) == 0 && k.size(2) > 0,
             "decode_attention: q {} and k/v {}, {} must be [B, H, D] and [B, Hkv, S, D] with Hkv dividing H",
@@ -23,11 +23,9 @@ void check_shapes(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
               shape_str(q.sizes()));
 }
 
-}  // namespace
-
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& positions) {
-  check_shapes(q, k, v, positions);
+  check_decode_attention_shapes(q, k, v, positions);
 #ifdef JET_CUDA
   if (decode_attention_cuda_supports(q, k, v)) return decode_attention_cuda(q, k, v, positions);
 #endif
@@ -36,7 +34,7 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::
 
 at::Tensor decode_attention_aten(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                  const at::Tensor& positions) {
-  check_shapes(q, k, v, positions);
+  check_decode_attention_shapes(q, k, v, positions);
   // Each group's query heads become the query length, so K and V are used in place. Written out rather
   // than through SDPA: on CUDA, SDPA's cuDNN backend builds a plan for every new key length.
   const int64_t B = q.size(0), H = q.size(1), D = q.size(2), Hkv = k.size(1), S = k.size(2);
@@ -49,42 +47,6 @@ at::Tensor decode_attention_aten(const at::Tensor& q, const at::Tensor& k, const
   }
   at::Tensor probs = at::softmax(scores / std::sqrt(static_cast<double>(D)), -1);
   return at::matmul(probs.to(v.scalar_type()), v).reshape({B, H, D});
-}
-
-at::Tensor decode_attention_ref(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                const at::Tensor& positions) {
-  check_shapes(q, k, v, positions);
-  const int64_t B = q.size(0), H = q.size(1), D = q.size(2), Hkv = k.size(1), S = k.size(2), rep = H / Hkv;
-  auto to64 = [](const at::Tensor& t) { return t.to(at::kCPU, at::kDouble).contiguous(); };
-  const at::Tensor qd = to64(q), kd = to64(k), vd = to64(v);
-  const at::Tensor pd = positions.defined() ? positions.to(at::kCPU, at::kLong).contiguous() : positions;
-  at::Tensor out = at::zeros({B, H, D}, at::kDouble);
-  const double *qp = qd.data_ptr<double>(), *kp = kd.data_ptr<double>(), *vp = vd.data_ptr<double>();
-  double* op = out.data_ptr<double>();
-  std::vector<double> s(S);
-  for (int64_t b = 0; b < B; ++b) {
-    const int64_t n = pd.defined() ? std::min(S, pd.data_ptr<int64_t>()[b] + 1) : S;
-    for (int64_t h = 0; h < H; ++h) {
-      const double* qv = qp + (b * H + h) * D;
-      const int64_t hk = h / rep;
-      double mx = -INFINITY;
-      for (int64_t j = 0; j < n; ++j) {
-        const double* kv = kp + ((b * Hkv + hk) * S + j) * D;
-        double d = 0;
-        for (int64_t e = 0; e < D; ++e) d += qv[e] * kv[e];
-        s[j] = d / std::sqrt(static_cast<double>(D));
-        mx = std::max(mx, s[j]);
-      }
-      double sum = 0;
-      for (int64_t j = 0; j < n; ++j) sum += (s[j] = std::exp(s[j] - mx));
-      double* o = op + (b * H + h) * D;
-      for (int64_t j = 0; j < n; ++j) {
-        const double* vv = vp + ((b * Hkv + hk) * S + j) * D;
-        for (int64_t e = 0; e < D; ++e) o[e] += s[j] / sum * vv[e];
-      }
-    }
-  }
-  return out;
 }
 
 #ifndef JET_CUDA

@@ -20,6 +20,10 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::
 at::Tensor decode_attention_aten(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                  const at::Tensor& positions);
 
+// Fails with a one-line reason unless q, k, v, positions have the shapes above.
+void check_decode_attention_shapes(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                   const at::Tensor& positions);
+
 // Float64 reference with plain loops on the CPU (tests). Returns fp64 [B, H, D].
 at::Tensor decode_attention_ref(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                 const at::Tensor& positions);
