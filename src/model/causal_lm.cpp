@@ -193,6 +193,12 @@ std::vector<TypeCacheBytes> CausalLM::cache_bytes_by_type(int64_t context, int64
   return out;
 }
 
+std::unique_ptr<Mixer> CausalLM::replace_mixer(int64_t layer, std::unique_ptr<Mixer> mixer) {
+  JET_CHECK(layer >= 0 && layer < num_layers() && mixer, "replace_mixer: bad layer {} or no mixer", layer);
+  std::swap(layers_[layer].mixer, mixer);
+  return mixer;
+}
+
 at::Tensor CausalLM::lm_head(const at::Tensor& hidden) const { return at::linear(hidden, lm_head_); }
 
 }  // namespace jet::model

@@ -82,6 +82,13 @@ class CausalLM {
                          const std::vector<int64_t>& host_positions = {}) const;
   // Whether some layer's decode step needs the positions on the host (RetNet): no CUDA graph then.
   bool decode_needs_host() const;
+  // The LM head's weight [V, D] (the embedding when tied): distillation computes logits in row chunks.
+  const at::Tensor& lm_head_weight() const { return lm_head_; }
+  int64_t num_layers() const { return static_cast<int64_t>(layers_.size()); }
+  // The token mixer of one layer, and swapping it for another (PostNAS's supernet wraps each layer's
+  // mixer; the old one is returned, its declared parameter slots stay valid while it lives).
+  Mixer& mixer(int64_t layer) const { return *layers_.at(layer).mixer; }
+  std::unique_ptr<Mixer> replace_mixer(int64_t layer, std::unique_ptr<Mixer> mixer);
   // Cache bytes of one sequence of `context` tokens, per layer.
   std::vector<int64_t> layer_cache_bytes(int64_t context, int64_t elem_bytes) const;
   // The same summed by layer type, types in order of first appearance.

@@ -6,6 +6,7 @@
 #include "ops/dynamic_conv/dynamic_conv.h"
 #include "ops/linear_attention/linear_attention.h"
 #include "ops/linear_attention/linear_attention_step_cuda.h"
+#include "ops/norms/norms.h"
 
 namespace {
 
@@ -90,9 +91,12 @@ TEST(LinearAttentionStepCuda, RejectsBadShapes) {
                std::exception);
 }
 
-// The fused JetBlock step == SiLU(q, k) + dynamic_conv_step + gates + gated delta rule (float64 refs).
+// The fused JetBlock step == SiLU(q, k) + dynamic_conv_step + gates + gated delta rule (float64 refs),
+// with q, k, v, a, b given as separate contiguous tensors or (as JetBlock's decode passes them) as views
+// into one wider [B, ·] matrix with a row stride.
 TEST(LinearAttentionStepCuda, JetBlockStepMatchesComposedReference) {
-  for (auto dt : {at::kFloat, at::kBFloat16}) {
+  for (auto dt : {at::kFloat, at::kBFloat16})
+  for (bool strided : {false, true}) {
     const int64_t B = 2, H = 3, K = 96, V = 80, W = 4, T = 6;
     at::manual_seed(7);
     auto f64 = at::TensorOptions().dtype(at::kDouble);
@@ -123,16 +127,52 @@ TEST(LinearAttentionStepCuda, JetBlockStepMatchesComposedReference) {
     auto tail = cu(tail0);
     auto Al = A_log.to(at::kCUDA, at::kFloat), db = dt_bias.to(at::kCUDA, at::kFloat);
     std::vector<at::Tensor> outs;
-    for (int64_t t = 0; t < T; ++t)
-      outs.push_back(jet::ops::jet_block_step_cuda(cu(q.select(1, t)), cu(k.select(1, t)), cu(vraw.select(1, t)),
-                                                   cu(kern.select(1, t)), tail, cu(a.select(1, t)),
-                                                   cu(b.select(1, t)), Al, db, state, 1.0 / std::sqrt(double(K))));
+    for (int64_t t = 0; t < T; ++t) {
+      std::vector<at::Tensor> in{q.select(1, t), k.select(1, t), vraw.select(1, t), a.select(1, t), b.select(1, t)};
+      if (strided) {  // one [B, Σ + 7] matrix (7 spare columns, so no row is at an aligned multiple), then views
+        std::vector<at::Tensor> flat;
+        for (auto& x : in) flat.push_back(x.reshape({B, -1}));
+        flat.push_back(at::zeros({B, 7}, f64));
+        const at::Tensor wide = cu(at::cat(flat, 1));
+        int64_t off = 0;
+        for (auto& x : in) {
+          const int64_t n = x.numel() / B;
+          x = wide.narrow(1, off, n).view(x.sizes());
+          off += n;
+        }
+        EXPECT_FALSE(in[0].is_contiguous());
+      } else {
+        for (auto& x : in) x = cu(x);
+      }
+      outs.push_back(jet::ops::jet_block_step_cuda(in[0], in[1], in[2], cu(kern.select(1, t)), tail, in[3], in[4],
+                                                   Al, db, state, 1.0 / std::sqrt(double(K))));
+    }
     auto o = at::stack(outs, 1);
     const double tol_o = dt == at::kFloat ? 1e-5 : 1e-2;
-    EXPECT_LT(rel_err(o, ref.o), tol_o) << "dtype " << dt;
+    EXPECT_LT(rel_err(o, ref.o), tol_o) << "dtype " << dt << " strided " << strided;
     // The state sees bf16-rounded v in the kernel only through fp32 math: its error stays at fp32 level
     // for fp32 inputs; with bf16 inputs the conv output is not rounded either, so 1e-5 holds too.
     EXPECT_LT(rel_err(state, ref.final_state), 1e-5) << "dtype " << dt;
     EXPECT_LT(rel_err(tail, tail_ref), 1e-6) << "dtype " << dt;
   }
+}
+
+// JetBlock's decode output gate: RMSNorm over each head's V values, weight, SiLU(gate); the gate a view
+// into a wider projection output (row stride ≠ H·V), as JetBlock passes it.
+TEST(LinearAttentionStepCuda, GatedRmsNormStepMatchesReference) {
+  for (auto dt : {at::kFloat, at::kBFloat16})
+    for (auto hv : std::vector<std::pair<int64_t, int64_t>>{{12, 256}, {3, 80}, {2, 17}}) {
+      const int64_t B = 5, H = hv.first, V = hv.second;
+      at::manual_seed(99 + V);
+      auto f64 = at::TensorOptions().dtype(at::kDouble);
+      auto round = [&](at::Tensor t) { return t.to(dt).to(at::kDouble); };
+      auto o = round(3 * at::randn({B, H, V}, f64)), gate = round(at::randn({B, H * V}, f64));
+      auto w = (1 + 0.1 * at::randn({V}, f64)).to(at::kFloat).to(at::kDouble);
+      auto ref = jet::ops::gated_rms_norm_ref(o, gate.view({B, H, V}), w, 1e-5, true).reshape({B, H * V});
+      auto wide = at::cat({at::randn({B, 5}, f64), gate, at::randn({B, 3}, f64)}, 1).to(at::kCUDA, dt);
+      auto y = jet::ops::gated_rms_norm_step_cuda(o.to(at::kCUDA, dt), wide.narrow(1, 5, H * V),
+                                                  w.to(at::kCUDA, at::kFloat), 1e-5);
+      EXPECT_EQ(y.scalar_type(), dt);
+      EXPECT_LT(rel_err(y, ref), dt == at::kFloat ? 1e-5 : 1e-2) << "dtype " << dt << " H " << H << " V " << V;
+    }
 }

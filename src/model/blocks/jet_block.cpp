@@ -11,9 +11,13 @@
 #include "ops/dynamic_conv/dynamic_conv.h"
 #include "ops/linear_attention/linear_attention.h"
 #ifdef JET_CUDA
+#include <c10/cuda/CUDAGraphsC10Utils.h>
+
 #include <cmath>
+#include <vector>
 
 #include "ops/linear_attention/linear_attention_step_cuda.h"
+#include "ops/norms/norms.h"
 #endif
 
 namespace jet::model {
@@ -109,22 +113,80 @@ class JetBlock final : public LinearBlock {
   }
 
 #ifdef JET_CUDA
-  // The fused core (jet_block_step_cuda): projections here, conv + SiLU + gates + delta rule in one kernel.
-  at::Tensor step_cuda(const at::Tensor& x, BlockState& state) const {  // x [B, D]
-    const at::Tensor hid = at::silu(dense(x, p("dynamic_conv1d.kernel_generator.w1.weight")));
-    const at::Tensor kernels =
-        dense(hid, p("dynamic_conv1d.kernel_generator.w2.weight"), p("dynamic_conv1d.kernel_generator.w2.bias"))
-            .unflatten(-1, {value_dim_, c_.conv_size});  // [B, H·V, W]
-    at::Tensor& tail = state.conv[0];                      // [B, H·V, W−1]
+  // Decode on CUDA in six kernels: one GEMM for every projection of x (q, k, v, g, a, b and the kernel
+  // generator's w1), the generator's second GEMM, the fused core (jet_block_step_cuda: conv + SiLU + gates
+  // + delta rule), the fused output gate (gated_rms_norm_step_cuda) and o_proj.
+  at::Tensor step_cuda(const at::Tensor& x, BlockState& state) {  // x [B, D]
+    at::Tensor& tail = state.conv[0];  // [B, H·V, W−1]
     if (!tail.is_contiguous() || tail.scalar_type() != x.scalar_type()) tail = tail.to(x.scalar_type()).contiguous();
     if (!state.S.is_contiguous()) state.S = state.S.contiguous();
-    const at::Tensor o = ops::jet_block_step_cuda(
-        split_heads(dense(x, p("q_proj.weight")), H_), split_heads(dense(x, p("k_proj.weight")), H_),
-        dense(x, p("v_proj.weight")), kernels, tail, dense(x, p("a_proj.weight")), dense(x, p("b_proj.weight")),
-        p("A_log"), p("dt_bias"), state.S, 1.0 / std::sqrt(static_cast<double>(K_)));
+    const int64_t B = x.size(0), gen = value_dim_ / c_.dconv_generator_reduction;
+    const at::Tensor w = fused_input_weight(x);
+    at::Tensor q, k, v, g, a, b, hid;
+    if (w.defined()) {
+      const at::Tensor y = dense(x, w);  // [B, Σ widths], in kFusedInputs order
+      int64_t off = 0;
+      auto take = [&](int64_t n) { return y.narrow(1, (off += n) - n, n); };
+      q = take(key_dim_), k = take(key_dim_), v = take(value_dim_), g = take(value_dim_), a = take(H_), b = take(H_);
+      hid = take(gen);
+    } else {
+      q = dense(x, p("q_proj.weight")), k = dense(x, p("k_proj.weight")), v = dense(x, p("v_proj.weight"));
+      g = dense(x, p("g_proj.weight")), a = dense(x, p("a_proj.weight")), b = dense(x, p("b_proj.weight"));
+      hid = dense(x, p("dynamic_conv1d.kernel_generator.w1.weight"));
+    }
+    const at::Tensor kernels =
+        dense(at::silu(hid), p("dynamic_conv1d.kernel_generator.w2.weight"), p("dynamic_conv1d.kernel_generator.w2.bias"))
+            .unflatten(-1, {value_dim_, c_.conv_size});  // [B, H·V, W]
+    const at::Tensor o = ops::jet_block_step_cuda(q.view({B, H_, K_}), k.view({B, H_, K_}), v, kernels, tail, a, b,
+                                                  p("A_log"), p("dt_bias"), state.S,
+                                                  1.0 / std::sqrt(static_cast<double>(K_)));
     state.offset += 1;
-    return norm_gate_out(o, x, "o_norm.weight", c_.norm_eps);
+    const at::Tensor norm = p("o_norm.weight");
+    const at::Tensor n = norm.scalar_type() == at::kFloat && x.scalar_type() == o.scalar_type()
+                             ? ops::gated_rms_norm_step_cuda(o, g, norm, c_.norm_eps)
+                             : merge_heads(ops::gated_rms_norm(o, split_heads(g, H_), norm, c_.norm_eps, true));
+    return dense(n.to(x.scalar_type()), p("o_proj.weight"));
   }
+
+  // The weights of every projection of x, concatenated [Σ widths, D], for the decode GEMM. The parameters
+  // themselves become views into this one buffer (no second copy; an in-place update of a parameter is an
+  // update of the buffer); it is rebuilt when a parameter was replaced (set(), a loader, to()). Undefined
+  // (separate GEMMs) while parameters need gradients or a CUDA graph is being captured before the first
+  // build, and when the weights differ in dtype or device from x.
+  at::Tensor fused_input_weight(const at::Tensor& x) {
+    static constexpr const char* kFusedInputs[] = {"q_proj.weight", "k_proj.weight", "v_proj.weight", "g_proj.weight",
+                                                   "a_proj.weight", "b_proj.weight",
+                                                   "dynamic_conv1d.kernel_generator.w1.weight"};
+    bool views = fused_.defined(), usable = true;
+    int64_t rows = 0;
+    for (const char* name : kFusedInputs) {
+      const at::Tensor& t = p(name);
+      usable = usable && !t.requires_grad() && t.scalar_type() == x.scalar_type() && t.device() == x.device();
+      views = views && t.defined() && fused_.defined() && t.is_contiguous() && t.scalar_type() == fused_.scalar_type() &&
+              t.device() == fused_.device() &&
+              t.data_ptr() == static_cast<const char*>(fused_.data_ptr()) + rows * t.size(1) * t.element_size();
+      rows += t.size(0);
+    }
+    if (!usable) return {};
+    if (views && fused_.size(0) == rows) return fused_;
+    if (c10::cuda::currentStreamCaptureStatusMayInitCtx() != c10::cuda::CaptureStatus::None) return {};
+    // A normal tensor even when called under InferenceMode, and parameters that are detached views of it:
+    // they can still be trained later (requires_grad_, autograd, in-place optimizer updates).
+    c10::InferenceMode normal(false);
+    c10::NoGradGuard no_grad;
+    std::vector<at::Tensor> ws;
+    for (const char* name : kFusedInputs) ws.push_back(p(name));
+    fused_ = at::cat(ws, 0);
+    rows = 0;
+    for (const char* name : kFusedInputs) {
+      const int64_t n = p(name).size(0);
+      set(name, fused_.narrow(0, rows, n).detach());
+      rows += n;
+    }
+    return fused_;
+  }
+
+  at::Tensor fused_;  // see fused_input_weight
 #endif
 
   static ops::LinearAttentionOptions options() { return {ops::Decay::scalar, /*delta=*/true, /*qk_l2norm=*/true}; }

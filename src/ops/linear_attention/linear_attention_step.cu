@@ -42,13 +42,16 @@ __device__ __forceinline__ float silu(float x) { return x / (1.f + __expf(-x)); 
 __device__ __forceinline__ float softplus(float x) { return x > 20.f ? x : log1pf(__expf(x)); }
 
 // JetBlock prologue of the step kernel (jet_block_step_cuda): dynamic conv on v, SiLU on q/k, gates.
+// q, k, v, a, b are rows of [B, ·] matrices with the row strides ld* (views into one fused projection
+// output work without a copy); the inner dimensions are contiguous.
 template <typename T>
 struct JetPrologue {
   const T* kernels;     // [B, H*V, W]
   T* tail;              // [B, H*V, W-1]
-  const T *a_raw, *b_raw;  // [B, H]
+  const T *a_raw, *b_raw;  // [B, H] (row strides lda, ldb)
   const float *A_log, *dt_bias;  // [H]
   int W;
+  int64_t ldq, ldk, ldv, lda, ldb;
 };
 
 // JET == true: q/k get SiLU, v comes from the dynamic conv, g and beta from the raw gates (scalar
@@ -64,14 +67,25 @@ linear_attention_step_kernel(const T* __restrict__ q, const T* __restrict__ k, c
   const int j = blockIdx.x * 32 + lane;
   const bool valid = j < V;
   const size_t bh = static_cast<size_t>(b) * H + h;
+  // Offsets of this (b, h) in q/k and of this lane's column in v: contiguous [B, H, ·], or JetBlock's rows.
+  const size_t qo = JET ? b * jet.ldq + static_cast<size_t>(h) * K : bh * K;
+  const size_t ko = JET ? b * jet.ldk + static_cast<size_t>(h) * K : bh * K;
+  const size_t vo = JET ? b * jet.ldv + static_cast<size_t>(h) * V + j : bh * V + j;
+
+  // The state loads go first: nothing below needs them until the prologue is done, so their latency
+  // overlaps it (the column's rows then stay in registers for both halves of the update).
+  float* Sp = S + bh * K * V + j;
+  float s[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) s[r] = valid ? Sp[static_cast<size_t>(w * R + r) * V] : 0.f;
 
   __shared__ float sq[K], sk[K], sdecay[K];
   __shared__ float red[kWarps][32];
   __shared__ float inv_norm[2];
   __shared__ float sv[32];  // JET: this block's 32 conv outputs
   for (int i = threadIdx.x; i < K; i += blockDim.x) {
-    sq[i] = to_f(q[bh * K + i]);
-    sk[i] = to_f(k[bh * K + i]);
+    sq[i] = to_f(q[qo + i]);
+    sk[i] = to_f(k[ko + i]);
     if constexpr (JET) sq[i] = silu(sq[i]), sk[i] = silu(sk[i]);
     if constexpr (DECAY == StepDecay::vector) sdecay[i] = __expf(g[bh * K + i]);
   }
@@ -94,7 +108,7 @@ linear_attention_step_kernel(const T* __restrict__ q, const T* __restrict__ k, c
       const size_t c = bh * V + j;
       const T* kc = jet.kernels + c * jet.W;
       T* tc = jet.tail + c * (jet.W - 1);
-      const float x = to_f(v[c]);
+      const float x = to_f(v[vo]);
       float acc = to_f(kc[jet.W - 1]) * x;
       for (int i = 0; i < jet.W - 1; ++i) acc += to_f(kc[i]) * to_f(tc[i]);
       sv[lane] = silu(acc);
@@ -106,20 +120,18 @@ linear_attention_step_kernel(const T* __restrict__ q, const T* __restrict__ k, c
   const float qs = inv_norm[0], ks = inv_norm[1];
   float decay = 1.f, bt = 0.f;
   if constexpr (JET) {
-    decay = __expf(-__expf(jet.A_log[h]) * softplus(to_f(jet.a_raw[bh]) + jet.dt_bias[h]));
-    bt = 1.f / (1.f + __expf(-to_f(jet.b_raw[bh])));
+    decay = __expf(-__expf(jet.A_log[h]) * softplus(to_f(jet.a_raw[b * jet.lda + h]) + jet.dt_bias[h]));
+    bt = 1.f / (1.f + __expf(-to_f(jet.b_raw[b * jet.ldb + h])));
   } else {
     if constexpr (DECAY == StepDecay::scalar) decay = __expf(g[bh]);
     if constexpr (DELTA) bt = beta[bh];
   }
 
-  float* Sp = S + bh * K * V + j;
-  float s[R];
   float kv = 0.f;
 #pragma unroll
   for (int r = 0; r < R; ++r) {
     const int i = w * R + r;
-    float x = valid ? Sp[static_cast<size_t>(i) * V] : 0.f;
+    float x = s[r];
     if constexpr (DECAY == StepDecay::scalar) x *= decay;
     if constexpr (DECAY == StepDecay::vector) x *= sdecay[i];
     s[r] = x;
@@ -129,7 +141,7 @@ linear_attention_step_kernel(const T* __restrict__ q, const T* __restrict__ k, c
   if constexpr (JET)
     vj = sv[lane];
   else
-    vj = valid ? to_f(v[bh * V + j]) : 0.f;
+    vj = valid ? to_f(v[vo]) : 0.f;
   float u = vj;
   if constexpr (DELTA) u = bt * (vj - ks * sum_over_warps(kv, red, w, lane));
   float acc = 0.f;
@@ -191,6 +203,25 @@ void dispatch_k(int K, const at::Tensor& q, const at::Tensor& k, const at::Tenso
   }
 }
 
+
+// JetBlock's output gate for one token: one block per (b, h) row of V values.
+template <typename T>
+__global__ void __launch_bounds__(128)
+gated_rms_norm_step_kernel(const T* __restrict__ o, const T* __restrict__ gate, const float* __restrict__ weight,
+                           T* __restrict__ y, int H, int V, int64_t ldg, float eps) {
+  const int b = blockIdx.y, h = blockIdx.x, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  const T* orow = o + (static_cast<size_t>(b) * H + h) * V;
+  const T* grow = gate + b * ldg + static_cast<int64_t>(h) * V;
+  T* yrow = y + (static_cast<size_t>(b) * H + h) * V;
+  float ss = 0.f;
+  for (int j = threadIdx.x; j < V; j += blockDim.x) ss += to_f(orow[j]) * to_f(orow[j]);
+  __shared__ float part[4];
+  ss = warp_sum(ss);
+  if (lane == 0) part[w] = ss;
+  __syncthreads();
+  const float r = rsqrtf((part[0] + part[1] + part[2] + part[3]) / V + eps);
+  for (int j = threadIdx.x; j < V; j += blockDim.x) store(yrow + j, to_f(orow[j]) * r * weight[j] * silu(to_f(grow[j])));
+}
 }  // namespace
 
 at::Tensor linear_attention_step_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -251,14 +282,22 @@ at::Tensor jet_block_step_cuda(const at::Tensor& q_raw, const at::Tensor& k_raw,
                 dt_bias.scalar_type() == at::kFloat,
             "jet_block_step_cuda: A_log and dt_bias must be fp32 [H]");
   c10::cuda::CUDAGuard guard(q_raw.device());
-  auto qc = q_raw.contiguous(), kc = k_raw.contiguous(), vc = v_raw.contiguous(), kern = kernels.contiguous();
-  auto ac = a_raw.contiguous(), bc = b_raw.contiguous(), Al = A_log.contiguous(), db = dt_bias.contiguous();
+  // Rows may be views into one wider matrix (the fused projection): only the inner layout must be dense.
+  auto rows = [](const at::Tensor& t) {
+    bool dense = t.stride(-1) == 1;
+    for (int64_t d = t.dim() - 2, n = t.size(-1); d >= 1; n *= t.size(d), --d) dense = dense && t.stride(d) == n;
+    return dense ? t : t.contiguous();
+  };
+  auto qc = rows(q_raw), kc = rows(k_raw), vc = rows(v_raw.reshape({B, C})), ac = rows(a_raw.reshape({B, H})),
+       bc = rows(b_raw.reshape({B, H}));
+  auto kern = kernels.contiguous(), Al = A_log.contiguous(), db = dt_bias.contiguous();
   auto o = at::empty({B, H, V}, q_raw.options());
   auto run = [&](auto tag) {
     using T = decltype(tag);
     JetPrologue<T> p{reinterpret_cast<const T*>(kern.data_ptr()), reinterpret_cast<T*>(tail.data_ptr()),
                      reinterpret_cast<const T*>(ac.data_ptr()), reinterpret_cast<const T*>(bc.data_ptr()),
-                     Al.data_ptr<float>(), db.data_ptr<float>(), static_cast<int>(W)};
+                     Al.data_ptr<float>(), db.data_ptr<float>(), static_cast<int>(W),
+                     qc.stride(0), kc.stride(0), vc.stride(0), ac.stride(0), bc.stride(0)};
     dispatch_k<T>(K, qc, kc, vc.view({B, H, V}), {}, {}, state, o, StepDecay::scalar, scale, true, &p);
   };
   if (dt == at::kFloat)
@@ -266,6 +305,37 @@ at::Tensor jet_block_step_cuda(const at::Tensor& q_raw, const at::Tensor& k_raw,
   else
     run(__nv_bfloat16{});
   return o;
+}
+
+at::Tensor gated_rms_norm_step_cuda(const at::Tensor& o, const at::Tensor& gate, const at::Tensor& weight,
+                                     double eps) {
+  JET_CHECK(o.is_cuda() && o.dim() == 3 && o.is_contiguous(), "gated_rms_norm_step_cuda: o must be contiguous CUDA [B, H, V]");
+  const int64_t B = o.size(0), H = o.size(1), V = o.size(2);
+  JET_CHECK(gate.dim() == 2 && gate.size(0) == B && gate.size(1) == H * V && gate.stride(1) == 1 &&
+                gate.scalar_type() == o.scalar_type() && gate.device() == o.device(),
+            "gated_rms_norm_step_cuda: gate {} must be [{}, {}] rows (unit inner stride) in o's dtype",
+            shape_str(gate.sizes()), B, H * V);
+  JET_CHECK(weight.scalar_type() == at::kFloat && weight.numel() == V && weight.is_contiguous(),
+            "gated_rms_norm_step_cuda: weight must be fp32 [{}]", V);
+  JET_CHECK(o.scalar_type() == at::kFloat || o.scalar_type() == at::kBFloat16,
+            "gated_rms_norm_step_cuda: dtype must be fp32 or bf16");
+  c10::cuda::CUDAGuard guard(o.device());
+  auto y = at::empty({B, H * V}, o.options());
+  if (B == 0) return y;
+  dim3 grid(H, B), block(128);
+  auto stream = at::cuda::getCurrentCUDAStream();
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    gated_rms_norm_step_kernel<T><<<grid, block, 0, stream>>>(
+        reinterpret_cast<const T*>(o.data_ptr()), reinterpret_cast<const T*>(gate.data_ptr()), weight.data_ptr<float>(),
+        reinterpret_cast<T*>(y.data_ptr()), H, V, gate.stride(0), static_cast<float>(eps));
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  };
+  if (o.scalar_type() == at::kFloat)
+    run(float{});
+  else
+    run(__nv_bfloat16{});
+  return y;
 }
 
 }  // namespace jet::ops

@@ -32,4 +32,10 @@ at::Tensor jet_block_step_cuda(const at::Tensor& q_raw, const at::Tensor& k_raw,
                                const at::Tensor& b_raw, const at::Tensor& A_log, const at::Tensor& dt_bias,
                                at::Tensor& state, double scale);
 
+// JetBlock's output gate for one decode token, per head: y = o · rsqrt(mean_V(o²) + eps) · weight · SiLU(gate),
+// fp32 math. o [B, H, V] contiguous; gate [B, H·V] with unit inner stride (a view into a wider projection
+// output is fine), o's dtype; weight [V] fp32. Returns y [B, H·V] in o's dtype.
+at::Tensor gated_rms_norm_step_cuda(const at::Tensor& o, const at::Tensor& gate, const at::Tensor& weight,
+                                    double eps);
+
 }  // namespace jet::ops

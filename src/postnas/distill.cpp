@@ -1,0 +1,130 @@
+// Distillation loop with chunked KL and atomic, resumable checkpoints (see distill.h).
+#include "postnas/distill.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "core/check.h"
+#include "core/fs.h"
+#include "core/progress.h"
+
+namespace jet::postnas {
+
+double chunked_kl(const at::Tensor& h_student, const at::Tensor& h_teacher, const at::Tensor& W, int64_t chunk_rows,
+                  at::Tensor* grad, double temperature) {
+  JET_CHECK(h_student.dim() == 2 && h_student.sizes() == h_teacher.sizes() && h_student.size(1) == W.size(1),
+            "chunked_kl: hidden states [N, D] and W [V, D] do not match");
+  c10::NoGradGuard no_grad;
+  const int64_t N = h_student.size(0);
+  const at::Tensor hs = h_student.detach();
+  // fp32 logits even for a bf16 model: bf16 rounding of logits near 20 is 0.125, larger than the KL
+  // differences between placements that the search has to tell apart.
+  const at::Tensor Wf = W.to(at::kFloat);
+  if (grad) *grad = at::empty_like(hs);
+  at::Tensor total = at::zeros({}, hs.options().dtype(at::kDouble));
+  for (int64_t r = 0; r < N; r += chunk_rows) {
+    const int64_t n = std::min(chunk_rows, N - r);
+    at::Tensor zs = at::matmul(hs.narrow(0, r, n).to(at::kFloat), Wf.t()).div_(temperature);
+    at::Tensor zt = at::matmul(h_teacher.narrow(0, r, n).to(at::kFloat), Wf.t()).div_(temperature);
+    at::Tensor log_ps = at::log_softmax(zs, -1), log_pt = at::log_softmax(zt, -1);
+    at::Tensor pt = log_pt.exp();
+    total += (pt * (log_pt - log_ps)).sum().to(at::kDouble);
+    if (grad) {
+      // ∂/∂zs of Σ KL / N = (softmax(zs) − pt) / N; through z = h Wᵀ / τ.
+      at::Tensor gz = log_ps.exp_().sub_(pt).div_(double(N) * temperature);
+      grad->narrow(0, r, n).copy_(at::matmul(gz, Wf));
+    }
+  }
+  return total.item<double>() / N;
+}
+
+namespace {
+
+std::string checkpoint_json(const std::string& dir) { return dir + "/checkpoint.json"; }
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream f(path);
+  JET_CHECK(f, "{}: cannot read", path);
+  try {
+    return nlohmann::json::parse(f);
+  } catch (const nlohmann::json::exception& e) {
+    JET_FAIL("{}: not valid JSON ({})", path, e.what());
+  }
+}
+
+void save_checkpoint(const std::string& dir, int64_t step, const std::vector<double>& losses, const AdamW& adam,
+                     const nlohmann::json& fingerprint) {
+  make_dirs(dir);
+  const std::string name = fmt::format("checkpoint-{}.safetensors", step);
+  io::save_safetensors(dir + "/" + name, adam.state());
+  nlohmann::json j = {{"step", step}, {"tensors", name}, {"losses", losses}, {"fingerprint", fingerprint}};
+  std::string old;
+  if (path_exists(checkpoint_json(dir))) old = read_json(checkpoint_json(dir)).value("tensors", "");
+  write_file_atomic(checkpoint_json(dir), j.dump(1) + "\n");
+  if (!old.empty() && old != name) std::remove((dir + "/" + old).c_str());
+}
+
+}  // namespace
+
+DistillResult distill(model::CausalLM& student, const model::ParamList& trainable, const DistillOptions& opts,
+                      const DistillHooks& hooks) {
+  JET_CHECK(opts.steps > 0, "distill: steps must be positive");
+  JET_CHECK(!opts.dir.empty(), "distill: no checkpoint directory");
+  AdamW adam(trainable, opts.adam);
+  DistillResult res;
+  int64_t start = 0;
+  if (path_exists(checkpoint_json(opts.dir))) {
+    const std::string where = checkpoint_json(opts.dir);
+    JET_CHECK(opts.resume, "{} exists: pass --resume to continue it (or remove the directory)", where);
+    nlohmann::json j = read_json(where);
+    JET_CHECK(j.value("fingerprint", nlohmann::json()) == opts.fingerprint,
+              "{}: made with other options ({}), not {}", where, j.value("fingerprint", nlohmann::json()).dump(),
+              opts.fingerprint.dump());
+    start = j.at("step").get<int64_t>();
+    res.losses = j.at("losses").get<std::vector<double>>();
+    adam.load_state(io::load_safetensors(opts.dir + "/" + j.at("tensors").get<std::string>()), where);
+  }
+  const int64_t end = opts.stop_after >= 0 ? std::min(opts.steps, start + opts.stop_after) : opts.steps;
+  const at::Tensor W = student.lm_head_weight();
+  Progress bar(opts.label, opts.steps, "step");
+  if (start > 0) bar.update(start, fmt::format("resumed at step {}", start));
+  const auto t0 = std::chrono::steady_clock::now();
+  int64_t tokens = 0;
+  for (int64_t step = start; step < end; ++step) {
+    const at::Tensor ids = hooks.batch(step);
+    at::Tensor h_t;
+    {
+      c10::NoGradGuard no_grad;
+      h_t = hooks.teacher_hidden(ids);
+    }
+    if (hooks.prepare) hooks.prepare(step);
+    const int64_t B = ids.size(0), T = ids.size(1), D = h_t.size(-1);
+    at::Tensor h_s = student.hidden(ids);
+    at::Tensor grad;
+    const double loss = chunked_kl(h_s.reshape({B * T, D}), h_t.reshape({B * T, D}), W, opts.kl_chunk, &grad);
+    JET_CHECK(std::isfinite(loss), "{}: the loss is {} at step {} (lower the learning rate?)", opts.label, loss, step);
+    h_s.backward(grad.view({B, T, D}));
+    const double gnorm = adam.step(step);
+    res.losses.push_back(loss);
+    tokens += B * T;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    bar.update(1, fmt::format("loss {:.4f} | gnorm {:.2f} | lr {:.2e} | {:.0f} tok/s", loss, gnorm, adam.lr_at(step),
+                              tokens / std::max(secs, 1e-9)));
+    const bool last = step + 1 == end;
+    if ((opts.checkpoint_every > 0 && (step + 1) % opts.checkpoint_every == 0) || last)
+      save_checkpoint(opts.dir, step + 1, res.losses, adam, opts.fingerprint);
+  }
+  bar.finish();
+  res.steps_done = end;
+  res.finished = end == opts.steps;
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  res.tokens_per_s = tokens / std::max(res.seconds, 1e-9);
+  return res;
+}
+
+}  // namespace jet::postnas

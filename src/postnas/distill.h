@@ -1,0 +1,61 @@
+// Distillation, the training loop of PostNAS (supernet and finetune): the student's final hidden
+// states against the teacher's through the shared, frozen LM head, loss = KL(teacher ‖ student) of the
+// next-token distributions averaged over tokens. Logits exist only for a chunk of rows at a time:
+// the loss and its gradient with respect to the student's hidden states are computed chunk by chunk
+// (no autograd through the [N, V] logits), and that gradient is fed to the student's backward.
+// Checkpoints are atomic and resume bit-exactly (same device, same thread count): every random
+// choice of a step (its batch, its sampled sub-network) depends only on (seed, step).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model/causal_lm.h"
+#include "postnas/optim.h"
+
+namespace jet::postnas {
+
+// Mean over rows of KL(softmax(h_t Wᵀ / τ) ‖ softmax(h_s Wᵀ / τ)); h_* [N, D], W [V, D]; fp32 math,
+// `chunk_rows` rows of logits at a time. With grad: *grad = ∂loss/∂h_s [N, D] in h_s's dtype.
+double chunked_kl(const at::Tensor& h_student, const at::Tensor& h_teacher, const at::Tensor& W,
+                  int64_t chunk_rows, at::Tensor* grad = nullptr, double temperature = 1.0);
+
+struct DistillOptions {
+  int64_t steps = 100;
+  AdamWOptions adam;
+  int64_t checkpoint_every = 50;  // steps; 0 = only at the end
+  int64_t kl_chunk = 512;         // logit rows at a time
+  uint64_t seed = 0;
+  std::string dir;                // checkpoint.json + checkpoint-<step>.safetensors
+  bool resume = false;            // continue from dir's checkpoint (else one there is an error)
+  int64_t stop_after = -1;        // end this run after this many steps (tests: an interrupted run)
+  std::string label = "distill";  // progress bar
+  nlohmann::json fingerprint;     // options a resumed run must share (checked against the checkpoint)
+};
+
+
+struct DistillHooks {
+  std::function<at::Tensor(int64_t step)> batch;  // [B, T] int64 ids of a step, deterministic in step
+  // The teacher's final hidden states [B, T, D] for ids (no grad). Called before `prepare`.
+  std::function<at::Tensor(const at::Tensor& ids)> teacher_hidden;
+  // Sets up the student for a step (the supernet samples its sub-network here); may be empty.
+  std::function<void(int64_t step)> prepare;
+};
+
+struct DistillResult {
+  std::vector<double> losses;  // per step, from step 0 (restored from the checkpoint when resuming)
+  int64_t steps_done = 0;
+  bool finished = false;       // all `steps` done (not stopped by stop_after)
+  double seconds = 0, tokens_per_s = 0;  // this run
+};
+
+// Trains `trainable` (parameters of `student`) by distillation for opts.steps steps.
+DistillResult distill(model::CausalLM& student, const model::ParamList& trainable, const DistillOptions& opts,
+                      const DistillHooks& hooks);
+
+}  // namespace jet::postnas

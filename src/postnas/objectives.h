@@ -1,0 +1,27 @@
+// The objectives the placement search can score a supernet placement with, built from a step's
+// options: held-out KL to the teacher, passkey retrieval, multiple choice (higher is better for all).
+#pragma once
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "postnas/place.h"
+#include "postnas/steps.h"
+
+namespace jet::text {
+class Tokenizer;
+}
+
+namespace jet::postnas {
+
+// objective, eval_windows, eval_seq_len, eval_batch, passkey_length, passkey_samples, mc_items.
+std::vector<Option> objective_options();
+// o: resolved options holding those keys plus data and seed. tok: needed by passkey and mc.
+Objective make_objective(Supernet& net, const nlohmann::json& o, const text::Tokenizer* tok);
+
+// A PNG heat map of per-layer gains, one row per place result (python3 + matplotlib; $JET_PYTHON
+// overrides the interpreter); a one-line error when that is missing.
+void plot_placements(const std::vector<std::string>& place_jsons, const std::string& png);
+
+}  // namespace jet::postnas

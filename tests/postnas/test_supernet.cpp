@@ -1,0 +1,197 @@
+// PostNAS core on a tiny random teacher: the supernet's paths (teacher == the plain model, a placement
+// == the exported hybrid), chunked KL and its gradient vs autograd, distillation lowers the loss and
+// resumes bit-exactly, the beam search returns a valid placement and importance table.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <unistd.h>
+
+#include <cmath>
+
+#include "core/check.h"
+#include "core/fs.h"
+#include "../model/tiny_model.h"
+#include "postnas/distill.h"
+#include "postnas/place.h"
+#include "postnas/supernet.h"
+
+namespace {
+
+using jet::postnas::Placement;
+using jet::postnas::Supernet;
+using jet::postnas::SupernetOptions;
+
+jet::model::ModelConfig teacher_config() {
+  auto j = jet::test::tiny_config_json();
+  j["num_hidden_layers"] = 5;
+  return jet::model::ModelConfig::from_json(j, "tiny");
+}
+
+std::unique_ptr<Supernet> make_supernet(const std::string& type = "jet", uint64_t seed = 3) {
+  const auto c = teacher_config();
+  SupernetOptions o;
+  o.linear_type = type;
+  o.swa_window = 4;
+  o.seed = seed;
+  return std::make_unique<Supernet>(c, jet::test::random_weights(c, 7), o, at::kFloat, at::kCPU);
+}
+
+at::Tensor ids_of(int64_t B, int64_t T, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return at::randint(0, 97, {B, T}, gen, at::kLong);
+}
+
+std::string temp_dir(const std::string& tag) {
+  const std::string d = "/tmp/jet_test_postnas_" + tag + "_" + std::to_string(getpid());
+  jet::remove_tree(d);
+  return d;
+}
+
+TEST(Supernet, TeacherPathIsTheTeacherAndPlacementsAreTheHybrid) {
+  auto net = make_supernet();
+  const auto c = teacher_config();
+  jet::model::CausalLM plain(c);
+  plain.load_weights(jet::test::random_weights(c, 7), at::kFloat, at::kCPU, "tiny");
+  c10::NoGradGuard no_grad;
+  const at::Tensor ids = ids_of(2, 19, 1);
+  net->set_teacher();
+  EXPECT_EQ((net->lm().forward(ids) - plain.forward(ids)).abs().max().item<float>(), 0.0f);
+
+  Placement p;
+  p.full = {1};
+  p.swa = {3};
+  net->set_placement(p);
+  const at::Tensor hybrid_logits = net->lm().forward(ids);
+  EXPECT_GT((hybrid_logits - plain.forward(ids)).abs().max().item<float>(), 1e-3);
+  const auto hc = net->hybrid_config(p);
+  EXPECT_EQ(hc.layer_types, (std::vector<std::string>{"jet", "attn", "jet", "swa", "jet"}));
+  jet::model::CausalLM hybrid(hc);
+  hybrid.load_weights(net->hybrid_weights(p), at::kFloat, at::kCPU, "hybrid");  // every weight, no extra
+  EXPECT_EQ((hybrid.forward(ids) - hybrid_logits).abs().max().item<float>(), 0.0f);
+  // The hybrid config round-trips through config.json.
+  const auto again = jet::model::ModelConfig::from_json(hc.to_json(), "again");
+  EXPECT_EQ(again.layer_types, hc.layer_types);
+  EXPECT_EQ(again.swa->window_size, 4);
+}
+
+TEST(Supernet, LinearBlocksStartFromTheTeachersProjections) {
+  auto net = make_supernet();
+  const auto w = jet::test::random_weights(teacher_config(), 7);
+  const auto lw = net->linear_weights();
+  EXPECT_TRUE(at::equal(lw.at("model.layers.2.linear_attn.q_proj.weight"), w.at("model.layers.2.self_attn.q_proj.weight")));
+  // GQA: 2 KV heads of 8 repeated for 4 query heads.
+  const at::Tensor k = lw.at("model.layers.2.linear_attn.k_proj.weight");
+  const at::Tensor tk = w.at("model.layers.2.self_attn.k_proj.weight");
+  EXPECT_TRUE(at::equal(k.narrow(0, 8, 8), tk.narrow(0, 0, 8)));
+  EXPECT_TRUE(at::equal(k.narrow(0, 16, 8), tk.narrow(0, 8, 8)));
+  for (const auto& p : net->linear_params()) EXPECT_TRUE(p.slot->requires_grad()) << p.name;
+  for (const auto& p : net->lm().params()) EXPECT_FALSE(p.slot->requires_grad()) << p.name;
+}
+
+TEST(Distill, ChunkedKlAndGradientMatchAutograd) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  const at::Tensor hs = at::randn({13, 6}, gen, at::kDouble), ht = at::randn({13, 6}, gen, at::kDouble);
+  const at::Tensor W = at::randn({11, 6}, gen, at::kDouble);
+  at::Tensor grad;
+  const double kl = jet::postnas::chunked_kl(hs, ht, W, 4, &grad, 1.5);
+  at::Tensor x = hs.clone().set_requires_grad(true);
+  at::Tensor ls = at::log_softmax(at::matmul(x, W.t()) / 1.5, -1), lt = at::log_softmax(at::matmul(ht, W.t()) / 1.5, -1);
+  at::Tensor ref = (lt.exp() * (lt - ls)).sum() / 13;
+  ref.backward();
+  EXPECT_NEAR(kl, ref.item<double>(), 1e-6 * std::abs(ref.item<double>()));
+  EXPECT_LT((grad - x.grad()).abs().max().item<double>(), 1e-6);
+  EXPECT_GT(kl, 0);
+}
+
+// The supernet's distillation on fixed random data: sampled sub-networks, teacher = all attention.
+jet::postnas::DistillResult train(Supernet& net, const std::string& dir, int64_t steps, int64_t stop_after,
+                                  bool resume) {
+  jet::postnas::DistillOptions o;
+  o.steps = steps;
+  o.adam.lr = 1e-2;
+  o.adam.warmup = 2;
+  o.adam.total = steps;
+  o.checkpoint_every = 3;
+  o.kl_chunk = 16;
+  o.dir = dir;
+  o.resume = resume;
+  o.stop_after = stop_after;
+  o.fingerprint = {{"steps", steps}};
+  jet::postnas::DistillHooks h;
+  h.batch = [](int64_t step) { return ids_of(2, 24, 100 + step % 4); };
+  h.teacher_hidden = [&net](const at::Tensor& ids) {
+    net.set_teacher();
+    return net.lm().hidden(ids);
+  };
+  h.prepare = [&net](int64_t step) {
+    Placement p;
+    if (step % 2) p.full = {step % 4 == 1 ? 1 : 3};  // period 4, like the batches
+    net.set_placement(p);
+  };
+  return jet::postnas::distill(net.lm(), net.linear_params(), o, h);
+}
+
+TEST(Distill, LossFallsAndResumeIsBitExact) {
+  const std::string d1 = temp_dir("a"), d2 = temp_dir("b");
+  auto net = make_supernet();
+  const auto full = train(*net, d1, 24, -1, false);
+  ASSERT_EQ(full.losses.size(), 24u);
+  EXPECT_TRUE(full.finished);
+  // Steps 0..3 and 20..23 see the same 4 batches and sub-networks: the loss on them must have fallen clearly.
+  double first = 0, last = 0;
+  for (int i = 0; i < 4; ++i) first += full.losses[i], last += full.losses[20 + i];
+  EXPECT_LT(last, 0.8 * first) << "first 4 steps " << first / 4 << ", last 4 " << last / 4;
+
+  auto net2 = make_supernet();
+  const auto part = train(*net2, d2, 24, 11, false);  // "killed" after step 11 (checkpoints at 3, 6, 9, 11)
+  EXPECT_FALSE(part.finished);
+  EXPECT_THROW(train(*net2, d2, 24, -1, false), jet::Error);  // a checkpoint is there: --resume needed
+  auto net3 = make_supernet();  // a fresh process: only the checkpoint carries over
+  const auto rest = train(*net3, d2, 24, -1, true);
+  ASSERT_EQ(rest.losses.size(), 24u);
+  for (int i = 0; i < 24; ++i) EXPECT_EQ(rest.losses[i], full.losses[i]) << "step " << i;
+  const auto w1 = net->linear_weights(), w3 = net3->linear_weights();
+  for (const auto& [name, t] : w1) EXPECT_TRUE(at::equal(t, w3.at(name))) << name;
+  jet::remove_tree(d1);
+  jet::remove_tree(d2);
+}
+
+TEST(Place, BeamSearchReturnsAValidPlacementAndImportance) {
+  auto net = make_supernet();
+  const at::Tensor windows = ids_of(3, 16, 9);
+  auto obj = jet::postnas::kl_objective(*net, windows, 2, 32);
+  jet::postnas::PlaceOptions o;
+  o.full = 2;
+  o.swa = 1;
+  o.beam = 2;
+  const auto r = jet::postnas::place_search(*net, obj, o);
+  ASSERT_EQ(r.top.size(), 2u);
+  const Placement& best = r.top[0].placement;
+  EXPECT_EQ(best.full.size(), 2u);
+  EXPECT_EQ(best.swa.size(), 1u);
+  for (int64_t l : best.full) EXPECT_FALSE(std::count(best.swa.begin(), best.swa.end(), l));
+  EXPECT_GE(r.top[0].score, r.top[1].score);
+  EXPECT_NEAR(r.teacher, 0.0, 1e-6);  // −KL of the teacher against itself
+  EXPECT_LT(r.all_linear, r.teacher);
+  // The best placement's score is reproducible and at least each single layer's.
+  net->set_placement(best);
+  EXPECT_NEAR(obj.score(*net), r.top[0].score, 1e-9);
+  for (double g : r.full_gain) ASSERT_FALSE(std::isnan(g));
+  // 2 (all-linear, teacher) + 5 singles + the beam's 2 × 4 pairs less the one both grow into + 2 × 3 swa.
+  EXPECT_EQ(r.evaluations, 2 + 5 + 2 * 4 - 1 + 2 * 3);
+  EXPECT_NE(r.table().find("full-attn gain"), std::string::npos);
+}
+
+TEST(Placement, UniformAndJson) {
+  const auto u = Placement::uniform(30, 2, 2);
+  EXPECT_EQ(u.full, (std::vector<int64_t>{9, 19}));
+  EXPECT_EQ(u.swa.size(), 2u);
+  const auto back = Placement::from_json(u.to_json(), 30, "test");
+  EXPECT_EQ(back.full, u.full);
+  EXPECT_EQ(back.swa, u.swa);
+  EXPECT_THROW(Placement::from_json({{"full", {3, 3}}}, 30, "t"), jet::Error);
+  EXPECT_THROW(Placement::from_json({{"full", {30}}}, 30, "t"), jet::Error);
+}
+
+}  // namespace

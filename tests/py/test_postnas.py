@@ -1,0 +1,162 @@
+# labels: fast
+"""PostNAS end to end on a tiny random teacher (a Llama of 4 layers with a BPE tokenizer trained here),
+through the jet binary: supernet distillation lowers the loss by a stated margin; a run killed mid-way
+(SIGKILL) and resumed with --resume gives the same loss curve, bit for bit, as an uninterrupted run;
+the placement search returns a valid placement and an importance table; export -> load -> generate
+works and the hybrid has the placement's layer_types; finetune runs on the exported hybrid; bad input
+is one error line."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from hf_tiny import save_random
+from test_data_prepare import make_corpus, make_tokenizer
+
+JET = os.environ.get("JET_BIN", "build/jet")
+ENV = dict(os.environ, OMP_NUM_THREADS="1")  # bit-exact resume compares runs at one thread count
+failures = []
+passes = []
+
+
+def jet(*args, check=True, **kw):
+    p = subprocess.run([JET, *map(str, args)], capture_output=True, text=True, errors="replace", env=ENV, **kw)
+    if check and p.returncode != 0:
+        sys.exit(f"FAIL: jet {' '.join(map(str, args))} -> {p.returncode}\n{p.stderr[-3000:]}")
+    return p
+
+
+def expect(ok, what):
+    print(("ok   " if ok else "FAIL ") + what)
+    (passes if ok else failures).append(what)
+
+
+def supernet_args(teacher, data, out):
+    return ["postnas", "supernet", "--teacher", teacher, "--data", data, "--out", out, "--steps", 80, "--batch", 4,
+            "--seq-len", 48, "--lr", 1e-2, "--warmup", 4, "--checkpoint-every", 4, "--swa-window", 16,
+            "--max-full", 1, "--max-swa", 1, "--kl-chunk", 64]
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="jet_postnas_")
+    make_corpus(os.path.join(tmp, "train"), 80, seed=1)
+    make_corpus(os.path.join(tmp, "holdout"), 20, seed=2)
+    tok = make_tokenizer(os.path.join(tmp, "tok"), os.path.join(tmp, "train"))
+    teacher = os.path.join(tmp, "teacher")
+    cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      tie_word_embeddings=False, bos_token_id=0, eos_token_id=0)
+    save_random(LlamaForCausalLM, cfg, teacher, seed=3)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        os.replace(os.path.join(tmp, "tok", f), os.path.join(teacher, f))
+    data = os.path.join(tmp, "data")
+    jet("data", "prepare", "--input", os.path.join(tmp, "train"), "--holdout-input", os.path.join(tmp, "holdout"),
+        "--tokenizer", teacher, "--out", data)
+
+    # Supernet, uninterrupted.
+    t0 = time.time()
+    sn = os.path.join(tmp, "sn")
+    jet(*supernet_args(teacher, data, sn))
+    losses = json.load(open(os.path.join(sn, "supernet.json")))["losses"]
+    first, last = sum(losses[:8]) / 8, sum(losses[-8:]) / 8
+    expect(len(losses) == 80 and last < 0.8 * first,
+           f"supernet loss falls by more than 20%: first 8 steps {first:.4f}, last 8 {last:.4f} ({time.time() - t0:.1f} s)")
+
+    # The same run killed after its checkpoint at step >= 16, then resumed.
+    sn2 = os.path.join(tmp, "sn2")
+    p = subprocess.Popen([JET, *map(str, supernet_args(teacher, data, sn2))], env=ENV, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    ck = os.path.join(sn2, "ckpt", "checkpoint.json")
+    killed_at = None
+    while p.poll() is None:
+        try:
+            step = json.load(open(ck))["step"]
+        except (OSError, ValueError):
+            step = 0
+        if step >= 16:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            killed_at = step
+            break
+        time.sleep(0.005)
+    expect(killed_at is not None and not os.path.exists(os.path.join(sn2, "supernet.json")),
+           f"run killed mid-way (checkpoint at step {killed_at}, no final output)")
+    again = jet(*supernet_args(teacher, data, sn2), check=False)
+    expect(again.returncode == 1 and "--resume" in again.stderr and again.stderr.count("\n") == 1,
+           "a second run without --resume refuses the checkpoint: " + again.stderr.strip()[-120:])
+    jet(*supernet_args(teacher, data, sn2), "--resume")
+    resumed = json.load(open(os.path.join(sn2, "supernet.json")))["losses"]
+    expect(resumed == losses, f"resumed loss curve == uninterrupted, bit for bit ({len(resumed)} steps)")
+    w1 = open(os.path.join(sn, "supernet.safetensors"), "rb").read()
+    w2 = open(os.path.join(sn2, "supernet.safetensors"), "rb").read()
+    expect(w1 == w2, "resumed supernet weights == uninterrupted, byte for byte")
+
+    # Placement search.
+    place = os.path.join(tmp, "place.json")
+    out = jet("postnas", "place", "--teacher", teacher, "--data", data, "--supernet", sn, "--out", place,
+              "--full", 1, "--swa", 1, "--beam", 2, "--eval-windows", 4, "--eval-seq-len", 48).stdout
+    r = json.load(open(place))
+    best = r["best"]
+    gains = r["full_gain"]
+    expect(len(best["full"]) == 1 and len(best["swa"]) == 1 and set(best["full"]).isdisjoint(best["swa"])
+           and all(0 <= l < 4 for l in best["full"] + best["swa"]), f"valid placement {best}")
+    expect(len(gains) == 4 and all(g is not None for g in gains) and abs(r["teacher"]) < 1e-6
+           and r["all_linear"] < r["top"][0]["score"] <= 1e-9,
+           f"importance table {['%.4f' % g for g in gains]}, all-linear {r['all_linear']:.4f} < best {r['top'][0]['score']:.4f} <= teacher")
+    expect("full-attn gain" in out and "top 1:" in out, "place prints the table and the top placements")
+
+    # Export -> load -> generate; finetune.
+    hyb = os.path.join(tmp, "hybrid")
+    jet("postnas", "export", "--teacher", teacher, "--supernet", sn, "--placement", place, "--out", hyb)
+    lt = json.load(open(os.path.join(hyb, "config.json")))["layer_types"]
+    want = ["jet"] * 4
+    want[best["full"][0]] = "attn"
+    want[best["swa"][0]] = "swa"
+    expect(lt == want, f"exported layer_types {lt}")
+    g = jet("generate", "--model", hyb, "--prompt", "the quick brown", "--max-new-tokens", 8, "--temperature", 0,
+            "--print-token-ids")
+    expect("decode" in g.stdout + g.stderr, "jet generate runs the exported hybrid")
+    ft = os.path.join(tmp, "hybrid-ft")
+    jet("postnas", "finetune", "--teacher", teacher, "--data", data, "--model", hyb, "--out", ft, "--steps", 6,
+        "--batch", 2, "--seq-len", 32)
+    expect(json.load(open(os.path.join(ft, "config.json")))["layer_types"] == want, "finetuned hybrid keeps the placement")
+    jet("generate", "--model", ft, "--prompt", "the quick brown", "--max-new-tokens", 4, "--temperature", 0)
+
+    # Block selection on the learned placement: every type trained with the same budget, one row each.
+    sel = os.path.join(tmp, "select.json")
+    out = jet("postnas", "select", "--teacher", teacher, "--data", data, "--placement", place, "--out", sel,
+              "--types", "jet,gdn,deltanet,gla,retnet,mamba2", "--steps", 4, "--batch", 2, "--seq-len", 32,
+              "--swa-window", 16, "--eval-windows", 2, "--eval-seq-len", 32).stdout
+    rows = json.load(open(sel))["blocks"]
+    expect([r["type"] for r in rows] == ["jet", "gdn", "deltanet", "gla", "retnet", "mamba2"]
+           and all(r["heldout_kl"] > 0 and len(r["losses"]) == 4 and r["state_bytes_per_layer"] > 0 for r in rows)
+           and "held-out KL" in out, "select: one row per block type " +
+           ", ".join(f"{r['type']} KL {r['heldout_kl']:.3f}" for r in rows))
+
+    # Bad input: one error line, exit 1, no output left behind.
+    for args, what in [
+        (["postnas", "supernet", "--data", data, "--out", os.path.join(tmp, "x1")], "missing --teacher"),
+        (supernet_args(teacher, data, os.path.join(tmp, "x2"))[:-2] + ["--kl-chunk", "abc"], "a non-number"),
+        (["postnas", "place", "--teacher", teacher, "--data", data, "--supernet", os.path.join(tmp, "none"),
+          "--out", os.path.join(tmp, "x3.json")], "a missing supernet"),
+        (supernet_args(teacher, os.path.join(tmp, "nodata"), os.path.join(tmp, "x4")), "a missing data set"),
+        (["postnas", "export", "--teacher", teacher, "--supernet", sn, "--placement", place, "--out", hyb], "an existing output"),
+    ]:
+        p = jet(*args, check=False)
+        lines = p.stderr.strip().splitlines()
+        expect(p.returncode == 1 and len(lines) == 1 and lines[0].startswith("jet: error:"),
+               f"{what}: {lines[-1] if lines else '(no message)'}")
+    expect(not any(os.path.exists(os.path.join(tmp, x)) for x in ("x3.json",)), "no partial outputs")
+
+    print(f"{len(passes)} passed, {len(failures)} failed")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
