@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Compile-check (and build) the CUDA code HERE, on a machine without a GPU: nvcc 13.0 from PyPI plus the CUDA
+# Builds the CUDA targets HERE, on a machine without a GPU (scripts/cuda_local.sh compile-checks single files):
+# nvcc 13.0 from PyPI plus the CUDA
 # headers/libraries of the venv's torch wheel (2.11+cu130) merged into one toolkit root, and a link-only stub
 # of the driver library. Then `cmake -S . -B build-cuda ...` as printed below builds jet and jet_gpu_tests for
 # sm_90a; the binaries ran on the lent H200 (Ubuntu, newer glibc) with LD_LIBRARY_PATH set to the device's
