@@ -18,3 +18,5 @@ for dt in bf16 fp32; do
   $BUILD/jet generate --model $T --prompt "Write a long story about a lighthouse keeper." --chat \
     --max-new-tokens 256 --temperature 0 --device cuda --dtype $dt 2>&1 | tail -1 | sed "s/^/cuda $dt: /"
 done
+echo "== engine benchmarks of issue 4 (64K max batch, hybrid vs full, jet vs HF; table last)"
+BUILD=$BUILD bash scripts/gpu_bench_engine.sh

@@ -6,6 +6,8 @@
 #include <algorithm>
 
 #include "core/check.h"
+#include "model/attention.h"
+#include "model/linear_mixer.h"
 
 namespace jet::engine {
 namespace {
@@ -94,6 +96,32 @@ int32_t Engine::prefill(int64_t slot, const std::vector<int32_t>& prompt) {
   host_positions_[slot] = lengths_[slot] = T;
   prefilled_[slot] = 1;
   return static_cast<int32_t>(next.item<int64_t>());
+}
+
+void Engine::fill_synthetic(int64_t slot, int64_t length, uint64_t seed) {
+  JET_CHECK(slot >= 0 && slot < opts_.max_batch && allocated_[slot], "engine: slot {} is not allocated", slot);
+  JET_CHECK(length >= 1 && length < opts_.max_len, "engine: a synthetic cache of {} tokens leaves no room in {} positions",
+            length, opts_.max_len);
+  at::InferenceMode guard;
+  EngineStream::Use use(stream_);
+  at::Generator gen = make_generator(lm_.device(), seed);
+  auto draw = [&](const at::Tensor& t, double std) { t.normal_(0.0, std, gen); };
+  for (const auto& layer : cache_.layers) {
+    if (auto* kv = dynamic_cast<model::KVState*>(layer.get())) {
+      const int64_t n = std::min(length, kv->k.size(2));  // a ring holds its last `cap` tokens
+      draw(kv->k.narrow(0, slot, 1).narrow(2, 0, n), 1.0);
+      draw(kv->v.narrow(0, slot, 1).narrow(2, 0, n), 1.0);
+    } else if (auto* lin = dynamic_cast<model::LinearState*>(layer.get())) {
+      draw(lin->block.S.narrow(0, slot, 1), 0.05);
+      for (const auto& t : lin->block.conv) draw(t.narrow(0, slot, 1), 1.0);
+    } else {
+      JET_FAIL("engine: no synthetic fill for this layer's cache state");
+    }
+  }
+  ids_.narrow(0, slot, 1).random_(0, lm_.config().vocab_size, gen);
+  positions_.narrow(0, slot, 1).fill_(length);
+  host_positions_[slot] = lengths_[slot] = length;
+  prefilled_[slot] = 1;
 }
 
 std::pair<at::Tensor, at::Tensor> Engine::step_body(int64_t rows, int64_t key_len) {

@@ -43,6 +43,12 @@ class Engine {
   // Prefills an allocated slot with prompt (in chunks of prefill_chunk tokens, from position 0) and
   // returns the first sampled token, which the next step() feeds.
   int32_t prefill(int64_t slot, const std::vector<int32_t>& prompt);
+  // Benchmarks: marks an allocated slot as holding `length` tokens without running them: every layer's
+  // state for the slot is drawn at random (attention K/V in slots [0, length), the whole ring of a
+  // sliding window once length reaches it, linear states and conv tails), the next input is a random
+  // token and decoding continues at position `length`. A decode step's cost depends only on what it
+  // reads, so this measures long-context decoding without a long prefill. Not a model's real state.
+  void fill_synthetic(int64_t slot, int64_t length, uint64_t seed);
   // One token for every live slot: result[slot] is its next token (-1 for slots that are not live).
   // A slot whose cache is full (length == max_len) must be freed first.
   std::vector<int32_t> step();

@@ -8,6 +8,7 @@
 
 #include "core/check.h"
 #include "core/shape.h"
+#include "ops/attention/decode_attention.h"
 
 namespace jet::model {
 
@@ -90,15 +91,10 @@ at::Tensor Attention::forward(const at::Tensor& x, const ForwardContext& ctx, Mi
 }
 
 at::Tensor Attention::attend_one(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                 const at::Tensor& mask) const {
-  // Fold each group's query heads into the query length, so K and V are used in place. Written out
-  // rather than through SDPA: on CUDA, SDPA's cuDNN backend builds a plan for every new key length.
-  const int64_t B = q.size(0), rep = heads_ / kv_heads_;
-  at::Tensor qg = q.reshape({B, kv_heads_, rep, head_dim_});                  // [B, Hkv, rep, D]
-  at::Tensor scores = at::matmul(qg, k.transpose(-1, -2)).to(at::kFloat);  // [B, Hkv, rep, S]
-  if (mask.defined()) scores = scores.masked_fill(mask.logical_not(), -INFINITY);
-  at::Tensor probs = at::softmax(scores / std::sqrt(static_cast<double>(head_dim_)), -1);
-  return at::matmul(probs.to(v.scalar_type()), v).reshape({B, heads_, 1, head_dim_});
+                                 const at::Tensor& positions) const {
+  // ops::decode_attention: the CUDA split-K kernel on the GPU, grouped matmuls elsewhere.
+  const int64_t B = q.size(0);
+  return ops::decode_attention(q.reshape({B, heads_, head_dim_}), k, v, positions).view({B, heads_, 1, head_dim_});
 }
 
 at::Tensor Attention::forward_rows(const at::Tensor& x, const ForwardContext& ctx, MixerState& state,
@@ -119,22 +115,27 @@ at::Tensor Attention::decode_rows(const at::Tensor& x, const ForwardContext& ctx
   const int64_t B = x.size(0), cap = s.k.size(2);
   JET_CHECK(x.size(1) == 1 && B <= s.k.size(0), "attention decode_rows: x {} for a cache of {} rows",
             shape_str(x.sizes()), s.k.size(0));
-  auto heads = [&](const at::Tensor& t, int64_t h) { return t.view({B, 1, h, head_dim_}).transpose(1, 2); };
-  at::Tensor q = Rope::apply(heads(q_proj_(x), heads_), ctx.cos, ctx.sin);  // [B, H, 1, D]
-  at::Tensor k = Rope::apply(heads(k_proj_(x), kv_heads_), ctx.cos, ctx.sin);
-  at::Tensor v = heads(v_proj_(x), kv_heads_);
   // Row b's token goes to cache slot positions[b] (a ring slot with a window). Every slot j <= positions[b]
   // holds one of that row's tokens; in a ring of `window` slots those are exactly the window.
   at::Tensor ks = s.k.narrow(0, 0, B), vs = s.v.narrow(0, 0, B);
-  at::Tensor slot = window_ > 0 ? at::remainder(ctx.positions, cap) : ctx.positions;
-  at::Tensor index = slot.view({B, 1, 1, 1}).expand({B, kv_heads_, 1, head_dim_});
-  ks.scatter_(2, index, k);
-  vs.scatter_(2, index, v);
+  at::Tensor q;  // [B, H, 1, D] after RoPE
+  if (ops::rope_kv_write_cuda_supports(x, s.k)) {  // one kernel for RoPE and the cache write
+    q = ops::rope_kv_write_cuda(q_proj_(x), k_proj_(x), v_proj_(x), ctx.cos, ctx.sin, ctx.positions, ks, vs,
+                                window_ > 0)
+            .unsqueeze(2);
+  } else {
+    auto heads = [&](const at::Tensor& t, int64_t h) { return t.view({B, 1, h, head_dim_}).transpose(1, 2); };
+    q = Rope::apply(heads(q_proj_(x), heads_), ctx.cos, ctx.sin);
+    at::Tensor k = Rope::apply(heads(k_proj_(x), kv_heads_), ctx.cos, ctx.sin);
+    at::Tensor v = heads(v_proj_(x), kv_heads_);
+    at::Tensor slot = window_ > 0 ? at::remainder(ctx.positions, cap) : ctx.positions;
+    at::Tensor index = slot.view({B, 1, 1, 1}).expand({B, kv_heads_, 1, head_dim_});
+    ks.scatter_(2, index, k);
+    vs.scatter_(2, index, v);
+  }
   const int64_t S = window_ > 0 ? cap : ctx.key_len;
   JET_CHECK(S > 0 && S <= cap, "attention decode_rows: key_len {} outside the cache's {} positions", S, cap);
-  at::Tensor j = at::arange(S, ctx.positions.options());
-  at::Tensor mask = (j.unsqueeze(0) <= ctx.positions.unsqueeze(1)).view({B, 1, 1, S});
-  at::Tensor out = attend_one(q, ks.narrow(2, 0, S), vs.narrow(2, 0, S), mask);
+  at::Tensor out = attend_one(q, ks.narrow(2, 0, S), vs.narrow(2, 0, S), ctx.positions);
   return o_proj_(out.transpose(1, 2).reshape({B, 1, heads_ * head_dim_}));
 }
 

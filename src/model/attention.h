@@ -26,9 +26,10 @@ class Attention : public Mixer {
   int64_t cache_bytes_fixed(int64_t elem_bytes) const override;
 
  private:
-  // q [B, H, 1, D] against k, v [B, Hkv, S, D]; mask [B, 1, 1, S] (true = visible) or undefined.
+  // q [B, H, 1, D] against k, v [B, Hkv, S, D]; row b sees slots j <= positions[b] ([B] int64), or
+  // all S slots when positions is undefined.
   at::Tensor attend_one(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                        const at::Tensor& mask) const;
+                        const at::Tensor& positions) const;
 
   int64_t heads_, kv_heads_, head_dim_, window_;
   Linear q_proj_, k_proj_, v_proj_, o_proj_;

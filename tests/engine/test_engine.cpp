@@ -157,6 +157,45 @@ TEST_P(EngineTest, FreedSlotsAreReused) {
   EXPECT_NE(jet::test::error_of([&] { e.free(5); }).find("slot 5 is not allocated"), std::string::npos);
 }
 
+// fill_synthetic (jet bench --synthetic-cache): the slot decodes from the given length, seeded and
+// reproducible, and the other slots' sequences are untouched (the same tokens as next to a real prompt).
+TEST_P(EngineTest, SyntheticCacheLeavesOtherSlotsAlone) {
+  Tiny t = make(GetParam());
+  const auto p = prompt_of(5, 3, t.config.vocab_size), q = prompt_of(9, 4, t.config.vocab_size);
+  EngineOptions eo;
+  eo.max_batch = 2;
+  eo.max_len = 40;
+  auto run = [&](bool synthetic, uint64_t seed, std::vector<int32_t>* slot0) {
+    Engine e(*t.lm, eo, greedy(0).sampling);
+    const int64_t a = e.alloc(), b = e.alloc();
+    if (synthetic)
+      e.fill_synthetic(a, 20, seed);
+    else
+      e.prefill(a, q);
+    e.prefill(b, p);
+    EXPECT_EQ(e.length(a), synthetic ? 20 : 9);
+    std::vector<int32_t> out;
+    for (int i = 0; i < 10; ++i) {
+      const auto next = e.step();
+      out.push_back(next[b]);
+      if (slot0) slot0->push_back(next[a]);
+    }
+    EXPECT_EQ(e.length(a), (synthetic ? 20 : 9) + 10);
+    return out;
+  };
+  std::vector<int32_t> s1, s1_again, s2;
+  const auto with_prompt = run(false, 0, nullptr);
+  EXPECT_EQ(run(true, 1, &s1), with_prompt);
+  run(true, 1, &s1_again);
+  run(true, 2, &s2);
+  EXPECT_EQ(s1, s1_again);
+  EXPECT_NE(s1, s2);
+  Engine e(*t.lm, eo, greedy(0).sampling);
+  using jet::test::error_of;
+  EXPECT_NE(error_of([&] { e.fill_synthetic(0, 5, 1); }).find("slot 0 is not allocated"), std::string::npos);
+  EXPECT_NE(error_of([&] { e.fill_synthetic(e.alloc(), 40, 1); }).find("leaves no room"), std::string::npos);
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, EngineTest, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "Hybrid" : "Llama"; });
 

@@ -1,0 +1,403 @@
+// Split-K decode attention on CUDA (flash-decoding style). Memory-bound: every K and V byte of the
+// visible slots is read once per KV head, for all H / Hkv query heads of its group.
+//
+// Layout: a block of 4 warps handles (sequence b, KV head, one split of the slots). Inside a warp,
+// LPK = D / 8 consecutive lanes own one key (8 elements each: one 16-byte load per bf16 row slice),
+// so a warp reads 256 / D keys at once as coalesced row segments; the G = 4 · 256 / D lane groups of
+// the block step through the split's keys interleaved, each with its own online softmax (max m, sum l,
+// unnormalised output) per query head in registers. The groups merge through shared memory; with one
+// split that is the answer, else each split's (m, l, o) goes to a workspace and a second kernel merges
+// the splits. Scores are in log2 units (q pre-scaled by log2(e) / sqrt(D)), accumulation is fp32.
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cuda_bf16.h>
+
+#include <cmath>
+
+#include "core/check.h"
+#include "core/shape.h"
+#include "ops/attention/decode_attention.h"
+
+namespace jet::ops {
+namespace {
+
+constexpr int kWarps = 4, kThreads = 32 * kWarps;
+constexpr int kE = 8;  // elements per lane of a key / value row
+constexpr int kMaxRep = 8;
+
+// 8 elements of a row as floats (one 16-byte load for bf16, two for fp32).
+__device__ __forceinline__ void load8(const __nv_bfloat16* p, float (&x)[kE]) {
+  const uint4 u = *reinterpret_cast<const uint4*>(p);
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __bfloat1622float2(h[i]);
+    x[2 * i] = f.x, x[2 * i + 1] = f.y;
+  }
+}
+__device__ __forceinline__ void load8(const float* p, float (&x)[kE]) {
+  const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+  x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w, x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
+}
+__device__ __forceinline__ float to_f(float x) { return x; }
+__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ void store(float* p, float x) { *p = x; }
+__device__ __forceinline__ void store(__nv_bfloat16* p, float x) { *p = __float2bfloat16(x); }
+
+// 16-byte asynchronous global -> shared copy; with full == false it writes zeros (nothing is read).
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool full) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(full ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+struct KVView {
+  const void *k, *v;
+  int64_t k_sb, k_sh, k_ss, v_sb, v_sh, v_ss;  // element strides (batch, head, slot)
+};
+
+// grid (splits, Hkv, B). out != nullptr (one split): writes the normalised [B, H, D] result; else
+// part_o [B, H, splits, D] (unnormalised) and part_ml [B, H, splits, 2] (max, sum) for the combine.
+template <typename T, int D, int REP>
+__global__ void __launch_bounds__(kThreads)
+decode_attention_split_kernel(const T* __restrict__ q, KVView kv, const int64_t* __restrict__ positions, int S,
+                              int chunk, float qscale, T* __restrict__ out, float* __restrict__ part_o,
+                              float* __restrict__ part_ml) {
+  constexpr int LPK = D / kE, KPW = 32 / LPK, G = kWarps * KPW, U = 2;
+  const int split = blockIdx.x, hk = blockIdx.y, b = blockIdx.z, splits = gridDim.x, Hkv = gridDim.y;
+  const int H = Hkv * REP;
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  const int g = w * KPW + lane / LPK, sub = lane % LPK;
+
+  int n = S;
+  if (positions) n = static_cast<int>(min(static_cast<int64_t>(S), positions[b] + 1));
+  const int begin = split * chunk, end = min(begin + chunk, n);
+
+  float qf[REP][kE];
+#pragma unroll
+  for (int r = 0; r < REP; ++r)
+#pragma unroll
+    for (int e = 0; e < kE; ++e)
+      qf[r][e] = to_f(q[(static_cast<int64_t>(b) * H + hk * REP + r) * D + sub * kE + e]) * qscale;
+
+  float m[REP], l[REP], acc[REP][kE];
+#pragma unroll
+  for (int r = 0; r < REP; ++r) {
+    m[r] = -INFINITY, l[r] = 0.f;
+#pragma unroll
+    for (int e = 0; e < kE; ++e) acc[r][e] = 0.f;
+  }
+
+  // K/V tiles of TILE keys go through a STAGES-deep cp.async pipeline in shared memory (enough bytes
+  // in flight to cover the memory latency); each lane then reads its 16-byte row slices from there.
+  constexpr int TILE = U * G, STAGES = sizeof(T) == 2 ? 4 : 2, ROW_CHUNKS = D * static_cast<int>(sizeof(T)) / 16;
+  constexpr int TILE_CHUNKS = TILE * ROW_CHUNKS;  // 16-byte chunks of one tile of K (and of V)
+  constexpr int PIPE_BYTES = STAGES * 2 * TILE * D * static_cast<int>(sizeof(T));
+  constexpr int MERGE_BYTES = G * REP * (D + 2) * 4;
+  __shared__ __align__(16) unsigned char smem[PIPE_BYTES > MERGE_BYTES ? PIPE_BYTES : MERGE_BYTES];
+  T* pipe = reinterpret_cast<T*>(smem);  // [STAGES][2 (K, V)][TILE][D]
+  const T* kbase = static_cast<const T*>(kv.k) + b * kv.k_sb + hk * kv.k_sh;
+  const T* vbase = static_cast<const T*>(kv.v) + b * kv.v_sb + hk * kv.v_sh;
+  const int ntiles = end > begin ? (end - begin + TILE - 1) / TILE : 0;
+  auto issue = [&](int t) {  // tile t into stage t % STAGES (zeros past the visible keys)
+    T* st = pipe + (t % STAGES) * 2 * TILE * D;
+    for (int c = threadIdx.x; c < TILE_CHUNKS; c += kThreads) {
+      const int key = c / ROW_CHUNKS, off = (c % ROW_CHUNKS) * (16 / static_cast<int>(sizeof(T)));
+      const int j = begin + t * TILE + key;
+      const bool full = j < end;
+      const int jj = full ? j : begin;
+      cp_async16(st + key * D + off, kbase + jj * kv.k_ss + off, full);
+      cp_async16(st + (TILE + key) * D + off, vbase + jj * kv.v_ss + off, full);
+    }
+  };
+#pragma unroll
+  for (int t = 0; t < STAGES - 1; ++t) {
+    if (t < ntiles) issue(t);
+    cp_async_commit();  // empty groups keep the count uniform
+  }
+  for (int t = 0; t < ntiles; ++t) {
+    cp_async_wait<STAGES - 2>();
+    __syncthreads();  // tile t is visible to all; everyone is done with tile t - 1's stage
+    if (t + STAGES - 1 < ntiles) issue(t + STAGES - 1);
+    cp_async_commit();
+    const T* st = pipe + (t % STAGES) * 2 * TILE * D;
+    float kf[U][kE], vf[U][kE];
+    bool ok[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int key = u * G + g;
+      ok[u] = begin + t * TILE + key < end;
+      load8(st + key * D + sub * kE, kf[u]);
+      load8(st + (TILE + key) * D + sub * kE, vf[u]);
+    }
+    #pragma unroll
+    for (int r = 0; r < REP; ++r) {
+      float s[U];
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        float d = 0.f;
+#pragma unroll
+        for (int e = 0; e < kE; ++e) d = fmaf(qf[r][e], kf[u][e], d);
+#pragma unroll
+        for (int o = LPK / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+        s[u] = ok[u] ? d : -INFINITY;
+      }
+      float smax = s[0];
+#pragma unroll
+      for (int u = 1; u < U; ++u) smax = fmaxf(smax, s[u]);
+      if (smax > m[r]) {  // new maximum: rescale what this group holds (exp2(-inf) = 0 at the start)
+        const float c = exp2f(m[r] - smax);
+        l[r] *= c;
+#pragma unroll
+        for (int e = 0; e < kE; ++e) acc[r][e] *= c;
+        m[r] = smax;
+      }
+      if (m[r] == -INFINITY) continue;  // nothing visible to this group yet
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const float p = exp2f(s[u] - m[r]);
+        l[r] += p;
+#pragma unroll
+        for (int e = 0; e < kE; ++e) acc[r][e] = fmaf(p, vf[u][e], acc[r][e]);
+      }
+    }
+  }
+
+  // Merge the G groups of the block (in the pipeline's shared memory, now idle).
+  cp_async_wait<0>();
+  __syncthreads();
+  auto& sm_o = *reinterpret_cast<float (*)[G][REP][D]>(smem);
+  auto& sm_ml = *reinterpret_cast<float (*)[G][REP][2]>(smem + G * REP * D * 4);
+#pragma unroll
+  for (int r = 0; r < REP; ++r) {
+#pragma unroll
+    for (int e = 0; e < kE; ++e) sm_o[g][r][sub * kE + e] = acc[r][e];
+    if (sub == 0) sm_ml[g][r][0] = m[r], sm_ml[g][r][1] = l[r];
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < REP * D; i += kThreads) {
+    const int r = i / D, d = i % D;
+    float M = -INFINITY;
+#pragma unroll
+    for (int x = 0; x < G; ++x) M = fmaxf(M, sm_ml[x][r][0]);
+    float L = 0.f, O = 0.f;
+    if (M != -INFINITY) {
+#pragma unroll
+      for (int x = 0; x < G; ++x) {
+        const float c = exp2f(sm_ml[x][r][0] - M);
+        L = fmaf(c, sm_ml[x][r][1], L);
+        O = fmaf(c, sm_o[x][r][d], O);
+      }
+    }
+    const int64_t bh = static_cast<int64_t>(b) * H + hk * REP + r;
+    if (out) {
+      store(out + bh * D + d, L > 0.f ? O / L : 0.f);
+    } else {
+      part_o[(bh * splits + split) * D + d] = O;
+      if (d == 0) part_ml[(bh * splits + split) * 2] = M, part_ml[(bh * splits + split) * 2 + 1] = L;
+    }
+  }
+}
+
+// grid (B · H), block D: merges the splits of one (b, h).
+template <typename T, int D>
+__global__ void __launch_bounds__(D)
+decode_attention_combine_kernel(const float* __restrict__ part_o, const float* __restrict__ part_ml, int splits,
+                                T* __restrict__ out) {
+  const int64_t bh = blockIdx.x;
+  const int d = threadIdx.x;
+  const float* ml = part_ml + bh * splits * 2;
+  float M = -INFINITY;
+  for (int s = 0; s < splits; ++s) M = fmaxf(M, ml[2 * s]);
+  float L = 0.f, O = 0.f;
+  if (M != -INFINITY) {
+    for (int s = 0; s < splits; ++s) {
+      const float c = exp2f(ml[2 * s] - M);
+      L = fmaf(c, ml[2 * s + 1], L);
+      O = fmaf(c, part_o[(bh * splits + s) * D + d], O);
+    }
+  }
+  store(out + bh * D + d, L > 0.f ? O / L : 0.f);
+}
+
+template <typename T, int D, int REP>
+void launch(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& positions,
+            at::Tensor& out) {
+  const int B = q.size(0), H = q.size(1), Hkv = k.size(1), S = k.size(2);
+  auto stream = at::cuda::getCurrentCUDAStream();
+  // Enough blocks to fill the GPU a few times over, but no split shorter than 256 slots.
+  const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  const int base = B * Hkv, target = 4 * sms;
+  int splits = std::max(1, std::min((target + base - 1) / base, (S + 255) / 256));
+  const int chunk = (S + splits - 1) / splits;
+  splits = (S + chunk - 1) / chunk;
+  KVView kv{k.data_ptr(), v.data_ptr(), k.stride(0), k.stride(1), k.stride(2), v.stride(0), v.stride(1), v.stride(2)};
+  const float qscale = static_cast<float>(M_LOG2E / std::sqrt(static_cast<double>(D)));
+  const int64_t* pos = positions.defined() ? positions.data_ptr<int64_t>() : nullptr;
+  const T* qp = reinterpret_cast<const T*>(q.data_ptr());
+  T* op = reinterpret_cast<T*>(out.data_ptr());
+  const dim3 grid(splits, Hkv, B);
+  if (splits == 1) {
+    decode_attention_split_kernel<T, D, REP><<<grid, kThreads, 0, stream>>>(qp, kv, pos, S, chunk, qscale, op, nullptr,
+                                                                           nullptr);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    return;
+  }
+  auto f32 = q.options().dtype(at::kFloat);
+  at::Tensor part_o = at::empty({B, H, splits, D}, f32), part_ml = at::empty({B, H, splits, 2}, f32);
+  decode_attention_split_kernel<T, D, REP><<<grid, kThreads, 0, stream>>>(
+      qp, kv, pos, S, chunk, qscale, nullptr, part_o.data_ptr<float>(), part_ml.data_ptr<float>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  decode_attention_combine_kernel<T, D><<<B * H, D, 0, stream>>>(part_o.data_ptr<float>(), part_ml.data_ptr<float>(),
+                                                                 splits, op);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <typename T, int D>
+void dispatch_rep(int rep, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& pos,
+                  at::Tensor& out) {
+  switch (rep) {
+    case 1: return launch<T, D, 1>(q, k, v, pos, out);
+    case 2: return launch<T, D, 2>(q, k, v, pos, out);
+    case 3: return launch<T, D, 3>(q, k, v, pos, out);
+    case 4: return launch<T, D, 4>(q, k, v, pos, out);
+    case 5: return launch<T, D, 5>(q, k, v, pos, out);
+    case 6: return launch<T, D, 6>(q, k, v, pos, out);
+    case 7: return launch<T, D, 7>(q, k, v, pos, out);
+    case 8: return launch<T, D, 8>(q, k, v, pos, out);
+  }
+  JET_FAIL("decode_attention_cuda: {} query heads per KV head (at most {})", rep, kMaxRep);
+}
+
+template <typename T>
+void dispatch_d(int rep, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& pos,
+                at::Tensor& out) {
+  if (q.size(2) == 64) return dispatch_rep<T, 64>(rep, q, k, v, pos, out);
+  return dispatch_rep<T, 128>(rep, q, k, v, pos, out);
+}
+
+// grid (B, H + Hkv), block D / 2: thread i rotates the pair (i, i + D/2) of one head; KV-head blocks
+// also copy v.
+template <typename T>
+__global__ void rope_kv_write_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                                     const T* __restrict__ cos, const T* __restrict__ sin,
+                                     const int64_t* __restrict__ positions, T* __restrict__ kc, T* __restrict__ vc,
+                                     int64_t k_sb, int64_t k_sh, int64_t k_ss, int64_t v_sb, int64_t v_sh,
+                                     int64_t v_ss, int cap, bool ring, T* __restrict__ q_out, int H, int Hkv, int D) {
+  const int b = blockIdx.x, y = blockIdx.y, i = threadIdx.x, half = D / 2;
+  const T* c = cos + static_cast<int64_t>(b) * D;
+  const T* s = sin + static_cast<int64_t>(b) * D;
+  const bool is_q = y < H;
+  const int h = is_q ? y : y - H;
+  const T* x = is_q ? q + (static_cast<int64_t>(b) * H + h) * D : k + (static_cast<int64_t>(b) * Hkv + h) * D;
+  const float x1 = to_f(x[i]), x2 = to_f(x[i + half]);
+  const float o1 = x1 * to_f(c[i]) - x2 * to_f(s[i]);
+  const float o2 = x2 * to_f(c[i + half]) + x1 * to_f(s[i + half]);
+  if (is_q) {
+    T* o = q_out + (static_cast<int64_t>(b) * H + h) * D;
+    store(o + i, o1);
+    store(o + i + half, o2);
+    return;
+  }
+  int64_t slot = positions[b];
+  if (ring) slot %= cap;
+  T* ko = kc + b * k_sb + h * k_sh + slot * k_ss;
+  store(ko + i, o1);
+  store(ko + i + half, o2);
+  const T* vx = v + (static_cast<int64_t>(b) * Hkv + h) * D;
+  T* vo = vc + b * v_sb + h * v_sh + slot * v_ss;
+  vo[i] = vx[i];
+  vo[i + half] = vx[i + half];
+}
+
+bool aligned16(const at::Tensor& t) {
+  const int64_t e = t.element_size();
+  return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0 && (t.stride(0) * e) % 16 == 0 &&
+         (t.stride(1) * e) % 16 == 0 && (t.stride(2) * e) % 16 == 0;
+}
+
+}  // namespace
+
+bool decode_attention_cuda_supports(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  if (!q.is_cuda() || !k.is_cuda() || !v.is_cuda()) return false;
+  if (q.dim() != 3 || k.dim() != 4 || v.dim() != 4) return false;
+  const auto st = q.scalar_type();
+  if ((st != at::kBFloat16 && st != at::kFloat) || k.scalar_type() != st || v.scalar_type() != st) return false;
+  const int64_t D = q.size(2), H = q.size(1), Hkv = k.size(1);
+  if ((D != 64 && D != 128) || k.size(3) != D || v.size(3) != D || v.sizes() != k.sizes()) return false;
+  if (Hkv == 0 || H % Hkv != 0 || H / Hkv > kMaxRep || k.size(0) != q.size(0) || k.size(2) < 1) return false;
+  if (k.stride(3) != 1 || v.stride(3) != 1 || !aligned16(k) || !aligned16(v)) return false;
+  return k.size(2) < (int64_t{1} << 31) / D;
+}
+
+bool rope_kv_write_cuda_supports(const at::Tensor& q, const at::Tensor& k_cache) {
+  const auto st = q.scalar_type();
+  return q.is_cuda() && k_cache.is_cuda() && (st == at::kBFloat16 || st == at::kFloat) && k_cache.scalar_type() == st &&
+         k_cache.dim() == 4 && k_cache.size(3) % 2 == 0 && k_cache.size(3) <= 2048;
+}
+
+at::Tensor rope_kv_write_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& cos,
+                              const at::Tensor& sin, const at::Tensor& positions, const at::Tensor& k_cache,
+                              const at::Tensor& v_cache, bool ring) {
+  JET_CHECK(rope_kv_write_cuda_supports(q, k_cache), "rope_kv_write_cuda: unsupported q {} / cache {}",
+            shape_str(q.sizes()), shape_str(k_cache.sizes()));
+  const int64_t B = q.size(0), Hkv = k_cache.size(1), cap = k_cache.size(2), D = k_cache.size(3);
+  const int64_t H = q.numel() / (B * D);
+  const auto st = q.scalar_type();
+  JET_CHECK(q.numel() == B * H * D && k.numel() == B * Hkv * D && v.numel() == B * Hkv * D &&
+                v_cache.sizes() == k_cache.sizes() && k_cache.size(0) >= B && cos.numel() == B * D &&
+                sin.numel() == B * D && positions.numel() == B && positions.scalar_type() == at::kLong &&
+                k.scalar_type() == st && v.scalar_type() == st && cos.scalar_type() == st &&
+                sin.scalar_type() == st && v_cache.scalar_type() == st && k_cache.stride(3) == 1 &&
+                v_cache.stride(3) == 1,
+            "rope_kv_write_cuda: q {}, k {}, v {}, cos {}, positions {} do not fit the cache {}", shape_str(q.sizes()),
+            shape_str(k.sizes()), shape_str(v.sizes()), shape_str(cos.sizes()), shape_str(positions.sizes()),
+            shape_str(k_cache.sizes()));
+  c10::cuda::CUDAGuard guard(q.device());
+  const at::Tensor qc = q.contiguous(), kx = k.contiguous(), vx = v.contiguous(), cc = cos.contiguous(),
+                   sc = sin.contiguous(), pc = positions.contiguous();
+  at::Tensor out = at::empty({B, H, D}, q.options());
+  auto stream = at::cuda::getCurrentCUDAStream();
+  const dim3 grid(B, H + Hkv);
+  auto go = [&](auto tag) {
+    using T = decltype(tag);
+    auto P = [](const at::Tensor& t) { return reinterpret_cast<T*>(t.data_ptr()); };
+    rope_kv_write_kernel<T><<<grid, D / 2, 0, stream>>>(
+        P(qc), P(kx), P(vx), P(cc), P(sc), pc.data_ptr<int64_t>(), P(k_cache), P(v_cache), k_cache.stride(0),
+        k_cache.stride(1), k_cache.stride(2), v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
+        static_cast<int>(cap), ring, P(out), static_cast<int>(H), static_cast<int>(Hkv), static_cast<int>(D));
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  };
+  if (st == at::kBFloat16)
+    go(__nv_bfloat16{});
+  else
+    go(float{});
+  return out;
+}
+
+at::Tensor decode_attention_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                 const at::Tensor& positions) {
+  JET_CHECK(decode_attention_cuda_supports(q, k, v), "decode_attention_cuda: unsupported q {} {}, k {}, v {}",
+            shape_str(q.sizes()), c10::toString(q.scalar_type()), shape_str(k.sizes()), shape_str(v.sizes()));
+  if (positions.defined())
+    JET_CHECK(positions.is_cuda() && positions.scalar_type() == at::kLong && positions.dim() == 1 &&
+                  positions.size(0) == q.size(0),
+              "decode_attention_cuda: positions must be [B] int64 on the device");
+  c10::cuda::CUDAGuard guard(q.device());
+  const at::Tensor qc = q.contiguous();
+  const at::Tensor pos = positions.defined() ? positions.contiguous() : positions;
+  at::Tensor out = at::empty_like(qc);
+  const int rep = static_cast<int>(q.size(1) / k.size(1));
+  if (q.scalar_type() == at::kBFloat16)
+    dispatch_d<__nv_bfloat16>(rep, qc, k, v, pos, out);
+  else
+    dispatch_d<float>(rep, qc, k, v, pos, out);
+  return out;
+}
+
+}  // namespace jet::ops
