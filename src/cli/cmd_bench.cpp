@@ -203,10 +203,8 @@ void setup(CLI::App& app) {
                "fill each sequence's cache with random K/V and states of --context tokens instead of a prefill");
   app.add_option("--context", o->context, "prompt tokens per sequence (default 512)");
   app.add_option("--gen", o->gen, "tokens generated per sequence (default 128)");
-  app.add_option("--device", o->device, "cpu | cuda (default cpu)");
-  app.add_option("--dtype", o->dtype, "bf16 | fp32 (default bf16)");
-  app.add_option("--prefill-chunk", o->prefill_chunk, "prompt tokens per prefill forward (default 512)");
-  app.add_flag("--no-graph", o->no_graph, "decode eagerly on CUDA (no CUDA graph)");
+  jet::cli::add_device_options(app, o->device, o->dtype);
+  jet::cli::add_engine_options(app, o->prefill_chunk, o->no_graph);
   app.add_option("--json", o->json, "also write the numbers to this JSON file");
   app.callback([o] { run(*o); });
 }

@@ -158,12 +158,10 @@ void setup(CLI::App& app) {
   app.add_option("--top-k", o->sampling.top_k, "keep the k most likely tokens, 0 = off (default 40)");
   app.add_option("--top-p", o->sampling.top_p, "nucleus probability, 1 = off (default 0.95)");
   app.add_option("--seed", o->sampling.seed, "sampling seed (default 0)");
-  app.add_option("--device", o->device, "cpu | cuda (default cpu)");
-  app.add_option("--dtype", o->dtype, "fp32 | bf16 (default fp32)");
+  jet::cli::add_device_options(app, o->device, o->dtype);
   app.add_flag("--print-token-ids", o->print_ids, "also print the generated ids as a JSON list");
   app.add_option("--max-batch", o->max_batch, "sequences decoded together (default: all prompts)");
-  app.add_option("--prefill-chunk", o->prefill_chunk, "prompt tokens per prefill forward (default 512)");
-  app.add_flag("--no-graph", o->no_graph, "decode eagerly on CUDA (no CUDA graph)");
+  jet::cli::add_engine_options(app, o->prefill_chunk, o->no_graph);
   app.callback([o] { run(*o); });
 }
 

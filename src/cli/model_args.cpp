@@ -36,4 +36,14 @@ std::unique_ptr<model::CausalLM> ModelArgs::build(model::Checkpoint& ck, at::Sca
   return lm;
 }
 
+void add_device_options(CLI::App& app, std::string& device, std::string& dtype) {
+  app.add_option("--device", device, "cpu | cuda (default " + device + ")");
+  app.add_option("--dtype", dtype, "fp32 | bf16 (default " + dtype + ")");
+}
+
+void add_engine_options(CLI::App& app, int64_t& prefill_chunk, bool& no_graph) {
+  app.add_option("--prefill-chunk", prefill_chunk, "prompt tokens per prefill forward (default " + std::to_string(prefill_chunk) + ")");
+  app.add_flag("--no-graph", no_graph, "decode eagerly on CUDA (no CUDA graph)");
+}
+
 }  // namespace jet::cli

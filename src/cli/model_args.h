@@ -26,4 +26,9 @@ struct ModelArgs {
                                          uint64_t seed) const;
 };
 
+// --device cpu|cuda and --dtype (the help names the caller's defaults).
+void add_device_options(CLI::App& app, std::string& device, std::string& dtype);
+// The engine's --prefill-chunk and --no-graph.
+void add_engine_options(CLI::App& app, int64_t& prefill_chunk, bool& no_graph);
+
 }  // namespace jet::cli
