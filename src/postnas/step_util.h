@@ -16,6 +16,10 @@
 #include "postnas/steps.h"
 #include "postnas/supernet.h"
 
+namespace jet::data {
+class TokenSet;
+}
+
 namespace jet::postnas::detail {
 
 using nlohmann::json;
@@ -51,7 +55,21 @@ Placement placement_of(const json& o, int64_t layers);
 void save_hybrid(const std::string& dir, const model::ModelConfig& config, io::TensorMap tensors,
                  std::shared_ptr<text::Tokenizer> tok, bool force);
 
+// One candidate hybrid of select / hwsearch: the supernet of block `type` (sized by linear_config)
+// distilled on placement p with o's training options, then scored (select.cpp).
+struct Candidate {
+  int64_t params_per_layer = 0, state_bytes_per_layer = 0;
+  double train_loss_last10 = 0, heldout_kl = 0, tokens_per_s = 0;
+  std::vector<double> losses;
+  json to_json() const;
+};
+Candidate train_candidate(const model::Checkpoint& teacher, const std::string& type, const json& linear_config,
+                          const Placement& p, const json& o, const data::TokenSet& train, const at::Tensor& windows,
+                          const std::string& ckpt_dir, const std::string& label);
+std::vector<std::string> split_list(const std::string& comma_separated);
+
 // Step bodies defined outside steps.cpp.
 void run_select(const json& o);
+void run_hwsearch(const json& o);
 
 }  // namespace jet::postnas::detail

@@ -153,6 +153,17 @@ def main():
            and "held-out KL" in out, "select: one row per block type " +
            ", ".join(f"{r['type']} KL {r['heldout_kl']:.3f}" for r in rows))
 
+    # Hardware-aware search: every (heads, d_k) of the grid at the same state size H·d_k·d_v.
+    hw = os.path.join(tmp, "hw.json")
+    out = jet("postnas", "hwsearch", "--teacher", teacher, "--data", data, "--placement", place, "--out", hw,
+              "--heads", "2,4,3", "--head-dims", "16,32", "--steps", 3, "--batch", 2, "--seq-len", 32, "--swa-window", 16,
+              "--eval-windows", 2, "--eval-seq-len", 32, "--time-batch", 4, "--time-len", 32, "--time-iters", 2).stdout
+    hwr = json.load(open(hw))
+    dims = sorted((c["heads"], c["d_k"], c["d_v"]) for c in hwr["candidates"])
+    expect(hwr["state"] == 4 * 16 * 16 and dims == [(2, 16, 32), (2, 32, 16), (4, 16, 16), (4, 32, 8)]
+           and all(c["decode_ms"] > 0 and c["heldout_kl"] > 0 for c in hwr["candidates"]) and "decode ms/step" in out,
+           f"hwsearch: the grid at a fixed state (3 heads divide no d_v): {dims}")
+
     # The whole chain from a run config, then a rerun that skips every step.
     run_dir = os.path.join(tmp, "run")
     cfg_path = os.path.join(tmp, "run.json")
