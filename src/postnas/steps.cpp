@@ -172,6 +172,15 @@ void run_finetune(const json& o) {
                   r.tokens_per_s));
 }
 
+// The options of select and hwsearch beside their own: the placement, the held-out KL, training.
+std::vector<Option> candidate_options() {
+  return concat({{{"placement", "uniform", "placement JSON or 'uniform'"}, {"full", 2, "with 'uniform': full-attention layers"},
+                  {"swa", 2, "with 'uniform': sliding-window layers"}, {"swa_window", 64, "sliding-window size"},
+                  {"eval_windows", 8, "held-out windows for the KL"}, {"eval_seq_len", 256, "tokens per window"},
+                  {"eval_batch", 4, "rows per forward"}},
+                 device_options(), train_options(100, 1e-3, 10)});
+}
+
 std::vector<Step> make_steps() {
   const Option teacher{"teacher", nullptr, "the full-attention teacher (GGUF file or HF directory)"};
   const Option data{"data", nullptr, "token data set directory (`jet data prepare`)"};
@@ -202,28 +211,22 @@ std::vector<Step> make_steps() {
   s.push_back({"select", "compare linear block types on one placement with the same budget (PostNAS step 2)",
                concat({{teacher, data, {"out", nullptr, "result JSON to write"},
                         {"types", "jet,gdn,deltanet,gla,retnet,mamba2", "comma-separated block types"},
-                        {"placement", "uniform", "placement JSON or 'uniform'"}, {"full", 2, "with 'uniform': full-attention layers"},
-                        {"swa", 2, "with 'uniform': sliding-window layers"}, {"swa_window", 64, "sliding-window size"},
                         {"linear_config", json::object(), "must stay {}: each type is sized from the teacher"},
                         {"init_from_teacher", true, "start the blocks' q/k/v/o from the teacher's projections"},
-                        {"eval_windows", 8, "held-out windows for the KL"}, {"eval_seq_len", 256, "tokens per window"},
-                        {"eval_batch", 4, "rows per forward"}},
-                       device_options(), train_options(100, 1e-3, 10)}),
+},
+                       candidate_options()}),
                [](const json& o) { return o["out"].get<std::string>(); }, run_select});
   s.push_back({"hwsearch", "(heads, d_k, d_v) of the linear block at a fixed state size, timed on the device and distilled (PostNAS step 4)",
                concat({{teacher, data, {"out", nullptr, "result JSON to write"},
                         {"linear_type", "jet", "jet | gdn"}, {"heads", "3,6,9,12", "comma-separated head counts"},
                         {"head_dims", "32,64,96,128", "comma-separated d_k values"},
                         {"state", 0, "state elements H·d_k·d_v per layer (0: the default block's)"},
-                        {"placement", "uniform", "placement JSON or 'uniform'"}, {"full", 2, "with 'uniform': full-attention layers"},
-                        {"swa", 2, "with 'uniform': sliding-window layers"}, {"swa_window", 64, "sliding-window size"},
                         {"linear_config", json::object(), "unused (the grid sets it)"},
                         {"init_from_teacher", true, "start the blocks' q/k/v/o from the teacher's where shapes fit"},
                         {"time_batch", 64, "decode-step timing batch"}, {"time_len", 512, "prefill timing length"},
                         {"time_iters", 8, "timed decode steps"},
-                        {"eval_windows", 8, "held-out windows for the KL"}, {"eval_seq_len", 256, "tokens per window"},
-                        {"eval_batch", 4, "rows per forward"}},
-                       device_options(), train_options(100, 1e-3, 10)}),
+},
+                       candidate_options()}),
                [](const json& o) { return o["out"].get<std::string>(); }, run_hwsearch});
   s.push_back({"finetune", "distill a fixed hybrid further from the teacher (stage 2)",
                concat({{teacher, data, {"model", nullptr, "the hybrid's HF directory (`export`)"},
