@@ -49,6 +49,55 @@ at::Tensor sample_rows(const at::Tensor& logits, const SamplingParams& p, at::Ge
   return (probs / race).argmax(-1);
 }
 
+RowSampling RowSampling::narrow(int64_t rows) const {
+  return {temperature.narrow(0, 0, rows), top_k.narrow(0, 0, rows), top_p.narrow(0, 0, rows), key.narrow(0, 0, rows)};
+}
+
+int64_t seed_key(uint64_t seed) {
+  uint64_t z = seed + 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return static_cast<int64_t>(z & 0xffffffffull);
+}
+
+at::Tensor hash_uniform(const at::Tensor& key, const at::Tensor& position, int64_t V) {
+  // A 32-bit integer hash (xor-shift / multiply rounds) in int64 arithmetic: every value stays below
+  // 2^32 and every multiplier below 2^31, so no product overflows.
+  constexpr int64_t M = 0xffffffffll;
+  auto mix = [&](at::Tensor h) {
+    h = at::bitwise_xor(h, h.bitwise_right_shift(16));
+    h = h.mul(0x7feb352dll).bitwise_and(M);
+    h = at::bitwise_xor(h, h.bitwise_right_shift(15));
+    h = h.mul(0x68e31da5ll).bitwise_and(M);
+    return at::bitwise_xor(h, h.bitwise_right_shift(16));
+  };
+  at::Tensor row = mix(at::bitwise_xor(key, mix(position.bitwise_and(M))));  // [B]
+  at::Tensor v = at::arange(V, key.options());
+  at::Tensor h = mix(mix(row.unsqueeze(1).add(v.mul(0x2545f491ll).bitwise_and(M)).bitwise_and(M)));  // [B, V]
+  return (h.bitwise_right_shift(8).to(at::kFloat) + 0.5f) / 16777216.0f;  // 24 bits -> (0, 1)
+}
+
+at::Tensor sample_rows(const at::Tensor& logits, const RowSampling& p, const at::Tensor& position) {
+  JET_CHECK(logits.dim() == 2, "sample_rows: expected logits [B, V]");
+  const int64_t V = logits.size(1);
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  at::Tensor temp = p.temperature.unsqueeze(1);
+  at::Tensor x = logits.to(at::kFloat) / at::where(temp > 0, temp, at::ones_like(temp));
+  // Filter in descending order: ranks >= top_k, then the tokens after the top_p nucleus is reached.
+  auto [sorted, order] = at::sort(x, /*dim=*/-1, /*descending=*/true);
+  at::Tensor k = p.top_k.unsqueeze(1), top_p = p.top_p.unsqueeze(1);
+  at::Tensor rank = at::arange(V, p.top_k.options()).unsqueeze(0);
+  sorted = sorted.masked_fill(at::logical_and(k > 0, rank >= k), neg_inf);
+  at::Tensor probs = at::softmax(sorted, -1);
+  at::Tensor before = at::cumsum(probs, -1) - probs;
+  sorted = sorted.masked_fill(at::logical_and(top_p < 1, before >= top_p), neg_inf);
+  probs = at::softmax(x.scatter(-1, order, sorted), -1);
+  at::Tensor race = -at::log(hash_uniform(p.key, position, V));  // Exp(1)
+  at::Tensor drawn = (probs / race).argmax(-1);
+  return at::where(p.temperature > 0, drawn, logits.argmax(-1));
+}
+
 Sampler::Sampler(const SamplingParams& p) : p_(p) { check_sampling_params(p); }
 
 int64_t Sampler::sample(const at::Tensor& logits) {
