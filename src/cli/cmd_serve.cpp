@@ -5,6 +5,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -20,7 +21,10 @@
 namespace {
 
 std::atomic<bool> g_quit{false};
-extern "C" void on_signal(int) { g_quit = true; }
+// The first signal asks for a clean stop; a second one, while requests still finish, exits at once.
+extern "C" void on_signal(int) {
+  if (g_quit.exchange(true)) std::_Exit(130);
+}
 
 struct Opts {
   std::string model, device = "cpu", dtype = "fp32";

@@ -136,6 +136,7 @@ void serve(Scheduler& sched, const text::Tokenizer& tok, int64_t vocab, const Se
   const int threads = opts.http_threads > 0 ? opts.http_threads : static_cast<int>(2 * sched.options().max_batch + 4);
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   svr.set_payload_max_length(16 << 20);
+  svr.set_keep_alive_timeout(2);  // an idle keep-alive connection delays a shutdown by at most this
 
   svr.Get("/health", [](const httplib::Request&, httplib::Response& res) { send_json(res, 200, {{"status", "ok"}}); });
   svr.Get("/v1/models", [&](const httplib::Request&, httplib::Response& res) {

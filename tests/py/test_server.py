@@ -9,7 +9,9 @@ exits 0."""
 import http.client
 import json
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,7 +30,7 @@ CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\
 PROMPTS = ["the quick brown fox", "seven wizards", "a lazy dog while", "in a small town by the river",
            "then the", "boxing matches ; quietly"]
 NEW = 12
-CTX = 64
+CTX = 512
 
 
 def make_model(tmp):
@@ -67,7 +69,8 @@ class Server:
     def __init__(self, model, *flags):
         self.p = subprocess.Popen([JET, "serve", "--model", model, "--host", "127.0.0.1", "--port", "0", *map(str, flags)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.p.stdout.readline()  # "... listening on http://127.0.0.1:PORT"
+        ready, _, _ = select.select([self.p.stdout], [], [], 60)
+        line = self.p.stdout.readline() if ready else ""  # "... listening on http://127.0.0.1:PORT"
         if "listening on http://127.0.0.1:" not in line:
             self.p.kill()
             sys.exit(f"FAIL: jet serve did not start: {line!r} {self.p.stderr.read()}")
@@ -85,20 +88,25 @@ class Server:
         except json.JSONDecodeError:
             return r.status, text
 
-    def stream(self, path, body):
-        """(chunks, saw [DONE]) of a streamed request."""
+    def stream(self, path, body, first=None):
+        """(chunks, saw [DONE]) of a streamed request, read event by event; first() after the first."""
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         c.request("POST", path, body=json.dumps(dict(body, stream=True)), headers={"Content-Type": "application/json"})
         r = c.getresponse()
         chunks, done = [], False
-        for ev in r.read().decode().split("\n\n"):
-            if not ev.strip():
+        while True:
+            line = r.readline().decode()
+            if not line:
+                break
+            if not line.strip():
                 continue
-            assert ev.startswith("data: "), ev
-            if ev == "data: [DONE]":
+            assert line.startswith("data: ") and r.readline() == b"\n", line
+            if line.strip() == "data: [DONE]":
                 done = True
             else:
-                chunks.append(json.loads(ev[6:]))
+                chunks.append(json.loads(line[6:]))
+                if first and len(chunks) == 1:
+                    first()
         c.close()
         return chunks, done
 
@@ -209,7 +217,7 @@ def main():
                    ("/v1/completions", {"prompt": "a", "stop": [1]}, None),
                    ("/v1/completions", {"prompt": [1, "x"]}, None),
                    ("/v1/completions", {"prompt": [10 ** 6]}, None),
-                   ("/v1/completions", {"prompt": list(range(3, 3 + CTX))}, None),
+                   ("/v1/completions", {"prompt": [5] * CTX}, None),
                    ("/v1/completions", {"prompt": "a b", "max_tokens": CTX}, None),
                    ("/v1/chat/completions", {"messages": "hi"}, None),
                    ("/v1/chat/completions", {"messages": [{"role": "robot", "content": "x"}]}, None),
@@ -219,22 +227,41 @@ def main():
                        "type" in e["error"] and "param" in e["error"] and "code" in e["error"] for st, e in answers)
             check(good, f"{len(bad)} bad requests -> {sorted(set(st for st, _ in answers))} with JSON errors, e.g. "
                         f"{answers[9][1]['error']['message']!r}")
+            # A streaming client that goes away mid-answer: its sequence is cancelled, the rest carries on.
+            sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+            body = json.dumps(dict(prompt=PROMPTS[3], max_tokens=CTX - 10, temperature=0, stream=True))
+            sock.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
+            first = sock.recv(64)
+            sock.close()
             st, _ = srv.request("GET", "/health")
             st2, r = complete(0)
             check(st == 200 and st2 == 200 and r["choices"][0]["text"] == expected(tok, refs[0], stop_ids)[0],
-                  "the server still answers /health and completions after them")
+                  f"the server still answers /health and completions after them and a dropped stream "
+                  f"({first[:15]!r})")
 
-            # SIGTERM with a request in flight: it is answered, then the server exits 0.
-            late = {}
-            t = threading.Thread(target=lambda: late.update(r=srv.request(
-                "POST", "/v1/completions", dict(prompt=PROMPTS[3], max_tokens=CTX - 10, temperature=0))))
-            t.start()
-            time.sleep(0.3)
-            srv.p.send_signal(signal.SIGTERM)
-            t.join(30)
+            # SIGTERM with requests in flight (6 streams, max batch 4): each is answered to its end, exit 0.
+            late, signalled = [None] * 6, []
+
+            def signal_once():
+                if not signalled:
+                    signalled.append(time.monotonic())
+                    srv.p.send_signal(signal.SIGTERM)
+
+            def streamer(i):
+                late[i] = srv.stream("/v1/completions", dict(prompt=PROMPTS[i], max_tokens=CTX - 12, temperature=0),
+                                     first=signal_once if i == 0 else None) + (time.monotonic(),)
+            threads = [threading.Thread(target=streamer, args=(i,)) for i in range(6)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
             rc = srv.p.wait(30)
-            st, r = late.get("r", (None, None))
-            check(rc == 0 and st in (200, 503), f"SIGTERM with a request in flight -> it got {st}, exit {rc}")
+            out = srv.p.stdout.read()
+            complete_ = all(r and r[1] and r[0][-1]["choices"][0]["finish_reason"] in ("stop", "length") for r in late)
+            check(rc == 0 and complete_ and "stopped" in out,
+                  f"SIGTERM with 6 streams in flight -> all answered to the end: {complete_} "
+                  f"({sum(r[2] > signalled[0] for r in late if r)} ended after the signal), exit {rc}")
         finally:
             if srv.p.poll() is None:
                 srv.p.kill()
