@@ -1,5 +1,5 @@
-// Sampling: temperature scaling, top-k and top-p filtering as masks over fixed shapes, then the
-// exponential race with a per-run generator on the logits' device.
+// Sampling: temperature scaling, top-k and top-p filtering as masks over fixed shapes (per row), then
+// the exponential race with noise hashed from (seed key, position, token).
 #include "engine/sampler.h"
 
 #include <ATen/ATen.h>
@@ -16,37 +16,38 @@ void check_sampling_params(const SamplingParams& p) {
   JET_CHECK(p.top_p > 0 && p.top_p <= 1, "--top-p must be in (0, 1], got {}", p.top_p);
 }
 
+namespace {
+
+// x [B, V] fp32 -> x with -inf at the tokens ranked >= top_k[b] (top_k 0: none) and at those after the
+// top_p[b] nucleus is reached (top_p 1: none), ranks by descending logit.
+at::Tensor filter_rows(const at::Tensor& x, const at::Tensor& top_k, const at::Tensor& top_p) {
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  auto [sorted, order] = at::sort(x, /*dim=*/-1, /*descending=*/true);
+  at::Tensor k = top_k.unsqueeze(1), p = top_p.unsqueeze(1);
+  at::Tensor rank = at::arange(x.size(-1), top_k.options()).unsqueeze(0);
+  sorted = sorted.masked_fill(at::logical_and(k > 0, rank >= k), neg_inf);
+  // Drop a token when the tokens ranked above it already reach top_p (the first always stays).
+  at::Tensor probs = at::softmax(sorted, -1);
+  at::Tensor before = at::cumsum(probs, -1) - probs;
+  sorted = sorted.masked_fill(at::logical_and(p < 1, before >= p), neg_inf);
+  return x.scatter(-1, order, sorted);
+}
+
+}  // namespace
+
 at::Tensor filter_logits(const at::Tensor& logits, const SamplingParams& p) {
   JET_CHECK(logits.dim() >= 1, "filter_logits: expected logits [..., V]");
-  at::Tensor x = logits.to(at::kFloat);
-  const float neg_inf = -std::numeric_limits<float>::infinity();
-  const int64_t V = x.size(-1);
-  if (p.top_k > 0 && p.top_k < V) {
-    at::Tensor kth = std::get<0>(at::topk(x, p.top_k, -1)).narrow(-1, p.top_k - 1, 1);  // [..., 1]
-    x = x.masked_fill(x < kth, neg_inf);
-  }
-  if (p.top_p < 1.0) {
-    auto [sorted, order] = at::sort(x, /*dim=*/-1, /*descending=*/true);
-    at::Tensor probs = at::softmax(sorted, -1);
-    // Drop a token when the tokens ranked above it already reach top_p (the first always stays).
-    at::Tensor before = at::cumsum(probs, -1) - probs;
-    x = x.scatter(-1, order, sorted.masked_fill(before >= p.top_p, neg_inf));
-  }
-  return x;
+  at::Tensor x = logits.to(at::kFloat).reshape({-1, logits.size(-1)});
+  auto on = x.options();
+  at::Tensor out = filter_rows(x, at::full({x.size(0)}, p.top_k, on.dtype(at::kLong)),
+                               at::full({x.size(0)}, p.top_p, on));
+  return out.reshape(logits.sizes());
 }
 
 at::Generator make_generator(at::Device device, uint64_t seed) {
   at::Generator gen = at::globalContext().defaultGenerator(device).clone();
   gen.set_current_seed(seed);
   return gen;
-}
-
-at::Tensor sample_rows(const at::Tensor& logits, const SamplingParams& p, at::Generator& gen) {
-  JET_CHECK(logits.dim() == 2, "sample_rows: expected logits [B, V]");
-  if (p.temperature == 0) return logits.argmax(-1);
-  at::Tensor probs = at::softmax(filter_logits(logits.to(at::kFloat) / p.temperature, p), -1);
-  at::Tensor race = at::empty_like(probs).exponential_(1.0, gen);
-  return (probs / race).argmax(-1);
 }
 
 RowSampling RowSampling::narrow(int64_t rows) const {
@@ -80,29 +81,20 @@ at::Tensor hash_uniform(const at::Tensor& key, const at::Tensor& position, int64
 
 at::Tensor sample_rows(const at::Tensor& logits, const RowSampling& p, const at::Tensor& position) {
   JET_CHECK(logits.dim() == 2, "sample_rows: expected logits [B, V]");
-  const int64_t V = logits.size(1);
-  const float neg_inf = -std::numeric_limits<float>::infinity();
   at::Tensor temp = p.temperature.unsqueeze(1);
   at::Tensor x = logits.to(at::kFloat) / at::where(temp > 0, temp, at::ones_like(temp));
-  // Filter in descending order: ranks >= top_k, then the tokens after the top_p nucleus is reached.
-  auto [sorted, order] = at::sort(x, /*dim=*/-1, /*descending=*/true);
-  at::Tensor k = p.top_k.unsqueeze(1), top_p = p.top_p.unsqueeze(1);
-  at::Tensor rank = at::arange(V, p.top_k.options()).unsqueeze(0);
-  sorted = sorted.masked_fill(at::logical_and(k > 0, rank >= k), neg_inf);
-  at::Tensor probs = at::softmax(sorted, -1);
-  at::Tensor before = at::cumsum(probs, -1) - probs;
-  sorted = sorted.masked_fill(at::logical_and(top_p < 1, before >= top_p), neg_inf);
-  probs = at::softmax(x.scatter(-1, order, sorted), -1);
-  at::Tensor race = -at::log(hash_uniform(p.key, position, V));  // Exp(1)
-  at::Tensor drawn = (probs / race).argmax(-1);
-  return at::where(p.temperature > 0, drawn, logits.argmax(-1));
+  at::Tensor probs = at::softmax(filter_rows(x, p.top_k, p.top_p), -1);
+  at::Tensor race = -at::log(hash_uniform(p.key, position, logits.size(1)));  // Exp(1)
+  return at::where(p.temperature > 0, (probs / race).argmax(-1), logits.argmax(-1));
 }
 
 Sampler::Sampler(const SamplingParams& p) : p_(p) { check_sampling_params(p); }
 
 int64_t Sampler::sample(const at::Tensor& logits) {
-  if (!gen_) gen_ = make_generator(logits.device(), p_.seed);
-  return sample_rows(logits.reshape({1, -1}), p_, *gen_).item<int64_t>();
+  auto f = logits.options().dtype(at::kFloat), l = logits.options().dtype(at::kLong);
+  const RowSampling row{at::full({1}, p_.temperature, f), at::full({1}, p_.top_k, l), at::full({1}, p_.top_p, f),
+                        at::full({1}, seed_key(p_.seed), l)};
+  return sample_rows(logits.reshape({1, -1}), row, at::full({1}, calls_++, l)).item<int64_t>();
 }
 
 }  // namespace jet::engine
