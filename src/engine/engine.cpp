@@ -142,7 +142,6 @@ void Engine::fill_synthetic(int64_t slot, int64_t length, uint64_t seed) {
   prefilled_[slot] = 1;
 }
 
-std::pair<at::Tensor, at::Tensor> Engine::step_body(int64_t rows, int64_t key_len) {
 std::pair<at::Tensor, at::Tensor> Engine::step_body(int64_t rows, int64_t key_len, bool sampled) {
   at::Tensor ids = ids_.narrow(0, 0, rows), pos = positions_.narrow(0, 0, rows);
   std::vector<int64_t> host;  // only for models that need it, and never inside a capture

@@ -1,7 +1,8 @@
 // Per-slot sampling: RowSampling draws follow a float64 reference of softmax / top-k / top-p over many
 // positions, greedy / top-k 1 / tiny top-p rows are argmax, the hashed noise is uniform and depends
 // only on (key, position, token); in the engine, sequences with their own settings (greedy and seeded
-// sampled ones mixed) decode the same tokens batched as alone.
+// sampled ones mixed) decode the same tokens batched as alone, and equal prompts of one generate_batch
+// draw different continuations.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -13,6 +14,7 @@
 
 #include "../model/tiny_model.h"
 #include "engine/engine.h"
+#include "engine/generate.h"
 #include "engine/sampler.h"
 
 namespace {
@@ -149,6 +151,21 @@ TEST(EngineSampling, PerSlotSettingsBatchedEqualAlone) {
   EXPECT_EQ(reordered[0], batched[2]);
   EXPECT_EQ(reordered[1], batched[0]);
   EXPECT_NE(batched[0], batched[2]);
+}
+
+TEST(EngineSampling, EqualPromptsInABatchDrawApart) {
+  auto config = jet::model::ModelConfig::from_json(jet::test::tiny_config_json(), "tiny");
+  jet::model::CausalLM lm(config);
+  lm.load_weights(jet::test::random_weights(config, 12), at::kFloat, at::kCPU, "tiny");
+  jet::engine::GenerateOptions g;
+  g.max_new_tokens = 16;
+  g.sampling.temperature = 1.5;
+  g.sampling.seed = 4;
+  const std::vector<int32_t> prompt = {4, 8, 15, 16, 23, 42};
+  const auto batch = jet::engine::generate_batch(lm, {prompt, prompt, prompt}, g);
+  EXPECT_NE(batch[0].tokens, batch[1].tokens);
+  EXPECT_NE(batch[1].tokens, batch[2].tokens);
+  EXPECT_EQ(batch[0].tokens, jet::engine::generate(lm, prompt, g).tokens);  // prompt 0 samples with the seed
 }
 
 }  // namespace
