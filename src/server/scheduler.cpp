@@ -93,6 +93,11 @@ std::shared_ptr<Stream> Scheduler::submit(GenRequest req) {
   return stream;
 }
 
+int64_t Scheduler::waiting() {
+  std::lock_guard<std::mutex> g(mu_);
+  return static_cast<int64_t>(waiting_.size());
+}
+
 void Scheduler::shutdown() {
   {
     std::lock_guard<std::mutex> g(mu_);

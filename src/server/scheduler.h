@@ -75,7 +75,8 @@ class Scheduler {
   void shutdown();
 
   const SchedulerOptions& options() const { return opts_; }
-  int64_t live() const { return live_count_; }
+  int64_t live() const { return live_count_; }  // sequences in slots
+  int64_t waiting();                             // requests waiting for a slot
 
  private:
   struct Seq {

@@ -50,6 +50,10 @@ struct Job {
   TextAssembler text;
   bool include_usage;
   Job(const text::Tokenizer& tok, std::vector<std::string> stop) : text(tok, std::move(stop)) {}
+  // Whatever ends the answer (its end, an error, a stream never read), the sequence ends with it.
+  ~Job() {
+    if (stream) stream->cancel();
+  }
 
   // Reads the next token and returns the text it makes final; false at the end (stream ended or
   // a stop string appeared: then the engine is asked to end the sequence).
@@ -92,7 +96,6 @@ void handle_generate(Context& ctx, const httplib::Request& req, httplib::Respons
       return;
     }
   } catch (const ApiError& e) {
-    if (job && job->stream) job->stream->cancel();
     send_error(res, e);
     return;
   }
@@ -138,7 +141,11 @@ void serve(Scheduler& sched, const text::Tokenizer& tok, int64_t vocab, const Se
   svr.set_payload_max_length(16 << 20);
   svr.set_keep_alive_timeout(2);  // an idle keep-alive connection delays a shutdown by at most this
 
-  svr.Get("/health", [](const httplib::Request&, httplib::Response& res) { send_json(res, 200, {{"status", "ok"}}); });
+  svr.Get("/health", [&](const httplib::Request&, httplib::Response& res) {
+    send_json(res, 200,
+              {{"status", "ok"}, {"slots", sched.options().max_batch}, {"slots_live", sched.live()},
+               {"waiting", sched.waiting()}});
+  });
   svr.Get("/v1/models", [&](const httplib::Request&, httplib::Response& res) {
     send_json(res, 200,
               {{"object", "list"},
