@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "cli/command.h"
+#include "cli/model_args.h"
 #include "core/check.h"
 #include "core/device.h"
 #include "model/causal_lm.h"
@@ -83,12 +84,10 @@ void setup(CLI::App& app) {
   app.add_option("--model-name", o->server.model_name, "model id in /v1/models and responses (default: the path's name)");
   app.add_option("--max-batch", o->sched.max_batch, "sequences decoded together (default 8)");
   app.add_option("--ctx-size", o->sched.ctx_size, "tokens per sequence, prompt + completion (default 2048)");
-  app.add_option("--prefill-chunk", o->sched.prefill_chunk, "prompt tokens per prefill forward (default 512)");
-  app.add_option("--device", o->device, "cpu | cuda (default cpu)");
-  app.add_option("--dtype", o->dtype, "fp32 | bf16 (default fp32)");
+  jet::cli::add_device_options(app, o->device, o->dtype);
   app.add_option("--threads", o->sched.threads, "intra-op CPU threads, 0 = default (default 0)");
   app.add_option("--http-threads", o->server.http_threads, "HTTP worker threads (default 2 * max batch + 4)");
-  app.add_flag("--no-graph", o->no_graph, "decode eagerly on CUDA (no CUDA graph)");
+  jet::cli::add_engine_options(app, o->sched.prefill_chunk, o->no_graph);
   app.callback([o] { run(*o); });
 }
 
