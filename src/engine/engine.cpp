@@ -33,6 +33,9 @@ Engine::Engine(const model::CausalLM& lm, const EngineOptions& opts, const Sampl
   auto opts_long = at::TensorOptions().dtype(at::kLong).device(lm.device());
   ids_ = at::zeros({opts.max_batch}, opts_long);
   positions_ = at::zeros({opts.max_batch}, opts_long);
+  row_sampling_ = {at::zeros({opts.max_batch}, opts_long.dtype(at::kFloat)), at::zeros({opts.max_batch}, opts_long),
+                   at::ones({opts.max_batch}, opts_long.dtype(at::kFloat)), at::zeros({opts.max_batch}, opts_long)};
+  sampled_.assign(opts.max_batch, 0);
   host_positions_.assign(opts.max_batch, 0);
   lengths_.assign(opts.max_batch, 0);
   allocated_.assign(opts.max_batch, 0);
@@ -52,7 +55,7 @@ int64_t Engine::alloc() {
 
 void Engine::free(int64_t slot) {
   JET_CHECK(slot >= 0 && slot < opts_.max_batch && allocated_[slot], "engine: slot {} is not allocated", slot);
-  allocated_[slot] = prefilled_[slot] = 0;
+  allocated_[slot] = prefilled_[slot] = sampled_[slot] = 0;
   // A free row inside a batch bucket still runs; position 0 keeps its attention reads short.
   EngineStream::Use use(stream_);
   positions_.narrow(0, slot, 1).zero_();
@@ -76,7 +79,18 @@ int64_t Engine::cache_bytes() const {
 
 int64_t Engine::batch_bucket(int64_t rows) const { return std::min(next_pow2(rows), opts_.max_batch); }
 
-int32_t Engine::prefill(int64_t slot, const std::vector<int32_t>& prompt) {
+void Engine::set_sampling(int64_t slot, const SamplingParams& p) {
+  row_sampling_.temperature.narrow(0, slot, 1).fill_(p.temperature);
+  row_sampling_.top_k.narrow(0, slot, 1).fill_(p.top_k);
+  row_sampling_.top_p.narrow(0, slot, 1).fill_(p.top_p);
+  row_sampling_.key.narrow(0, slot, 1).fill_(seed_key(p.seed));
+  sampled_[slot] = p.temperature > 0;
+}
+
+int32_t Engine::prefill(int64_t slot, const std::vector<int32_t>& prompt) { return prefill(slot, prompt, sampling_); }
+
+int32_t Engine::prefill(int64_t slot, const std::vector<int32_t>& prompt, const SamplingParams& sampling) {
+  check_sampling_params(sampling);
   JET_CHECK(slot >= 0 && slot < opts_.max_batch && allocated_[slot], "engine: slot {} is not allocated", slot);
   const int64_t T = static_cast<int64_t>(prompt.size());
   JET_CHECK(T > 0, "engine: the prompt is empty");
@@ -90,7 +104,10 @@ int32_t Engine::prefill(int64_t slot, const std::vector<int32_t>& prompt) {
     const int64_t n = std::min(opts_.prefill_chunk, T - start);
     last = lm_.hidden_rows(ids.narrow(1, start, n), start, cache_, slot).select(1, n - 1);
   }
-  at::Tensor next = sample_rows(lm_.lm_head(last), sampling_, gen_);  // [1]
+  set_sampling(slot, sampling);
+  const RowSampling one{row_sampling_.temperature.narrow(0, slot, 1), row_sampling_.top_k.narrow(0, slot, 1),
+                        row_sampling_.top_p.narrow(0, slot, 1), row_sampling_.key.narrow(0, slot, 1)};
+  at::Tensor next = sample_rows(lm_.lm_head(last), one, at::full({1}, T - 1, ids_.options()));  // [1]
   ids_.narrow(0, slot, 1).copy_(next);
   positions_.narrow(0, slot, 1).fill_(T);
   host_positions_[slot] = lengths_[slot] = T;
@@ -119,17 +136,18 @@ void Engine::fill_synthetic(int64_t slot, int64_t length, uint64_t seed) {
     }
   }
   ids_.narrow(0, slot, 1).random_(0, lm_.config().vocab_size, gen);
+  set_sampling(slot, sampling_);
   positions_.narrow(0, slot, 1).fill_(length);
   host_positions_[slot] = lengths_[slot] = length;
   prefilled_[slot] = 1;
 }
 
-std::pair<at::Tensor, at::Tensor> Engine::step_body(int64_t rows, int64_t key_len) {
+std::pair<at::Tensor, at::Tensor> Engine::step_body(int64_t rows, int64_t key_len, bool sampled) {
   at::Tensor ids = ids_.narrow(0, 0, rows), pos = positions_.narrow(0, 0, rows);
   std::vector<int64_t> host;  // only for models that need it, and never inside a capture
   if (lm_.decode_needs_host()) host.assign(host_positions_.begin(), host_positions_.begin() + rows);
   at::Tensor logits = lm_.decode_rows(ids, pos, cache_, key_len, host);
-  at::Tensor next = sample_rows(logits, sampling_, gen_);
+  at::Tensor next = sampled ? sample_rows(logits, row_sampling_.narrow(rows), pos) : logits.argmax(-1);
   ids.copy_(next);
   pos.add_(1).clamp_max_(opts_.max_len - 1);
   return {logits, next};
@@ -137,8 +155,10 @@ std::pair<at::Tensor, at::Tensor> Engine::step_body(int64_t rows, int64_t key_le
 
 std::vector<int32_t> Engine::step() {
   int64_t top = -1;  // highest live slot
+  bool sampled = false;
   for (int64_t s = 0; s < opts_.max_batch; ++s) {
     if (!live(s)) continue;
+    sampled = sampled || sampled_[s];
     JET_CHECK(lengths_[s] < opts_.max_len, "engine: slot {} is full ({} tokens)", s, opts_.max_len);
     top = s;
   }
@@ -153,7 +173,7 @@ std::vector<int32_t> Engine::step() {
   at::InferenceMode guard;
   EngineStream::Use use(stream_);
   at::Tensor next;
-  auto key = std::make_pair(rows, key_len);
+  auto key = std::make_tuple(rows, key_len, sampled);
   auto it = graphs_ ? captured_.find(key) : captured_.end();
   if (it != captured_.end()) {
     it->second->graph.replay();
@@ -162,10 +182,10 @@ std::vector<int32_t> Engine::step() {
   } else {
     // Eager; with graphs on, this first step of a new shape is also the warm-up, and the capture
     // follows (recording launches nothing, so the state advances once).
-    std::tie(logits_, next) = step_body(rows, key_len);
+    std::tie(logits_, next) = step_body(rows, key_len, sampled);
     if (graphs_) {
       auto c = std::make_unique<Captured>();
-      c->graph.capture([&] { std::tie(c->logits, c->next) = step_body(rows, key_len); }, gen_, graph_pool_);
+      c->graph.capture([&] { std::tie(c->logits, c->next) = step_body(rows, key_len, sampled); }, gen_, graph_pool_);
       captured_.emplace(key, std::move(c));
     }
   }

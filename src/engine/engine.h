@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -41,13 +42,16 @@ class Engine {
   bool live(int64_t slot) const;       // allocated and prefilled
   int64_t length(int64_t slot) const;  // tokens in the slot's cache
   // Prefills an allocated slot with prompt (in chunks of prefill_chunk tokens, from position 0) and
-  // returns the first sampled token, which the next step() feeds.
+  // returns the first sampled token, which the next step() feeds. The slot samples with `sampling`
+  // (its own seed and settings, until it is freed), or with the engine's.
   int32_t prefill(int64_t slot, const std::vector<int32_t>& prompt);
+  int32_t prefill(int64_t slot, const std::vector<int32_t>& prompt, const SamplingParams& sampling);
   // Benchmarks: marks an allocated slot as holding `length` tokens without running them: every layer's
   // state for the slot is drawn at random (attention K/V in slots [0, length), the whole ring of a
   // sliding window once length reaches it, linear states and conv tails), the next input is a random
   // token and decoding continues at position `length`. A decode step's cost depends only on what it
   // reads, so this measures long-context decoding without a long prefill. Not a model's real state.
+  // The slot samples with the engine's parameters.
   void fill_synthetic(int64_t slot, int64_t length, uint64_t seed);
   // One token for every live slot: result[slot] is its next token (-1 for slots that are not live).
   // A slot whose cache is full (length == max_len) must be freed first.
@@ -69,9 +73,12 @@ class Engine {
     DecodeGraph graph;
     at::Tensor logits, next;  // the graph's output buffers
   };
-  // The decode step for rows [0, rows) with attention over key_len positions: the model, sampling,
-  // and on the device: ids <- the sampled tokens, positions <- positions + 1 (kept inside the cache).
-  std::pair<at::Tensor, at::Tensor> step_body(int64_t rows, int64_t key_len);
+  // The decode step for rows [0, rows) with attention over key_len positions: the model, sampling
+  // (argmax for all rows unless `sampled`), and on the device: ids <- the sampled tokens,
+  // positions <- positions + 1 (kept inside the cache).
+  std::pair<at::Tensor, at::Tensor> step_body(int64_t rows, int64_t key_len, bool sampled);
+  // Writes the slot's row of row_sampling_ and sampled_.
+  void set_sampling(int64_t slot, const SamplingParams& p);
 
   const model::CausalLM& lm_;
   EngineOptions opts_;
@@ -81,12 +88,14 @@ class Engine {
   model::Cache cache_;
   at::Generator gen_;
   at::Tensor ids_, positions_;  // [max_batch] int64 on the device: each row's next input and its position
+  RowSampling row_sampling_;     // [max_batch] each: the slots' sampling parameters on the device
+  std::vector<uint8_t> sampled_;  // slots with temperature > 0
   std::vector<int64_t> host_positions_;  // what positions_ holds (the host follows every update)
   std::vector<int64_t> lengths_;         // tokens in each live slot's cache
   std::vector<uint8_t> allocated_, prefilled_;
   at::Tensor logits_;
   DecodeGraphs graph_pool_;
-  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Captured>> captured_;
+  std::map<std::tuple<int64_t, int64_t, bool>, std::unique_ptr<Captured>> captured_;  // (rows, key_len, sampled)
 };
 
 }  // namespace jet::engine

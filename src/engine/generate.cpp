@@ -75,7 +75,9 @@ std::vector<GenerateResult> generate_batch(const model::CausalLM& lm,
       seq_of[slot] = static_cast<int64_t>(i);
       ++live;
       const auto t0 = Clock::now();
-      const int32_t id = engine.prefill(slot, prompts[i]);
+      SamplingParams sp = opts.sampling;  // each sequence its own draws (prompt 0: the seed itself)
+      sp.seed += i * 0x9e3779b97f4a7c15ull;
+      const int32_t id = engine.prefill(slot, prompts[i], sp);
       first[i] = Clock::now();
       results[i].prefill_seconds = seconds(t0, first[i]);
       emit(slot, id);

@@ -31,8 +31,9 @@ struct GenerateResult {
   double decode_tok_per_s() const;  // (tokens - 1) / decode_seconds
 };
 
-// on_token(i, id) is called for every id generated for prompts[i] as soon as it is sampled; returning
-// false ends that sequence.
+// Prompt i samples with seed + i * 0x9e3779b97f4a7c15 (sampling is per sequence, see sampler.h), so
+// equal prompts in one batch get different continuations. on_token(i, id) is called for every id
+// generated for prompts[i] as soon as it is sampled; returning false ends that sequence.
 std::vector<GenerateResult> generate_batch(const model::CausalLM& lm,
                                            const std::vector<std::vector<int32_t>>& prompts,
                                            const GenerateOptions& opts,

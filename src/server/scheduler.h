@@ -1,0 +1,110 @@
+// The engine thread of `jet serve`: it alone owns the model's Engine (its slots and caches) and runs
+// continuous batching. HTTP workers submit() tokenised requests and read each one's tokens back from
+// its Stream; between decode steps the thread prefills waiting requests into free slots, then decodes
+// every live slot together, and frees a slot when its sequence stops (a stop id), reaches max_tokens
+// or the context, or is cancelled.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/engine.h"
+#include "engine/sampler.h"
+#include "model/causal_lm.h"
+
+namespace jet::server {
+
+enum class Finish { none, stop, length, cancelled, error };
+const char* finish_str(Finish f);  // "stop" | "length" | "cancelled" | "error"
+
+// One request's tokens, from the engine thread to the HTTP worker that waits on them.
+class Stream {
+ public:
+  // Waits for the next token; false when the sequence has ended (then finish() says why).
+  bool next(int32_t& id);
+  Finish finish() const;
+  std::string error() const;  // what failed, for Finish::error
+  // Asks the engine thread to end the sequence (a stop string was found, the client went away).
+  void cancel() { cancelled_ = true; }
+  bool cancelled() const { return cancelled_; }
+
+  // Engine side.
+  void push(int32_t id);
+  void end(Finish f, std::string error = {});
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<int32_t> ids_;
+  Finish finish_ = Finish::none;
+  std::string error_;
+  std::atomic<bool> cancelled_{false};
+};
+
+struct GenRequest {
+  std::vector<int32_t> prompt;
+  int64_t max_tokens = 16;  // >= 1
+  engine::SamplingParams sampling;
+};
+
+struct SchedulerOptions {
+  int64_t max_batch = 8;
+  int64_t ctx_size = 2048;  // cache positions per sequence: prompt + generated tokens
+  int64_t prefill_chunk = 512;
+  bool cuda_graph = true;
+  int threads = 0;  // intra-op threads of the engine thread (0 = ATen's default)
+};
+
+class Scheduler {
+ public:
+  // stop_ids end a sequence (finish "stop"); they are passed on to the stream like any token.
+  Scheduler(const model::CausalLM& lm, const SchedulerOptions& opts, std::vector<int32_t> stop_ids);
+  ~Scheduler();  // shutdown()
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Queues a request (validated by the caller: 0 < prompt < ctx_size); its tokens come through the stream.
+  std::shared_ptr<Stream> submit(GenRequest req);
+  // Ends the thread: waiting and live sequences end as cancelled. Idempotent.
+  void shutdown();
+
+  const SchedulerOptions& options() const { return opts_; }
+  int64_t live() const { return live_count_; }  // sequences in slots
+  int64_t waiting();                             // requests waiting for a slot
+
+ private:
+  struct Seq {
+    GenRequest req;
+    std::shared_ptr<Stream> stream;
+    int64_t generated = 0;
+  };
+  void loop();
+  // Records token id of the sequence in slot; ends and frees it when it is done.
+  void emit(int64_t slot, int32_t id);
+  void end(int64_t slot, Finish f, const std::string& error = {});
+
+  const model::CausalLM& lm_;
+  SchedulerOptions opts_;
+  std::vector<int32_t> stop_ids_;
+  std::unique_ptr<engine::Engine> engine_;  // made on the engine thread
+  std::vector<std::unique_ptr<Seq>> slots_;
+  std::atomic<int64_t> live_count_{0};
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Seq>> waiting_;
+  bool stopping_ = false;
+  std::thread thread_;
+  std::mutex start_mu_;
+  std::condition_variable start_cv_;
+  bool started_ = false;
+  std::string start_error_;
+};
+
+}  // namespace jet::server
