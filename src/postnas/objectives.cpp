@@ -48,10 +48,13 @@ Objective make_objective(Supernet& net, const nlohmann::json& o, const text::Tok
 }
 
 void plot_placements(const std::vector<std::string>& files, const std::string& png) {
-  const char* py = std::getenv("JET_PYTHON");
+  // $JET_PYTHON, else the checkout's .venv (setup.sh installs matplotlib there), else python3.
+  const char* env_py = std::getenv("JET_PYTHON");
+  const std::string venv = std::string(JET_SOURCE_DIR) + "/.venv/bin/python3";
+  const std::string py = env_py ? env_py : path_exists(venv) ? venv : "python3";
   const std::string script = std::string(JET_SOURCE_DIR) + "/tools/plot_placement.py";
   JET_CHECK(path_exists(script), "--plot: {} is missing", script);
-  std::string cmd = fmt::format("'{}' '{}' --out '{}'", py ? py : "python3", script, png);
+  std::string cmd = fmt::format("'{}' '{}' --out '{}'", py, script, png);
   for (const auto& f : files) cmd += " '" + f + "'";
   JET_CHECK(std::system(cmd.c_str()) == 0, "--plot: `{}` failed (needs python3 with matplotlib)", cmd);
 }

@@ -20,7 +20,7 @@ std::vector<Option> objective_options();
 // o: resolved options holding those keys plus data and seed. tok: needed by passkey and mc.
 Objective make_objective(Supernet& net, const nlohmann::json& o, const text::Tokenizer* tok);
 
-// A PNG heat map of per-layer gains, one row per place result (python3 + matplotlib; $JET_PYTHON
+// A PNG heat map of per-layer gains, one row per place result (python3 + matplotlib: $JET_PYTHON, else the checkout's .venv, else python3;
 // overrides the interpreter); a one-line error when that is missing.
 void plot_placements(const std::vector<std::string>& place_jsons, const std::string& png);
 
