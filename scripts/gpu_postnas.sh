@@ -38,6 +38,7 @@ phase2() {
   cp $DEV/build.log "$OUT/build.log"
   if [ "$(cat $DEV/build.rc)" != 0 ]; then tail -40 $DEV/build.log; echo "BUILD FAILED"; exit 1; fi
   export PYTHONPATH=$DEV/site:${PYTHONPATH:-}
+  export LD_LIBRARY_PATH=$DEV/root/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}  # libcpp-httplib from .devdeps
   # Probe: 12 supernet steps at the run's shapes -> tokens/s -> step counts for the time budget.
   rm -rf $DEV/probe
   mkdir -p $RUN
