@@ -4,6 +4,8 @@
 // reads out of bounds or allocates more than a small multiple of the file size.
 #include "io/gguf.h"
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -180,6 +182,9 @@ int64_t type_block_bytes(Type t) {
 }
 
 int64_t TensorInfo::numel() const {
+  // parse() checked that the product fits; a zero dimension anywhere makes it 0 without multiplying
+  // the others (whose partial product alone might not fit).
+  if (std::count(shape.begin(), shape.end(), int64_t{0})) return 0;
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
