@@ -8,22 +8,9 @@ set -uo pipefail
 PHASE=${1:-all}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 ROOT=$PWD
-DEV=/tmp/jetdev
-BUILD=build-gpu
+source scripts/device_lib.sh  # DEV, BUILD, device_phase1
 
-phase1() {
-  mkdir -p $DEV/root
-  for f in .devdeps/deb/*.deb; do dpkg -x "$f" $DEV/root; done
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target $DEV/site .devdeps/whl/*.whl > $DEV/pip.log 2>&1
-  cp .teacher1/part $DEV/teacher.part1
-  cp .devdeps/commit $DEV/commit 2>/dev/null || true  # carried paths do not outlive their call
-  TORCH_PREFIX=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
-  setsid bash -c "cmake -S . -B $BUILD -G Ninja -DJET_CUDA=ON -DCMAKE_PREFIX_PATH='$TORCH_PREFIX;$DEV/root/usr' \
-      -DPython3_EXECUTABLE=$(which python3) > $DEV/build.log 2>&1 && ninja -C $BUILD -j16 >> $DEV/build.log 2>&1; \
-      echo \$? > $DEV/build.rc" < /dev/null > /dev/null 2>&1 &
-  echo "phase 1: build started"
-}
+phase1() { device_phase1 ; }
 
 phase2() {
   mkdir -p models
