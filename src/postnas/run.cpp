@@ -59,15 +59,8 @@ void run_eval_step(const json& cfg, const std::string& data_dir, const std::vect
   r.seed = cfg.value("seed", 0);
   for (const auto& [k, v] : e.items()) {
     try {
-      if (k == "tasks") {
-        r.tasks.clear();
-        const std::string t = v;
-        for (size_t a = 0, b; a <= t.size(); a = b + 1) {
-          b = t.find(',', a);
-          if (b == std::string::npos) b = t.size();
-          if (b > a) r.tasks.push_back(t.substr(a, b - a));
-        }
-      } else if (k == "seq_len") r.seq_len = v;
+      if (k == "tasks") r.tasks = split_list(v.get<std::string>());
+      else if (k == "seq_len") r.seq_len = v;
       else if (k == "ppl_windows") r.ppl_windows = v;
       else if (k == "batch") r.batch = v;
       else if (k == "samples") r.samples = v;

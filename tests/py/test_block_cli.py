@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from test_hybrid_official import D, EAC, TYPES, official_tensors
+from checks import Checks
 
 JET = os.environ.get("JET_BIN", "build/jet")
 
@@ -34,12 +35,7 @@ def rel(a, b):
 
 
 def main():
-    fails = []
-
-    def check(ok, what):
-        print(("ok   " if ok else "FAIL ") + what)
-        if not ok:
-            fails.append(what)
+    check = Checks()
 
     tmp = tempfile.mkdtemp(prefix="jet_block_cli_")
     try:
@@ -82,8 +78,7 @@ def main():
                   and not os.path.exists(out), f"bad input -> {r.stderr.strip()}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("test_block_cli: " + ("FAIL" if fails else "ok"))
-    sys.exit(1 if fails else 0)
+    check.finish("test_block_cli")
 
 
 if __name__ == "__main__":

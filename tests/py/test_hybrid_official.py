@@ -15,6 +15,7 @@ import tempfile
 
 import torch
 from safetensors.torch import load_file, save_file
+from checks import Checks
 
 JET = os.environ.get("JET_BIN", "build/jet")
 D, V, I, HEADS, KV, HD = 48, 101, 64, 4, 2, 12
@@ -123,12 +124,7 @@ def jet(*args):
 
 
 def main():
-    fails = []
-
-    def check(ok, what):
-        print(("ok   " if ok else "FAIL ") + what)
-        if not ok:
-            fails.append(what)
+    check = Checks()
 
     tmp = tempfile.mkdtemp(prefix="jet_hybrid_official_")
     try:
@@ -194,8 +190,7 @@ def main():
               f"extra tensor: {e.stderr.strip()}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("test_hybrid_official: " + ("FAIL" if fails else "ok"))
-    sys.exit(1 if fails else 0)
+    check.finish("test_hybrid_official")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import official_jetblock
+from checks import Checks
 from official_jetblock import StateCache
 
 JET = os.environ.get("JET_BIN", "build/jet")
@@ -127,12 +128,7 @@ def main():
         JetBlock, JetBlockConfig = official_jetblock.load()
     except RuntimeError as e:
         die(str(e))
-    fails = []
-
-    def check(ok, what):
-        print(("ok   " if ok else "FAIL ") + what)
-        if not ok:
-            fails.append(what)
+    check = Checks()
 
     tmp = tempfile.mkdtemp(prefix="jet_jetblock_official_")
     try:
@@ -145,8 +141,7 @@ def main():
                  256, 3, 200, 3, check)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("test_jetblock_official_gpu: " + ("FAIL" if fails else "ok"))
-    sys.exit(1 if fails else 0)
+    check.finish("test_jetblock_official_gpu")
 
 
 if __name__ == "__main__":

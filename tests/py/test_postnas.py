@@ -16,13 +16,13 @@ import time
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from checks import Checks
 from hf_tiny import save_random
 from data_tiny import make_corpus, make_tokenizer
 
 JET = os.environ.get("JET_BIN", "build/jet")
 ENV = dict(os.environ, OMP_NUM_THREADS="1")  # bit-exact resume compares runs at one thread count
-failures = []
-passes = []
+expect = Checks()
 
 
 def jet(*args, check=True, **kw):
@@ -30,11 +30,6 @@ def jet(*args, check=True, **kw):
     if check and p.returncode != 0:
         sys.exit(f"FAIL: jet {' '.join(map(str, args))} -> {p.returncode}\n{p.stderr[-3000:]}")
     return p
-
-
-def expect(ok, what):
-    print(("ok   " if ok else "FAIL ") + what)
-    (passes if ok else failures).append(what)
 
 
 def supernet_args(teacher, data, out):
@@ -206,8 +201,7 @@ def main():
                f"{what}: {lines[-1] if lines else '(no message)'}")
     expect(not any(os.path.exists(os.path.join(tmp, x)) for x in ("x3.json",)), "no partial outputs")
 
-    print(f"{len(passes)} passed, {len(failures)} failed")
-    sys.exit(1 if failures else 0)
+    expect.finish("test_postnas")
 
 
 if __name__ == "__main__":
