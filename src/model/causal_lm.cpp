@@ -8,8 +8,33 @@
 
 #include "core/check.h"
 #include "core/shape.h"
+#include "ops/norms/norms.h"
 
 namespace jet::model {
+namespace {
+
+std::pair<at::Tensor, at::Tensor> add_norm(const RMSNorm& norm, const at::Tensor& x, const at::Tensor& y) {
+  return ops::add_rms_norm(x, y, norm.weight, norm.eps);
+}
+
+// The decoder stack over embeddings x with each residual add fused into the RMSNorm that follows it (the
+// next layer's input norm, the final norm after the last layer): mix(i, input_layernorm_i(x)) is layer i's
+// mixer output. Returns norm_(last residual).
+template <typename Mix>
+at::Tensor run_stack(const std::vector<DecoderLayer>& layers, const RMSNorm& final_norm, at::Tensor x,
+                     const Mix& mix) {
+  if (layers.empty()) return final_norm(x);
+  at::Tensor normed = layers[0].input_layernorm(x);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const DecoderLayer& l = layers[i];
+    auto [h, n2] = add_norm(l.post_attention_layernorm, x, mix(i, l, normed));
+    const RMSNorm& next = i + 1 < layers.size() ? layers[i + 1].input_layernorm : final_norm;
+    std::tie(x, normed) = add_norm(next, h, l.mlp(n2));
+  }
+  return normed;
+}
+
+}  // namespace
 
 at::Tensor DecoderLayer::forward(const at::Tensor& x, const ForwardContext& ctx,
                                  MixerState* state) const {
@@ -17,8 +42,8 @@ at::Tensor DecoderLayer::forward(const at::Tensor& x, const ForwardContext& ctx,
 }
 
 at::Tensor DecoderLayer::finish(const at::Tensor& x, const at::Tensor& mixed) const {
-  at::Tensor h = x + mixed;
-  return h + mlp(post_attention_layernorm(h));
+  auto [h, n] = add_norm(post_attention_layernorm, x, mixed);
+  return h + mlp(n);
 }
 
 CausalLM::CausalLM(ModelConfig config)
@@ -126,11 +151,12 @@ at::Tensor CausalLM::hidden(const at::Tensor& ids, int64_t start_pos, Cache* cac
   ForwardContext ctx;
   ctx.start_pos = start_pos;
   std::tie(ctx.cos, ctx.sin) = rope_.cos_sin(start_pos, T, device_, dtype_);
-  at::Tensor x = at::embedding(embed_tokens_, ids_dev);
-  for (size_t i = 0; i < layers_.size(); ++i)
-    x = layers_[i].forward(x, ctx, cache ? cache->layers[i].get() : nullptr);
+  at::Tensor out = run_stack(layers_, norm_, at::embedding(embed_tokens_, ids_dev),
+                             [&](size_t i, const DecoderLayer& l, const at::Tensor& n) {
+                               return l.mixer->forward(n, ctx, cache ? cache->layers[i].get() : nullptr);
+                             });
   if (cache) cache->length = start_pos + T;
-  return norm_(x);
+  return out;
 }
 
 at::Tensor CausalLM::hidden_rows(const at::Tensor& ids, int64_t start_pos, Cache& cache, int64_t row) const {
@@ -143,12 +169,10 @@ at::Tensor CausalLM::hidden_rows(const at::Tensor& ids, int64_t start_pos, Cache
   ForwardContext ctx;
   ctx.start_pos = start_pos;
   std::tie(ctx.cos, ctx.sin) = rope_.cos_sin(start_pos, T, device_, dtype_);
-  at::Tensor x = at::embedding(embed_tokens_, ids_dev);
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    const auto& l = layers_[i];
-    x = l.finish(x, l.mixer->forward_rows(l.input_layernorm(x), ctx, *cache.layers[i], row));
-  }
-  return norm_(x);
+  return run_stack(layers_, norm_, at::embedding(embed_tokens_, ids_dev),
+                   [&](size_t i, const DecoderLayer& l, const at::Tensor& n) {
+                     return l.mixer->forward_rows(n, ctx, *cache.layers[i], row);
+                   });
 }
 
 bool CausalLM::decode_needs_host() const {
@@ -165,12 +189,10 @@ at::Tensor CausalLM::decode_rows(const at::Tensor& ids, const at::Tensor& positi
   ctx.key_len = key_len;
   ctx.host_positions = host_positions;
   std::tie(ctx.cos, ctx.sin) = rope_.cos_sin(positions, dtype_);
-  at::Tensor x = at::embedding(embed_tokens_, ids.unsqueeze(1));  // [B, 1, D]
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    const auto& l = layers_[i];
-    x = l.finish(x, l.mixer->decode_rows(l.input_layernorm(x), ctx, *cache.layers[i]));
-  }
-  return lm_head(norm_(x.squeeze(1)));
+  const at::Tensor x = at::embedding(embed_tokens_, ids.unsqueeze(1));  // [B, 1, D]
+  return lm_head(run_stack(layers_, norm_, x, [&](size_t i, const DecoderLayer& l, const at::Tensor& n) {
+                   return l.mixer->decode_rows(n, ctx, *cache.layers[i]);
+                 }).squeeze(1));
 }
 
 std::vector<int64_t> CausalLM::layer_cache_bytes(int64_t context, int64_t elem_bytes) const {

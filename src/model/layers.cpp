@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "ops/activations/silu_mul.h"
 #include "ops/norms/norms.h"
 
 namespace jet::model {
@@ -31,7 +32,7 @@ void Mlp::declare(ParamList& params, const std::string& prefix, const ModelConfi
 }
 
 at::Tensor Mlp::operator()(const at::Tensor& x) const {
-  return down_proj(at::silu(gate_proj(x)) * up_proj(x));
+  return down_proj(ops::silu_mul(gate_proj(x), up_proj(x)));
 }
 
 Rope::Rope(const RopeConfig& c, int64_t head_dim) {

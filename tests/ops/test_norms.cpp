@@ -1,8 +1,9 @@
-// RMSNorm and gated RMSNorm (norm-then-gate and gate-then-norm, grouped) vs the float64 oracle,
-// outputs and gradients.
+// RMSNorm, residual add + RMSNorm and gated RMSNorm (norm-then-gate and gate-then-norm, grouped) vs the
+// float64 oracle, outputs and gradients; silu(gate) · up vs its oracle.
 #include <gtest/gtest.h>
 
 #include "core/check.h"
+#include "ops/activations/silu_mul.h"
 #include "ops/norms/norms.h"
 #include "test_util.h"
 
@@ -48,6 +49,47 @@ TEST(Norms, RmsNormMatchesOracleAndKeepsDtype) {
   EXPECT_LE(rel_err(yb, rms_norm_ref(x.to(at::kBFloat16), w, 1e-6)), 1e-2);
   EXPECT_THROW(rms_norm(x, at::ones({31}), 1e-6), Error);
   EXPECT_THROW(gated_rms_norm(x, at::ones({4, 31}), w, 1e-6), Error);
+}
+
+TEST(Norms, AddRmsNormMatchesOracleWithGradients) {
+  test::SingleThread one_thread;
+  at::Generator gen = test::seeded(2);
+  const int64_t D = 37;  // odd
+  const at::Tensor x = test::randn({2, 3, D}, gen), y = test::randn({2, 3, D}, gen), w = test::randn({D}, gen);
+  const at::Tensor dh = test::randn({2, 3, D}, gen).to(at::kDouble), dn = test::randn({2, 3, D}, gen).to(at::kDouble);
+  auto run = [&](bool ref, at::ScalarType dt) {
+    at::Tensor xa = x.to(dt).requires_grad_(true), ya = y.to(dt).requires_grad_(true), wa = w.to(dt).requires_grad_(true);
+    auto [h, n] = ref ? add_rms_norm_ref(xa, ya, wa, 1e-6) : add_rms_norm(xa, ya, wa, 1e-6);
+    EXPECT_EQ(h.scalar_type(), dt);
+    EXPECT_EQ(n.scalar_type(), dt);
+    (h.to(at::kDouble) * dh + n.to(at::kDouble) * dn).sum().backward();
+    return std::vector<at::Tensor>{h, n, xa.grad(), ya.grad(), wa.grad()};
+  };
+  const auto want = run(true, at::kDouble), got = run(false, at::kFloat);
+  const char* names[] = {"h", "n", "dx", "dy", "dweight"};
+  for (int i = 0; i < 5; ++i) EXPECT_LE(rel_err(got[i], want[i]), kTol) << names[i];
+  // Without a weight, and bf16 (h rounded once, the norm of the rounded h).
+  const auto [hb, nb] = add_rms_norm(x.to(at::kBFloat16), y.to(at::kBFloat16), at::Tensor(), 1e-6);
+  const auto [hr, nr] = add_rms_norm_ref(x, y, at::Tensor(), 1e-6);
+  EXPECT_LE(rel_err(hb, hr), 1e-2);
+  EXPECT_LE(rel_err(nb, nr), 1e-2);
+  EXPECT_THROW(add_rms_norm(x, y.narrow(-1, 0, D - 1), w, 1e-6), Error);
+  EXPECT_THROW(add_rms_norm(x, y.to(at::kDouble), w, 1e-6), Error);
+}
+
+TEST(Activations, SiluMulMatchesOracleWithGradients) {
+  test::SingleThread one_thread;
+  at::Generator gen = test::seeded(3);
+  const at::Tensor g = 4 * test::randn({3, 29}, gen), u = test::randn({3, 29}, gen), dy = test::randn({3, 29}, gen);
+  at::Tensor ga = g.clone().requires_grad_(true), ua = u.clone().requires_grad_(true);
+  const at::Tensor y = silu_mul(ga, ua);
+  (y * dy).sum().backward();
+  at::Tensor gd = g.to(at::kDouble).requires_grad_(true), ud = u.to(at::kDouble).requires_grad_(true);
+  (silu_mul_ref(gd, ud) * dy.to(at::kDouble)).sum().backward();
+  EXPECT_LE(rel_err(y, silu_mul_ref(g, u)), kTol);
+  EXPECT_LE(rel_err(ga.grad(), gd.grad()), kTol);
+  EXPECT_LE(rel_err(ua.grad(), ud.grad()), kTol);
+  EXPECT_THROW(silu_mul(g, u.narrow(1, 0, 28)), Error);
 }
 
 }  // namespace

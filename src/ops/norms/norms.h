@@ -4,16 +4,32 @@
 //   gated, norm first    = rms_norm(x) · SiLU(gate)        (fla FusedRMSNormGated: JetBlock, GDN, RetNet, GLA)
 //   gated, gate first    = rms_norm(x · SiLU(gate))        (Mamba2's RMSNormGated, norm_before_gate = false)
 // group_size > 0 normalises each group of that many channels separately (Mamba2 with n_groups > 1).
+//   add_rms_norm(x, y)   = (h, rms_norm(h)) with h = x + y in x's dtype (the decoder's residual stream)
+// On CUDA, without autograd, rms_norm (group_size 0) and add_rms_norm are one kernel (norms.cu); else ATen.
 #pragma once
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <utility>
 
 namespace jet::ops {
 
 // x [..., D], weight [D] or undefined (no affine).
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps, int64_t group_size = 0);
 at::Tensor rms_norm_ref(const at::Tensor& x, const at::Tensor& weight, double eps, int64_t group_size = 0);
+
+// x, y [..., D] of one dtype; weight [D] or undefined. Returns {h = x + y, rms_norm(h, weight)}; the norm
+// reads h as rounded to x's dtype, like the two ops one after the other.
+std::pair<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& x, const at::Tensor& y, const at::Tensor& weight,
+                                               double eps);
+std::pair<at::Tensor, at::Tensor> add_rms_norm_ref(const at::Tensor& x, const at::Tensor& y,
+                                                   const at::Tensor& weight, double eps);
+
+// The CUDA kernel behind both (bf16 / fp32, weight of x's dtype, no autograd): y undefined = plain rms_norm,
+// then only the normalised tensor is returned (first = undefined).
+bool rms_norm_cuda_supports(const at::Tensor& x, const at::Tensor& y, const at::Tensor& weight);
+std::pair<at::Tensor, at::Tensor> rms_norm_cuda(const at::Tensor& x, const at::Tensor& y, const at::Tensor& weight,
+                                                double eps);
 
 // x, gate [..., D]; weight [D] or undefined.
 at::Tensor gated_rms_norm(const at::Tensor& x, const at::Tensor& gate, const at::Tensor& weight, double eps,

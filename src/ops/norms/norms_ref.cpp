@@ -24,6 +24,12 @@ at::Tensor rms_norm_ref(const at::Tensor& x, const at::Tensor& weight, double ep
   return y;
 }
 
+std::pair<at::Tensor, at::Tensor> add_rms_norm_ref(const at::Tensor& x, const at::Tensor& y,
+                                                   const at::Tensor& weight, double eps) {
+  const at::Tensor h = x.to(at::kDouble) + y.to(at::kDouble);
+  return {h, rms_norm_ref(h, weight, eps)};
+}
+
 at::Tensor gated_rms_norm_ref(const at::Tensor& x, const at::Tensor& gate, const at::Tensor& weight, double eps,
                               bool norm_before_gate, int64_t group_size) {
   const at::Tensor gd = gate.to(at::kDouble);
