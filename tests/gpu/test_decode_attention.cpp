@@ -1,7 +1,7 @@
-// The CUDA decode-attention kernel (ops/attention/decode_attention.cu) vs the float64 reference and the
-// ATen path: bf16 and fp32, head dims 64 and 128, GQA groups 1..8, odd key lengths, a visible length per
-// row, caches read through strided views, one split and many, inside a CUDA graph; and the engine with
-// attn + swa layers of head dim 64 (the kernel in its decode step, the SWA ring wrapping) on CUDA
+// The CUDA decode-attention kernels (ops/attention/decode_attention.cu: CUDA cores and tensor cores) vs the
+// float64 reference and the ATen path: bf16 and fp32, head dims 64 and 128, GQA groups 1..16, odd key lengths,
+// a visible length per row, caches read through strided views, one split and many, inside a CUDA graph; and the
+// engine with attn + swa layers of head dim 64 (the kernel in its decode step, the SWA ring wrapping) on CUDA
 // graphs vs the CPU engine.
 #include <gtest/gtest.h>
 
@@ -24,6 +24,7 @@ using jet::ops::decode_attention_aten;
 using jet::ops::decode_attention_cuda;
 using jet::ops::decode_attention_cuda_supports;
 using jet::ops::decode_attention_ref;
+using jet::ops::DecodeKernel;
 
 double rel_err(const at::Tensor& a, const at::Tensor& ref) {
   const at::Tensor x = a.to(at::kCPU, at::kDouble), r = ref.to(at::kCPU, at::kDouble);
@@ -63,6 +64,9 @@ TEST_P(DecodeAttentionCuda, MatchesReference) {
   for (auto [B, S] : std::vector<std::pair<int64_t, int64_t>>{{5, 37}, {3, 1}, {1, 4099}, {7, 1000}, {300, 129}}) {
     const Inputs in = make(B, H, Hkv, S, D, dt, seed++);
     ASSERT_TRUE(decode_attention_cuda_supports(in.q, in.k, in.v));
+    // The tensor-core kernel takes bf16 with up to 16 query heads per KV head, the CUDA-core one up to 8.
+    EXPECT_EQ(decode_attention_cuda_supports(in.q, in.k, in.v, DecodeKernel::mma), dt == at::kBFloat16 && H / Hkv <= 16);
+    EXPECT_EQ(decode_attention_cuda_supports(in.q, in.k, in.v, DecodeKernel::simt), H / Hkv <= 8);
     for (bool per_row : {true, false}) {
       const at::Tensor pos = per_row ? in.positions : at::Tensor();
       const at::Tensor out = decode_attention_cuda(in.q, in.k, in.v, pos);
@@ -70,6 +74,11 @@ TEST_P(DecodeAttentionCuda, MatchesReference) {
       ASSERT_EQ(out.scalar_type(), dt);
       const at::Tensor ref = decode_attention_ref(in.q, in.k, in.v, pos);
       EXPECT_LT(rel_err(out, ref), tolerance(dt)) << "B " << B << " S " << S << " per_row " << per_row;
+       for (auto which : {DecodeKernel::simt, DecodeKernel::mma}) {
+        if (!decode_attention_cuda_supports(in.q, in.k, in.v, which)) continue;
+        EXPECT_LT(rel_err(decode_attention_cuda(in.q, in.k, in.v, pos, which), ref), tolerance(dt))
+            << "B " << B << " S " << S << " per_row " << per_row << (which == DecodeKernel::mma ? " mma" : " simt");
+      }
       // The ATen path (the CPU path) agrees with the reference as closely.
       EXPECT_LT(rel_err(decode_attention_aten(in.q, in.k, in.v, pos), ref), tolerance(dt) * 2);
       // The dispatcher takes the kernel: bit-identical.
@@ -88,7 +97,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, DecodeAttentionCuda,
                          ::testing::Values(Case{at::kBFloat16, 128, 12, 2}, Case{at::kBFloat16, 64, 9, 3},
                                            Case{at::kFloat, 128, 12, 2}, Case{at::kFloat, 64, 9, 3},
                                            Case{at::kBFloat16, 128, 8, 8}, Case{at::kFloat, 64, 16, 2},
-                                           Case{at::kBFloat16, 64, 10, 2}, Case{at::kFloat, 128, 7, 1}),
+                                           Case{at::kBFloat16, 64, 10, 2}, Case{at::kFloat, 128, 7, 1},
+                                           Case{at::kBFloat16, 128, 16, 1}, Case{at::kBFloat16, 64, 24, 2},
+                                           Case{at::kBFloat16, 128, 6, 2}),
                          case_name);
 
 // Captured once, replayed after the positions and the cache change in place: the graph reads them.
@@ -96,25 +107,28 @@ TEST(DecodeAttentionCudaGraph, ReplayFollowsPositionsAndCache) {
   ASSERT_TRUE(at::hasCUDA());
   for (auto dt : {at::kBFloat16, at::kFloat}) {
     for (int64_t B : {2, 64}) {
-      Inputs in = make(B, 12, 2, 777, 128, dt, 40 + B);
-      c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool();
-      c10::cuda::getCurrentCUDAStream().synchronize();
-      at::Tensor out;
-      {
-        c10::cuda::CUDAStreamGuard guard(stream);
-        (void)decode_attention_cuda(in.q, in.k, in.v, in.positions);  // warm-up
-        at::cuda::CUDAGraph graph;
-        graph.capture_begin();
-        out = decode_attention_cuda(in.q, in.k, in.v, in.positions);
-        graph.capture_end();
-        for (int round = 0; round < 3; ++round) {
-          in.positions.copy_(at::randint(0, 777, {B}, in.positions.options()));
-          in.k.normal_();
-          in.q.normal_();
-          graph.replay();
-          stream.synchronize();
-          const at::Tensor ref = decode_attention_ref(in.q, in.k, in.v, in.positions);
-          EXPECT_LT(rel_err(out, ref), tolerance(dt)) << "B " << B << " round " << round;
+      for (auto which : {DecodeKernel::simt, DecodeKernel::mma}) {
+        if (which == DecodeKernel::mma && dt != at::kBFloat16) continue;
+        Inputs in = make(B, 12, 2, 777, 128, dt, 40 + B);
+        c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool();
+        c10::cuda::getCurrentCUDAStream().synchronize();
+        at::Tensor out;
+        {
+          c10::cuda::CUDAStreamGuard guard(stream);
+          (void)decode_attention_cuda(in.q, in.k, in.v, in.positions, which);  // warm-up
+          at::cuda::CUDAGraph graph;
+          graph.capture_begin();
+          out = decode_attention_cuda(in.q, in.k, in.v, in.positions, which);
+          graph.capture_end();
+          for (int round = 0; round < 3; ++round) {
+            in.positions.copy_(at::randint(0, 777, {B}, in.positions.options()));
+            in.k.normal_();
+            in.q.normal_();
+            graph.replay();
+            stream.synchronize();
+            const at::Tensor ref = decode_attention_ref(in.q, in.k, in.v, in.positions);
+            EXPECT_LT(rel_err(out, ref), tolerance(dt)) << "B " << B << " round " << round;
+          }
         }
       }
     }

@@ -50,8 +50,11 @@ at::Tensor decode_attention_aten(const at::Tensor& q, const at::Tensor& k, const
 }
 
 #ifndef JET_CUDA
-bool decode_attention_cuda_supports(const at::Tensor&, const at::Tensor&, const at::Tensor&) { return false; }
-at::Tensor decode_attention_cuda(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&) {
+bool decode_attention_cuda_supports(const at::Tensor&, const at::Tensor&, const at::Tensor&, DecodeKernel) {
+  return false;
+}
+at::Tensor decode_attention_cuda(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                 DecodeKernel) {
   JET_FAIL("decode_attention_cuda needs a build with -DJET_CUDA=ON");
 }
 bool rope_kv_write_cuda_supports(const at::Tensor&, const at::Tensor&) { return false; }

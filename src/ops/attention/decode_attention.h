@@ -28,12 +28,17 @@ void check_decode_attention_shapes(const at::Tensor& q, const at::Tensor& k, con
 at::Tensor decode_attention_ref(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                 const at::Tensor& positions);
 
-// CUDA fast path (decode_attention.cu, JET_CUDA builds): bf16 or fp32, D in {64, 128}, H / Hkv <= 8.
-// Split-K ("flash decoding"): each block reads one KV head's slice of keys once for all its query
-// heads, keeps an online softmax in fp32, and a combine pass merges the slices.
-bool decode_attention_cuda_supports(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+// CUDA fast path (decode_attention.cu, JET_CUDA builds): D in {64, 128}, any cache strides with a contiguous
+// last dim. Split-K ("flash decoding"): each block reads one KV head's slice of keys once for all its query
+// heads, keeps an online softmax in fp32, and a combine pass merges the slices. Two kernels:
+//   simt: bf16 or fp32, H / Hkv <= 8, dot products on CUDA cores;
+//   mma:  bf16, H / Hkv <= 16, QKᵀ and PV on tensor cores (the group's query heads as a 16-row tile).
+// automatic takes mma for bf16 with H / Hkv >= 2 (or > 8), else simt.
+enum class DecodeKernel { automatic, simt, mma };
+bool decode_attention_cuda_supports(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                    DecodeKernel which = DecodeKernel::automatic);
 at::Tensor decode_attention_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                 const at::Tensor& positions);
+                                 const at::Tensor& positions, DecodeKernel which = DecodeKernel::automatic);
 
 // The rest of the attention decode step before decode_attention, fused into one CUDA kernel (it would
 // be a dozen small launches): RoPE on q and k, and the new k, v written into the cache.
