@@ -8,6 +8,7 @@
 
 #include "core/check.h"
 #include "core/shape.h"
+#include "model/packed_rows.h"
 #include "ops/attention/decode_attention.h"
 
 namespace jet::model {
@@ -118,16 +119,24 @@ at::Tensor Attention::decode_rows(const at::Tensor& x, const ForwardContext& ctx
   // Row b's token goes to cache slot positions[b] (a ring slot with a window). Every slot j <= positions[b]
   // holds one of that row's tokens; in a ring of `window` slots those are exactly the window.
   at::Tensor ks = s.k.narrow(0, 0, B), vs = s.v.narrow(0, 0, B);
+  // q, k, v [B, 1, h·D]: column blocks of one GEMM when load_weights packed the projections.
+  at::Tensor qx, kx, vx;
+  const auto [packed, qkv] = packed_linear(x, {&q_proj_.weight, &k_proj_.weight, &v_proj_.weight},
+                                           {&q_proj_.bias, &k_proj_.bias, &v_proj_.bias});
+  if (packed) {
+    const int64_t nq = heads_ * head_dim_, nkv = kv_heads_ * head_dim_;
+    qx = qkv.narrow(-1, 0, nq), kx = qkv.narrow(-1, nq, nkv), vx = qkv.narrow(-1, nq + nkv, nkv);
+  } else {
+    qx = q_proj_(x), kx = k_proj_(x), vx = v_proj_(x);
+  }
   at::Tensor q;  // [B, H, 1, D] after RoPE
   if (ops::rope_kv_write_cuda_supports(x, s.k)) {  // one kernel for RoPE and the cache write
-    q = ops::rope_kv_write_cuda(q_proj_(x), k_proj_(x), v_proj_(x), ctx.cos, ctx.sin, ctx.positions, ks, vs,
-                                window_ > 0)
-            .unsqueeze(2);
+    q = ops::rope_kv_write_cuda(qx, kx, vx, ctx.cos, ctx.sin, ctx.positions, ks, vs, window_ > 0).unsqueeze(2);
   } else {
     auto heads = [&](const at::Tensor& t, int64_t h) { return t.view({B, 1, h, head_dim_}).transpose(1, 2); };
-    q = Rope::apply(heads(q_proj_(x), heads_), ctx.cos, ctx.sin);
-    at::Tensor k = Rope::apply(heads(k_proj_(x), kv_heads_), ctx.cos, ctx.sin);
-    at::Tensor v = heads(v_proj_(x), kv_heads_);
+    q = Rope::apply(heads(qx, heads_), ctx.cos, ctx.sin);
+    at::Tensor k = Rope::apply(heads(kx, kv_heads_), ctx.cos, ctx.sin);
+    at::Tensor v = heads(vx, kv_heads_);
     at::Tensor slot = window_ > 0 ? at::remainder(ctx.positions, cap) : ctx.positions;
     at::Tensor index = slot.view({B, 1, 1, 1}).expand({B, kv_heads_, 1, head_dim_});
     ks.scatter_(2, index, k);

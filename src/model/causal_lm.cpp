@@ -4,10 +4,12 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "core/check.h"
 #include "core/shape.h"
+#include "model/packed_rows.h"
 #include "ops/norms/norms.h"
 
 namespace jet::model {
@@ -93,7 +95,35 @@ void CausalLM::check_weights(const io::TensorMap& weights, const std::string& wh
 void CausalLM::load_weights(const io::TensorMap& weights, at::ScalarType dtype, at::Device device,
                             const std::string& where) {
   check_weights(weights, where);
-  for (const auto& p : params_) *p.slot = weights.at(p.name).to(device, p.keep_fp32 ? at::kFloat : dtype);
+  // q/k/v and gate/up of a layer go into one buffer each (model/packed_rows.h: one GEMM on the decode path).
+  std::map<std::string, const Param*> by_name;
+  for (const auto& p : params_) by_name[p.name] = &p;
+  std::set<std::string> bound;
+  static const std::vector<std::pair<std::string, std::vector<const char*>>> groups = {
+      {"q_proj.weight", {"q_proj", "k_proj", "v_proj"}}, {"gate_proj.weight", {"gate_proj", "up_proj"}}};
+  auto pack = [&](const std::string& prefix, const std::vector<const char*>& parts, const char* suffix) {
+    std::vector<at::Tensor*> slots;
+    std::vector<at::Tensor> sources;
+    for (const char* part : parts) {
+      auto it = by_name.find(prefix + part + suffix);
+      if (it == by_name.end() || it->second->keep_fp32) return;
+      slots.push_back(it->second->slot);
+      sources.push_back(weights.at(it->first));
+    }
+    if (!bind_packed(slots, sources, at::TensorOptions().dtype(dtype).device(device))) return;
+    for (const char* part : parts) bound.insert(prefix + part + suffix);
+  };
+  for (const auto& p : params_) {
+    for (const auto& [first, parts] : groups) {
+      if (p.name.size() < first.size() || p.name.compare(p.name.size() - first.size(), first.size(), first) != 0)
+        continue;
+      const std::string prefix = p.name.substr(0, p.name.size() - first.size());
+      pack(prefix, parts, ".weight");
+      pack(prefix, parts, ".bias");
+    }
+  }
+  for (const auto& p : params_)
+    if (!bound.count(p.name)) *p.slot = weights.at(p.name).to(device, p.keep_fp32 ? at::kFloat : dtype);
   if (config_.tie_word_embeddings) lm_head_ = embed_tokens_;
   rope_.to(device);
   dtype_ = dtype;

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "model/packed_rows.h"
 #include "ops/activations/silu_mul.h"
 #include "ops/norms/norms.h"
 
@@ -32,6 +33,12 @@ void Mlp::declare(ParamList& params, const std::string& prefix, const ModelConfi
 }
 
 at::Tensor Mlp::operator()(const at::Tensor& x) const {
+  // gate and up in one GEMM when load_weights packed them (model/packed_rows.h).
+  const auto [packed, gu] = packed_linear(x, {&gate_proj.weight, &up_proj.weight}, {&gate_proj.bias, &up_proj.bias});
+  if (packed) {
+    const int64_t n = gate_proj.weight.size(0);
+    return down_proj(ops::silu_mul(gu.narrow(-1, 0, n), gu.narrow(-1, n, n)));
+  }
   return down_proj(ops::silu_mul(gate_proj(x), up_proj(x)));
 }
 

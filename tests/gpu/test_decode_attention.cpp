@@ -136,16 +136,22 @@ TEST(DecodeAttentionCudaGraph, ReplayFollowsPositionsAndCache) {
 }
 
 // The fused RoPE + cache write vs Rope::apply and a scatter in float64: the rotated q, the written
-// slots (positions[b], or positions[b] % cap in a ring), and every other slot untouched.
+// slots (positions[b], or positions[b] % cap in a ring), and every other slot untouched; q, k, v also as
+// row-strided column blocks of a packed qkv (read in place).
 TEST(RopeKvWriteCuda, MatchesRopeAndScatter) {
   ASSERT_TRUE(at::hasCUDA());
   for (auto dt : {at::kFloat, at::kBFloat16}) {
     for (auto [H, Hkv, D] : std::vector<std::array<int64_t, 3>>{{12, 2, 128}, {9, 3, 64}, {4, 2, 8}}) {
-      for (bool ring : {false, true}) {
+      for (int variant = 0; variant < 3; ++variant) {
+        const bool ring = variant == 1, packed = variant == 2;  // packed: q, k, v are column blocks of one qkv
         const int64_t B = 5, cap = 37;
         auto o = at::TensorOptions().dtype(dt).device(at::kCUDA);
-        at::manual_seed(H * 100 + D + ring);
+        at::manual_seed(H * 100 + D + variant);
         at::Tensor q = at::randn({B, 1, H * D}, o), k = at::randn({B, 1, Hkv * D}, o), v = at::randn({B, 1, Hkv * D}, o);
+        if (packed) {
+          const at::Tensor qkv = at::randn({B, 1, (H + 2 * Hkv) * D}, o);
+          q = qkv.narrow(-1, 0, H * D), k = qkv.narrow(-1, H * D, Hkv * D), v = qkv.narrow(-1, (H + Hkv) * D, Hkv * D);
+        }
         at::Tensor cos = at::randn({B, 1, 1, D}, o), sin = at::randn({B, 1, 1, D}, o);
         at::Tensor pos = at::randperm(ring ? 200 : cap, at::TensorOptions().dtype(at::kLong).device(at::kCUDA)).narrow(0, 0, B);
         at::Tensor kc = at::randn({B + 1, Hkv, cap, D}, o), vc = at::randn({B + 1, Hkv, cap, D}, o);
@@ -167,8 +173,8 @@ TEST(RopeKvWriteCuda, MatchesRopeAndScatter) {
           kref[b].select(1, slot).copy_(kr[b]);
           vref[b].select(1, slot).copy_(vr[b]);
         }
-        EXPECT_LT(rel_err(kc, kref), tol) << "ring " << ring;
-        EXPECT_TRUE(d(vc).equal(vref)) << "ring " << ring;
+        EXPECT_LT(rel_err(kc, kref), tol) << "variant " << variant;
+        EXPECT_TRUE(d(vc).equal(vref)) << "variant " << variant;
       }
     }
   }

@@ -1,7 +1,7 @@
 // The fused CUDA RMSNorm / residual add + RMSNorm (ops/norms/norms.cu) and silu(gate) · up
 // (ops/activations/silu_mul.cu) vs the float64 references: bf16 and fp32, odd and model widths, one row and
-// many, with and without a weight, unaligned views (the scalar path); the dispatchers take the kernels
-// without autograd and the ATen path with it.
+// many, with and without a weight, unaligned views (the scalar path), row-strided halves of a packed gate/up;
+// the dispatchers take the kernels without autograd and the ATen path with it.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -96,6 +96,13 @@ TEST(SiluMulCuda, MatchesReference) {
         const at::Tensor gs = g.narrow(1, 1, g.size(1) - 1), us = u.narrow(1, 1, u.size(1) - 1);
         EXPECT_LT(rel_err(jet::ops::silu_mul_cuda(gs, us), jet::ops::silu_mul_ref(gs, us)), tol(dt));
       }
+      // The halves of a packed gate/up projection: row-strided, read in place.
+      const int64_t n = shape.back();
+      std::vector<int64_t> both = shape;
+      both.back() = 2 * n;
+      const at::Tensor gu = at::randn(both, o);
+      const at::Tensor gh = gu.narrow(-1, 0, n), uh = gu.narrow(-1, n, n);
+      EXPECT_LT(rel_err(jet::ops::silu_mul_cuda(gh, uh), jet::ops::silu_mul_ref(gh, uh)), tol(dt));
     }
   }
 }

@@ -1,4 +1,5 @@
-// silu(gate) · up on CUDA: one elementwise kernel instead of two (SiLU, then the product), 16-byte loads.
+// silu(gate) · up on CUDA: one elementwise kernel instead of two (SiLU, then the product), 16-byte loads; the
+// inputs may be row-strided views (the two halves of a packed gate/up projection).
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -9,6 +10,7 @@
 #include "core/check.h"
 #include "core/shape.h"
 #include "ops/activations/silu_mul.h"
+#include "ops/row_view.h"
 
 namespace jet::ops {
 namespace {
@@ -25,21 +27,24 @@ struct alignas(sizeof(T) * V) Pack {
   T v[V];
 };
 
-// n packs of V elements; grid-stride.
+// rows × cols (cols % V == 0) at row strides gs / us (elements) into a contiguous out; grid-stride over packs.
 template <typename T, int V>
 __global__ void __launch_bounds__(kThreads)
-silu_mul_kernel(const T* __restrict__ gate, const T* __restrict__ up, T* __restrict__ out, int64_t n) {
+silu_mul_kernel(const T* __restrict__ gate, const T* __restrict__ up, T* __restrict__ out, int64_t rows, int64_t cols,
+                int64_t gs, int64_t us) {
   using P = Pack<T, V>;
+  const int64_t per_row = cols / V, n = rows * per_row;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * kThreads) {
-    const P g = reinterpret_cast<const P*>(gate)[i], u = reinterpret_cast<const P*>(up)[i];
-    P r;
+    const int64_t r = i / per_row, c = (i - r * per_row) * V;
+    const P g = *reinterpret_cast<const P*>(gate + r * gs + c), u = *reinterpret_cast<const P*>(up + r * us + c);
+    P o;
 #pragma unroll
     for (int e = 0; e < V; ++e) {
       const float x = to_f(g.v[e]);
-      put(r.v[e], x / (1.f + __expf(-x)) * to_f(u.v[e]));
+      put(o.v[e], x / (1.f + __expf(-x)) * to_f(u.v[e]));
     }
-    reinterpret_cast<P*>(out)[i] = r;
+    reinterpret_cast<P*>(out)[i] = o;
   }
 }
 
@@ -55,9 +60,13 @@ at::Tensor silu_mul_cuda(const at::Tensor& gate, const at::Tensor& up) {
   JET_CHECK(silu_mul_cuda_supports(gate, up), "silu_mul_cuda: unsupported gate {} {}, up {}", shape_str(gate.sizes()),
             c10::toString(gate.scalar_type()), shape_str(up.sizes()));
   c10::cuda::CUDAGuard guard(gate.device());
-  const at::Tensor g = gate.contiguous(), u = up.contiguous();
-  at::Tensor out = at::empty_like(g);
-  const int64_t numel = g.numel();
+  // Row-strided views (the halves of a packed gate/up projection) are read in place.
+  at::Tensor g = gate, u = up;
+  int64_t gs = uniform_row_stride(g), us = uniform_row_stride(u);
+  if (gs < 0) g = g.contiguous(), gs = g.size(-1);
+  if (us < 0) u = u.contiguous(), us = u.size(-1);
+  at::Tensor out = at::empty(gate.sizes(), gate.options());
+  const int64_t numel = g.numel(), cols = g.size(-1), rows = cols > 0 ? numel / cols : 0;
   if (numel == 0) return out;
   auto stream = at::cuda::getCurrentCUDAStream();
   const int64_t max_blocks = 8 * static_cast<int64_t>(at::cuda::getCurrentDeviceProperties()->multiProcessorCount);
@@ -68,18 +77,18 @@ at::Tensor silu_mul_cuda(const at::Tensor& gate, const at::Tensor& up) {
     const int64_t blocks = std::min(max_blocks, (n + kThreads - 1) / kThreads);
     silu_mul_kernel<T, V><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
         reinterpret_cast<const T*>(g.data_ptr()), reinterpret_cast<const T*>(u.data_ptr()),
-        reinterpret_cast<T*>(out.data_ptr()), n);
+        reinterpret_cast<T*>(out.data_ptr()), rows, cols, gs, us);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   };
   auto aligned = [](const at::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
   const bool wide = aligned(g) && aligned(u);
   if (g.scalar_type() == at::kBFloat16) {
-    if (wide && numel % 8 == 0)
+    if (wide && cols % 8 == 0 && gs % 8 == 0 && us % 8 == 0)
       go(__nv_bfloat16{}, std::integral_constant<int, 8>{});
     else
       go(__nv_bfloat16{}, std::integral_constant<int, 1>{});
   } else {
-    if (wide && numel % 4 == 0)
+    if (wide && cols % 4 == 0 && gs % 4 == 0 && us % 4 == 0)
       go(float{}, std::integral_constant<int, 4>{});
     else
       go(float{}, std::integral_constant<int, 1>{});

@@ -16,10 +16,13 @@
 #include <cmath>
 #include <cstdlib>
 #include <string>
+#include <tuple>
+#include <utility>
 
 #include "core/check.h"
 #include "core/shape.h"
 #include "ops/attention/decode_attention.h"
+#include "ops/row_view.h"
 
 namespace jet::ops {
 namespace {
@@ -429,16 +432,29 @@ decode_attention_mma_kernel(const __nv_bfloat16* __restrict__ q, KVView kv, cons
                                       part_o, part_ml);
 }
 
-// Splits the slots so that B · Hkv · splits blocks fill the GPU a few times over, no split shorter than 256
-// slots (from shapes only: a CUDA graph stays valid while positions change), runs kernel(grid, chunk, kv, out,
-// part_o, part_ml) and, with more than one split, the combine.
+// Splits the slots (from shapes and the device only: a CUDA graph stays valid while positions change), runs
+// kernel(grid, chunk, kv, out, part_o, part_ml) and, with more than one split, the combine. No split is
+// shorter than 256 slots. resident == 0: enough blocks to fill the GPU ~4 times over. resident > 0 (blocks of
+// this kernel one SM holds at once): the fewest splits that fill whole waves of sms · resident blocks to
+// >= 90% (a kernel whose blocks all take as long gains nothing from more, smaller blocks).
 template <typename T, int D, typename K>
-void run_splits(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, at::Tensor& out, const K& kernel) {
+void run_splits(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, at::Tensor& out, int resident,
+                const K& kernel) {
   const int B = q.size(0), H = q.size(1), Hkv = k.size(1), S = k.size(2);
   auto stream = at::cuda::getCurrentCUDAStream();
   const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  const int base = B * Hkv, target = 4 * sms;
-  int splits = std::max(1, std::min((target + base - 1) / base, (S + 255) / 256));
+  const int base = B * Hkv, most = (S + 255) / 256;
+  int splits = std::max(1, std::min((4 * sms + base - 1) / base, most));
+  if (resident > 0 && base < sms * resident) {
+    const int wave = sms * resident;
+    for (int sp = 1; sp <= most; ++sp) {
+      const int64_t blocks = static_cast<int64_t>(base) * sp, waves = (blocks + wave - 1) / wave;
+      if (blocks >= wave && blocks >= 0.9 * waves * wave) {
+        splits = sp;
+        break;
+      }
+    }
+  }
   const int chunk = (S + splits - 1) / splits;
   splits = (S + chunk - 1) / chunk;
   KVView kv{k.data_ptr(), v.data_ptr(), k.stride(0), k.stride(1), k.stride(2), v.stride(0), v.stride(1), v.stride(2)};
@@ -466,7 +482,7 @@ void launch(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const
   const int64_t* pos = positions.defined() ? positions.data_ptr<int64_t>() : nullptr;
   const T* qp = reinterpret_cast<const T*>(q.data_ptr());
   const int S = k.size(2);
-  run_splits<T, D>(q, k, v, out, [&](dim3 grid, int chunk, KVView kv, T* op, float* po, float* pml, cudaStream_t st) {
+  run_splits<T, D>(q, k, v, out, 0, [&](dim3 grid, int chunk, KVView kv, T* op, float* po, float* pml, cudaStream_t st) {
     decode_attention_split_kernel<T, D, REP><<<grid, kThreads, 0, st>>>(qp, kv, pos, S, chunk, log2_scale(D) , op, po,
                                                                        pml);
   });
@@ -477,16 +493,18 @@ void launch_mma(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, c
                 at::Tensor& out) {
   using T = __nv_bfloat16;
   constexpr int smem = mma_smem_bytes<D>();
-  static const bool attr = [] {  // more than 48 KB of dynamic shared memory needs the opt-in
+  static const int resident = [] {  // more than 48 KB of dynamic shared memory needs the opt-in
     C10_CUDA_CHECK(cudaFuncSetAttribute(decode_attention_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         smem));
-    return true;
+    int n = 0;
+    C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, decode_attention_mma_kernel<D>, kThreads, smem));
+    return std::max(n, 1);
   }();
-  (void)attr;
   const int64_t* pos = positions.defined() ? positions.data_ptr<int64_t>() : nullptr;
   const T* qp = reinterpret_cast<const T*>(q.data_ptr());
   const int S = k.size(2), rep = q.size(1) / k.size(1);
-  run_splits<T, D>(q, k, v, out, [&](dim3 grid, int chunk, KVView kv, T* op, float* po, float* pml, cudaStream_t st) {
+  run_splits<T, D>(q, k, v, out, resident,
+                   [&](dim3 grid, int chunk, KVView kv, T* op, float* po, float* pml, cudaStream_t st) {
     decode_attention_mma_kernel<D><<<grid, kThreads, smem, st>>>(qp, kv, pos, S, chunk, rep, log2_scale(D), op, po,
                                                                  pml);
   });
@@ -522,13 +540,14 @@ __global__ void rope_kv_write_kernel(const T* __restrict__ q, const T* __restric
                                      const T* __restrict__ cos, const T* __restrict__ sin,
                                      const int64_t* __restrict__ positions, T* __restrict__ kc, T* __restrict__ vc,
                                      int64_t k_sb, int64_t k_sh, int64_t k_ss, int64_t v_sb, int64_t v_sh,
-                                     int64_t v_ss, int cap, bool ring, T* __restrict__ q_out, int H, int Hkv, int D) {
+                                     int64_t v_ss, int cap, bool ring, T* __restrict__ q_out, int H, int Hkv, int D,
+                                     int64_t q_rs, int64_t k_rs, int64_t v_rs) {
   const int b = blockIdx.x, y = blockIdx.y, i = threadIdx.x, half = D / 2;
   const T* c = cos + static_cast<int64_t>(b) * D;
   const T* s = sin + static_cast<int64_t>(b) * D;
   const bool is_q = y < H;
   const int h = is_q ? y : y - H;
-  const T* x = is_q ? q + (static_cast<int64_t>(b) * H + h) * D : k + (static_cast<int64_t>(b) * Hkv + h) * D;
+  const T* x = is_q ? q + b * q_rs + h * D : k + b * k_rs + h * D;
   const float x1 = to_f(x[i]), x2 = to_f(x[i + half]);
   const float o1 = x1 * to_f(c[i]) - x2 * to_f(s[i]);
   const float o2 = x2 * to_f(c[i + half]) + x1 * to_f(s[i + half]);
@@ -543,7 +562,7 @@ __global__ void rope_kv_write_kernel(const T* __restrict__ q, const T* __restric
   T* ko = kc + b * k_sb + h * k_sh + slot * k_ss;
   store(ko + i, o1);
   store(ko + i + half, o2);
-  const T* vx = v + (static_cast<int64_t>(b) * Hkv + h) * D;
+  const T* vx = v + b * v_rs + h * D;
   T* vo = vc + b * v_sb + h * v_sh + slot * v_ss;
   vo[i] = vx[i];
   vo[i + half] = vx[i + half];
@@ -600,8 +619,18 @@ at::Tensor rope_kv_write_cuda(const at::Tensor& q, const at::Tensor& k, const at
             shape_str(k.sizes()), shape_str(v.sizes()), shape_str(cos.sizes()), shape_str(positions.sizes()),
             shape_str(k_cache.sizes()));
   c10::cuda::CUDAGuard guard(q.device());
-  const at::Tensor qc = q.contiguous(), kx = k.contiguous(), vx = v.contiguous(), cc = cos.contiguous(),
-                   sc = sin.contiguous(), pc = positions.contiguous();
+  // q, k, v as rows of H·D / Hkv·D elements, read in place when row-strided (the parts of a packed qkv).
+  auto rows = [&](const at::Tensor& t, int64_t width) {
+    const int64_t rs = uniform_row_stride(t);
+    if (rs >= 0 && t.size(-1) == width) return std::make_pair(t, rs);
+    return std::make_pair(t.contiguous(), width);
+  };
+  at::Tensor qc, kx, vx;
+  int64_t q_rs = 0, k_rs = 0, v_rs = 0;
+  std::tie(qc, q_rs) = rows(q, H * D);
+  std::tie(kx, k_rs) = rows(k, Hkv * D);
+  std::tie(vx, v_rs) = rows(v, Hkv * D);
+  const at::Tensor cc = cos.contiguous(), sc = sin.contiguous(), pc = positions.contiguous();
   at::Tensor out = at::empty({B, H, D}, q.options());
   auto stream = at::cuda::getCurrentCUDAStream();
   const dim3 grid(B, H + Hkv);
@@ -611,7 +640,8 @@ at::Tensor rope_kv_write_cuda(const at::Tensor& q, const at::Tensor& k, const at
     rope_kv_write_kernel<T><<<grid, D / 2, 0, stream>>>(
         P(qc), P(kx), P(vx), P(cc), P(sc), pc.data_ptr<int64_t>(), P(k_cache), P(v_cache), k_cache.stride(0),
         k_cache.stride(1), k_cache.stride(2), v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
-        static_cast<int>(cap), ring, P(out), static_cast<int>(H), static_cast<int>(Hkv), static_cast<int>(D));
+        static_cast<int>(cap), ring, P(out), static_cast<int>(H), static_cast<int>(Hkv), static_cast<int>(D), q_rs,
+        k_rs, v_rs);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   };
   if (st == at::kBFloat16)

@@ -42,7 +42,7 @@ at::Tensor decode_attention_cuda(const at::Tensor& q, const at::Tensor& k, const
 
 // The rest of the attention decode step before decode_attention, fused into one CUDA kernel (it would
 // be a dozen small launches): RoPE on q and k, and the new k, v written into the cache.
-//   q [B, H*D], k and v [B, Hkv*D] (the projections' rows, contiguous); cos, sin [B, D] (Rope::cos_sin);
+//   q [B, (1,) H*D], k and v [B, (1,) Hkv*D] (the projections' rows: contiguous, or column blocks of a packed qkv); cos, sin [B, D] (Rope::cos_sin);
 //   k_cache, v_cache [>= B, Hkv, cap, D] (last dim contiguous). Row b's k, v go to slot positions[b]
 //   (positions[b] % cap when ring). Returns the rotated q [B, H, D]. Same dtype everywhere, any even D.
 //   Equals Rope::apply + scatter_ (model/attention.cpp) up to rounding (fp32 math, one rounding).
