@@ -38,16 +38,6 @@ at::Tensor run_stack(const std::vector<DecoderLayer>& layers, const RMSNorm& fin
 
 }  // namespace
 
-at::Tensor DecoderLayer::forward(const at::Tensor& x, const ForwardContext& ctx,
-                                 MixerState* state) const {
-  return finish(x, mixer->forward(input_layernorm(x), ctx, state));
-}
-
-at::Tensor DecoderLayer::finish(const at::Tensor& x, const at::Tensor& mixed) const {
-  auto [h, n] = add_norm(post_attention_layernorm, x, mixed);
-  return h + mlp(n);
-}
-
 CausalLM::CausalLM(ModelConfig config)
     : config_(std::move(config)), rope_(config_.rope, config_.head_dim) {
   const auto& c = config_;

@@ -19,10 +19,7 @@ namespace jet::model {
 struct DecoderLayer {
   RMSNorm input_layernorm, post_attention_layernorm;
   std::unique_ptr<Mixer> mixer;
-  Mlp mlp;
-  at::Tensor forward(const at::Tensor& x, const ForwardContext& ctx, MixerState* state) const;  // [B,T,D]
-  // The rest of the layer once the mixer has read input_layernorm(x): x + mixed, then the MLP residual.
-  at::Tensor finish(const at::Tensor& x, const at::Tensor& mixed) const;
+  Mlp mlp;  // the layers run in CausalLM (causal_lm.cpp run_stack: residual adds fused into the norms)
 };
 
 // Cache bytes of one sequence taken by the layers of one type.
