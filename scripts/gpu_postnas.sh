@@ -6,7 +6,8 @@
 #   phase 2  carry .teacher2 data/tokens-smollm2: join the teacher, probe the training speed, size the run to
 #            ${JET_GPU_MINUTES:-7} minutes, start `jet postnas run` in the background; while it runs, the gpu
 #            gtests and the gpu py tests; then wait for the run (up to the call's time)
-#   phase 3  (only if phase 2 said "still running") wait up to 8 minutes more
+#   phase 3  (only if phase 2 said "still running") wait up to 8 minutes more; rerunning phase 2's
+#            `jet postnas run` in $DEV/work continues a stopped run from its checkpoints
 # The run's config is configs/postnas-smollm2-gpu.json with the step counts set from the probe (written to
 # runs/smollm2-gpu/config.json with budget.json, which record the budget that was used).
 set -uo pipefail
@@ -48,9 +49,11 @@ phase2() {
   mkdir -p $DEV/data && rm -rf $DEV/data/tokens-smollm2 && cp -r data/tokens-smollm2 $DEV/data/  # carried paths do not outlive their call
   export PYTHONPATH=$DEV/site:$PWD/tests/py:${PYTHONPATH:-} PYTHONUNBUFFERED=1
   source scripts/device_env.sh
-  rm -rf $DEV/probe $DEV/run.rc; mkdir -p $RUN
-  # The run lives in $DEV (the repo copy is replaced by the next call); runs/ there is a link to it.
-  mkdir -p $DEV/runs && rm -rf runs && ln -s $DEV/runs runs
+  rm -rf $DEV/probe $DEV/run.rc
+  # The run works in a copy of the tree in $DEV: the next call replaces the repo copy under a running job.
+  rm -rf $DEV/work && mkdir -p $DEV/work
+  tar --exclude=./.teacher2 --exclude=./data --exclude=./.devdeps --exclude='./.xfer-*' -cf - . | tar -xf - -C $DEV/work
+  cd $DEV/work && mkdir -p $RUN
   python3 - "$T" "$DEV/data/tokens-smollm2" <<'PY'
 import json, sys
 c = json.load(open("configs/postnas-smollm2-gpu.json"))
@@ -84,7 +87,7 @@ json.dump({"minutes": minutes, "probed_supernet_tok_per_s": tps, "supernet_steps
            "finetune_steps": c["finetune"]["steps"]}, open("runs/smollm2-gpu/budget.json", "w"), indent=1)
 print("probe:", round(tps), "tok/s; supernet steps", c["supernet"]["steps"], "finetune steps", c["finetune"]["steps"])
 PY
-  setsid bash -c "cd $PWD && $BIN/jet postnas run --config $RUN/config.json > $DEV/run.log 2>&1; echo \$? > $DEV/run.rc" \
+  setsid bash -c "$BIN/jet postnas run --config $RUN/config.json > $DEV/run.log 2>&1; echo \$? > $DEV/run.rc" \
     < /dev/null > /dev/null 2>&1 &
   stamp "run started"
   # While the run trains: the gpu gtests, then the gpu py tests (correctness only; nothing timed here).
@@ -101,7 +104,7 @@ PY
   wait_run $(( ${CALL_S:-560} - ($(date +%s) - T0) ))
 }
 
-phase3() { source scripts/device_env.sh; wait_run 480; }
+phase3() { cd $DEV/work && wait_run 480; }
 
 case "$PHASE" in
   1) phase1 ;;

@@ -88,6 +88,8 @@ DistillResult distill(model::CausalLM& student, const model::ParamList& trainabl
     start = j.at("step").get<int64_t>();
     res.losses = j.at("losses").get<std::vector<double>>();
     adam.load_state(io::load_safetensors(opts.dir + "/" + j.at("tensors").get<std::string>()), where);
+    fprintf(stderr, "%s: resumed at step %lld of %lld (%s)\n", opts.label.c_str(), static_cast<long long>(start),
+            static_cast<long long>(opts.steps), opts.dir.c_str());
   }
   const int64_t end = opts.stop_after >= 0 ? std::min(opts.steps, start + opts.stop_after) : opts.steps;
   const at::Tensor W = student.lm_head_weight();
