@@ -118,7 +118,8 @@ at::Tensor CausalLM::checked_ids(const at::Tensor& ids) const {
   return ids.to(device_, at::kLong);
 }
 
-at::Tensor CausalLM::hidden(const at::Tensor& ids, int64_t start_pos, Cache* cache) const {
+at::Tensor CausalLM::hidden(const at::Tensor& ids, int64_t start_pos, Cache* cache,
+                            std::vector<at::Tensor>* layer_outputs) const {
   at::Tensor ids_dev = checked_ids(ids);
   const int64_t T = ids.size(1);
   if (cache) JET_CHECK(start_pos <= cache->length, "cache holds {} tokens, cannot continue at {}",
@@ -127,8 +128,11 @@ at::Tensor CausalLM::hidden(const at::Tensor& ids, int64_t start_pos, Cache* cac
   ctx.start_pos = start_pos;
   std::tie(ctx.cos, ctx.sin) = rope_.cos_sin(start_pos, T, device_, dtype_);
   at::Tensor x = at::embedding(embed_tokens_, ids_dev);
-  for (size_t i = 0; i < layers_.size(); ++i)
+  if (layer_outputs) layer_outputs->clear();
+  for (size_t i = 0; i < layers_.size(); ++i) {
     x = layers_[i].forward(x, ctx, cache ? cache->layers[i].get() : nullptr);
+    if (layer_outputs) layer_outputs->push_back(x);
+  }
   if (cache) cache->length = start_pos + T;
   return norm_(x);
 }

@@ -136,6 +136,14 @@ def main():
     jet("postnas", "finetune", "--teacher", teacher, "--data", data, "--model", hyb, "--out", ft, "--steps", 6,
         "--batch", 2, "--seq-len", 32)
     expect(json.load(open(os.path.join(ft, "config.json")))["layer_types"] == want, "finetuned hybrid keeps the placement")
+    # The same first step with the per-layer hidden-state loss on top: same KL part, a larger loss.
+    ft2 = os.path.join(tmp, "hybrid-ft-mse")
+    jet("postnas", "finetune", "--teacher", teacher, "--data", data, "--model", hyb, "--out", ft2, "--steps", 1,
+        "--batch", 2, "--seq-len", 32, "--hidden-mse", 0.5)
+    src1, src2 = (json.load(open(os.path.join(d, "config.json")))["postnas_finetune"] for d in (ft, ft2))
+    expect(src2["hidden_mse"] == 0.5 and src2["losses_first_last"][0] > src1["losses_first_last"][0],
+           f"finetune --hidden-mse 0.5 adds the hidden-state loss: first loss {src1['losses_first_last'][0]:.4f} -> "
+           f"{src2['losses_first_last'][0]:.4f}")
     jet("generate", "--model", ft, "--prompt", "the quick brown", "--max-new-tokens", 4, "--temperature", 0)
 
     # Block selection on the learned placement: every type trained with the same budget, one row each.
