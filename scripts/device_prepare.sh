@@ -4,10 +4,12 @@
 #   .devdeps/deb  Debian packages the image lacks (pcre2 headers, cpp-httplib), unpacked there
 #   .devdeps/whl  Python wheels the image lacks (gguf oracle, flash-linear-attention peer)
 #   .teacher1 .teacher2  the teacher GGUF in two halves (one call carries at most 64 MiB)
+#   .xfer-bin     with --bin: xz-compressed jet and jet_gpu_tests from build-cuda/ (scripts/cuda_local_build.sh),
+#                 built from this commit, so a device call need not compile (scripts/gpu_postnas.sh uses them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 grep -qxF '/.devdeps/' .git/info/exclude 2>/dev/null || echo '/.devdeps/' >> .git/info/exclude
-for d in .teacher1 .teacher2; do grep -qxF "/$d/" .git/info/exclude || echo "/$d/" >> .git/info/exclude; done
+for d in .teacher1 .teacher2 .xfer-bin; do grep -qxF "/$d/" .git/info/exclude || echo "/$d/" >> .git/info/exclude; done
 mkdir -p .devdeps/deb .devdeps/whl
 (cd .devdeps/deb && apt-get download libpcre2-dev libpcre2-8-0 libcpp-httplib-dev libcpp-httplib0.11 2>/dev/null)
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -22,3 +24,10 @@ tail -c +"$((half + 1))" "$T" > .teacher2/part
 git rev-parse --short HEAD > .devdeps/commit
 [ -z "$(git status --porcelain --untracked-files=no)" ] || echo "dirty" >> .devdeps/commit
 du -sh .devdeps .teacher1 .teacher2
+if [ "${1:-}" = --bin ]; then
+  ninja -C build-cuda jet jet_gpu_tests
+  rm -rf .xfer-bin && mkdir -p .xfer-bin
+  for b in jet tests/jet_gpu_tests; do strip -o /tmp/$(basename $b) build-cuda/$b && xz -T2 -6 -c /tmp/$(basename $b) > .xfer-bin/$(basename $b).xz; done
+  cp .devdeps/commit .xfer-bin/commit
+  du -sh .xfer-bin
+fi

@@ -1,55 +1,82 @@
 #!/usr/bin/env bash
-# PostNAS on the real teacher ON THE DEVICE, in calls of under 10 minutes each (the machine stays warm
-# only briefly between calls, so make them back to back). Run scripts/device_prepare.sh here first.
-#   phase 1  carry .devdeps .teacher1: deps and the CUDA build (jet) in the background
-#   phase 2  carry .teacher2 data/tokens-smollm2: join the teacher, wait for the build (and rebuild what
-#            changed since phase 1), probe the training speed, size the
-#            run to ${JET_GPU_MINUTES:-8} minutes and start `jet postnas run` in the background
-#   phase 3  (repeat until it prints DONE) wait up to 8 minutes, then copy results under $OUT
-# The run's config is configs/postnas-smollm2-gpu.json with the step counts set from the probe
-# (written to runs/smollm2-gpu/config.json, which records the budget that was used).
+# PostNAS on the real teacher ON THE DEVICE, with binaries built HERE (scripts/cuda_local_build.sh,
+# build-cuda/) so no device minute goes to compiling. Run `scripts/device_prepare.sh --bin` here first, then
+# back-to-back calls (the machine stays warm only briefly between calls):
+#   phase 1  carry .devdeps .teacher1 .xfer-bin: unpack deps, keep teacher half 1 and the binaries in $DEV
+#   phase 2  carry .teacher2 data/tokens-smollm2: join the teacher, probe the training speed, size the run to
+#            ${JET_GPU_MINUTES:-7} minutes, start `jet postnas run` in the background; while it runs, the gpu
+#            gtests and the gpu py tests; then wait for the run (up to the call's time)
+#   phase 3  (only if phase 2 said "still running") wait up to 8 minutes more; rerunning phase 2's
+#            `jet postnas run` in $DEV/work continues a stopped run from its checkpoints
+# The run's config is configs/postnas-smollm2-gpu.json with the step counts set from the probe (written to
+# runs/smollm2-gpu/config.json with budget.json, which record the budget that was used).
 set -uo pipefail
 PHASE=${1:?phase 1, 2 or 3}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-source scripts/device_lib.sh  # DEV, BUILD, device_phase1
+DEV=/tmp/jetdev; BIN=$DEV/bin
 RUN=runs/smollm2-gpu
-T=$DEV/SmolLM2-135M-Instruct.Q4_1.gguf  # teacher and data live outside the repo copy: they outlive the calls
+T=$DEV/SmolLM2-135M-Instruct.Q4_1.gguf  # teacher, data and binaries live outside the repo copy: they outlive the calls
+T0=$(date +%s); stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 
-phase1() { device_phase1 jet; }
+phase1() {
+  mkdir -p $DEV/root $BIN
+  for f in .devdeps/deb/*.deb; do dpkg -x "$f" $DEV/root; done
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target $DEV/site .devdeps/whl/*.whl > $DEV/pip.log 2>&1 || tail -3 $DEV/pip.log
+  rm -rf $DEV/official && cp -r .devdeps/official $DEV/official 2>/dev/null
+  cp .teacher1/part $DEV/teacher.part1
+  for f in .xfer-bin/*.xz; do xz -dc "$f" > $BIN/$(basename "$f" .xz); done
+  chmod +x $BIN/*; cp .xfer-bin/commit $DEV/commit
+  source scripts/device_env.sh
+  $BIN/jet --version 2>&1 | head -2; ls -la $BIN
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  stamp "phase 1 done ($(cat $DEV/commit))"
+}
+
+wait_run() {  # $1: seconds at most
+  local waited=0
+  while [ ! -f $DEV/run.rc ] && [ $waited -lt "$1" ]; do sleep 5; waited=$((waited + 5)); done
+  tr '\r' '\n' < $DEV/run.log | grep -v '^\s*$' | awk '!/\[#/ || NR % 25 == 0' | tail -50
+  for f in $RUN/config.json $RUN/budget.json $RUN/eval.json $RUN/place-*.json $RUN/placements.png; do
+    [ -f "$f" ] && cp "$f" "$OUT/"
+  done
+  cp $DEV/run.log "$OUT/run.log" 2>/dev/null
+  if [ -f $DEV/run.rc ]; then echo "DONE rc=$(cat $DEV/run.rc)"; else echo "still running"; fi
+}
 
 phase2() {
   cat $DEV/teacher.part1 .teacher2/part > $T
   mkdir -p $DEV/data && rm -rf $DEV/data/tokens-smollm2 && cp -r data/tokens-smollm2 $DEV/data/  # carried paths do not outlive their call
-  while [ ! -f $DEV/build.rc ]; do sleep 2; done
-  [ "$(cat $DEV/build.rc)" = 0 ] && { ninja -C $BUILD -j16 jet >> $DEV/build.log 2>&1 || echo 1 > $DEV/build.rc; }
-  cp $DEV/build.log "$OUT/build.log"
-  if [ "$(cat $DEV/build.rc)" != 0 ]; then tail -40 $DEV/build.log; echo "BUILD FAILED"; exit 1; fi
-  export PYTHONPATH=$DEV/site:${PYTHONPATH:-}
-  export LD_LIBRARY_PATH=$DEV/root/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}  # libcpp-httplib from .devdeps
-  # Probe: 12 supernet steps at the run's shapes -> tokens/s -> step counts for the time budget.
-  rm -rf $DEV/probe
-  mkdir -p $RUN
+  export PYTHONPATH=$DEV/site:$PWD/tests/py:${PYTHONPATH:-} PYTHONUNBUFFERED=1
+  source scripts/device_env.sh
+  rm -rf $DEV/probe $DEV/run.rc
+  # The run works in a copy of the tree in $DEV: the next call replaces the repo copy under a running job.
+  rm -rf $DEV/work && mkdir -p $DEV/work
+  tar --exclude=./.teacher2 --exclude=./data --exclude=./.devdeps --exclude='./.xfer-*' -cf - . | tar -xf - -C $DEV/work
+  cd $DEV/work && mkdir -p $RUN
   python3 - "$T" "$DEV/data/tokens-smollm2" <<'PY'
 import json, sys
 c = json.load(open("configs/postnas-smollm2-gpu.json"))
 c["teacher"], c["data"]["dir"] = sys.argv[1], sys.argv[2]
 json.dump(c, open("runs/smollm2-gpu/config.json", "w"), indent=1)
 PY
-  python3 - "$DEV/probe" <<'PY'
+  # Probe: 12 supernet steps at the run's shapes -> tokens/s -> step counts for the time budget.
+  python3 - "$DEV/probe" "$BIN/jet" <<'PY'
 import json, subprocess, sys
 c = json.load(open("runs/smollm2-gpu/config.json"))
 s = c["supernet"]
-args = ["build-gpu/jet", "postnas", "supernet", "--teacher", c["teacher"], "--data", c["data"]["dir"], "--out", sys.argv[1],
+args = [sys.argv[2], "postnas", "supernet", "--teacher", c["teacher"], "--data", c["data"]["dir"], "--out", sys.argv[1],
         "--steps", "12", "--batch", str(s["batch"]), "--seq-len", str(s["seq_len"]), "--device", "cuda", "--dtype", c["dtype"],
         "--swa-window", str(s["swa_window"]), "--checkpoint-every", "0"]
 subprocess.run(args, check=True)
 PY
+  [ -f $DEV/probe/supernet.json ] || { echo "PROBE FAILED"; exit 1; }
   python3 - "$DEV/probe" <<'PY'
 import json, os, sys
 m = json.load(open(os.path.join(sys.argv[1], "supernet.json")))
 c = json.load(open("runs/smollm2-gpu/config.json"))
 tps = m["tokens_per_s"] * 1.1  # the probe includes its warm-up steps
-minutes = float(os.environ.get("JET_GPU_MINUTES", "8"))
+minutes = float(os.environ.get("JET_GPU_MINUTES", "7"))
 share = {"supernet": 0.45, "finetune": 0.15}  # x2 finetunes (learned, uniform); the rest: place + eval
 for k, f in share.items():
     per_step = c[k]["batch"] * c[k]["seq_len"]
@@ -60,21 +87,24 @@ json.dump({"minutes": minutes, "probed_supernet_tok_per_s": tps, "supernet_steps
            "finetune_steps": c["finetune"]["steps"]}, open("runs/smollm2-gpu/budget.json", "w"), indent=1)
 print("probe:", round(tps), "tok/s; supernet steps", c["supernet"]["steps"], "finetune steps", c["finetune"]["steps"])
 PY
-  setsid bash -c "build-gpu/jet postnas run --config $RUN/config.json > $DEV/run.log 2>&1; echo \$? > $DEV/run.rc" \
+  setsid bash -c "$BIN/jet postnas run --config $RUN/config.json > $DEV/run.log 2>&1; echo \$? > $DEV/run.rc" \
     < /dev/null > /dev/null 2>&1 &
-  echo "phase 2: run started"
+  stamp "run started"
+  # While the run trains: the gpu gtests, then the gpu py tests (correctness only; nothing timed here).
+  timeout 240 $BIN/jet_gpu_tests > "$OUT/gtest.log" 2>&1; echo "gtest rc=$?" >> "$OUT/gtest.log"
+  stamp "gtests done"
+  JET_BIN=$BIN/jet JET_ROOT=$PWD JET_OFFICIAL=$DEV/official timeout 150 python3 tests/py/test_jetblock_official_gpu.py \
+    > "$OUT/parity.log" 2>&1; echo "parity rc=$?" >> "$OUT/parity.log"
+  mkdir -p models && ln -sf $T models/SmolLM2-135M-Instruct.Q4_1.gguf
+  JET_BIN=$BIN/jet JET_ROOT=$PWD timeout 120 python3 tests/py/test_teacher_gpu.py > "$OUT/teacher_gpu.log" 2>&1
+  echo "teacher_gpu rc=$?" >> "$OUT/teacher_gpu.log"
+  stamp "py tests done"
+  echo "== gtests"; grep -E "^\[  (PASSED|FAILED)|FAILED  \]|gtest rc" "$OUT/gtest.log"
+  echo "== py"; tail -3 "$OUT/parity.log"; tail -3 "$OUT/teacher_gpu.log"
+  wait_run $(( ${CALL_S:-560} - ($(date +%s) - T0) ))
 }
 
-phase3() {
-  local waited=0
-  while [ ! -f $DEV/run.rc ] && [ $waited -lt 480 ]; do sleep 5; waited=$((waited + 5)); done
-  tr '\r' '\n' < $DEV/run.log | grep -v '^\s*$' | awk '!/\[#/ || NR % 20 == 0' | tail -60
-  for f in $RUN/config.json $RUN/budget.json $RUN/eval.json $RUN/place-*.json $RUN/placements.png $RUN/supernet/supernet.json; do
-    [ -f "$f" ] && cp "$f" "$OUT/"
-  done
-  cp $DEV/run.log "$OUT/run.log" 2>/dev/null
-  if [ -f $DEV/run.rc ]; then echo "DONE rc=$(cat $DEV/run.rc)"; else echo "still running"; fi
-}
+phase3() { cd $DEV/work && wait_run 480; }
 
 case "$PHASE" in
   1) phase1 ;;

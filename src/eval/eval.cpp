@@ -3,9 +3,11 @@
 
 #include <ATen/ops/argmax.h>
 #include <ATen/ops/full.h>
+#include <ATen/ops/index_select.h>
 #include <ATen/ops/log_softmax.h>
 #include <ATen/ops/logsumexp.h>
 #include <ATen/ops/tensor.h>
+#include <ATen/ops/zeros.h>
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
@@ -56,12 +58,14 @@ Perplexity perplexity(const model::CausalLM& lm, const at::Tensor& windows, int6
   for (int64_t b0 = 0; b0 < N; b0 += batch) {
     const at::Tensor ids = windows.slice(0, b0, std::min(N, b0 + batch)).to(lm.device());
     const at::Tensor logits = lm.forward(ids);  // [b, T, V], model dtype
-    for (int64_t r = 0; r < ids.size(0); ++r) {
+    at::Tensor batch_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(lm.device()));
+    for (int64_t r = 0; r < ids.size(0); ++r) {  // fp32 logits one row at a time; one host sync per batch
       const at::Tensor lf = logits[r].slice(0, 0, T - 1).to(at::kFloat);  // [T-1, V]
       const at::Tensor target = ids[r].slice(0, 1, T).unsqueeze(-1);
       const at::Tensor nll = lf.logsumexp(-1) - lf.gather(-1, target).squeeze(-1);
-      sum += nll.to(at::kDouble).sum().item<double>();
+      batch_sum += nll.to(at::kDouble).sum();
     }
+    sum += batch_sum.item<double>();
     if (on_progress) on_progress(std::min(N, b0 + batch));
   }
   Perplexity p;
@@ -113,26 +117,57 @@ PasskeyScore passkey_score(const model::CausalLM& lm, const PasskeyTask& task, c
   JET_CHECK(!task.prompts.empty() && task.prompts.size() == task.answers.size(),
             "passkey: {} prompts and {} answers", task.prompts.size(), task.answers.size());
   at::NoGradGuard no_grad;
+  const auto n = static_cast<int64_t>(task.prompts.size());
+  for (int64_t i = 0; i < n; ++i) {
+    JET_CHECK(!task.prompts[i].empty() && !task.answers[i].empty(), "passkey: sample {} has an empty prompt or answer", i);
+    check_ids(lm, task.prompts[i], "passkey");
+    check_ids(lm, task.answers[i], "passkey");
+  }
+  // Samples go through the model in batches of about kBatchTokens tokens, each row the prompt and the answer
+  // but its last token, right-padded (a causal model's positions never see the padding after them); only the
+  // rows that predict answer tokens reach the LM head, and each batch syncs with the host once.
+  constexpr int64_t kBatchTokens = 16384;
+  auto row_len = [&](int64_t i) { return static_cast<int64_t>(task.prompts[i].size() + task.answers[i].size() - 1); };
   int64_t right = 0;
   double logprob = 0;
-  for (size_t i = 0; i < task.prompts.size(); ++i) {
-    const auto& prompt = task.prompts[i];
-    const auto& answer = task.answers[i];
-    JET_CHECK(!prompt.empty() && !answer.empty(), "passkey: sample {} has an empty prompt or answer", i);
-    std::vector<int32_t> ids(prompt);
-    ids.insert(ids.end(), answer.begin(), answer.end() - 1);
-    check_ids(lm, ids, "passkey");
-    const int64_t P = static_cast<int64_t>(prompt.size()), A = static_cast<int64_t>(answer.size());
-    const at::Tensor ids_t = ids_tensor(ids, lm.device());
-    // Logits at the positions that predict the answer tokens: [A, V].
-    const at::Tensor logits = lm.forward(ids_t)[0].slice(0, P - 1, P - 1 + A).to(at::kFloat);
-    const at::Tensor target = at::tensor(std::vector<int64_t>(answer.begin(), answer.end()), at::kLong).to(lm.device());
-    right += logits.argmax(-1).eq(target).all().item<bool>();
-    logprob += at::log_softmax(logits, -1).gather(-1, target.unsqueeze(-1)).to(at::kDouble).sum().item<double>();
-    if (on_progress) on_progress(static_cast<int64_t>(i) + 1);
+  for (int64_t i0 = 0; i0 < n;) {
+    int64_t i1 = i0 + 1, L = row_len(i0);
+    while (i1 < n && (i1 - i0 + 1) * std::max(L, row_len(i1)) <= kBatchTokens) L = std::max(L, row_len(i1++));
+    const int64_t b = i1 - i0;
+    std::vector<int64_t> ids(static_cast<size_t>(b * L)), pick, target;
+    for (int64_t r = 0; r < b; ++r) {
+      const auto& prompt = task.prompts[i0 + r];
+      const auto& answer = task.answers[i0 + r];
+      std::vector<int32_t> row(prompt);
+      row.insert(row.end(), answer.begin(), answer.end() - 1);
+      row.resize(static_cast<size_t>(L), row.back());
+      std::copy(row.begin(), row.end(), ids.begin() + r * L);
+      const auto P = static_cast<int64_t>(prompt.size());
+      for (size_t a = 0; a < answer.size(); ++a) {
+        pick.push_back(r * L + P - 1 + static_cast<int64_t>(a));
+        target.push_back(answer[a]);
+      }
+    }
+    const at::Tensor h = lm.hidden(at::tensor(ids, at::kLong).view({b, L}));
+    const at::Tensor rows = h.reshape({b * L, h.size(-1)}).index_select(0, at::tensor(pick, at::kLong).to(lm.device()));
+    const at::Tensor logits = lm.lm_head(rows).to(at::kFloat);  // [answer tokens, V]
+    const at::Tensor tgt = at::tensor(target, at::kLong).to(lm.device());
+    const at::Tensor hit = logits.argmax(-1).eq(tgt).to(at::kCPU);
+    const at::Tensor lp = at::log_softmax(logits, -1).gather(-1, tgt.unsqueeze(-1)).squeeze(-1).to(at::kDouble).to(at::kCPU);
+    const bool* hp = hit.data_ptr<bool>();
+    const double* lpp = lp.data_ptr<double>();
+    for (int64_t r = 0, k = 0; r < b; ++r) {
+      bool all = true;
+      for (size_t a = 0; a < task.answers[i0 + r].size(); ++a, ++k) {
+        all = all && hp[k];
+        logprob += lpp[k];
+      }
+      right += all;
+    }
+    i0 = i1;
+    if (on_progress) on_progress(i0);
   }
-  const auto n = static_cast<double>(task.prompts.size());
-  return {static_cast<double>(right) / n, logprob / n};
+  return {static_cast<double>(right) / static_cast<double>(n), logprob / static_cast<double>(n)};
 }
 
 double passkey_accuracy(const model::CausalLM& lm, const PasskeyTask& task, const OnProgress& on_progress) {

@@ -21,10 +21,11 @@ std::pair<at::Tensor, at::Tensor> add_norm(const RMSNorm& norm, const at::Tensor
 
 // The decoder stack over embeddings x with each residual add fused into the RMSNorm that follows it (the
 // next layer's input norm, the final norm after the last layer): mix(i, input_layernorm_i(x)) is layer i's
-// mixer output. Returns norm_(last residual).
+// mixer output. Returns norm_(last residual); outputs, if given, receives each layer's output (the residual
+// stream after it).
 template <typename Mix>
 at::Tensor run_stack(const std::vector<DecoderLayer>& layers, const RMSNorm& final_norm, at::Tensor x,
-                     const Mix& mix) {
+                     const Mix& mix, std::vector<at::Tensor>* outputs = nullptr) {
   if (layers.empty()) return final_norm(x);
   at::Tensor normed = layers[0].input_layernorm(x);
   for (size_t i = 0; i < layers.size(); ++i) {
@@ -32,6 +33,7 @@ at::Tensor run_stack(const std::vector<DecoderLayer>& layers, const RMSNorm& fin
     auto [h, n2] = add_norm(l.post_attention_layernorm, x, mix(i, l, normed));
     const RMSNorm& next = i + 1 < layers.size() ? layers[i + 1].input_layernorm : final_norm;
     std::tie(x, normed) = add_norm(next, h, l.mlp(n2));
+    if (outputs) outputs->push_back(x);
   }
   return normed;
 }
@@ -163,7 +165,8 @@ at::Tensor CausalLM::checked_ids(const at::Tensor& ids) const {
   return ids.to(device_, at::kLong);
 }
 
-at::Tensor CausalLM::hidden(const at::Tensor& ids, int64_t start_pos, Cache* cache) const {
+at::Tensor CausalLM::hidden(const at::Tensor& ids, int64_t start_pos, Cache* cache,
+                            std::vector<at::Tensor>* layer_outputs) const {
   at::Tensor ids_dev = checked_ids(ids);
   const int64_t T = ids.size(1);
   if (cache) JET_CHECK(start_pos <= cache->length, "cache holds {} tokens, cannot continue at {}",
@@ -171,10 +174,13 @@ at::Tensor CausalLM::hidden(const at::Tensor& ids, int64_t start_pos, Cache* cac
   ForwardContext ctx;
   ctx.start_pos = start_pos;
   std::tie(ctx.cos, ctx.sin) = rope_.cos_sin(start_pos, T, device_, dtype_);
-  at::Tensor out = run_stack(layers_, norm_, at::embedding(embed_tokens_, ids_dev),
-                             [&](size_t i, const DecoderLayer& l, const at::Tensor& n) {
-                               return l.mixer->forward(n, ctx, cache ? cache->layers[i].get() : nullptr);
-                             });
+  if (layer_outputs) layer_outputs->clear();
+  at::Tensor out = run_stack(
+      layers_, norm_, at::embedding(embed_tokens_, ids_dev),
+      [&](size_t i, const DecoderLayer& l, const at::Tensor& n) {
+        return l.mixer->forward(n, ctx, cache ? cache->layers[i].get() : nullptr);
+      },
+      layer_outputs);
   if (cache) cache->length = start_pos + T;
   return out;
 }

@@ -60,7 +60,9 @@ class CausalLM {
   Cache new_cache(int64_t batch, int64_t max_len) const;
   // ids [B, T] (int64) -> final-norm hidden states [B, T, D]. start_pos is the position of ids[:, 0];
   // with a cache it must not exceed cache->length, and the cache then holds start_pos + T tokens.
-  at::Tensor hidden(const at::Tensor& ids, int64_t start_pos = 0, Cache* cache = nullptr) const;
+  // layer_outputs, if given, receives every decoder layer's output (the residual stream, [B, T, D]).
+  at::Tensor hidden(const at::Tensor& ids, int64_t start_pos = 0, Cache* cache = nullptr,
+                    std::vector<at::Tensor>* layer_outputs = nullptr) const;
   // [B, T, D] -> logits [B, T, V] in the model dtype.
   at::Tensor lm_head(const at::Tensor& hidden) const;
   at::Tensor forward(const at::Tensor& ids, int64_t start_pos = 0, Cache* cache = nullptr) const {

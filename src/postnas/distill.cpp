@@ -71,6 +71,36 @@ void save_checkpoint(const std::string& dir, int64_t step, const std::vector<dou
 
 }  // namespace
 
+at::Tensor layer_mse(const std::vector<at::Tensor>& student, const std::vector<at::Tensor>& teacher) {
+  JET_CHECK(!student.empty() && student.size() == teacher.size(), "layer_mse: {} student layers vs {} teacher layers",
+            student.size(), teacher.size());
+  at::Tensor sum;
+  for (size_t l = 0; l < student.size(); ++l) {
+    const at::Tensor t = teacher[l].detach().to(at::kFloat);
+    const at::Tensor r = (student[l].to(at::kFloat) - t).square().sum() / t.square().sum().clamp_min(1e-30);
+    sum = l == 0 ? r : sum + r;
+  }
+  return sum / static_cast<double>(student.size());
+}
+
+double distill_loss_backward(const model::CausalLM& student, const at::Tensor& ids, const at::Tensor& h_teacher,
+                             const std::vector<at::Tensor>& teacher_layers, const DistillOptions& opts) {
+  const int64_t B = ids.size(0), T = ids.size(1), D = h_teacher.size(-1);
+  std::vector<at::Tensor> layers_s;
+  at::Tensor h_s = student.hidden(ids, 0, nullptr, opts.hidden_mse > 0 ? &layers_s : nullptr);
+  at::Tensor grad;
+  const double kl = chunked_kl(h_s.reshape({B * T, D}), h_teacher.reshape({B * T, D}), student.lm_head_weight(),
+                               opts.kl_chunk, &grad);
+  if (opts.hidden_mse <= 0) {
+    h_s.backward(grad.view({B, T, D}));
+    return kl;
+  }
+  // One backward for both terms: d/dh_s of sum(h_s ⊙ grad) is the KL's gradient.
+  const at::Tensor mse = layer_mse(layers_s, teacher_layers);
+  ((h_s * grad.view({B, T, D})).sum().to(at::kFloat) + mse * opts.hidden_mse).backward();
+  return kl + opts.hidden_mse * mse.item<double>();
+}
+
 DistillResult distill(model::CausalLM& student, const model::ParamList& trainable, const DistillOptions& opts,
                       const DistillHooks& hooks) {
   JET_CHECK(opts.steps > 0, "distill: steps must be positive");
@@ -88,9 +118,10 @@ DistillResult distill(model::CausalLM& student, const model::ParamList& trainabl
     start = j.at("step").get<int64_t>();
     res.losses = j.at("losses").get<std::vector<double>>();
     adam.load_state(io::load_safetensors(opts.dir + "/" + j.at("tensors").get<std::string>()), where);
+    fprintf(stderr, "%s: resumed at step %lld of %lld (%s)\n", opts.label.c_str(), static_cast<long long>(start),
+            static_cast<long long>(opts.steps), opts.dir.c_str());
   }
   const int64_t end = opts.stop_after >= 0 ? std::min(opts.steps, start + opts.stop_after) : opts.steps;
-  const at::Tensor W = student.lm_head_weight();
   Progress bar(opts.label, opts.steps, "step");
   if (start > 0) bar.update(start, fmt::format("resumed at step {}", start));
   const auto t0 = std::chrono::steady_clock::now();
@@ -98,17 +129,15 @@ DistillResult distill(model::CausalLM& student, const model::ParamList& trainabl
   for (int64_t step = start; step < end; ++step) {
     const at::Tensor ids = hooks.batch(step);
     at::Tensor h_t;
+    std::vector<at::Tensor> layers_t;
     {
       c10::NoGradGuard no_grad;
-      h_t = hooks.teacher_hidden(ids);
+      h_t = hooks.teacher_hidden(ids, opts.hidden_mse > 0 ? &layers_t : nullptr);
     }
     if (hooks.prepare) hooks.prepare(step);
-    const int64_t B = ids.size(0), T = ids.size(1), D = h_t.size(-1);
-    at::Tensor h_s = student.hidden(ids);
-    at::Tensor grad;
-    const double loss = chunked_kl(h_s.reshape({B * T, D}), h_t.reshape({B * T, D}), W, opts.kl_chunk, &grad);
+    const int64_t B = ids.size(0), T = ids.size(1);
+    const double loss = distill_loss_backward(student, ids, h_t, layers_t, opts);
     JET_CHECK(std::isfinite(loss), "{}: the loss is {} at step {} (lower the learning rate?)", opts.label, loss, step);
-    h_s.backward(grad.view({B, T, D}));
     const double gnorm = adam.step(step);
     res.losses.push_back(loss);
     tokens += B * T;

@@ -1,6 +1,7 @@
 // Distillation, the training loop of PostNAS (supernet and finetune): the student's final hidden
 // states against the teacher's through the shared, frozen LM head, loss = KL(teacher ‖ student) of the
-// next-token distributions averaged over tokens. Logits exist only for a chunk of rows at a time:
+// next-token distributions averaged over tokens, plus optionally hidden_mse × the per-layer hidden-state
+// loss (layer_mse). Logits exist only for a chunk of rows at a time:
 // the loss and its gradient with respect to the student's hidden states are computed chunk by chunk
 // (no autograd through the [N, V] logits), and that gradient is fed to the student's backward.
 // Checkpoints are atomic and resume bit-exactly (same device, same thread count): every random
@@ -25,11 +26,16 @@ namespace jet::postnas {
 double chunked_kl(const at::Tensor& h_student, const at::Tensor& h_teacher, const at::Tensor& W,
                   int64_t chunk_rows, at::Tensor* grad = nullptr, double temperature = 1.0);
 
+// Mean over layers l of ‖s_l − t_l‖² / ‖t_l‖² (each decoder layer's output, the residual stream; relative,
+// so layers whose activations are large do not dominate), in fp32, differentiable in s.
+at::Tensor layer_mse(const std::vector<at::Tensor>& student, const std::vector<at::Tensor>& teacher);
+
 struct DistillOptions {
   int64_t steps = 100;
   AdamWOptions adam;
   int64_t checkpoint_every = 50;  // steps; 0 = only at the end
   int64_t kl_chunk = 512;         // logit rows at a time
+  double hidden_mse = 0;          // weight of layer_mse in the loss (0: KL only)
   uint64_t seed = 0;
   std::string dir;                // checkpoint.json + checkpoint-<step>.safetensors
   bool resume = false;            // continue from dir's checkpoint (else one there is an error)
@@ -41,8 +47,9 @@ struct DistillOptions {
 
 struct DistillHooks {
   std::function<at::Tensor(int64_t step)> batch;  // [B, T] int64 ids of a step, deterministic in step
-  // The teacher's final hidden states [B, T, D] for ids (no grad). Called before `prepare`.
-  std::function<at::Tensor(const at::Tensor& ids)> teacher_hidden;
+  // The teacher's final hidden states [B, T, D] for ids (no grad), and into *layers (when not null) its
+  // decoder layers' outputs (CausalLM::hidden's layer_outputs). Called before `prepare`.
+  std::function<at::Tensor(const at::Tensor& ids, std::vector<at::Tensor>* layers)> teacher_hidden;
   // Sets up the student for a step (the supernet samples its sub-network here); may be empty.
   std::function<void(int64_t step)> prepare;
 };
@@ -53,6 +60,11 @@ struct DistillResult {
   bool finished = false;       // all `steps` done (not stopped by stop_after)
   double seconds = 0, tokens_per_s = 0;  // this run
 };
+
+// One step's loss (KL, + hidden_mse · layer_mse when hidden_mse > 0) of the student on ids against the teacher's
+// h_teacher (and teacher_layers), with its backward: gradients accumulate in the student's parameters.
+double distill_loss_backward(const model::CausalLM& student, const at::Tensor& ids, const at::Tensor& h_teacher,
+                             const std::vector<at::Tensor>& teacher_layers, const DistillOptions& opts);
 
 // Trains `trainable` (parameters of `student`) by distillation for opts.steps steps.
 DistillResult distill(model::CausalLM& student, const model::ParamList& trainable, const DistillOptions& opts,

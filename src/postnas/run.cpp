@@ -30,13 +30,15 @@ json step_options(const Step& s, const json& cfg, const std::string& section, co
   return resolve(s, j, where + " [" + section + "]");
 }
 
-// Runs a step unless its output exists.
-void run_step(const Step& s, const json& o) {
+// Runs a step unless its output exists; a step with checkpoints continues from its last one (a run that was
+// stopped part-way through a step picks it up where it stopped).
+void run_step(const Step& s, json o) {
   const std::string done = s.output(o);
   if (path_exists(done)) {
     say(fmt::format("{}: done already ({} exists)", s.name, done));
     return;
   }
+  if (o.contains("resume")) o["resume"] = true;
   s.run(o);
   JET_CHECK(path_exists(done), "{}: did not finish ({} missing); rerun to resume", s.name, done);
 }

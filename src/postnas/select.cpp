@@ -38,9 +38,9 @@ Candidate train_candidate(const model::Checkpoint& teacher, const std::string& t
   const uint64_t seed = o["seed"];
   DistillHooks h;
   h.batch = [&](int64_t step) { return data::sample_batch(train, B, T, seed, step); };
-  h.teacher_hidden = [&](const at::Tensor& ids) {
+  h.teacher_hidden = [&](const at::Tensor& ids, std::vector<at::Tensor>* layers) {
     net.set_teacher();
-    return net.lm().hidden(ids);
+    return net.lm().hidden(ids, 0, nullptr, layers);
   };
   h.prepare = [&](int64_t) { net.set_placement(p); };
   const DistillResult r = distill(net.lm(), net.linear_params(), d, h);

@@ -42,6 +42,7 @@ std::vector<Option> train_options(int64_t steps, double lr, int64_t warmup) {
           {"grad_clip", 1.0, "global gradient-norm clip (0: off)"},
           {"checkpoint_every", 50, "steps between atomic checkpoints"},
           {"kl_chunk", 512, "logit rows computed at a time"},
+          {"hidden_mse", 0.0, "weight of the per-layer hidden-state loss (relative MSE of every layer's output; 0: off)"},
           {"resume", false, "continue from the checkpoint in the output"},
           {"stop_after", -1, "end after this many steps of this run (as if interrupted; -1: off)"}};
 }
@@ -63,6 +64,8 @@ DistillOptions distill_options(const json& o, const std::string& dir, const std:
   d.adam.grad_clip = o["grad_clip"];
   d.checkpoint_every = o["checkpoint_every"];
   d.kl_chunk = o["kl_chunk"];
+  d.hidden_mse = o["hidden_mse"];
+  JET_CHECK(d.hidden_mse >= 0, "{}: hidden_mse must be >= 0", label);
   d.seed = o["seed"];
   d.dir = dir;
   d.resume = o["resume"];
@@ -72,6 +75,7 @@ DistillOptions distill_options(const json& o, const std::string& dir, const std:
             label);
   d.fingerprint = {{"steps", o["steps"]}, {"batch", o["batch"]}, {"seq_len", o["seq_len"]}, {"lr", o["lr"]},
                    {"warmup", o["warmup"]}, {"seed", o["seed"]}, {"data", o["data"]}};
+  if (d.hidden_mse > 0) d.fingerprint["hidden_mse"] = d.hidden_mse;
   return d;
 }
 

@@ -49,9 +49,9 @@ void run_supernet(const json& o) {
   const int64_t B = o["batch"], T = o["seq_len"];
   const uint64_t seed = o["seed"];
   h.batch = [&](int64_t step) { return data::sample_batch(train, B, T, seed, step); };
-  h.teacher_hidden = [&](const at::Tensor& ids) {
+  h.teacher_hidden = [&](const at::Tensor& ids, std::vector<at::Tensor>* layers) {
     net.set_teacher();
-    return net.lm().hidden(ids);
+    return net.lm().hidden(ids, 0, nullptr, layers);
   };
   h.prepare = [&](int64_t step) { net.set_placement(sample_placement(L, max_full, max_swa, seed, step)); };
   const DistillResult r = distill(net.lm(), net.linear_params(), d, h);
@@ -154,7 +154,9 @@ void run_finetune(const json& o) {
   const uint64_t seed = o["seed"];
   DistillHooks h;
   h.batch = [&](int64_t step) { return data::sample_batch(train, B, T, seed + 1, step); };
-  h.teacher_hidden = [&](const at::Tensor& ids) { return teacher.hidden(ids); };
+  h.teacher_hidden = [&](const at::Tensor& ids, std::vector<at::Tensor>* layers) {
+    return teacher.hidden(ids, 0, nullptr, layers);
+  };
   const DistillResult r = distill(student, trainable, d, h);
   if (!r.finished) {
     say(fmt::format("finetune: stopped after step {} (resume with --resume)", r.steps_done));
@@ -165,7 +167,8 @@ void run_finetune(const json& o) {
   model::ModelConfig c = student.config();
   c.torch_dtype = env.dtype == at::kBFloat16 ? "bfloat16" : "float32";
   c.source["postnas_finetune"] = {{"losses_first_last", {r.losses.front(), r.losses.back()}},
-                                  {"tokens", o["steps"].get<int64_t>() * B * T}, {"tokens_per_s", r.tokens_per_s}};
+                                  {"tokens", o["steps"].get<int64_t>() * B * T}, {"tokens_per_s", r.tokens_per_s},
+                                  {"hidden_mse", o["hidden_mse"]}};
   save_hybrid(out, c, std::move(tensors), hy.tokenizer, o["force"]);
   remove_tree(out + ".ckpt");
   say(fmt::format("finetune: done, loss {:.4f} -> {:.4f}, {:.0f} tok/s", r.losses.front(), r.losses.back(),

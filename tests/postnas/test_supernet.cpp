@@ -104,6 +104,60 @@ TEST(Distill, ChunkedKlAndGradientMatchAutograd) {
   EXPECT_GT(kl, 0);
 }
 
+// distill_loss_backward (chunked KL with a hand-made gradient + hidden_mse · layer_mse through autograd) against
+// the same loss written plainly (full logits, relative MSE per layer) and differentiated by autograd.
+TEST(Distill, LossWithHiddenStatesMatchesAutograd) {
+  auto net = make_supernet("jet", 4);
+  const at::Tensor ids = ids_of(2, 13, 9);
+  at::Tensor h_t;
+  std::vector<at::Tensor> layers_t;
+  {
+    c10::NoGradGuard no_grad;
+    net->set_teacher();
+    h_t = net->lm().hidden(ids, 0, nullptr, &layers_t);
+  }
+  ASSERT_EQ(layers_t.size(), 5u);
+  Placement p;
+  p.full = {1};
+  p.swa = {3};
+  net->set_placement(p);
+  auto grads = [&]() {
+    std::vector<at::Tensor> g;
+    for (const auto& q : net->linear_params()) {
+      g.push_back(q.slot->grad().defined() ? q.slot->grad().clone() : at::zeros_like(*q.slot));
+      if (q.slot->grad().defined()) q.slot->mutable_grad().zero_();
+    }
+    return g;
+  };
+  for (const double w : {0.0, 0.7}) {
+    jet::postnas::DistillOptions o;
+    o.kl_chunk = 5;
+    o.hidden_mse = w;
+    grads();
+    const double loss = jet::postnas::distill_loss_backward(net->lm(), ids, h_t, layers_t, o);
+    const auto g1 = grads();
+    std::vector<at::Tensor> layers_s;
+    const at::Tensor h_s = net->lm().hidden(ids, 0, nullptr, &layers_s);
+    const at::Tensor W = net->lm().lm_head_weight();
+    const at::Tensor ls = at::log_softmax(at::matmul(h_s, W.t()), -1), lt = at::log_softmax(at::matmul(h_t, W.t()), -1);
+    at::Tensor ref = (lt.exp() * (lt - ls)).sum() / 26;
+    at::Tensor mse = at::zeros({}, at::kFloat);
+    for (size_t l = 0; l < 5; ++l) mse = mse + (layers_s[l] - layers_t[l]).square().sum() / layers_t[l].square().sum();
+    ref = ref + w * mse / 5;
+    ref.backward();
+    const auto g2 = grads();
+    EXPECT_NEAR(loss, ref.item<double>(), 1e-5 * std::abs(ref.item<double>())) << "hidden_mse " << w;
+    double err = 0, scale = 0;
+    for (size_t i = 0; i < g1.size(); ++i) {
+      err = std::max(err, (g1[i] - g2[i]).abs().max().item<double>());
+      scale = std::max(scale, g2[i].abs().max().item<double>());
+    }
+    EXPECT_GT(scale, 0);
+    EXPECT_LT(err, 1e-4 * scale) << "hidden_mse " << w;
+  }
+  EXPECT_THROW(jet::postnas::layer_mse({h_t}, layers_t), jet::Error);
+}
+
 // The supernet's distillation on fixed random data: sampled sub-networks, teacher = all attention.
 jet::postnas::DistillResult train(Supernet& net, const std::string& dir, int64_t steps, int64_t stop_after,
                                   bool resume) {
@@ -120,9 +174,9 @@ jet::postnas::DistillResult train(Supernet& net, const std::string& dir, int64_t
   o.fingerprint = {{"steps", steps}};
   jet::postnas::DistillHooks h;
   h.batch = [](int64_t step) { return ids_of(2, 24, 100 + step % 4); };
-  h.teacher_hidden = [&net](const at::Tensor& ids) {
+  h.teacher_hidden = [&net](const at::Tensor& ids, std::vector<at::Tensor>* layers) {
     net.set_teacher();
-    return net.lm().hidden(ids);
+    return net.lm().hidden(ids, 0, nullptr, layers);
   };
   h.prepare = [&net](int64_t step) {
     Placement p;

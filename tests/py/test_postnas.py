@@ -7,6 +7,7 @@ works and the hybrid has the placement's layer_types; finetune runs on the expor
 is one error line."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -135,6 +136,14 @@ def main():
     jet("postnas", "finetune", "--teacher", teacher, "--data", data, "--model", hyb, "--out", ft, "--steps", 6,
         "--batch", 2, "--seq-len", 32)
     expect(json.load(open(os.path.join(ft, "config.json")))["layer_types"] == want, "finetuned hybrid keeps the placement")
+    # The same first step with the per-layer hidden-state loss on top: same KL part, a larger loss.
+    ft2 = os.path.join(tmp, "hybrid-ft-mse")
+    jet("postnas", "finetune", "--teacher", teacher, "--data", data, "--model", hyb, "--out", ft2, "--steps", 1,
+        "--batch", 2, "--seq-len", 32, "--hidden-mse", 0.5)
+    src1, src2 = (json.load(open(os.path.join(d, "config.json")))["postnas_finetune"] for d in (ft, ft2))
+    expect(src2["hidden_mse"] == 0.5 and src2["losses_first_last"][0] > src1["losses_first_last"][0],
+           f"finetune --hidden-mse 0.5 adds the hidden-state loss: first loss {src1['losses_first_last'][0]:.4f} -> "
+           f"{src2['losses_first_last'][0]:.4f}")
     jet("generate", "--model", ft, "--prompt", "the quick brown", "--max-new-tokens", 4, "--temperature", 0)
 
     # Block selection on the learned placement: every type trained with the same budget, one row each.
@@ -181,6 +190,23 @@ def main():
     expect(objs == ["kl", "passkey", "mc"], "run: one placement per objective")
     r2 = jet("postnas", "run", "--config", cfg_path)
     expect(r2.stderr.count("done already") >= 9, "rerun skips every finished step")
+    # A run stopped inside a step (the uniform finetune, after its checkpoint at step 2 of 4) fails with one
+    # line; the same command again continues that step from its checkpoint and ends with the same weights.
+    uni = os.path.join(run_dir, "hybrid-uniform")
+    before = open(os.path.join(uni, "model.safetensors"), "rb").read()
+    shutil.rmtree(uni)
+    os.remove(os.path.join(run_dir, "eval.json"))
+    stopped = json.load(open(cfg_path))
+    stopped["finetune"].update(checkpoint_every=2, stop_after=2)
+    json.dump(stopped, open(cfg_path, "w"))
+    r3 = jet("postnas", "run", "--config", cfg_path, check=False)
+    del stopped["finetune"]["stop_after"]
+    json.dump(stopped, open(cfg_path, "w"))
+    r4 = jet("postnas", "run", "--config", cfg_path)
+    expect(r3.returncode == 1 and "rerun to resume" in r3.stderr and "resumed at step 2" in r4.stderr
+           and open(os.path.join(uni, "model.safetensors"), "rb").read() == before
+           and os.path.exists(os.path.join(run_dir, "eval.json")),
+           "a run stopped inside finetune continues it from its checkpoint when rerun: same weights, eval written")
     bad = dict(json.load(open(cfg_path)), surprise=1)
     json.dump(bad, open(cfg_path, "w"))
     p = jet("postnas", "run", "--config", cfg_path, check=False)
