@@ -245,20 +245,24 @@ def main():
                   f"the server still answers /health and completions after them and a dropped stream "
                   f"({first[:15]!r})")
 
-            # SIGTERM with requests in flight (6 streams, max batch 4): each is answered to its end, exit 0.
+            # SIGTERM with requests in flight (6 streams, max batch 4): each is answered to its end, exit 0. The
+            # signal goes once the server holds all 6 (live + waiting: /health), so none is still connecting.
             late, signalled = [None] * 6, []
 
-            def signal_once():
-                if not signalled:
-                    signalled.append(time.monotonic())
-                    srv.p.send_signal(signal.SIGTERM)
-
             def streamer(i):
-                late[i] = srv.stream("/v1/completions", dict(prompt=PROMPTS[i], max_tokens=CTX - 12, temperature=0),
-                                     first=signal_once if i == 0 else None) + (time.monotonic(),)
+                late[i] = srv.stream("/v1/completions", dict(prompt=PROMPTS[i], max_tokens=CTX - 12, temperature=0)) + \
+                    (time.monotonic(),)
             threads = [threading.Thread(target=streamer, args=(i,)) for i in range(6)]
             for t in threads:
                 t.start()
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 30:
+                st, h = srv.request("GET", "/health")
+                if st == 200 and h["slots_live"] + h["waiting"] == 6:
+                    break
+                time.sleep(0.01)
+            signalled.append(time.monotonic())
+            srv.p.send_signal(signal.SIGTERM)
             for t in threads:
                 t.join(60)
             rc = srv.p.wait(30)
