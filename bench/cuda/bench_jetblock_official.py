@@ -71,6 +71,23 @@ def main():
             row("prefill (chunk mode)", B, T,
                 median_ms(lambda: blk(x, past_key_value=StateCache(), use_cache=True), 20, 3))
             del x
+        # The gated delta rule op alone (2B head shapes, initial state in, final state out, q/k L2 norm
+        # inside), as bench_jet_layer.cpp times jet's kernel.
+        try:
+            from fla.ops.gated_delta_rule import chunk_gated_delta_rule
+            for B, T in ((8, 4096), (1, 65536)):
+                bf = dict(device="cuda", dtype=torch.bfloat16)
+                q, k = torch.randn(B, T, H, K, **bf), torch.randn(B, T, H, K, **bf)
+                v = torch.randn(B, T, H, V, **bf)
+                g = -torch.nn.functional.softplus(torch.randn(B, T, H, device="cuda") - 2.5)
+                beta = torch.sigmoid(torch.randn(B, T, H, **bf))
+                h0 = torch.randn(B, H, K, V, device="cuda")
+                row("  GDN op alone (fla chunk)", B, T, median_ms(
+                    lambda: chunk_gated_delta_rule(q, k, v, g, beta, scale=K ** -0.5, initial_state=h0,
+                                                   output_final_state=True, use_qk_l2norm_in_kernel=True), 20, 3))
+                del q, k, v, g, beta, h0
+        except Exception as e:
+            print(f"  GDN op alone (fla chunk): failed: {type(e).__name__}: {str(e)[:160]}")
     blk.train()
     B, T = 8, 4096
     x = torch.randn(B, T, D, device="cuda", dtype=torch.bfloat16, requires_grad=True)
