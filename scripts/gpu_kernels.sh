@@ -35,6 +35,8 @@ if [ -n "${PREBUILT:-}" ]; then
     echo "official bench rc=$?" >> "$OUT/official_bench.log"; stamp "official bench done"
     timeout 150 $BUILD/bench_jet_layer > "$OUT/jet_bench.log" 2>&1; echo "jet bench rc=$?" >> "$OUT/jet_bench.log"
     timeout 40 $BUILD/bench_linear_attention_step > "$OUT/step_bench.log" 2>&1
+    echo "---- JET_LA_STEP_VEC=1 (one column per lane)" >> "$OUT/step_bench.log"
+    JET_LA_STEP_VEC=1 timeout 40 $BUILD/bench_linear_attention_step >> "$OUT/step_bench.log" 2>&1
     stamp "benches done"
   fi
   BUILD_PID=
@@ -94,4 +96,4 @@ grep -vE "^ok " "$OUT/parity.log" | tail -12; grep -cE "^ok " "$OUT/parity.log" 
 grep -E "rel err" "$OUT/parity.log" | sed -E 's/^(ok|FAIL) +//' | awk '{print}' | head -16
 cat "$OUT/official_bench.log" | grep -v -i warn | tail -11
 cat "$OUT/jet_bench.log" | tail -14
-grep -E "copy|jet step|gdn step" "$OUT/step_bench.log" | grep -E "copy| 256 "
+grep -E "copy|jet step|gdn step|----" "$OUT/step_bench.log" | grep -E "copy| 256 |----"

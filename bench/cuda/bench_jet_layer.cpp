@@ -6,6 +6,7 @@
 //     device-to-device copy measured in the same run
 //   prefill B=8×T=4096 and B=1×T=65536 (forward with a state: the CUDA chunked kernels), and the gated
 //     delta rule op alone at those shapes (CUDA kernels; the ATen chunked path at B=8×T=4096)
+//   the dynamic conv alone at B=8×T=4096 (CUDA kernel vs ATen path)
 //   forward + backward B=8×T=4096 (no state, gradients of x and every parameter)
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -18,6 +19,7 @@
 
 #include "bench_util.h"
 #include "model/blocks/blocks.h"
+#include "ops/dynamic_conv/dynamic_conv.h"
 #include "ops/linear_attention/linear_attention.h"
 #include "ops/linear_attention/linear_attention_step_cuda.h"
 
@@ -119,6 +121,16 @@ int main() {
       in.v = in.v.detach().requires_grad_(true);
       row("  GDN op alone (ATen chunked)", B, T, median_ms([&] { jet::ops::linear_attention_chunked(in, opt); }, 5, 1), 0);
     }
+  }
+  {  // the dynamic conv alone at B=8×T=4096 (C = H·V = 3072, W = 4): the CUDA kernel and the ATen path
+    const int64_t B = 8, T = 4096;
+    auto x = at::randn({B, T, C}, bf), kern = at::randn({B, T, C, W}, bf);
+    {
+      at::InferenceMode guard;
+      row("  dynamic conv alone (CUDA)", B, T, median_ms([&] { jet::ops::dynamic_conv(x, kern, at::Tensor(), true); }, 20, 3), 0);
+    }
+    x.requires_grad_(true);
+    row("  dynamic conv alone (ATen)", B, T, median_ms([&] { jet::ops::dynamic_conv(x, kern, at::Tensor(), true); }, 20, 3), 0);
   }
   {  // forward + backward
     const int64_t B = 8, T = 4096;

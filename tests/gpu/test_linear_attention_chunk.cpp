@@ -10,20 +10,18 @@
 #include <cstdio>
 #include <vector>
 
+#include "../ops/test_util.h"
 #include "ops/linear_attention/linear_attention.h"
 #include "ops/linear_attention/linear_attention_chunk_cuda.h"
 
 namespace {
 
+using jet::test::rel_err;
+
 using jet::ops::Decay;
 using jet::ops::LinearAttentionInput;
 using jet::ops::LinearAttentionOptions;
 using jet::ops::LinearAttentionOutput;
-
-double rel_err(const at::Tensor& a, const at::Tensor& b) {
-  auto a64 = a.to(at::kCPU, at::kDouble), b64 = b.to(at::kCPU, at::kDouble);
-  return ((a64 - b64).norm() / b64.norm().clamp_min(1e-30)).item<double>();
-}
 
 // Random float64 inputs already rounded to what the kernel reads (bf16 q/k/v, fp32 gates and state).
 struct Inputs {

@@ -77,7 +77,8 @@ struct Params {
   int64_t gs_t, gs_h;
   const float* beta;         // [Ttot, H] (delta)
   const float* s0;           // [N, H, K, V] or null
-  bf16 *qn, *kn, *w;         // [Ttot, H, K]: normalised scaled q, normalised k, W (delta)
+  bf16* w;                   // [Ttot, H, K]: W (delta)
+  float *rq, *rk;            // [H, Ttot]: scale / |q| and 1 / |k| (scale and 1 without the L2 norm)
   bf16* u;                   // [Ttot, H, V]: U (delta), overwritten by v' = U − W S
   float* gcum;               // [H, Ttot]: Γ within the chunk
   bf16* hs;                  // [nct, H, K, V]: state entering each chunk
@@ -87,6 +88,21 @@ struct Params {
   float scale;
   bool l2;
 };
+
+// acc += A · B over KS steps of 16 along the inner dimension: A a 16-row block (row-major, row stride
+// lda); B a 16-column block, the bf16 fragment layout FB (row-major: step ldb·16; col-major, i.e. the
+// transpose of a row-major block: step 16).
+template <int KS, typename FB>
+__device__ __forceinline__ void mma_rows(Acc& acc, const bf16* a, int lda, const bf16* b, int ldb, int b_step) {
+#pragma unroll
+  for (int kk = 0; kk < KS; ++kk) {
+    FragA fa;
+    FB fb;
+    wmma::load_matrix_sync(fa, a + kk * 16, lda);
+    wmma::load_matrix_sync(fb, b + kk * b_step, ldb);
+    wmma::mma_sync(acc, fa, fb, acc);
+  }
+}
 
 // C[64×64] (fp32, row stride kLF) = A · B for A a 64×64 lower-triangular bf16 tile (row stride kLT) and
 // B a 64×64 bf16 tile; warp wp writes row block wp (it skips the zero blocks of A above the diagonal).
@@ -110,39 +126,44 @@ template <int K, bool DELTA>
 __global__ void __launch_bounds__(128) prep_kernel(Params p, Chunks m) {
   constexpr int LK = K + 8;
   extern __shared__ __align__(128) unsigned char smem[];
-  bf16* kb = reinterpret_cast<bf16*>(smem);  // [64][LK] normalised k
+  bf16* kb = reinterpret_cast<bf16*>(smem);  // [64][LK] k as given (bf16, exact)
   bf16* tb = kb + kC * LK;                   // [64][kLT] T in bf16
   bf16* rb = tb + kC * kLT;                  // [64][kLT] right-hand side tile
   float* af = reinterpret_cast<float*>(rb + kC * kLT);  // [64][kLF] A, then the product stage
   float* tf = af + kC * kLF;                            // [64][kLF] T in fp32
-  __shared__ float gam[kC], bet[kC];
+  __shared__ float gam[kC], bet[kC], rks[kC];
   const int c = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, lane = tid & 31, wp = tid >> 5;
   const int H = p.H;
   int tok0, len;
   m.at(c, tok0, len);
 
-  // q, k rows: one warp per row, L2 norm by a warp sum.
+  // Row norms of q and k (one warp per row, a warp sum). The matmuls read q and k as given (bf16 values
+  // are exact) and apply the norms in fp32 afterwards: normalising first and rounding to bf16 would make
+  // near-orthogonal q·k lose most of their digits.
   for (int r = wp; r < kC; r += 4) {
     const bool ok = r < len;
     const size_t row = (static_cast<size_t>(tok0 + r) * H + h) * K;
-    float xq[K / 32], xk[K / 32];
+    bf16 xk[K / 32];
     float nq = 0.f, nk = 0.f;
 #pragma unroll
     for (int i = 0; i < K / 32; ++i) {
-      xq[i] = ok ? __bfloat162float(p.q[row + lane + 32 * i]) : 0.f;
-      xk[i] = ok ? __bfloat162float(p.k[row + lane + 32 * i]) : 0.f;
-      nq += xq[i] * xq[i], nk += xk[i] * xk[i];
+      const float xq = ok ? __bfloat162float(p.q[row + lane + 32 * i]) : 0.f;
+      xk[i] = ok ? p.k[row + lane + 32 * i] : __float2bfloat16(0.f);
+      const float x = __bfloat162float(xk[i]);
+      nq += xq * xq, nk += x * x;
     }
     nq = warp_sum(nq), nk = warp_sum(nk);
     const float sq = p.l2 ? rsqrtf(nq + 1e-6f) * p.scale : p.scale, sk = p.l2 ? rsqrtf(nk + 1e-6f) : 1.f;
-#pragma unroll
-    for (int i = 0; i < K / 32; ++i) {
-      const bf16 kv = __float2bfloat16(xk[i] * sk);
+    if (lane == 0) {
+      rks[r] = ok ? sk : 0.f;
       if (ok) {
-        p.qn[row + lane + 32 * i] = __float2bfloat16(xq[i] * sq);
-        p.kn[row + lane + 32 * i] = kv;
+        p.rq[static_cast<size_t>(h) * p.Ttot + tok0 + r] = sq;
+        p.rk[static_cast<size_t>(h) * p.Ttot + tok0 + r] = sk;
       }
-      if constexpr (DELTA) kb[r * LK + lane + 32 * i] = ok ? kv : __float2bfloat16(0.f);
+    }
+    if constexpr (DELTA) {
+#pragma unroll
+      for (int i = 0; i < K / 32; ++i) kb[r * LK + lane + 32 * i] = xk[i];
     }
   }
   // Γ = inclusive cumsum of the log decay over the chunk (one warp, two values per lane), and β.
@@ -172,20 +193,13 @@ __global__ void __launch_bounds__(128) prep_kernel(Params p, Chunks m) {
   for (int jb = 0; jb <= wp; ++jb) {
     Acc acc;
     wmma::fill_fragment(acc, 0.f);
-#pragma unroll
-    for (int kk = 0; kk < K / 16; ++kk) {
-      FragA a;
-      FragBt b;
-      wmma::load_matrix_sync(a, kb + wp * 16 * LK + kk * 16, LK);
-      wmma::load_matrix_sync(b, kb + jb * 16 * LK + kk * 16, LK);
-      wmma::mma_sync(acc, a, b, acc);
-    }
+    mma_rows<K / 16, FragBt>(acc, kb + wp * 16 * LK, LK, kb + jb * 16 * LK, LK, 16);
     wmma::store_matrix_sync(af + wp * 16 * kLF + jb * 16, acc, kLF, wmma::mem_row_major);
   }
   __syncthreads();
   for (int e = tid; e < kC * kC; e += 128) {
     const int i = e / kC, j = e % kC;
-    if (j < i) af[i * kLF + j] *= bet[i] * __expf(gam[i] - gam[j]);
+    if (j < i) af[i * kLF + j] *= bet[i] * rks[i] * rks[j] * __expf(gam[i] - gam[j]);
   }
   __syncthreads();
   // T = (I + A)⁻¹, unit lower triangular: T_i = e_i − Σ_{j<i} A_ij T_j, row by row; thread c owns column c.
@@ -215,7 +229,7 @@ __global__ void __launch_bounds__(128) prep_kernel(Params p, Chunks m) {
       const int i = e / kC, cc = e % kC, d = c0 + cc;
       float x = 0.f;
       if (d < width && i < len)
-        x = is_w ? bet[i] * __expf(gam[i]) * __bfloat162float(kb[i * LK + d])
+        x = is_w ? bet[i] * rks[i] * __expf(gam[i]) * __bfloat162float(kb[i * LK + d])
                  : bet[i] * __bfloat162float(p.v[(static_cast<size_t>(tok0 + i) * H + h) * p.V + d]);
       rb[i * kLT + cc] = __float2bfloat16(x);
     }
@@ -246,7 +260,8 @@ struct StateSmem {
   static constexpr int LK = K + 8, BV = 16 * NW, LV = BV + 8, LS = BV + 4;
   static constexpr int SR = K > kC ? K : kC;  // stage rows
   static constexpr size_t wb = 0, kb = wb + 2 * kC * LK * sizeof(bf16), ub = kb + 2 * kC * LK * sizeof(bf16),
-                          gm = ub + 2 * kC * LV * sizeof(bf16), sb = gm + 2 * kC * sizeof(float),
+                          gm = ub + 2 * kC * LV * sizeof(bf16), rk = gm + 2 * kC * sizeof(float),
+                          sb = rk + 2 * kC * sizeof(float),
                           st = sb + K * LV * sizeof(bf16), bytes = st + SR * LS * sizeof(float);
 };
 
@@ -256,9 +271,10 @@ __global__ void __launch_bounds__(32 * NW) state_kernel(Params p, Chunks m) {
   constexpr int LK = L::LK, BV = L::BV, LV = L::LV, LS = L::LS, KR = K / 16;
   extern __shared__ __align__(128) unsigned char smem[];
   bf16* wb = reinterpret_cast<bf16*>(smem + L::wb);  // [2][64][LK] W (delta)
-  bf16* kb = reinterpret_cast<bf16*>(smem + L::kb);  // [2][64][LK] normalised k
+  bf16* kb = reinterpret_cast<bf16*>(smem + L::kb);  // [2][64][LK] k as given
   bf16* ub = reinterpret_cast<bf16*>(smem + L::ub);  // [2][64][LV] U (delta) or v, then e^{Γ_C−Γ} v'
   float* gm = reinterpret_cast<float*>(smem + L::gm);  // [2][64] Γ
+  float* rkm = reinterpret_cast<float*>(smem + L::rk);  // [2][64] 1 / |k|
   bf16* sb = reinterpret_cast<bf16*>(smem + L::sb);  // [K][LV] S in bf16
   float* st = reinterpret_cast<float*>(smem + L::st);  // [SR][LS] fp32 stage
   const int n = blockIdx.z, h = blockIdx.y, v0 = blockIdx.x * BV;
@@ -274,7 +290,7 @@ __global__ void __launch_bounds__(32 * NW) state_kernel(Params p, Chunks m) {
       const int i = e / (K / 8), d = (e % (K / 8)) * 8;
       const bool ok = i < len;
       const size_t off = ok ? (static_cast<size_t>(tok0 + i) * H + h) * K + d : 0;
-      cp16(kb + (buf * kC + i) * LK + d, p.kn + off, ok);
+      cp16(kb + (buf * kC + i) * LK + d, p.k + off, ok);
       if constexpr (DELTA) cp16(wb + (buf * kC + i) * LK + d, p.w + off, ok);
     }
     for (int e = tid; e < kC * (BV / 8); e += 32 * NW) {
@@ -282,8 +298,11 @@ __global__ void __launch_bounds__(32 * NW) state_kernel(Params p, Chunks m) {
       const bool ok = i < len && v0 + cc < V;
       cp16(ub + (buf * kC + i) * LV + cc, vsrc + (ok ? (static_cast<size_t>(tok0 + i) * H + h) * V + v0 + cc : 0), ok);
     }
-    for (int i = tid; i < kC; i += 32 * NW)
-      cp4(gm + buf * kC + i, p.gcum + (i < len ? static_cast<size_t>(h) * p.Ttot + tok0 + i : 0), i < len);
+    for (int i = tid; i < kC; i += 32 * NW) {
+      const size_t off = i < len ? static_cast<size_t>(h) * p.Ttot + tok0 + i : 0;
+      cp4(gm + buf * kC + i, p.gcum + off, i < len);
+      cp4(rkm + buf * kC + i, p.rk + off, i < len);
+    }
   };
   if (c0 < c1) issue(c0, 0);
   cp_commit();
@@ -322,24 +341,19 @@ __global__ void __launch_bounds__(32 * NW) state_kernel(Params p, Chunks m) {
     const bf16* Kc = kb + buf * kC * LK;
     bf16* U = ub + buf * kC * LV;
     const float* G = gm + buf * kC;
+    const float* RK = rkm + buf * kC;
     const float glast = G[len - 1];
     if constexpr (DELTA) {  // W S for this warp's columns, into st
       for (int rb = 0; rb < 4; ++rb) {
         Acc acc;
         wmma::fill_fragment(acc, 0.f);
-#pragma unroll
-        for (int kk = 0; kk < KR; ++kk) {
-          FragA a;
-          FragB b;
-          wmma::load_matrix_sync(a, W + rb * 16 * LK + kk * 16, LK);
-          wmma::load_matrix_sync(b, sb + kk * 16 * LV + wp * 16, LV);
-          wmma::mma_sync(acc, a, b, acc);
-        }
+        mma_rows<KR, FragB>(acc, W + rb * 16 * LK, LK, sb + wp * 16, LV, 16 * LV);
         wmma::store_matrix_sync(st + rb * 16 * LS + wp * 16, acc, LS, wmma::mem_row_major);
       }
       __syncwarp();
     }
-    // v' = U − W S (delta) or v: v' to global for the output kernel, e^{Γ_C−Γ_i} v'_i (bf16) for the update.
+    // v' = U − W S (delta) or v: v' to global for the output kernel, e^{Γ_C−Γ_i} v'_i / |k_i| (bf16) for
+    // the update with k as given.
     for (int e = lane; e < kC * 16; e += 32) {
       const int i = e >> 4, col = wp * 16 + (e & 15);
       float x = 0.f;
@@ -351,12 +365,12 @@ __global__ void __launch_bounds__(32 * NW) state_kernel(Params p, Chunks m) {
           if (v0 + col < V) p.u[(static_cast<size_t>(tok0 + i) * H + h) * V + v0 + col] = xb;
           x = __bfloat162float(xb);
         }
-        x *= __expf(glast - G[i]);
+        x *= RK[i] * __expf(glast - G[i]);
       }
       U[i * LV + col] = __float2bfloat16(x);
     }
     __syncwarp();
-    // S ← e^{Γ_C} S + Kᵀ (e^{Γ_C−Γ} ⊙ v').
+    // S ← e^{Γ_C} S + K̂ᵀ (e^{Γ_C−Γ} ⊙ v'), K̂ = diag(1/|k|) K.
     const float dec = __expf(glast);
 #pragma unroll
     for (int r = 0; r < KR; ++r)
@@ -404,7 +418,7 @@ __global__ void __launch_bounds__(128) output_kernel(Params p, Chunks m) {
   bf16* vb = reinterpret_cast<bf16*>(smem + L::vb);  // [64][kLT] v'
   bf16* pb = reinterpret_cast<bf16*>(smem + L::pb);  // [64][kLT] masked decayed scores
   float* pf = reinterpret_cast<float*>(smem + L::pf);  // [64][kLF] fp32 stage
-  __shared__ float gam[kC];
+  __shared__ float gam[kC], rqs[kC], rks[kC];
   const int c = blockIdx.x, h = blockIdx.y, v0 = blockIdx.z * kC;
   const int tid = threadIdx.x, lane = tid & 31, wp = tid >> 5, H = p.H, V = p.V;
   const bf16* vsrc = DELTA ? p.u : p.v;
@@ -414,8 +428,8 @@ __global__ void __launch_bounds__(128) output_kernel(Params p, Chunks m) {
     const int i = e / (K / 8), d = (e % (K / 8)) * 8;
     const bool ok = i < len;
     const size_t off = ok ? (static_cast<size_t>(tok0 + i) * H + h) * K + d : 0;
-    cp16(qb + i * LK + d, p.qn + off, ok);
-    cp16(kb + i * LK + d, p.kn + off, ok);
+    cp16(qb + i * LK + d, p.q + off, ok);
+    cp16(kb + i * LK + d, p.k + off, ok);
   }
   for (int e = tid; e < K * (kC / 8); e += 128) {
     const int r = e / (kC / 8), cc = (e % (kC / 8)) * 8;
@@ -428,29 +442,29 @@ __global__ void __launch_bounds__(128) output_kernel(Params p, Chunks m) {
     cp16(vb + i * kLT + cc, vsrc + (ok ? (static_cast<size_t>(tok0 + i) * H + h) * V + v0 + cc : 0), ok);
   }
   cp_commit();
-  if (tid < kC) gam[tid] = tid < len ? p.gcum[static_cast<size_t>(h) * p.Ttot + tok0 + tid] : 0.f;
+  if (tid < kC) {
+    const bool ok = tid < len;
+    const size_t off = static_cast<size_t>(h) * p.Ttot + tok0 + tid;
+    gam[tid] = ok ? p.gcum[off] : 0.f;
+    rqs[tid] = ok ? p.rq[off] : 0.f;
+    rks[tid] = ok ? p.rk[off] : 0.f;
+  }
   cp_wait<0>();
   __syncthreads();
 
-  // Scores Q Kᵀ for row block wp (blocks right of the diagonal are masked anyway).
+  // Scores Q Kᵀ for row block wp (blocks right of the diagonal are masked anyway), then the norms, the
+  // scale and the decay in fp32.
   const int r0 = wp * 16;
   for (int jb = 0; jb <= wp; ++jb) {
     Acc acc;
     wmma::fill_fragment(acc, 0.f);
-#pragma unroll
-    for (int kk = 0; kk < KR; ++kk) {
-      FragA a;
-      FragBt b;
-      wmma::load_matrix_sync(a, qb + r0 * LK + kk * 16, LK);
-      wmma::load_matrix_sync(b, kb + jb * 16 * LK + kk * 16, LK);
-      wmma::mma_sync(acc, a, b, acc);
-    }
+    mma_rows<KR, FragBt>(acc, qb + r0 * LK, LK, kb + jb * 16 * LK, LK, 16);
     wmma::store_matrix_sync(pf + r0 * kLF + jb * 16, acc, kLF, wmma::mem_row_major);
   }
   __syncwarp();
   for (int e = lane; e < 16 * kC; e += 32) {
     const int i = r0 + e / kC, j = e % kC;
-    const float x = j <= i && i < len ? pf[i * kLF + j] * __expf(gam[i] - gam[j]) : 0.f;
+    const float x = j <= i && i < len ? pf[i * kLF + j] * rqs[i] * rks[j] * __expf(gam[i] - gam[j]) : 0.f;
     pb[i * kLT + j] = __float2bfloat16(x);
   }
   // Inter-chunk part e^Γ (Q S), then the intra-chunk part on top.
@@ -471,7 +485,7 @@ __global__ void __launch_bounds__(128) output_kernel(Params p, Chunks m) {
   __syncwarp();
   for (int e = lane; e < 16 * kC; e += 32) {
     const int i = r0 + e / kC, j = e % kC;
-    pf[i * kLF + j] *= __expf(gam[i]);
+    pf[i * kLF + j] *= rqs[i] * __expf(gam[i]);
   }
   __syncwarp();
   for (int cb = 0; cb < 4; ++cb) wmma::load_matrix_sync(acc[cb], pf + r0 * kLF + cb * 16, kLF, wmma::mem_row_major);
@@ -606,12 +620,15 @@ LinearAttentionOutput linear_attention_chunk_cuda(const at::Tensor& q, const at:
 
   c10::cuda::CUDAGuard guard(q.device());
   auto bfo = q.options().dtype(at::kBFloat16), f32 = q.options().dtype(at::kFloat);
-  // v is read with 16-byte copies by the additive path: a misaligned view is copied first.
-  at::Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
-  if (reinterpret_cast<uintptr_t>(vc.data_ptr()) % 16) vc = vc.clone();
+  // q, k and v are read with 16-byte copies: a misaligned view is copied first.
+  auto aligned = [](at::Tensor t) {
+    t = t.contiguous();
+    return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 ? t.clone() : t;
+  };
+  at::Tensor qc = aligned(q), kc = aligned(k), vc = aligned(v);
   at::Tensor gc = g.defined() ? g.contiguous() : g, bc = delta ? beta.contiguous() : beta;
   at::Tensor s0 = initial_state.defined() ? initial_state.to(at::kFloat).contiguous() : initial_state;
-  at::Tensor qn = at::empty({Ttot, H, K}, bfo), kn = at::empty({Ttot, H, K}, bfo);
+  at::Tensor rq = at::empty({H, Ttot}, f32), rk = at::empty({H, Ttot}, f32);
   at::Tensor w = delta ? at::empty({Ttot, H, K}, bfo) : at::Tensor(), u = delta ? at::empty({Ttot, H, V}, bfo) : at::Tensor();
   at::Tensor gcum = at::empty({H, Ttot}, f32), hs = at::empty({m.nct, H, K, V}, bfo);
   at::Tensor o = at::empty({B, T, H, V}, bfo), sf = at::empty({N, H, K, V}, f32);
@@ -624,8 +641,8 @@ LinearAttentionOutput linear_attention_chunk_cuda(const at::Tensor& q, const at:
   p.gs_t = fixed_decay ? 0 : H, p.gs_h = 1;
   p.beta = delta ? bc.data_ptr<float>() : nullptr;
   p.s0 = s0.defined() ? s0.data_ptr<float>() : nullptr;
-  p.qn = reinterpret_cast<bf16*>(qn.data_ptr());
-  p.kn = reinterpret_cast<bf16*>(kn.data_ptr());
+  p.rq = rq.data_ptr<float>();
+  p.rk = rk.data_ptr<float>();
   p.w = delta ? reinterpret_cast<bf16*>(w.data_ptr()) : nullptr;
   p.u = delta ? reinterpret_cast<bf16*>(u.data_ptr()) : nullptr;
   p.gcum = gcum.data_ptr<float>();

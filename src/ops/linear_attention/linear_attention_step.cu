@@ -8,6 +8,9 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <cuda_bf16.h>
 
+#include <cstdlib>
+#include <string>
+
 #include "core/check.h"
 #include "core/shape.h"
 #include "ops/linear_attention/linear_attention_step_cuda.h"
@@ -253,14 +256,19 @@ void launch(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const
 }
 
 // Four columns per lane (128-bit state rows) where V allows it and the rows fit in registers:
-// V % 4 == 0, V ≥ 128, K ≤ 128; else one column per lane.
+// V % 4 == 0, V ≥ 128, 64 ≤ K ≤ 128; else one column per lane. JET_LA_STEP_VEC=1 in the environment
+// forces one column per lane (a benchmark knob: bench_linear_attention_step times both layouts).
 template <int K, typename T>
 void launch_vec(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
                 const at::Tensor& beta, at::Tensor& state, at::Tensor& o, StepDecay decay, float scale,
                 bool l2, const JetPrologue<T>* jet) {
+  static const bool scalar_only = [] {
+    const char* e = std::getenv("JET_LA_STEP_VEC");
+    return e && std::string(e) == "1";
+  }();
   const int64_t V = v.size(2);
   if constexpr (K >= 64 && K <= 128)
-    if (V % 4 == 0 && V >= 128) return launch<K, 4, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
+    if (V % 4 == 0 && V >= 128 && !scalar_only) return launch<K, 4, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
   launch<K, 1, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
 }
 
@@ -280,12 +288,13 @@ void dispatch_k(int K, const at::Tensor& q, const at::Tensor& k, const at::Tenso
   }
 }
 
-// JetBlock's output gate for one token: one block per (b, h) row of V values.
+// JetBlock's output gate for one token (or B·T tokens of a prefill): one block per (b, h) row of V values.
 template <typename T>
 __global__ void __launch_bounds__(128)
 gated_rms_norm_step_kernel(const T* __restrict__ o, const T* __restrict__ gate, const float* __restrict__ weight,
                            T* __restrict__ y, int H, int V, int64_t ldg, float eps) {
-  const int b = blockIdx.y, h = blockIdx.x, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  const int64_t b = blockIdx.x;  // rows on x: a prefill passes B·T rows (more than grid y's 65535)
+  const int h = blockIdx.y, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
   const T* orow = o + (static_cast<size_t>(b) * H + h) * V;
   const T* grow = gate + b * ldg + static_cast<int64_t>(h) * V;
   T* yrow = y + (static_cast<size_t>(b) * H + h) * V;
@@ -398,7 +407,7 @@ at::Tensor gated_rms_norm_step_cuda(const at::Tensor& o, const at::Tensor& gate,
   c10::cuda::CUDAGuard guard(o.device());
   auto y = at::empty({B, H * V}, o.options());
   if (B == 0) return y;
-  dim3 grid(H, B), block(128);
+  dim3 grid(static_cast<unsigned>(B), H), block(128);
   auto stream = at::cuda::getCurrentCUDAStream();
   auto run = [&](auto tag) {
     using T = decltype(tag);
