@@ -104,20 +104,26 @@ __device__ __forceinline__ void mma_rows(Acc& acc, const bf16* a, int lda, const
   }
 }
 
+// acc[cb] += A · B[:, 16cb..16cb+16) for the four 16-column blocks of a 64-column B: A a 16-row block
+// (row-major, row stride lda) over nk inner blocks of 16, B row-major (row stride ldb).
+__device__ __forceinline__ void mma_rows_x4(Acc (&acc)[4], const bf16* a, int lda, const bf16* b, int ldb, int nk) {
+  for (int kk = 0; kk < nk; ++kk) {
+    FragA fa;
+    wmma::load_matrix_sync(fa, a + kk * 16, lda);
+    for (int cb = 0; cb < 4; ++cb) {
+      FragB fb;
+      wmma::load_matrix_sync(fb, b + kk * 16 * ldb + cb * 16, ldb);
+      wmma::mma_sync(acc[cb], fa, fb, acc[cb]);
+    }
+  }
+}
+
 // C[64×64] (fp32, row stride kLF) = A · B for A a 64×64 lower-triangular bf16 tile (row stride kLT) and
 // B a 64×64 bf16 tile; warp wp writes row block wp (it skips the zero blocks of A above the diagonal).
 __device__ __forceinline__ void lower_times_tile(const bf16* A, const bf16* Bm, float* Cm, int wp) {
   Acc acc[4];
   for (int cb = 0; cb < 4; ++cb) wmma::fill_fragment(acc[cb], 0.f);
-  for (int kk = 0; kk <= wp; ++kk) {
-    FragA a;
-    wmma::load_matrix_sync(a, A + wp * 16 * kLT + kk * 16, kLT);
-    for (int cb = 0; cb < 4; ++cb) {
-      FragB b;
-      wmma::load_matrix_sync(b, Bm + kk * 16 * kLT + cb * 16, kLT);
-      wmma::mma_sync(acc[cb], a, b, acc[cb]);
-    }
-  }
+  mma_rows_x4(acc, A + wp * 16 * kLT, kLT, Bm, kLT, wp + 1);
   for (int cb = 0; cb < 4; ++cb) wmma::store_matrix_sync(Cm + wp * 16 * kLF + cb * 16, acc[cb], kLF, wmma::mem_row_major);
 }
 
@@ -470,16 +476,7 @@ __global__ void __launch_bounds__(128) output_kernel(Params p, Chunks m) {
   // Inter-chunk part e^Γ (Q S), then the intra-chunk part on top.
   Acc acc[4];
   for (int cb = 0; cb < 4; ++cb) wmma::fill_fragment(acc[cb], 0.f);
-#pragma unroll
-  for (int kk = 0; kk < KR; ++kk) {
-    FragA a;
-    wmma::load_matrix_sync(a, qb + r0 * LK + kk * 16, LK);
-    for (int cb = 0; cb < 4; ++cb) {
-      FragB b;
-      wmma::load_matrix_sync(b, hb + kk * 16 * kLT + cb * 16, kLT);
-      wmma::mma_sync(acc[cb], a, b, acc[cb]);
-    }
-  }
+  mma_rows_x4(acc, qb + r0 * LK, LK, hb, kLT, KR);
   __syncwarp();  // pb is done reading pf
   for (int cb = 0; cb < 4; ++cb) wmma::store_matrix_sync(pf + r0 * kLF + cb * 16, acc[cb], kLF, wmma::mem_row_major);
   __syncwarp();
@@ -489,15 +486,7 @@ __global__ void __launch_bounds__(128) output_kernel(Params p, Chunks m) {
   }
   __syncwarp();
   for (int cb = 0; cb < 4; ++cb) wmma::load_matrix_sync(acc[cb], pf + r0 * kLF + cb * 16, kLF, wmma::mem_row_major);
-  for (int kk = 0; kk <= wp; ++kk) {
-    FragA a;
-    wmma::load_matrix_sync(a, pb + r0 * kLT + kk * 16, kLT);
-    for (int cb = 0; cb < 4; ++cb) {
-      FragB b;
-      wmma::load_matrix_sync(b, vb + kk * 16 * kLT + cb * 16, kLT);
-      wmma::mma_sync(acc[cb], a, b, acc[cb]);
-    }
-  }
+  mma_rows_x4(acc, pb + r0 * kLT, kLT, vb, kLT, wp + 1);
   __syncwarp();
   for (int cb = 0; cb < 4; ++cb) wmma::store_matrix_sync(pf + r0 * kLF + cb * 16, acc[cb], kLF, wmma::mem_row_major);
   __syncwarp();
