@@ -31,7 +31,7 @@ if [ -n "${PREBUILT:-}" ]; then
   fi
   echo 0 > $DEV/build.rc
   if [ "$MODE" != check ]; then
-    timeout 200 python3 bench/cuda/bench_jetblock_official.py > "$OUT/official_bench.log" 2>&1
+    timeout 240 python3 bench/cuda/bench_jetblock_official.py > "$OUT/official_bench.log" 2>&1
     echo "official bench rc=$?" >> "$OUT/official_bench.log"; stamp "official bench done"
     timeout 150 $BUILD/bench_jet_layer > "$OUT/jet_bench.log" 2>&1; echo "jet bench rc=$?" >> "$OUT/jet_bench.log"
     timeout 40 $BUILD/bench_linear_attention_step > "$OUT/step_bench.log" 2>&1
@@ -50,7 +50,7 @@ TORCH_PREFIX=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
 BUILD_PID=$!
 stamp "build started"
 if [ "$MODE" != check ]; then
-  timeout 200 python3 bench/cuda/bench_jetblock_official.py > "$OUT/official_bench.log" 2>&1
+  timeout 240 python3 bench/cuda/bench_jetblock_official.py > "$OUT/official_bench.log" 2>&1
   echo "official bench rc=$?" >> "$OUT/official_bench.log"
   stamp "official bench done"
 fi

@@ -71,6 +71,22 @@ def main():
             row("prefill (chunk mode)", B, T,
                 median_ms(lambda: blk(x, past_key_value=StateCache(), use_cache=True), 20, 3))
             del x
+    blk.train()
+    B, T = 8, 4096
+    x = torch.randn(B, T, D, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    dy = torch.randn(B, T, D, device="cuda", dtype=torch.bfloat16)
+
+    def fwd_bwd():
+        y = blk(x)[0]
+        y.backward(dy)
+
+    try:
+        row("forward + backward", B, T, median_ms(fwd_bwd, 20, 3))
+    except Exception as e:  # fla may refuse its GDN backward on Hopper with this Triton
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"{'forward + backward':34s} {B:6d} {T:6d}   refused: {type(e).__name__}: {msg[:160]}")
+    del x, dy
+    with torch.no_grad():
         # The gated delta rule op alone (2B head shapes, initial state in, final state out, q/k L2 norm
         # inside), as bench_jet_layer.cpp times jet's kernel.
         try:
@@ -88,20 +104,6 @@ def main():
                 del q, k, v, g, beta, h0
         except Exception as e:
             print(f"  GDN op alone (fla chunk): failed: {type(e).__name__}: {str(e)[:160]}")
-    blk.train()
-    B, T = 8, 4096
-    x = torch.randn(B, T, D, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-    dy = torch.randn(B, T, D, device="cuda", dtype=torch.bfloat16)
-
-    def fwd_bwd():
-        y = blk(x)[0]
-        y.backward(dy)
-
-    try:
-        row("forward + backward", B, T, median_ms(fwd_bwd, 20, 3))
-    except Exception as e:  # fla may refuse its GDN backward on Hopper with this Triton
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"{'forward + backward':34s} {B:6d} {T:6d}   refused: {type(e).__name__}: {msg[:160]}")
 
 
 if __name__ == "__main__":
