@@ -77,7 +77,7 @@ fi
 # chunk-kernel test, racecheck on the chunk kernels (packed sequences, the other members), the JetBlock step
 # and the output-gate kernel (the shared-memory patterns of the other instantiations are the same code).
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || echo)
-for spec in "memcheck:LinearAttentionStepCuda.*:LinearAttentionChunkCuda.*" \
+for spec in "memcheck:LinearAttentionStepCuda.*:LinearAttentionChunkCuda.*:DynamicConvCuda.*" \
     "racecheck:LinearAttentionChunkCuda.PackedSequences*:LinearAttentionChunkCuda.OtherMembers*:LinearAttentionStepCuda.JetBlock*:LinearAttentionStepCuda.GatedRms*"; do
   tool=${spec%%:*}; filter=${spec#*:}; left=$(( ${BUDGET_S:-330} - ($(date +%s) - T0) ))
   if [ -z "$SAN" ]; then echo "compute-sanitizer: not found" > "$OUT/sanitizer_$tool.log"; continue; fi
