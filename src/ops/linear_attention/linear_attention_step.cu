@@ -256,7 +256,7 @@ void launch(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const
 }
 
 // Four columns per lane (128-bit state rows) where V allows it and the rows fit in registers:
-// V % 4 == 0, V ≥ 128, 64 ≤ K ≤ 128; else one column per lane. JET_LA_STEP_VEC=1 in the environment
+// V % 4 == 0, V ≥ 128, 64 ≤ K ≤ 128, not the JetBlock step; else one column per lane. JET_LA_STEP_VEC=1 in the environment
 // forces one column per lane (a benchmark knob: bench_linear_attention_step times both layouts).
 template <int K, typename T>
 void launch_vec(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
@@ -267,8 +267,10 @@ void launch_vec(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, c
     return e && std::string(e) == "1";
   }();
   const int64_t V = v.size(2);
+  // Not for the JetBlock step: its conv prologue (VEC channels per lane, one warp) then costs more than the
+  // wider rows gain (H200, B = 256: 0.253 ms at VEC = 4 vs 0.216 ms at VEC = 1; the plain GDN step 0.162 vs 0.196).
   if constexpr (K >= 64 && K <= 128)
-    if (V % 4 == 0 && V >= 128 && !scalar_only) return launch<K, 4, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
+    if (V % 4 == 0 && V >= 128 && !scalar_only && !jet) return launch<K, 4, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
   launch<K, 1, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
 }
 
