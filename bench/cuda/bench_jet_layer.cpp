@@ -4,7 +4,9 @@
 //   decode step, B=256: eager, CUDA-graph replay, and the fused core kernel alone; GB/s counts the state
 //     read + write, every weight of the layer once, and the conv tail read + write, against a
 //     device-to-device copy measured in the same run
-//   prefill B=8×T=4096 and B=1×T=65536 (forward with a state: the chunked path)
+//   prefill B=8×T=4096 and B=1×T=65536 (forward with a state: the CUDA chunked kernels), and the gated
+//     delta rule op alone at those shapes (CUDA kernels; the ATen chunked path at B=8×T=4096)
+//   the dynamic conv alone at B=8×T=4096 (CUDA kernel vs ATen path)
 //   forward + backward B=8×T=4096 (no state, gradients of x and every parameter)
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -17,6 +19,8 @@
 
 #include "bench_util.h"
 #include "model/blocks/blocks.h"
+#include "ops/dynamic_conv/dynamic_conv.h"
+#include "ops/linear_attention/linear_attention.h"
 #include "ops/linear_attention/linear_attention_step_cuda.h"
 
 using jet::bench::median_ms;
@@ -92,7 +96,41 @@ int main() {
       auto st = blk->init_state(B);
       blk->forward(x, &st);
     }, 20, 3);
-    row("prefill (chunked ATen path)", B, T, ms, 0);
+    row("prefill (CUDA chunked kernels)", B, T, ms, 0);
+  }
+  // The gated delta rule op alone at the layer's head shapes (initial state in, final state out, q/k L2
+  // norm inside): the CUDA chunked kernels, and the ATen chunked path (taken when a gradient is wanted;
+  // timed here as its forward with v requiring a gradient, i.e. including autograd's bookkeeping).
+  for (auto [B, T] : std::vector<std::pair<int64_t, int64_t>>{{8, 4096}, {1, 65536}}) {
+    jet::ops::LinearAttentionInput in;
+    in.q = at::randn({B, T, H, K}, bf);
+    in.k = at::randn({B, T, H, K}, bf);
+    in.v = at::randn({B, T, H, V}, bf);
+    in.g = -at::softplus(at::randn({B, T, H}, f32) - 2.5);
+    in.beta = at::sigmoid(at::randn({B, T, H}, f32));
+    in.initial_state = at::randn({B, H, K, V}, f32);
+    jet::ops::LinearAttentionOptions opt;
+    opt.decay = jet::ops::Decay::scalar;
+    opt.delta = true;
+    opt.qk_l2norm = true;
+    {
+      at::InferenceMode guard;
+      row("  GDN op alone (CUDA chunked)", B, T, median_ms([&] { jet::ops::linear_attention_chunked(in, opt); }, 20, 3), 0);
+    }
+    if (B * T <= 32768) {
+      in.v = in.v.detach().requires_grad_(true);
+      row("  GDN op alone (ATen chunked)", B, T, median_ms([&] { jet::ops::linear_attention_chunked(in, opt); }, 5, 1), 0);
+    }
+  }
+  {  // the dynamic conv alone at B=8×T=4096 (C = H·V = 3072, W = 4): the CUDA kernel and the ATen path
+    const int64_t B = 8, T = 4096;
+    auto x = at::randn({B, T, C}, bf), kern = at::randn({B, T, C, W}, bf);
+    {
+      at::InferenceMode guard;
+      row("  dynamic conv alone (CUDA)", B, T, median_ms([&] { jet::ops::dynamic_conv(x, kern, at::Tensor(), true); }, 20, 3), 0);
+    }
+    x.requires_grad_(true);
+    row("  dynamic conv alone (ATen)", B, T, median_ms([&] { jet::ops::dynamic_conv(x, kern, at::Tensor(), true); }, 20, 3), 0);
   }
   {  // forward + backward
     const int64_t B = 8, T = 4096;

@@ -33,6 +33,8 @@ def median_ms(fn, iters, warmup):
 
 
 def main():
+    # OFFICIAL_PARTS (comma list, default all): decode, prefill, train, op — to fit a short device call.
+    parts = set(os.environ.get("OFFICIAL_PARTS", "decode,prefill,train,op").split(","))
     JetBlock, JetBlockConfig = official_jetblock.load()
     torch.manual_seed(0)
     src = torch.empty(256 << 20, device="cuda")
@@ -65,8 +67,10 @@ def main():
                          "conv_state": torch.zeros(B, H * V, W, device="cuda", dtype=torch.bfloat16)}]
         x = torch.randn(B, 1, D, device="cuda", dtype=torch.bfloat16)
         nbytes = 2 * B * H * K * V * 4 + weight_bytes + 2 * B * H * V * (W - 1) * 2
-        row("decode step, eager", B, 1, median_ms(lambda: blk(x, past_key_value=cache, use_cache=True), 50, 5), nbytes)
-        for B, T in ((8, 4096), (1, 65536)):
+        if "decode" in parts:
+            row("decode step, eager", B, 1, median_ms(lambda: blk(x, past_key_value=cache, use_cache=True), 50, 5),
+                nbytes)
+        for B, T in ((8, 4096), (1, 65536)) if "prefill" in parts else ():
             x = torch.randn(B, T, D, device="cuda", dtype=torch.bfloat16)
             row("prefill (chunk mode)", B, T,
                 median_ms(lambda: blk(x, past_key_value=StateCache(), use_cache=True), 20, 3))
@@ -81,10 +85,30 @@ def main():
         y.backward(dy)
 
     try:
-        row("forward + backward", B, T, median_ms(fwd_bwd, 20, 3))
+        if "train" in parts:
+            row("forward + backward", B, T, median_ms(fwd_bwd, 20, 3))
     except Exception as e:  # fla may refuse its GDN backward on Hopper with this Triton
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"{'forward + backward':34s} {B:6d} {T:6d}   refused: {type(e).__name__}: {msg[:160]}")
+    del x, dy
+    with torch.no_grad():
+        # The gated delta rule op alone (2B head shapes, initial state in, final state out, q/k L2 norm
+        # inside), as bench_jet_layer.cpp times jet's kernel.
+        try:
+            from fla.ops.gated_delta_rule import chunk_gated_delta_rule
+            for B, T in ((8, 4096), (1, 65536)) if "op" in parts else ():
+                bf = dict(device="cuda", dtype=torch.bfloat16)
+                q, k = torch.randn(B, T, H, K, **bf), torch.randn(B, T, H, K, **bf)
+                v = torch.randn(B, T, H, V, **bf)
+                g = -torch.nn.functional.softplus(torch.randn(B, T, H, device="cuda") - 2.5)
+                beta = torch.sigmoid(torch.randn(B, T, H, **bf))
+                h0 = torch.randn(B, H, K, V, device="cuda")
+                row("  GDN op alone (fla chunk)", B, T, median_ms(
+                    lambda: chunk_gated_delta_rule(q, k, v, g, beta, scale=K ** -0.5, initial_state=h0,
+                                                   output_final_state=True, use_qk_l2norm_in_kernel=True), 20, 3))
+                del q, k, v, g, beta, h0
+        except Exception as e:
+            print(f"  GDN op alone (fla chunk): failed: {type(e).__name__}: {str(e)[:160]}")
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ TEST(LinearAttentionStepCuda, MatchesFloat64Reference) {
   for (auto dt : {at::kFloat, at::kBFloat16})
     for (auto decay : {Decay::none, Decay::scalar, Decay::vector})
       for (bool delta : {false, true})
-        for (auto kv : std::vector<std::pair<int64_t, int64_t>>{{64, 64}, {96, 256}, {128, 100}, {32, 17}})
+        for (auto kv : std::vector<std::pair<int64_t, int64_t>>{{64, 64}, {96, 256}, {128, 100}, {32, 17}, {64, 132}})
           run_case({decay, delta, dt, kv.first, kv.second});
 }
 
@@ -94,10 +94,12 @@ TEST(LinearAttentionStepCuda, RejectsBadShapes) {
 // The fused JetBlock step == SiLU(q, k) + dynamic_conv_step + gates + gated delta rule (float64 refs),
 // with q, k, v, a, b given as separate contiguous tensors or (as JetBlock's decode passes them) as views
 // into one wider [B, ·] matrix with a row stride.
+// V = 80 takes the one-column-per-lane kernel, V = 256 the four-column (128-bit) one.
 TEST(LinearAttentionStepCuda, JetBlockStepMatchesComposedReference) {
+  for (int64_t V : {80, 256})
   for (auto dt : {at::kFloat, at::kBFloat16})
   for (bool strided : {false, true}) {
-    const int64_t B = 2, H = 3, K = 96, V = 80, W = 4, T = 6;
+    const int64_t B = 2, H = 3, K = 96, W = 4, T = 6;
     at::manual_seed(7);
     auto f64 = at::TensorOptions().dtype(at::kDouble);
     auto round = [&](at::Tensor t) { return t.to(dt).to(at::kDouble); };
@@ -149,7 +151,7 @@ TEST(LinearAttentionStepCuda, JetBlockStepMatchesComposedReference) {
     }
     auto o = at::stack(outs, 1);
     const double tol_o = dt == at::kFloat ? 1e-5 : 1e-2;
-    EXPECT_LT(rel_err(o, ref.o), tol_o) << "dtype " << dt << " strided " << strided;
+    EXPECT_LT(rel_err(o, ref.o), tol_o) << "dtype " << dt << " strided " << strided << " V " << V;
     // The state sees bf16-rounded v in the kernel only through fp32 math: its error stays at fp32 level
     // for fp32 inputs; with bf16 inputs the conv output is not rounded either, so 1e-5 holds too.
     EXPECT_LT(rel_err(state, ref.final_state), 1e-5) << "dtype " << dt;

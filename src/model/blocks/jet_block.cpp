@@ -75,6 +75,20 @@ class JetBlock final : public LinearBlock {
       state->conv[0] = ops::conv_tail_after(pr.v_raw, tail, c_.conv_size);
       state->offset += x.size(1);
     }
+#ifdef JET_CUDA
+    // Prefill/eval on CUDA: the fused output gate of the decode step over all B·T rows (one kernel instead
+    // of the ATen RMSNorm + SiLU chain), when nothing needs a gradient.
+    const at::Tensor& norm = p("o_norm.weight");
+    const bool grad = la.o.requires_grad() ||
+                      (c10::GradMode::is_enabled() && (norm.requires_grad() || p("g_proj.weight").requires_grad()));
+    if (x.is_cuda() && !grad && norm.scalar_type() == at::kFloat && la.o.scalar_type() == x.scalar_type()) {
+      const int64_t B = x.size(0), T = x.size(1);
+      const at::Tensor gate = dense(x, p("g_proj.weight")).reshape({B * T, value_dim_});
+      const at::Tensor n = ops::gated_rms_norm_step_cuda(la.o.reshape({B * T, H_, V_}).contiguous(), gate, norm,
+                                                         c_.norm_eps);
+      return dense(n.view({B, T, value_dim_}), p("o_proj.weight"));
+    }
+#endif
     return norm_gate_out(la.o, x, "o_norm.weight", c_.norm_eps);
   }
 

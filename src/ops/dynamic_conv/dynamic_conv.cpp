@@ -1,10 +1,14 @@
 // ATen path of the per-token causal depthwise convolution (forward by unfolding, autograd backward)
 // and its in-place decode step.
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include "core/check.h"
 #include "core/shape.h"
 #include "ops/dynamic_conv/dynamic_conv.h"
+#ifdef JET_CUDA
+#include "ops/dynamic_conv/dynamic_conv_cuda.h"
+#endif
 
 namespace jet::ops {
 namespace {
@@ -41,8 +45,18 @@ at::Tensor dynamic_conv(const at::Tensor& x, const at::Tensor& kernels, const at
   JET_CHECK(kernels.dim() == 4 && x.dim() == 3 && kernels.size(0) == x.size(0) && kernels.size(1) == x.size(1) &&
                 kernels.size(2) == x.size(2),
             "dynamic_conv: kernels {} must be [B, T, C, W] for x {}", shape_str(kernels.sizes()), shape_str(x.sizes()));
-  const at::ScalarType ct = compute_type(x);
   const int64_t W = kernels.size(3);
+#ifdef JET_CUDA
+  // Prefill/eval on CUDA (no gradient, dense taps of x's dtype): one fused kernel instead of windows × taps.
+  const bool grad = c10::GradMode::is_enabled() &&
+                    (x.requires_grad() || kernels.requires_grad() || (tail.defined() && tail.requires_grad()));
+  if (x.is_cuda() && !grad && kernels.scalar_type() == x.scalar_type() && kernels.is_contiguous() &&
+      (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kFloat)) {
+    check_tail(tail, x.size(0), x.size(2), W, "dynamic_conv");
+    return dynamic_conv_cuda(x, kernels, tail, silu);
+  }
+#endif
+  const at::ScalarType ct = compute_type(x);
   at::Tensor y = (causal_windows(x.to(ct), tail, W) * kernels.to(ct)).sum(-1);
   if (silu) y = at::silu(y);
   return y.to(x.scalar_type());

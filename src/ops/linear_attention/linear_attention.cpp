@@ -14,6 +14,7 @@
 #include "ops/linear_attention/linear_attention.h"
 #include "ops/linear_attention/linear_attention_detail.h"
 #ifdef JET_CUDA
+#include "ops/linear_attention/linear_attention_chunk_cuda.h"
 #include "ops/linear_attention/linear_attention_step_cuda.h"
 #endif
 
@@ -200,10 +201,37 @@ LinearAttentionOutput recurrent_batch(const LinearAttentionInput& in, const Line
   return {o, S};
 }
 
+bool needs_grad(const LinearAttentionInput& in) {
+  return c10::GradMode::is_enabled() &&
+         (in.q.requires_grad() || in.k.requires_grad() || in.v.requires_grad() ||
+          (in.g.defined() && in.g.requires_grad()) || (in.beta.defined() && in.beta.requires_grad()) ||
+          (in.initial_state.defined() && in.initial_state.requires_grad()));
+}
+
+// The CUDA chunked forward (linear_attention_chunk_cuda.h) takes bf16 CUDA inputs without gradients,
+// decay none/fixed/scalar, either update, the head widths it was built for.
+bool chunk_cuda_takes(const LinearAttentionInput& in, const LinearAttentionOptions& opt) {
+#ifdef JET_CUDA
+  return in.q.is_cuda() && !needs_grad(in) && opt.decay != Decay::vector && in.q.scalar_type() == at::kBFloat16 &&
+         in.k.scalar_type() == at::kBFloat16 && in.v.scalar_type() == at::kBFloat16 &&
+         linear_attention_chunk_cuda_supports(in.q.size(3), in.v.size(3));
+#else
+  (void)in, (void)opt;
+  return false;
+#endif
+}
+
 }  // namespace
 
 LinearAttentionOutput linear_attention_chunked(const LinearAttentionInput& in, const LinearAttentionOptions& opt) {
   check_linear_attention(in, opt);
+#ifdef JET_CUDA
+  if (chunk_cuda_takes(in, opt))
+    return linear_attention_chunk_cuda(in.q, in.k, in.v, in.g.defined() ? in.g.to(at::kFloat) : in.g,
+                                       opt.decay == Decay::fixed, in.beta.defined() ? in.beta.to(at::kFloat) : in.beta,
+                                       in.initial_state, in.cu_seqlens, linear_attention_scale(opt, in.q.size(3)),
+                                       opt.qk_l2norm);
+#endif
   return detail::per_sequence(in, opt, chunked_batch);
 }
 
@@ -214,11 +242,9 @@ LinearAttentionOutput linear_attention_recurrent(const LinearAttentionInput& in,
 }
 
 LinearAttentionOutput linear_attention(const LinearAttentionInput& in, const LinearAttentionOptions& opt) {
-  const bool grad = c10::GradMode::is_enabled() &&
-                    (in.q.requires_grad() || in.k.requires_grad() || in.v.requires_grad() ||
-                     (in.g.defined() && in.g.requires_grad()) || (in.beta.defined() && in.beta.requires_grad()) ||
-                     (in.initial_state.defined() && in.initial_state.requires_grad()));
-  if (!grad && in.q.size(1) <= kLinearAttentionChunk) return linear_attention_recurrent(in, opt);
+  // The CUDA chunked kernels are three launches whatever T, cheaper than T step launches.
+  if (!needs_grad(in) && in.q.size(1) <= kLinearAttentionChunk && !chunk_cuda_takes(in, opt))
+    return linear_attention_recurrent(in, opt);
   return linear_attention_chunked(in, opt);
 }
 

@@ -38,7 +38,7 @@ LinearAttentionOutput ref_batch(const LinearAttentionInput& in, const LinearAtte
     S = S + kt.unsqueeze(-1) * u.unsqueeze(2);
     outs.push_back((S * qt.unsqueeze(-1)).sum(2));
   }
-  return {at::stack(outs, 1), S};
+  return {T ? at::stack(outs, 1) : at::zeros({B, 0, H, V}, q.options()), S};  // an empty packed sequence: T = 0
 }
 
 }  // namespace

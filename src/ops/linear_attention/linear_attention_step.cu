@@ -1,12 +1,15 @@
 // Fused one-token step of the linear-attention family on CUDA (decode). Memory-bound: the state
-// [B, H, K, V] fp32 is read and written once. One block handles (sequence b, head h, 32 value
-// columns); its NW warps split the K rows, each lane owns one column, so every warp access to a state
-// row is one coalesced 128-byte transaction and the column's rows stay in registers between the
-// "read Sᵀk" and the "write S, read Sᵀq" halves.
+// [B, H, K, V] fp32 is read and written once. One block handles (sequence b, head h, 32·VEC value
+// columns); its warps split the K rows, each lane owns VEC consecutive columns (VEC = 4: one 128-bit
+// load/store per state row, 512 contiguous bytes per warp, more bytes in flight per thread), and the
+// columns' rows stay in registers between the "read Sᵀk" and the "write S, read Sᵀq" halves.
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <cuda_bf16.h>
+
+#include <cstdlib>
+#include <string>
 
 #include "core/check.h"
 #include "core/shape.h"
@@ -14,8 +17,6 @@
 
 namespace jet::ops {
 namespace {
-
-constexpr int kWarps = 4;
 
 __device__ __forceinline__ float to_f(float x) { return x; }
 __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
@@ -27,13 +28,41 @@ __device__ __forceinline__ float warp_sum(float x) {
   return x;
 }
 
-// Sums x over the block's warps for this lane's column; every thread gets the total.
-__device__ __forceinline__ float sum_over_warps(float x, float (*red)[32], int w, int lane) {
+// VEC consecutive fp32 values: one 128-bit access for VEC = 4.
+template <int VEC>
+struct alignas(VEC == 4 ? 16 : 4) Vec {
+  float x[VEC];
+  __device__ __forceinline__ void load(const float* p) {
+    if constexpr (VEC == 4) {
+      const float4 t = *reinterpret_cast<const float4*>(p);
+      x[0] = t.x, x[1] = t.y, x[2] = t.z, x[3] = t.w;
+    } else {
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) x[e] = p[e];
+    }
+  }
+  __device__ __forceinline__ void save(float* p) const {
+    if constexpr (VEC == 4) {
+      *reinterpret_cast<float4*>(p) = make_float4(x[0], x[1], x[2], x[3]);
+    } else {
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) p[e] = x[e];
+    }
+  }
+};
+
+// Sums x over the block's NW warps for each of this lane's VEC columns; every thread gets the totals.
+template <int NW, int VEC>
+__device__ __forceinline__ Vec<VEC> sum_over_warps(Vec<VEC> x, Vec<VEC> (*red)[32], int w, int lane) {
   red[w][lane] = x;
   __syncthreads();
-  float t = 0.f;
+  Vec<VEC> t;
 #pragma unroll
-  for (int i = 0; i < kWarps; ++i) t += red[i][lane];
+  for (int e = 0; e < VEC; ++e) t.x[e] = 0.f;
+#pragma unroll
+  for (int i = 0; i < NW; ++i)
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) t.x[e] += red[i][lane].x[e];
   __syncthreads();
   return t;
 }
@@ -54,35 +83,49 @@ struct JetPrologue {
   int64_t ldq, ldk, ldv, lda, ldb;
 };
 
-// JET == true: q/k get SiLU, v comes from the dynamic conv, g and beta from the raw gates (scalar
-// decay, delta rule, as DECAY/DELTA must then say).
-template <int K, StepDecay DECAY, bool DELTA, bool JET, typename T>
-__global__ void __launch_bounds__(32 * kWarps)
+// Warps per block: 4 with one column per lane, 8 with four (fewer state rows per thread).
+template <int VEC>
+constexpr int step_warps() { return VEC == 1 ? 4 : 8; }
+
+// One block per (sequence b, head h, 32·VEC value columns); each lane owns VEC consecutive columns (a
+// 128-bit access per state row for VEC = 4, so a warp moves 512 contiguous bytes per row), the NW warps
+// split the K rows. JET == true: q/k get SiLU, v comes from the dynamic conv, g and beta from the raw
+// gates (scalar decay, delta rule, as DECAY/DELTA must then say).
+template <int K, int VEC, StepDecay DECAY, bool DELTA, bool JET, typename T>
+__global__ void __launch_bounds__(32 * step_warps<VEC>())
 linear_attention_step_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                              const float* __restrict__ g, const float* __restrict__ beta,
                              float* __restrict__ S, T* __restrict__ o, int H, int V, float scale,
                              bool l2, JetPrologue<T> jet) {
-  constexpr int R = K / kWarps;  // state rows per warp (and per thread)
+  constexpr int NW = step_warps<VEC>();
+  constexpr int R = K / NW;  // state rows per warp (and per thread)
   const int b = blockIdx.z, h = blockIdx.y, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-  const int j = blockIdx.x * 32 + lane;
+  const int j = (blockIdx.x * 32 + lane) * VEC;  // first of this lane's columns (V % VEC == 0)
   const bool valid = j < V;
   const size_t bh = static_cast<size_t>(b) * H + h;
-  // Offsets of this (b, h) in q/k and of this lane's column in v: contiguous [B, H, ·], or JetBlock's rows.
+  // Offsets of this (b, h) in q/k and of this lane's columns in v: contiguous [B, H, ·], or JetBlock's rows.
   const size_t qo = JET ? b * jet.ldq + static_cast<size_t>(h) * K : bh * K;
   const size_t ko = JET ? b * jet.ldk + static_cast<size_t>(h) * K : bh * K;
   const size_t vo = JET ? b * jet.ldv + static_cast<size_t>(h) * V + j : bh * V + j;
 
   // The state loads go first: nothing below needs them until the prologue is done, so their latency
-  // overlaps it (the column's rows then stay in registers for both halves of the update).
+  // overlaps it (the columns' rows then stay in registers for both halves of the update).
   float* Sp = S + bh * K * V + j;
-  float s[R];
+  Vec<VEC> s[R];
 #pragma unroll
-  for (int r = 0; r < R; ++r) s[r] = valid ? Sp[static_cast<size_t>(w * R + r) * V] : 0.f;
+  for (int r = 0; r < R; ++r) {
+    if (valid) {
+      s[r].load(Sp + static_cast<size_t>(w * R + r) * V);
+    } else {
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) s[r].x[e] = 0.f;
+    }
+  }
 
   __shared__ float sq[K], sk[K], sdecay[K];
-  __shared__ float red[kWarps][32];
+  __shared__ Vec<VEC> red[NW][32];
   __shared__ float inv_norm[2];
-  __shared__ float sv[32];  // JET: this block's 32 conv outputs
+  __shared__ float sv[32 * VEC];  // JET: this block's conv outputs
   for (int i = threadIdx.x; i < K; i += blockDim.x) {
     sq[i] = to_f(q[qo + i]);
     sk[i] = to_f(k[ko + i]);
@@ -101,19 +144,25 @@ linear_attention_step_kernel(const T* __restrict__ q, const T* __restrict__ k, c
   }
   if constexpr (JET) {
     static_assert(DELTA && DECAY == StepDecay::scalar, "the JetBlock step is the gated delta rule");
-    // Dynamic causal conv step for this block's 32 channels, by the last warp while warp 0 takes the
+    // Dynamic causal conv step for this block's channels, by the last warp while warp 0 takes the
     // norms: window = (tail, raw v); then the tail shifts in place (no other thread reads it).
-    if (w == kWarps - 1) sv[lane] = 0.f;
-    if (w == kWarps - 1 && valid) {
-      const size_t c = bh * V + j;
-      const T* kc = jet.kernels + c * jet.W;
-      T* tc = jet.tail + c * (jet.W - 1);
-      const float x = to_f(v[vo]);
-      float acc = to_f(kc[jet.W - 1]) * x;
-      for (int i = 0; i < jet.W - 1; ++i) acc += to_f(kc[i]) * to_f(tc[i]);
-      sv[lane] = silu(acc);
-      for (int i = 0; i + 1 < jet.W - 1; ++i) tc[i] = tc[i + 1];
-      if (jet.W > 1) store(tc + jet.W - 2, x);
+    if (w == NW - 1) {
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) sv[lane * VEC + e] = 0.f;
+    }
+    if (w == NW - 1 && valid) {
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) {
+        const size_t c = bh * V + j + e;
+        const T* kc = jet.kernels + c * jet.W;
+        T* tc = jet.tail + c * (jet.W - 1);
+        const float x = to_f(v[vo + e]);
+        float acc = to_f(kc[jet.W - 1]) * x;
+        for (int i = 0; i < jet.W - 1; ++i) acc += to_f(kc[i]) * to_f(tc[i]);
+        sv[lane * VEC + e] = silu(acc);
+        for (int i = 0; i + 1 < jet.W - 1; ++i) tc[i] = tc[i + 1];
+        if (jet.W > 1) store(tc + jet.W - 2, x);
+      }
     }
   }
   __syncthreads();
@@ -127,41 +176,60 @@ linear_attention_step_kernel(const T* __restrict__ q, const T* __restrict__ k, c
     if constexpr (DELTA) bt = beta[bh];
   }
 
-  float kv = 0.f;
+  Vec<VEC> kv;
+#pragma unroll
+  for (int e = 0; e < VEC; ++e) kv.x[e] = 0.f;
 #pragma unroll
   for (int r = 0; r < R; ++r) {
     const int i = w * R + r;
-    float x = s[r];
-    if constexpr (DECAY == StepDecay::scalar) x *= decay;
-    if constexpr (DECAY == StepDecay::vector) x *= sdecay[i];
-    s[r] = x;
-    if constexpr (DELTA) kv += sk[i] * x;
+    float d = 1.f;
+    if constexpr (DECAY == StepDecay::scalar) d = decay;
+    if constexpr (DECAY == StepDecay::vector) d = sdecay[i];
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) {
+      if constexpr (DECAY != StepDecay::none) s[r].x[e] *= d;
+      if constexpr (DELTA) kv.x[e] += sk[i] * s[r].x[e];
+    }
   }
-  float vj;
-  if constexpr (JET)
-    vj = sv[lane];
-  else
-    vj = valid ? to_f(v[vo]) : 0.f;
-  float u = vj;
-  if constexpr (DELTA) u = bt * (vj - ks * sum_over_warps(kv, red, w, lane));
-  float acc = 0.f;
+  Vec<VEC> u;
+#pragma unroll
+  for (int e = 0; e < VEC; ++e) {
+    if constexpr (JET)
+      u.x[e] = sv[lane * VEC + e];
+    else
+      u.x[e] = valid ? to_f(v[vo + e]) : 0.f;
+  }
+  if constexpr (DELTA) {
+    const Vec<VEC> read = sum_over_warps<NW, VEC>(kv, red, w, lane);
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) u.x[e] = bt * (u.x[e] - ks * read.x[e]);
+  }
+  Vec<VEC> acc;
+#pragma unroll
+  for (int e = 0; e < VEC; ++e) acc.x[e] = 0.f;
 #pragma unroll
   for (int r = 0; r < R; ++r) {
     const int i = w * R + r;
-    s[r] += ks * sk[i] * u;
-    acc += sq[i] * s[r];
-    if (valid) Sp[static_cast<size_t>(i) * V] = s[r];
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) {
+      s[r].x[e] += ks * sk[i] * u.x[e];
+      acc.x[e] += sq[i] * s[r].x[e];
+    }
+    if (valid) s[r].save(Sp + static_cast<size_t>(i) * V);
   }
-  acc = sum_over_warps(acc, red, w, lane);
-  if (valid && w == 0) store(o + bh * V + j, acc * qs);
+  acc = sum_over_warps<NW, VEC>(acc, red, w, lane);
+  if (valid && w == 0) {
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) store(o + bh * V + j + e, acc.x[e] * qs);
+  }
 }
 
-template <int K, typename T>
+template <int K, int VEC, typename T>
 void launch(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
             const at::Tensor& beta, at::Tensor& state, at::Tensor& o, StepDecay decay, float scale,
             bool l2, const JetPrologue<T>* jet) {
   const int B = q.size(0), H = q.size(1), V = v.size(2);
-  dim3 grid((V + 31) / 32, H, B), block(32 * kWarps);
+  dim3 grid((V + 32 * VEC - 1) / (32 * VEC), H, B), block(32 * step_warps<VEC>());
   auto stream = at::cuda::getCurrentCUDAStream();
   auto ptr = [](const at::Tensor& t) { return reinterpret_cast<const T*>(t.data_ptr()); };
   const float* gp = g.defined() ? g.data_ptr<float>() : nullptr;
@@ -169,13 +237,13 @@ void launch(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const
   T* op = reinterpret_cast<T*>(o.data_ptr());
   float* sp = state.data_ptr<float>();
   if (jet) {
-    linear_attention_step_kernel<K, StepDecay::scalar, true, true, T>
+    linear_attention_step_kernel<K, VEC, StepDecay::scalar, true, true, T>
         <<<grid, block, 0, stream>>>(ptr(q), ptr(k), ptr(v), nullptr, nullptr, sp, op, H, V, scale, true, *jet);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     return;
   }
 #define JET_LA_STEP(D, DELTA)                                                                    \
-  linear_attention_step_kernel<K, D, DELTA, false, T>                                           \
+  linear_attention_step_kernel<K, VEC, D, DELTA, false, T>                                      \
       <<<grid, block, 0, stream>>>(ptr(q), ptr(k), ptr(v), gp, bp, sp, op, H, V, scale, l2, JetPrologue<T>{})
   const bool delta = beta.defined();
   switch (decay) {
@@ -187,29 +255,48 @@ void launch(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
+// Four columns per lane (128-bit state rows) where V allows it and the rows fit in registers:
+// V % 4 == 0, V ≥ 128, 64 ≤ K ≤ 128, not the JetBlock step; else one column per lane. JET_LA_STEP_VEC=1 in the environment
+// forces one column per lane (a benchmark knob: bench_linear_attention_step times both layouts).
+template <int K, typename T>
+void launch_vec(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
+                const at::Tensor& beta, at::Tensor& state, at::Tensor& o, StepDecay decay, float scale,
+                bool l2, const JetPrologue<T>* jet) {
+  static const bool scalar_only = [] {
+    const char* e = std::getenv("JET_LA_STEP_VEC");
+    return e && std::string(e) == "1";
+  }();
+  const int64_t V = v.size(2);
+  // Not for the JetBlock step: its conv prologue (VEC channels per lane, one warp) then costs more than the
+  // wider rows gain (H200, B = 256: 0.253 ms at VEC = 4 vs 0.216 ms at VEC = 1; the plain GDN step 0.162 vs 0.196).
+  if constexpr (K >= 64 && K <= 128)
+    if (V % 4 == 0 && V >= 128 && !scalar_only && !jet) return launch<K, 4, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
+  launch<K, 1, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
+}
+
 template <typename T>
 void dispatch_k(int K, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                 const at::Tensor& g, const at::Tensor& beta, at::Tensor& state, at::Tensor& o,
                 StepDecay decay, float scale, bool l2, const JetPrologue<T>* jet = nullptr) {
   switch (K) {
-    case 16: return launch<16, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
-    case 32: return launch<32, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
-    case 64: return launch<64, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
-    case 96: return launch<96, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
-    case 128: return launch<128, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
-    case 192: return launch<192, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
-    case 256: return launch<256, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
+    case 16: return launch_vec<16, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
+    case 32: return launch_vec<32, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
+    case 64: return launch_vec<64, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
+    case 96: return launch_vec<96, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
+    case 128: return launch_vec<128, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
+    case 192: return launch_vec<192, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
+    case 256: return launch_vec<256, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
     default: JET_FAIL("linear_attention_step_cuda: head dim K={} not supported (16/32/64/96/128/192/256)", K);
   }
 }
 
-
-// JetBlock's output gate for one token: one block per (b, h) row of V values.
+// JetBlock's output gate for one token (or B·T tokens of a prefill): one block per (b, h) row of V values.
 template <typename T>
 __global__ void __launch_bounds__(128)
 gated_rms_norm_step_kernel(const T* __restrict__ o, const T* __restrict__ gate, const float* __restrict__ weight,
                            T* __restrict__ y, int H, int V, int64_t ldg, float eps) {
-  const int b = blockIdx.y, h = blockIdx.x, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  const int64_t b = blockIdx.x;  // rows on x: a prefill passes B·T rows (more than grid y's 65535)
+  const int h = blockIdx.y, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
   const T* orow = o + (static_cast<size_t>(b) * H + h) * V;
   const T* grow = gate + b * ldg + static_cast<int64_t>(h) * V;
   T* yrow = y + (static_cast<size_t>(b) * H + h) * V;
@@ -322,7 +409,7 @@ at::Tensor gated_rms_norm_step_cuda(const at::Tensor& o, const at::Tensor& gate,
   c10::cuda::CUDAGuard guard(o.device());
   auto y = at::empty({B, H * V}, o.options());
   if (B == 0) return y;
-  dim3 grid(H, B), block(128);
+  dim3 grid(static_cast<unsigned>(B), H), block(128);
   auto stream = at::cuda::getCurrentCUDAStream();
   auto run = [&](auto tag) {
     using T = decltype(tag);
