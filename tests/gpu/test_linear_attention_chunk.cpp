@@ -122,7 +122,9 @@ TEST(LinearAttentionChunkCuda, PackedSequencesEqualSeparateRuns) {
       s.initial_state = x.in.initial_state.narrow(0, n, 1);
       auto one = run_cuda(s, x.opt);
       // Same chunks, same arithmetic: equal up to fp32 summation order (in practice bit-equal).
-      if (len) EXPECT_LT(rel_err(packed.o.narrow(1, cu[n], len), one.o), 1e-6) << "sequence " << n;
+      if (len) {
+        EXPECT_LT(rel_err(packed.o.narrow(1, cu[n], len), one.o), 1e-6) << "sequence " << n;
+      }
       EXPECT_LT(rel_err(packed.final_state.narrow(0, n, 1), one.final_state), 1e-6) << "sequence " << n;
     }
   }
