@@ -2,23 +2,29 @@
 # ON THE DEVICE, one call, no build: the gpu gtests and the engine's decode benchmarks with binaries built
 # here by scripts/cuda_local_build.sh (stripped, carried in BIN). Run from the tree root with .devdeps next to
 # it or inside it; logs and JSON under $OUT, the table last.
-#   BIN=bin (jet, jet_gpu_tests)   RUNS="tests qwen_b32 hf_b32 qwen_b32_simt jetlm_2B_max"  GEN=32
+#   BIN=bin (jet, jet_gpu_tests)   RUNS="tests qwen_b32 hf_b32 qwen_b32_simt jetlm_2B_max"  GEN=32  CTX=65536
+# Runs: tests; jetlm_2B_max / qwen_max (context CTX, largest batch, --synthetic-cache: a decode step's cost
+# depends only on the bytes it reads; their ratio is hybrid / full); qwen_b32 + hf_b32 (B=32, 4,096 tokens,
+# prefilled for real, jet vs HF transformers' generate); smol_b1_graph / smol_b1_eager / jetlm_2B_b1 (batch 1,
+# 512 tokens: the per-step overhead).
 # qwen_b32_simt / jetlm_2B_max_simt: the same runs with JET_DECODE_ATTENTION=simt (the CUDA-core attention
 # kernel instead of the tensor-core one), for an A/B in the same call.
 set -uo pipefail
 BIN=${BIN:-bin}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 GEN=${GEN:-32}
+CTX=${CTX:-65536}
 RUNS=${RUNS:-tests qwen_b32 hf_b32 qwen_b32_simt jetlm_2B_max}
 DEV=${DEV:-/tmp/jetdev}; mkdir -p $DEV/root
 DEPS=.devdeps; [ -d $DEPS ] || DEPS=../.devdeps
-for f in $DEPS/deb/*.deb; do dpkg -x "$f" $DEV/root; done
+for f in $DEPS/deb/*.deb; do [ -f "$f" ] && dpkg -x "$f" $DEV/root; done
 # shellcheck source=device_env.sh
 . "$(dirname "$0")/device_env.sh"
 JS=$OUT/json; mkdir -p $JS
 LOG=$OUT/engine_bench.log
 QWEN=tests/model/data/qwen2.5-1.5b.json
 JETLM=tests/model/data/jetlm_2B.json
+SMOL=bench/configs/smollm2-135m.json
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader | tee -a $LOG
 
 bench() {  # name, jet bench arguments
@@ -39,9 +45,13 @@ for r in $RUNS; do
       echo "== hf_b32: python3 bench/hf_decode.py --config $QWEN --batch 32 --context 4096 --gen $GEN" | tee -a $LOG
       timeout ${BENCH_TIMEOUT:-200} python3 bench/hf_decode.py --config $QWEN --batch 32 --context 4096 --gen $GEN > $JS/hf_b32.json 2>> $LOG
       cat $JS/hf_b32.json | tee -a $LOG ;;
-    jetlm_2B_max) bench jetlm_2B_max --config $JETLM --random-init --context 65536 --gen $GEN --max-batch --synthetic-cache ;;
-    jetlm_2B_max_simt) JET_DECODE_ATTENTION=simt bench jetlm_2B_max_simt --config $JETLM --random-init --context 65536 --gen $GEN --max-batch --synthetic-cache ;;
-    qwen_max) bench qwen_max --config $QWEN --random-init --context 65536 --gen $GEN --max-batch --synthetic-cache ;;
+    jetlm_2B_max) bench jetlm_2B_max --config $JETLM --random-init --context $CTX --gen $GEN --max-batch --synthetic-cache ;;
+    jetlm_2B_max_simt) JET_DECODE_ATTENTION=simt bench jetlm_2B_max_simt --config $JETLM --random-init --context $CTX --gen $GEN --max-batch --synthetic-cache ;;
+    qwen_max) bench qwen_max --config $QWEN --random-init --context $CTX --gen $GEN --max-batch --synthetic-cache ;;
+    smol_b1_graph) bench smol_b1_graph --config $SMOL --random-init --batch 1 --context 512 --gen 256 ;;
+    smol_b1_eager) bench smol_b1_eager --config $SMOL --random-init --batch 1 --context 512 --gen 64 --no-graph ;;
+    jetlm_2B_b1) bench jetlm_2B_b1 --config $JETLM --random-init --batch 1 --context 512 --gen 128 ;;
+    *) echo "unknown run '$r'" | tee -a $LOG ;;
   esac
 done
 
@@ -63,6 +73,9 @@ for k, r in d.items():
         print(f"| {k} | {r['batch']} | {r['context']} | {r['decode_tok_per_s']:.1f} | {r['ms_per_step']:.3f} | {gbs if gbs is None else round(gbs)} |")
     else:
         print(f"| {k} | failed | | | | |")
-a, b = d.get("qwen_b32", {}).get("decode_tok_per_s"), d.get("hf_b32", {}).get("decode_tok_per_s")
+g = lambda k, f: d.get(k, {}).get(f)
+a, b = g("jetlm_2B_max", "decode_tok_per_s"), g("qwen_max", "decode_tok_per_s")
+if a and b: print(f"hybrid / full at context {g('jetlm_2B_max', 'context')}: {a / b:.2f}x (paper: 2,885 / 241 = 12x)")
+a, b = g("qwen_b32", "decode_tok_per_s"), g("hf_b32", "decode_tok_per_s")
 if a and b: print(f"jet / HF, Qwen2.5-1.5B B=32 context 4096: {a / b:.1f}x (goal >= 20x)")
 PY
