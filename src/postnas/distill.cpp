@@ -123,7 +123,7 @@ DistillResult distill(model::CausalLM& student, const model::ParamList& trainabl
   }
   const int64_t end = opts.stop_after >= 0 ? std::min(opts.steps, start + opts.stop_after) : opts.steps;
   Progress bar(opts.label, opts.steps, "step");
-  if (start > 0) bar.update(start, fmt::format("resumed at step {}", start));
+  if (start > 0) bar.update(start);  // the resume itself is said once, above
   const auto t0 = std::chrono::steady_clock::now();
   int64_t tokens = 0;
   for (int64_t step = start; step < end; ++step) {
