@@ -11,6 +11,8 @@
 #include <cuda_bf16.h>
 #include <mma.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "core/check.h"
@@ -505,9 +507,34 @@ void set_smem(Kern kern, size_t bytes) {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
 }
 
+// JET_LA_CHUNK_PROFILE=1: time each kernel with CUDA events (synchronising) and print the split to stderr.
+struct KernelTimer {
+  bool on = std::getenv("JET_LA_CHUNK_PROFILE") != nullptr;
+  cudaStream_t stream;
+  cudaEvent_t ev[4];
+  int n = 0;
+  explicit KernelTimer(cudaStream_t s) : stream(s) {
+    if (on)
+      for (auto& e : ev) C10_CUDA_CHECK(cudaEventCreate(&e));
+  }
+  void mark() {
+    if (on) C10_CUDA_CHECK(cudaEventRecord(ev[n++], stream));
+  }
+  ~KernelTimer() {
+    if (!on) return;
+    float ms[3] = {0, 0, 0};
+    cudaEventSynchronize(ev[n - 1]);
+    for (int i = 0; i + 1 < n; ++i) cudaEventElapsedTime(&ms[i], ev[i], ev[i + 1]);
+    std::fprintf(stderr, "la_chunk kernels ms: prep %.4f state %.4f output %.4f\n", ms[0], ms[1], ms[2]);
+    for (auto& e : ev) cudaEventDestroy(e);
+  }
+};
+
 template <int K, bool DELTA>
 void run_chunked(const Params& p, const Chunks& m, int N, cudaStream_t stream) {
   const int H = p.H, V = p.V;
+  KernelTimer timer(stream);
+  timer.mark();
   {
     auto kern = prep_kernel<K, DELTA>;
     const size_t bytes = prep_smem<K>(DELTA);
@@ -515,6 +542,7 @@ void run_chunked(const Params& p, const Chunks& m, int N, cudaStream_t stream) {
     kern<<<dim3(m.nct, H), 128, bytes, stream>>>(p, m);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
+  timer.mark();
   {
     // Enough blocks to fill the GPU: 64 columns per block when there are ≥ 2 per SM, else 32.
     const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
@@ -530,12 +558,14 @@ void run_chunked(const Params& p, const Chunks& m, int N, cudaStream_t stream) {
     else
       launch(state_kernel<K, 2, DELTA>, 2, StateSmem<K, 2>::bytes);
   }
+  timer.mark();
   if (m.nct > 0) {
     auto kern = output_kernel<K, DELTA>;
     set_smem(kern, OutSmem<K>::bytes);
     kern<<<dim3(m.nct, H, (V + kC - 1) / kC), 128, OutSmem<K>::bytes, stream>>>(p, m);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
+  timer.mark();
 }
 
 template <bool DELTA>
