@@ -3,14 +3,14 @@
 // Layout: every sequence is a run of tokens of one packed [Ttot, H, ·] buffer (B sequences of length
 // T are Ttot = B·T with sequence b at b·T); a chunk is up to 64 tokens of one sequence. Tokens past a
 // chunk's length are zero rows in shared memory (k = v = β = 0, log decay 0: no effect on S or on the
-// real outputs). Shared-memory rows are padded by 8 bf16 / 4 fp32 so that WMMA loads stay 32-byte
-// aligned and rows fall on different banks.
+// real outputs). Matrix products are mma.sync m16n8k16 (bf16 in, fp32 accumulators) on ldmatrix
+// fragments; shared-memory rows are padded by 8 bf16 so that ldmatrix rows fall on distinct banks.
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <cuda_bf16.h>
-#include <mma.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -23,21 +23,8 @@ namespace jet::ops {
 namespace {
 
 using bf16 = __nv_bfloat16;
-namespace wmma = nvcuda::wmma;
-constexpr int kC = 64;           // chunk length
-constexpr int kLT = kC + 8;      // bf16 row stride of a 64-column tile
-constexpr int kLF = kC + 4;      // fp32 row stride of a 64-column tile
-
-using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major>;
-using FragAt = wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::col_major>;
-using FragB = wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major>;
-using FragBt = wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major>;
-using Acc = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
-
-__device__ __forceinline__ float warp_sum(float x) {
-  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
-  return x;
-}
+constexpr int kC = 64;       // chunk length
+constexpr int kLT = kC + 8;  // bf16 row stride of a 64-column tile
 
 // 16-byte async copy global → shared (zero-filled when !valid; src must still be a mapped address).
 __device__ __forceinline__ void cp16(void* dst, const void* src, bool valid) {
@@ -50,7 +37,86 @@ __device__ __forceinline__ void cp4(void* dst, const void* src, bool valid) {
 }
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
-__device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+__device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+// ---- tensor-core fragments (PTX ISA, mma.m16n8k16 bf16): g = lane / 4, t = lane % 4 ------------------
+// A 16×16: {a0 a1} (row g, cols 2t..2t+1), {a2 a3} (row g+8), {a4 a5} (row g, cols 8+2t..), {a6 a7} (row g+8,
+// cols 8+2t..). B 16×8: {b0 b1} (rows 2t..2t+1, col g), {b2 b3} (rows 8+2t..). C 16×8: {c0 c1} (row g, cols
+// 2t..2t+1), {c2 c3} (row g+8). Two C tiles side by side (cols 0-7, 8-15) are, packed to bf16, one A
+// fragment: a product's result feeds the next product from registers.
+using Frag = uint32_t[4];
+
+__device__ __forceinline__ uint32_t pack(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+__device__ __forceinline__ float2 unpack(uint32_t x) {
+  __nv_bfloat162 v;
+  *reinterpret_cast<uint32_t*>(&v) = x;
+  return __bfloat1622float2(v);
+}
+__device__ __forceinline__ void ldsm(Frag& r, const bf16* p) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s)
+               : "memory");
+}
+__device__ __forceinline__ void ldsm_t(Frag& r, const bf16* p) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s)
+               : "memory");
+}
+// X below is a row-major bf16 tile in shared memory with row stride ld.
+// A = X[r0.., c0..] (16×16).
+__device__ __forceinline__ void frag_a(Frag& a, const bf16* X, int ld, int r0, int c0, int lane) {
+  ldsm(a, X + (r0 + (lane & 15)) * ld + c0 + (lane >> 4) * 8);
+}
+// A = (X[k0.., m0..])ᵀ, i.e. A[m][k] = X[k0 + k][m0 + m]; also the C layout of that transpose as two tiles.
+__device__ __forceinline__ void frag_at(Frag& a, const bf16* X, int ld, int k0, int m0, int lane) {
+  ldsm_t(a, X + (k0 + (lane & 7) + ((lane >> 4) << 3)) * ld + m0 + ((lane >> 3) & 1) * 8);
+}
+// B for the two n-tiles n0, n0+8 (b[0..1], b[2..3]), 16 deep from k0, with B[k][n] = X[n][k] (X holds Bᵀ).
+__device__ __forceinline__ void frag_bt(Frag& b, const bf16* X, int ld, int n0, int k0, int lane) {
+  ldsm(b, X + (n0 + (lane & 7) + ((lane >> 4) << 3)) * ld + k0 + ((lane >> 3) & 1) * 8);
+}
+// Same with B[k][n] = X[k][n] (X holds B).
+__device__ __forceinline__ void frag_b(Frag& b, const bf16* X, int ld, int k0, int n0, int lane) {
+  ldsm_t(b, X + (k0 + (lane & 15)) * ld + n0 + (lane >> 4) * 8);
+}
+__device__ __forceinline__ void mma(float (&c)[4], const Frag& a, uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+// c[2p], c[2p+1] += a · (the two n-tiles of b).
+__device__ __forceinline__ void mma2(float (&c0)[4], float (&c1)[4], const Frag& a, const Frag& b) {
+  mma(c0, a, b[0], b[1]);
+  mma(c1, a, b[2], b[3]);
+}
+__device__ __forceinline__ void st32(bf16* p, uint32_t x) { *reinterpret_cast<uint32_t*>(p) = x; }
+
+// Σ x² over row r0 + lane / 2 of a bf16 tile of K columns (row stride ld), lanes 2r and 2r+1 each summing
+// half the row with 16-byte loads; the sum in both lanes.
+template <int K>
+__device__ __forceinline__ float row_sumsq(const bf16* X, int ld, int r0, int lane) {
+  const bf16* row = X + (r0 + (lane >> 1)) * ld + (lane & 1) * (K / 2);
+  float s = 0.f;
+#pragma unroll
+  for (int d = 0; d < K / 2; d += 8) {
+    const uint4 x = *reinterpret_cast<const uint4*>(row + d);
+    const uint32_t w4[4] = {x.x, x.y, x.z, x.w};
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const float2 f = unpack(w4[q]);
+      s += f.x * f.x + f.y * f.y;
+    }
+  }
+  return s + __shfl_xor_sync(0xffffffffu, s, 1);
+}
 
 // Where chunk c lies: a table (packed sequences) or B equal sequences of T tokens.
 struct Chunks {
@@ -74,107 +140,51 @@ struct Chunks {
 };
 
 struct Params {
-  const bf16 *q, *k, *v;     // [Ttot, H, K|V]
-  const float* g;            // log decay at g[t * gs_t + h * gs_h], or null (none)
+  const bf16 *q, *k, *v;  // [Ttot, H, K|V]
+  const float* g;         // log decay at g[t * gs_t + h * gs_h], or null (none)
   int64_t gs_t, gs_h;
-  const float* beta;         // [Ttot, H] (delta)
-  const float* s0;           // [N, H, K, V] or null
-  bf16* w;                   // [Ttot, H, K]: W (delta)
-  float *rq, *rk;            // [H, Ttot]: scale / |q| and 1 / |k| (scale and 1 without the L2 norm)
-  bf16* u;                   // [Ttot, H, V]: U (delta), overwritten by v' = U − W S
-  float* gcum;               // [H, Ttot]: Γ within the chunk
-  bf16* hs;                  // [nct, H, K, V]: state entering each chunk
-  bf16* o;                   // [Ttot, H, V]
-  float* sf;                 // [N, H, K, V] final state
+  const float* beta;      // [Ttot, H] (delta)
+  const float* s0;        // [N, H, K, V] or null
+  bf16* w;                // [Ttot, H, K]: W = T diag(β e^Γ / |k|) K (delta)
+  bf16* tb;               // [nct, H, 64, 64]: T diag(β), T = (I + A)⁻¹ (delta)
+  float *rk, *gcum, *kd;  // [H, Ttot]: 1 / |k| (1 without the norm), Γ within the chunk, e^{Γ_C − Γ} / |k|
+  bf16* hs;               // [nct, H, V, K]: state entering each chunk, transposed (bf16)
+  bf16* vn;               // [nct, H, V, 64]: v' = U − W S (delta) or v, transposed per chunk
+  bf16* o;                // [Ttot, H, V]
+  float* sf;              // [N, H, K, V] final state
   int H, V, Ttot;
   float scale;
   bool l2;
 };
 
-// acc += A · B over KS steps of 16 along the inner dimension: A a 16-row block (row-major, row stride
-// lda); B a 16-column block, the bf16 fragment layout FB (row-major: step ldb·16; col-major, i.e. the
-// transpose of a row-major block: step 16).
-template <int KS, typename FB>
-__device__ __forceinline__ void mma_rows(Acc& acc, const bf16* a, int lda, const bf16* b, int ldb, int b_step) {
-#pragma unroll
-  for (int kk = 0; kk < KS; ++kk) {
-    FragA fa;
-    FB fb;
-    wmma::load_matrix_sync(fa, a + kk * 16, lda);
-    wmma::load_matrix_sync(fb, b + kk * b_step, ldb);
-    wmma::mma_sync(acc, fa, fb, acc);
-  }
-}
-
-// acc[cb] += A · B[:, 16cb..16cb+16) for the four 16-column blocks of a 64-column B: A a 16-row block
-// (row-major, row stride lda) over nk inner blocks of 16, B row-major (row stride ldb).
-__device__ __forceinline__ void mma_rows_x4(Acc (&acc)[4], const bf16* a, int lda, const bf16* b, int ldb, int nk) {
-  for (int kk = 0; kk < nk; ++kk) {
-    FragA fa;
-    wmma::load_matrix_sync(fa, a + kk * 16, lda);
-    for (int cb = 0; cb < 4; ++cb) {
-      FragB fb;
-      wmma::load_matrix_sync(fb, b + kk * 16 * ldb + cb * 16, ldb);
-      wmma::mma_sync(acc[cb], fa, fb, acc[cb]);
-    }
-  }
-}
-
-// C[64×64] (fp32, row stride kLF) = A · B for A a 64×64 lower-triangular bf16 tile (row stride kLT) and
-// B a 64×64 bf16 tile; warp wp writes row block wp (it skips the zero blocks of A above the diagonal).
-__device__ __forceinline__ void lower_times_tile(const bf16* A, const bf16* Bm, float* Cm, int wp) {
-  Acc acc[4];
-  for (int cb = 0; cb < 4; ++cb) wmma::fill_fragment(acc[cb], 0.f);
-  mma_rows_x4(acc, A + wp * 16 * kLT, kLT, Bm, kLT, wp + 1);
-  for (int cb = 0; cb < 4; ++cb) wmma::store_matrix_sync(Cm + wp * 16 * kLF + cb * 16, acc[cb], kLF, wmma::mem_row_major);
-}
-
 // ---- kernel 1: per (chunk, head) preparation, 4 warps -------------------------------------------------
+template <int K>
+struct PrepSmem {
+  static constexpr int LK = K + 8, LF = kC + 4, LX = 3 * 16 + 4;
+  static constexpr size_t ks = 0, lf = ks + kC * LK * sizeof(bf16), xf = lf + kC * LF * sizeof(float),
+                          tw = xf + 16 * LX * sizeof(float), bytes = tw + kC * kLT * sizeof(bf16);
+};
+
 template <int K, bool DELTA>
 __global__ void __launch_bounds__(128) prep_kernel(Params p, Chunks m) {
-  constexpr int LK = K + 8;
+  using L = PrepSmem<K>;
+  constexpr int LK = L::LK, LF = L::LF, LX = L::LX;
   extern __shared__ __align__(128) unsigned char smem[];
-  bf16* kb = reinterpret_cast<bf16*>(smem);  // [64][LK] k as given (bf16, exact)
-  bf16* tb = kb + kC * LK;                   // [64][kLT] T in bf16
-  bf16* rb = tb + kC * kLT;                  // [64][kLT] right-hand side tile
-  float* af = reinterpret_cast<float*>(rb + kC * kLT);  // [64][kLF] A, then the product stage
-  float* tf = af + kC * kLF;                            // [64][kLF] T in fp32
-  __shared__ float gam[kC], bet[kC], rks[kC];
-  const int c = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, lane = tid & 31, wp = tid >> 5;
-  const int H = p.H;
+  bf16* ks = reinterpret_cast<bf16*>(smem + L::ks);   // [64][LK] k as given
+  float* lf = reinterpret_cast<float*>(smem + L::lf);  // [64][LF] A (strictly lower), then T in place
+  float* xf = reinterpret_cast<float*>(smem + L::xf);  // [16][LX] Σ_k A_ik T_kj of one row block
+  bf16* tw = reinterpret_cast<bf16*>(smem + L::tw);    // [64][kLT] T diag(β e^Γ / |k|)
+  __shared__ float gam[kC], bet[kC], rks[kC], sw[kC];
+  const int c = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, lane = tid & 31, wp = tid >> 5, H = p.H;
+  const int g = lane >> 2, t = lane & 3;
   int tok0, len;
   m.at(c, tok0, len);
-
-  // Row norms of q and k (one warp per row, a warp sum). The matmuls read q and k as given (bf16 values
-  // are exact) and apply the norms in fp32 afterwards: normalising first and rounding to bf16 would make
-  // near-orthogonal q·k lose most of their digits.
-  for (int r = wp; r < kC; r += 4) {
-    const bool ok = r < len;
-    const size_t row = (static_cast<size_t>(tok0 + r) * H + h) * K;
-    bf16 xk[K / 32];
-    float nq = 0.f, nk = 0.f;
-#pragma unroll
-    for (int i = 0; i < K / 32; ++i) {
-      const float xq = ok ? __bfloat162float(p.q[row + lane + 32 * i]) : 0.f;
-      xk[i] = ok ? p.k[row + lane + 32 * i] : __float2bfloat16(0.f);
-      const float x = __bfloat162float(xk[i]);
-      nq += xq * xq, nk += x * x;
-    }
-    nq = warp_sum(nq), nk = warp_sum(nk);
-    const float sq = p.l2 ? rsqrtf(nq + 1e-6f) * p.scale : p.scale, sk = p.l2 ? rsqrtf(nk + 1e-6f) : 1.f;
-    if (lane == 0) {
-      rks[r] = ok ? sk : 0.f;
-      if (ok) {
-        p.rq[static_cast<size_t>(h) * p.Ttot + tok0 + r] = sq;
-        p.rk[static_cast<size_t>(h) * p.Ttot + tok0 + r] = sk;
-      }
-    }
-    if constexpr (DELTA) {
-#pragma unroll
-      for (int i = 0; i < K / 32; ++i) kb[r * LK + lane + 32 * i] = xk[i];
-    }
+  for (int e = tid; e < kC * (K / 8); e += 128) {
+    const int i = e / (K / 8), d = (e % (K / 8)) * 8;
+    const bool ok = i < len;
+    cp16(ks + i * LK + d, p.k + (ok ? (static_cast<size_t>(tok0 + i) * H + h) * K + d : 0), ok);
   }
-  // Γ = inclusive cumsum of the log decay over the chunk (one warp, two values per lane), and β.
+  cp_commit();
   if (tid < kC) {
     float gv = 0.f, bv = 0.f;
     if (tid < len) {
@@ -183,8 +193,16 @@ __global__ void __launch_bounds__(128) prep_kernel(Params p, Chunks m) {
     }
     gam[tid] = gv, bet[tid] = bv;
   }
+  cp_wait<0>();
   __syncthreads();
-  if (wp == 0) {
+  // 1/|k| per row (warp wp: rows 16wp..16wp+15). The products read k as given and apply the norms in fp32:
+  // normalising first and rounding to bf16 would cost near-orthogonal q·k most of their digits.
+  {
+    const float ss = row_sumsq<K>(ks, LK, wp * 16, lane);
+    const int r = wp * 16 + (lane >> 1);
+    if (!(lane & 1)) rks[r] = r < len ? (p.l2 ? rsqrtf(ss + 1e-6f) : 1.f) : 0.f;
+  }
+  if (wp == 0) {  // Γ = inclusive cumsum of the log decay over the chunk, two values per lane
     float a = gam[lane], b = gam[lane + 32];
     for (int o = 1; o < 32; o <<= 1) {
       const float ta = __shfl_up_sync(0xffffffffu, a, o), tb2 = __shfl_up_sync(0xffffffffu, b, o);
@@ -194,309 +212,391 @@ __global__ void __launch_bounds__(128) prep_kernel(Params p, Chunks m) {
     gam[lane] = a, gam[lane + 32] = b;
   }
   __syncthreads();
-  if (tid < len) p.gcum[static_cast<size_t>(h) * p.Ttot + tok0 + tid] = gam[tid];
+  if (tid < kC) {
+    sw[tid] = bet[tid] * rks[tid] * __expf(gam[tid]);
+    if (tid < len) {
+      const size_t o = static_cast<size_t>(h) * p.Ttot + tok0 + tid;
+      p.gcum[o] = gam[tid];
+      p.rk[o] = rks[tid];
+      p.kd[o] = rks[tid] * __expf(gam[len - 1] - gam[tid]);
+    }
+  }
   if constexpr (!DELTA) return;
 
-  // A = K Kᵀ on the blocks at or below the diagonal (warp wp: row block wp).
-  for (int jb = 0; jb <= wp; ++jb) {
-    Acc acc;
-    wmma::fill_fragment(acc, 0.f);
-    mma_rows<K / 16, FragBt>(acc, kb + wp * 16 * LK, LK, kb + jb * 16 * LK, LK, 16);
-    wmma::store_matrix_sync(af + wp * 16 * kLF + jb * 16, acc, kLF, wmma::mem_row_major);
+  {  // A = β K̂K̂ᵀ ⊙ e^{Γi−Γj}, strictly lower: warp wp the row block wp (k as given, then the norms).
+    float acc[8][4] = {};
+    for (int kb = 0; kb < K / 16; ++kb) {
+      Frag a;
+      frag_a(a, ks, LK, wp * 16, kb * 16, lane);
+#pragma unroll
+      for (int pr = 0; pr < 4; ++pr)
+        if (pr <= wp) {
+          Frag b;
+          frag_bt(b, ks, LK, pr * 16, kb * 16, lane);
+          mma2(acc[2 * pr], acc[2 * pr + 1], a, b);
+        }
+    }
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt)
+      if (nt / 2 <= wp)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int i = wp * 16 + g + (e >> 1) * 8, j = nt * 8 + 2 * t + (e & 1);
+          lf[i * LF + j] = j < i ? acc[nt][e] * bet[i] * rks[i] * rks[j] * __expf(gam[i] - gam[j]) : 0.f;
+        }
   }
   __syncthreads();
-  for (int e = tid; e < kC * kC; e += 128) {
-    const int i = e / kC, j = e % kC;
-    if (j < i) af[i * kLF + j] *= bet[i] * rks[i] * rks[j] * __expf(gam[i] - gam[j]);
+  {  // T_bb = (I + A_bb)⁻¹ of the diagonal 16×16 blocks: warp wp block wp, lane c column c (registers).
+    const int col = lane & 15, r0 = wp * 16;
+    float x[16];
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      float s = i == col ? 1.f : 0.f;
+#pragma unroll
+      for (int j = 0; j < i; ++j) s -= lf[(r0 + i) * LF + r0 + j] * x[j];
+      x[i] = s;
+    }
+    __syncwarp();
+    if (lane < 16)
+#pragma unroll
+      for (int i = 0; i < 16; ++i) lf[(r0 + i) * LF + r0 + col] = x[i];
   }
   __syncthreads();
-  // T = (I + A)⁻¹, unit lower triangular: T_i = e_i − Σ_{j<i} A_ij T_j, row by row; thread c owns column c.
-  for (int i = 0; i < kC; ++i) {
-    if (tid < kC) {
-      float t = tid == i ? 1.f : 0.f;
-      if (tid < i) {
-        float s = 0.f;
-        for (int j = tid; j < i; ++j) s += af[i * kLF + j] * tf[j * kLF + tid];
-        t = -s;
-      }
-      tf[i * kLF + tid] = t;
+  // Row blocks below: T_ij = −T_ii Σ_{k=j}^{i−1} A_ik T_kj (blocks of 16), row block i after the rows above it.
+  for (int ib = 1; ib < 4; ++ib) {
+    for (int e = tid; e < ib * 256; e += 128) {
+      const int jb = e >> 8, r = (e >> 4) & 15, cc = e & 15;
+      const float* arow = lf + (ib * 16 + r) * LF;
+      float s = 0.f;
+      for (int k = jb * 16; k < ib * 16; ++k) s += arow[k] * lf[k * LF + jb * 16 + cc];
+      xf[r * LX + jb * 16 + cc] = s;
+    }
+    __syncthreads();
+    for (int e = tid; e < ib * 256; e += 128) {
+      const int jb = e >> 8, r = (e >> 4) & 15, cc = e & 15;
+      const float* trow = lf + (ib * 16 + r) * LF + ib * 16;
+      float s = 0.f;
+      for (int k = 0; k <= r; ++k) s += trow[k] * xf[k * LX + jb * 16 + cc];
+      lf[(ib * 16 + r) * LF + jb * 16 + cc] = -s;
     }
     __syncthreads();
   }
-  for (int e = tid; e < kC * kC; e += 128) {
-    const int i = e / kC, j = e % kC;
-    tb[i * kLT + j] = __float2bfloat16(tf[i * kLF + j]);
+  // T diag(β) to global (for U = T diag(β) V in the state kernel), T diag(β e^Γ / |k|) to shared (bf16).
+  bf16* tbg = p.tb + (static_cast<size_t>(c) * H + h) * kC * kC;
+  for (int e = tid; e < kC * kC / 2; e += 128) {
+    const int i = e >> 5, j = (e & 31) * 2;
+    const float t0 = j <= i ? lf[i * LF + j] : 0.f, t1 = j + 1 <= i ? lf[i * LF + j + 1] : 0.f;
+    st32(tbg + i * kC + j, pack(t0 * bet[j], t1 * bet[j + 1]));
+    st32(tw + i * kLT + j, pack(t0 * sw[j], t1 * sw[j + 1]));
   }
-  // W = T (β e^Γ ⊙ K) and U = T (β V), 64 columns at a time (af is now the product stage).
-  const int tiles_k = (K + kC - 1) / kC, tiles = tiles_k + (p.V + kC - 1) / kC;
-  for (int t = 0; t < tiles; ++t) {
-    const bool is_w = t < tiles_k;
-    const int c0 = (is_w ? t : t - tiles_k) * kC, width = is_w ? K : p.V;
-    __syncthreads();  // tb written / previous product stored
-    for (int e = tid; e < kC * kC; e += 128) {
-      const int i = e / kC, cc = e % kC, d = c0 + cc;
-      float x = 0.f;
-      if (d < width && i < len)
-        x = is_w ? bet[i] * rks[i] * __expf(gam[i]) * __bfloat162float(kb[i * LK + d])
-                 : bet[i] * __bfloat162float(p.v[(static_cast<size_t>(tok0 + i) * H + h) * p.V + d]);
-      rb[i * kLT + cc] = __float2bfloat16(x);
-    }
-    __syncthreads();
-    lower_times_tile(tb, rb, af, wp);
-    __syncthreads();
-    for (int e = tid; e < kC * kC; e += 128) {
-      const int i = e / kC, cc = e % kC, d = c0 + cc;
-      if (i < len && d < width) {
-        const bf16 x = __float2bfloat16(af[i * kLF + cc]);
-        if (is_w)
-          p.w[(static_cast<size_t>(tok0 + i) * H + h) * K + d] = x;
-        else
-          p.u[(static_cast<size_t>(tok0 + i) * H + h) * p.V + d] = x;
+  __syncthreads();
+  {  // W = T diag(β e^Γ / |k|) K: warp wp the rows 16wp..16wp+15 (T is lower: column blocks ≤ wp).
+    float acc[K / 8][4] = {};
+#pragma unroll
+    for (int jb = 0; jb < 4; ++jb)
+      if (jb <= wp) {
+        Frag a;
+        frag_a(a, tw, kLT, wp * 16, jb * 16, lane);
+#pragma unroll
+        for (int pr = 0; pr < K / 16; ++pr) {
+          Frag b;
+          frag_b(b, ks, LK, jb * 16, pr * 16, lane);
+          mma2(acc[2 * pr], acc[2 * pr + 1], a, b);
+        }
       }
+    const int i0 = wp * 16 + g, i1 = i0 + 8;
+#pragma unroll
+    for (int nt = 0; nt < K / 8; ++nt) {
+      const int d = nt * 8 + 2 * t;
+      if (i0 < len) st32(p.w + (static_cast<size_t>(tok0 + i0) * H + h) * K + d, pack(acc[nt][0], acc[nt][1]));
+      if (i1 < len) st32(p.w + (static_cast<size_t>(tok0 + i1) * H + h) * K + d, pack(acc[nt][2], acc[nt][3]));
     }
   }
 }
 
-template <int K>
-constexpr size_t prep_smem(bool delta) {
-  return delta ? (kC * (K + 8) + 2 * kC * kLT) * sizeof(bf16) + 2 * kC * kLF * sizeof(float) : 0;
-}
-
-// ---- kernel 2: the sequential pass over chunks, one block per (sequence, head, 16·NW columns) -----------
-template <int K, int NW>
+// ---- kernel 2: the sequential pass over chunks, one block per (sequence, head, 16·NW value columns) -----
+// Each warp owns 16 value columns and keeps Sᵀ (16 × K, fp32) in accumulator registers; all warps share
+// the chunk's k, W, T tiles, fetched ST − 1 chunks ahead (cp.async ring of ST stages, one barrier a chunk).
+template <int K, int NW, int ST, bool DELTA>
 struct StateSmem {
-  static constexpr int LK = K + 8, BV = 16 * NW, LV = BV + 8, LS = BV + 4;
-  static constexpr int SR = K > kC ? K : kC;  // stage rows
-  static constexpr size_t wb = 0, kb = wb + 2 * kC * LK * sizeof(bf16), ub = kb + 2 * kC * LK * sizeof(bf16),
-                          gm = ub + 2 * kC * LV * sizeof(bf16), rk = gm + 2 * kC * sizeof(float),
-                          sb = rk + 2 * kC * sizeof(float),
-                          st = sb + K * LV * sizeof(bf16), bytes = st + SR * LS * sizeof(float);
+  static constexpr int LK = K + 8, BV = 16 * NW, LV = BV + 8;
+  static constexpr size_t ks = 0, ws = ks + kC * LK * sizeof(bf16), vs = ws + (DELTA ? kC * LK * sizeof(bf16) : 0),
+                          ts = vs + kC * LV * sizeof(bf16), kd = ts + (DELTA ? kC * kLT * sizeof(bf16) : 0),
+                          stage = kd + (kC + 4) * sizeof(float), bytes = ST * stage;
 };
 
-template <int K, int NW, bool DELTA>
+template <int K, int NW, int ST, bool DELTA>
 __global__ void __launch_bounds__(32 * NW) state_kernel(Params p, Chunks m) {
-  using L = StateSmem<K, NW>;
-  constexpr int LK = L::LK, BV = L::BV, LV = L::LV, LS = L::LS, KR = K / 16;
+  using L = StateSmem<K, NW, ST, DELTA>;
+  constexpr int LK = L::LK, BV = L::BV, LV = L::LV, NT = K / 8;
   extern __shared__ __align__(128) unsigned char smem[];
-  bf16* wb = reinterpret_cast<bf16*>(smem + L::wb);  // [2][64][LK] W (delta)
-  bf16* kb = reinterpret_cast<bf16*>(smem + L::kb);  // [2][64][LK] k as given
-  bf16* ub = reinterpret_cast<bf16*>(smem + L::ub);  // [2][64][LV] U (delta) or v, then e^{Γ_C−Γ} v'
-  float* gm = reinterpret_cast<float*>(smem + L::gm);  // [2][64] Γ
-  float* rkm = reinterpret_cast<float*>(smem + L::rk);  // [2][64] 1 / |k|
-  bf16* sb = reinterpret_cast<bf16*>(smem + L::sb);  // [K][LV] S in bf16
-  float* st = reinterpret_cast<float*>(smem + L::st);  // [SR][LS] fp32 stage
-  const int n = blockIdx.z, h = blockIdx.y, v0 = blockIdx.x * BV;
+  const int n = blockIdx.z, h = blockIdx.y, vb0 = blockIdx.x * BV;
   const int tid = threadIdx.x, lane = tid & 31, wp = tid >> 5, H = p.H, V = p.V;
-  const bf16* vsrc = DELTA ? p.u : p.v;
+  const int g = lane >> 2, t = lane & 3, va0 = vb0 + wp * 16 + g, va1 = va0 + 8;  // this lane's two columns
   int c0, c1;
   m.of_seq(n, c0, c1);
 
+  // Stage `buf` receives chunk c: k, W rows [64][LK], v columns [64][LV], T diag(β) [64][kLT], e^{Γ_C−Γ}/|k|
+  // [64] and Γ_C.
   auto issue = [&](int c, int buf) {
+    unsigned char* sm = smem + buf * L::stage;
+    bf16 *ks = reinterpret_cast<bf16*>(sm + L::ks), *ws = reinterpret_cast<bf16*>(sm + L::ws);
+    bf16 *vs = reinterpret_cast<bf16*>(sm + L::vs), *ts = reinterpret_cast<bf16*>(sm + L::ts);
+    float* kd = reinterpret_cast<float*>(sm + L::kd);
     int tok0, len;
     m.at(c, tok0, len);
     for (int e = tid; e < kC * (K / 8); e += 32 * NW) {
       const int i = e / (K / 8), d = (e % (K / 8)) * 8;
       const bool ok = i < len;
       const size_t off = ok ? (static_cast<size_t>(tok0 + i) * H + h) * K + d : 0;
-      cp16(kb + (buf * kC + i) * LK + d, p.k + off, ok);
-      if constexpr (DELTA) cp16(wb + (buf * kC + i) * LK + d, p.w + off, ok);
+      cp16(ks + i * LK + d, p.k + off, ok);
+      if constexpr (DELTA) cp16(ws + i * LK + d, p.w + off, ok);
     }
     for (int e = tid; e < kC * (BV / 8); e += 32 * NW) {
       const int i = e / (BV / 8), cc = (e % (BV / 8)) * 8;
-      const bool ok = i < len && v0 + cc < V;
-      cp16(ub + (buf * kC + i) * LV + cc, vsrc + (ok ? (static_cast<size_t>(tok0 + i) * H + h) * V + v0 + cc : 0), ok);
+      const bool ok = i < len && vb0 + cc < V;
+      cp16(vs + i * LV + cc, p.v + (ok ? (static_cast<size_t>(tok0 + i) * H + h) * V + vb0 + cc : 0), ok);
     }
-    for (int i = tid; i < kC; i += 32 * NW) {
-      const size_t off = i < len ? static_cast<size_t>(h) * p.Ttot + tok0 + i : 0;
-      cp4(gm + buf * kC + i, p.gcum + off, i < len);
-      cp4(rkm + buf * kC + i, p.rk + off, i < len);
+    if constexpr (DELTA) {
+      const bf16* src = p.tb + (static_cast<size_t>(c) * H + h) * kC * kC;
+      for (int e = tid; e < kC * 8; e += 32 * NW) cp16(ts + (e >> 3) * kLT + (e & 7) * 8, src + e * 8, true);
+    }
+    const size_t hrow = static_cast<size_t>(h) * p.Ttot + tok0;
+    for (int i = tid; i <= kC; i += 32 * NW) {
+      if (i < kC)
+        cp4(kd + i, p.kd + hrow + (i < len ? i : 0), i < len);
+      else
+        cp4(kd + i, p.gcum + hrow + len - 1, true);
     }
   };
-  if (c0 < c1) issue(c0, 0);
-  cp_commit();
-
-  Acc S[KR];
-  const size_t sbase = (static_cast<size_t>(n) * H + h) * K * V;
-  for (int e = tid; e < K * BV; e += 32 * NW) {
-    const int r = e / BV, cc = e % BV;
-    st[r * LS + cc] = p.s0 && v0 + cc < V ? p.s0[sbase + static_cast<size_t>(r) * V + v0 + cc] : 0.f;
-  }
-  __syncthreads();
 #pragma unroll
-  for (int r = 0; r < KR; ++r) wmma::load_matrix_sync(S[r], st + r * 16 * LS + wp * 16, LS, wmma::mem_row_major);
-  __syncwarp();
+  for (int s = 0; s < ST - 1; ++s) {
+    if (c0 + s < c1) issue(c0 + s, s);
+    cp_commit();
+  }
+
+  float S[NT][4];  // Sᵀ: row g / g+8 = columns va0 / va1, tile nt = state rows 8nt..8nt+7
+  const size_t sbase = (static_cast<size_t>(n) * H + h) * K * V;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int v = e < 2 ? va0 : va1, r = nt * 8 + 2 * t + (e & 1);
+      S[nt][e] = p.s0 && v < V ? p.s0[sbase + static_cast<size_t>(r) * V + v] : 0.f;
+    }
 
   for (int c = c0; c < c1; ++c) {
-    const int buf = (c - c0) & 1;
-    if (c + 1 < c1) issue(c + 1, buf ^ 1);
+    const int it = c - c0;
+    cp_wait<ST - 2>();
+    __syncthreads();  // chunk c landed for all threads; every warp is done with the stage refilled next
+    if (c + ST - 1 < c1) issue(c + ST - 1, (it + ST - 1) % ST);
     cp_commit();
-    int tok0, len;
-    m.at(c, tok0, len);
-    // The state entering chunk c: to the output kernel (bf16) and to sb for W S. Each warp owns its
-    // 16 columns of st, sb and ub, so warps only meet at the block barriers around the copies.
+    unsigned char* sm = smem + (it % ST) * L::stage;
+    const bf16 *ks = reinterpret_cast<const bf16*>(sm + L::ks), *ws = reinterpret_cast<const bf16*>(sm + L::ws);
+    const bf16 *vs = reinterpret_cast<const bf16*>(sm + L::vs), *ts = reinterpret_cast<const bf16*>(sm + L::ts);
+    const float* kd = reinterpret_cast<const float*>(sm + L::kd);
+
+    // v'ᵀ (16 columns × 64 tokens) = Vᵀ (T diag(β))ᵀ − Sᵀ Wᵀ (delta) or Vᵀ. On the way, the state entering
+    // chunk c goes to hs (bf16, [V][K]) for the output kernel; −Sᵀ in bf16 is the A operand of Sᵀ Wᵀ.
+    bf16* hsg = p.hs + (static_cast<size_t>(c) * H + h) * V * K;
+    float u[8][4] = {};
 #pragma unroll
-    for (int r = 0; r < KR; ++r) wmma::store_matrix_sync(st + r * 16 * LS + wp * 16, S[r], LS, wmma::mem_row_major);
-    __syncwarp();
-    for (int e = lane; e < K * 16; e += 32) {
-      const int r = e >> 4, col = wp * 16 + (e & 15);
-      const bf16 x = __float2bfloat16(st[r * LS + col]);
-      sb[r * LV + col] = x;
-      if (v0 + col < V) p.hs[((static_cast<size_t>(c) * H + h) * K + r) * V + v0 + col] = x;
-    }
-    cp_wait<1>();
-    __syncthreads();
-    const bf16* W = wb + buf * kC * LK;
-    const bf16* Kc = kb + buf * kC * LK;
-    bf16* U = ub + buf * kC * LV;
-    const float* G = gm + buf * kC;
-    const float* RK = rkm + buf * kC;
-    const float glast = G[len - 1];
-    if constexpr (DELTA) {  // W S for this warp's columns, into st
-      for (int rb = 0; rb < 4; ++rb) {
-        Acc acc;
-        wmma::fill_fragment(acc, 0.f);
-        mma_rows<KR, FragB>(acc, W + rb * 16 * LK, LK, sb + wp * 16, LV, 16 * LV);
-        wmma::store_matrix_sync(st + rb * 16 * LS + wp * 16, acc, LS, wmma::mem_row_major);
-      }
-      __syncwarp();
-    }
-    // v' = U − W S (delta) or v: v' to global for the output kernel, e^{Γ_C−Γ_i} v'_i / |k_i| (bf16) for
-    // the update with k as given.
-    for (int e = lane; e < kC * 16; e += 32) {
-      const int i = e >> 4, col = wp * 16 + (e & 15);
-      float x = 0.f;
-      if (i < len) {
-        x = __bfloat162float(U[i * LV + col]);
-        if constexpr (DELTA) {
-          x -= st[i * LS + col];
-          const bf16 xb = __float2bfloat16(x);
-          if (v0 + col < V) p.u[(static_cast<size_t>(tok0 + i) * H + h) * V + v0 + col] = xb;
-          x = __bfloat162float(xb);
+    for (int jb = 0; jb < 4; ++jb) {
+      Frag a;
+      frag_at(a, vs, LV, jb * 16, wp * 16, lane);
+      if constexpr (DELTA) {
+#pragma unroll
+        for (int pr = jb; pr < 4; ++pr) {  // T is lower: token block pr takes blocks jb ≤ pr
+          Frag b;
+          frag_bt(b, ts, kLT, pr * 16, jb * 16, lane);
+          mma2(u[2 * pr], u[2 * pr + 1], a, b);
         }
-        x *= RK[i] * __expf(glast - G[i]);
-      }
-      U[i * LV + col] = __float2bfloat16(x);
-    }
-    __syncwarp();
-    // S ← e^{Γ_C} S + K̂ᵀ (e^{Γ_C−Γ} ⊙ v'), K̂ = diag(1/|k|) K.
-    const float dec = __expf(glast);
+      } else {
 #pragma unroll
-    for (int r = 0; r < KR; ++r)
-      for (int t = 0; t < S[r].num_elements; ++t) S[r].x[t] *= dec;
-#pragma unroll
-    for (int kk = 0; kk < kC / 16; ++kk) {
-      FragB b;
-      wmma::load_matrix_sync(b, U + kk * 16 * LV + wp * 16, LV);
-#pragma unroll
-      for (int r = 0; r < KR; ++r) {
-        FragAt a;
-        wmma::load_matrix_sync(a, Kc + kk * 16 * LK + r * 16, LK);
-        wmma::mma_sync(S[r], a, b, S[r]);
+        for (int q = 0; q < 4; ++q) {
+          const float2 f = unpack(a[q]);
+          u[2 * jb + (q >> 1)][(q & 1) * 2] = f.x, u[2 * jb + (q >> 1)][(q & 1) * 2 + 1] = f.y;
+        }
       }
     }
-    __syncthreads();  // this buffer is refilled by the next iteration's issue
+#pragma unroll
+    for (int kb = 0; kb < K / 16; ++kb) {
+      const uint32_t x0 = pack(S[2 * kb][0], S[2 * kb][1]), x1 = pack(S[2 * kb][2], S[2 * kb][3]);
+      const uint32_t x2 = pack(S[2 * kb + 1][0], S[2 * kb + 1][1]), x3 = pack(S[2 * kb + 1][2], S[2 * kb + 1][3]);
+      if (va0 < V) {
+        st32(hsg + static_cast<size_t>(va0) * K + kb * 16 + 2 * t, x0);
+        st32(hsg + static_cast<size_t>(va0) * K + kb * 16 + 8 + 2 * t, x2);
+      }
+      if (va1 < V) {
+        st32(hsg + static_cast<size_t>(va1) * K + kb * 16 + 2 * t, x1);
+        st32(hsg + static_cast<size_t>(va1) * K + kb * 16 + 8 + 2 * t, x3);
+      }
+      if constexpr (DELTA) {
+        const Frag sa = {x0 ^ 0x80008000u, x1 ^ 0x80008000u, x2 ^ 0x80008000u, x3 ^ 0x80008000u};  // −Sᵀ
+#pragma unroll
+        for (int pr = 0; pr < 4; ++pr) {
+          Frag b;
+          frag_bt(b, ws, LK, pr * 16, kb * 16, lane);
+          mma2(u[2 * pr], u[2 * pr + 1], sa, b);
+        }
+      }
+    }
+    // v' in bf16 to vn ([V][64]), and v' e^{Γ_C−Γ_i}/|k_i| (bf16) as A fragments of the update.
+    bf16* vng = p.vn + (static_cast<size_t>(c) * H + h) * V * kC;
+    Frag va[4];
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      const int i = nt * 8 + 2 * t;
+      const uint32_t lo = pack(u[nt][0], u[nt][1]), hi = pack(u[nt][2], u[nt][3]);
+      if (va0 < V) st32(vng + static_cast<size_t>(va0) * kC + i, lo);
+      if (va1 < V) st32(vng + static_cast<size_t>(va1) * kC + i, hi);
+      const float d0 = kd[i], d1 = kd[i + 1];
+      const float2 fl = unpack(lo), fh = unpack(hi);
+      va[nt >> 1][(nt & 1) * 2] = pack(fl.x * d0, fl.y * d1);
+      va[nt >> 1][(nt & 1) * 2 + 1] = pack(fh.x * d0, fh.y * d1);
+    }
+    // Sᵀ ← e^{Γ_C} Sᵀ + (e^{Γ_C−Γ} v' / |k|)ᵀ K.
+    const float dec = __expf(kd[kC]);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) S[nt][e] *= dec;
+#pragma unroll
+    for (int jb = 0; jb < 4; ++jb)
+#pragma unroll
+      for (int pr = 0; pr < K / 16; ++pr) {
+        Frag b;
+        frag_b(b, ks, LK, jb * 16, pr * 16, lane);
+        mma2(S[2 * pr], S[2 * pr + 1], va[jb], b);
+      }
   }
   cp_wait<0>();
 #pragma unroll
-  for (int r = 0; r < KR; ++r) wmma::store_matrix_sync(st + r * 16 * LS + wp * 16, S[r], LS, wmma::mem_row_major);
-  __syncwarp();
-  for (int e = lane; e < K * 16; e += 32) {
-    const int r = e >> 4, col = wp * 16 + (e & 15);
-    if (v0 + col < V) p.sf[sbase + static_cast<size_t>(r) * V + v0 + col] = st[r * LS + col];
-  }
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int v = e < 2 ? va0 : va1, r = nt * 8 + 2 * t + (e & 1);
+      if (v < V) p.sf[sbase + static_cast<size_t>(r) * V + v] = S[nt][e];
+    }
 }
 
-// ---- kernel 3: outputs, one block per (chunk, head, 64 value columns), 4 warps (warp = 16 rows) --------
+// ---- kernel 3: outputs, one block per (chunk, head, 128 value columns), 4 warps (warp = 16 rows) -------
 template <int K>
 struct OutSmem {
-  static constexpr int LK = K + 8;
-  static constexpr size_t qb = 0, kb = qb + kC * LK * sizeof(bf16), hb = kb + kC * LK * sizeof(bf16),
-                          vb = hb + K * kLT * sizeof(bf16), pb = vb + kC * kLT * sizeof(bf16),
-                          pf = pb + kC * kLT * sizeof(bf16), bytes = pf + kC * kLF * sizeof(float);
+  static constexpr int LK = K + 8, BV = 128;
+  static constexpr size_t qs = 0, ks = qs + kC * LK * sizeof(bf16), hs = ks + kC * LK * sizeof(bf16),
+                          vs = hs + BV * LK * sizeof(bf16), bytes = vs + BV * kLT * sizeof(bf16);
 };
 
-template <int K, bool DELTA>
+template <int K>
 __global__ void __launch_bounds__(128) output_kernel(Params p, Chunks m) {
   using L = OutSmem<K>;
-  constexpr int LK = L::LK, KR = K / 16;
+  constexpr int LK = L::LK, BV = L::BV;
   extern __shared__ __align__(128) unsigned char smem[];
-  bf16* qb = reinterpret_cast<bf16*>(smem + L::qb);  // [64][LK]
-  bf16* kb = reinterpret_cast<bf16*>(smem + L::kb);  // [64][LK]
-  bf16* hb = reinterpret_cast<bf16*>(smem + L::hb);  // [K][kLT] state entering the chunk
-  bf16* vb = reinterpret_cast<bf16*>(smem + L::vb);  // [64][kLT] v'
-  bf16* pb = reinterpret_cast<bf16*>(smem + L::pb);  // [64][kLT] masked decayed scores
-  float* pf = reinterpret_cast<float*>(smem + L::pf);  // [64][kLF] fp32 stage
-  __shared__ float gam[kC], rqs[kC], rks[kC];
-  const int c = blockIdx.x, h = blockIdx.y, v0 = blockIdx.z * kC;
+  bf16* qs = reinterpret_cast<bf16*>(smem + L::qs);  // [64][LK] q as given
+  bf16* ks = reinterpret_cast<bf16*>(smem + L::ks);  // [64][LK] k as given
+  bf16* hs = reinterpret_cast<bf16*>(smem + L::hs);  // [128][LK] state entering the chunk, transposed
+  bf16* vs = reinterpret_cast<bf16*>(smem + L::vs);  // [128][kLT] v', transposed
+  __shared__ float gam[kC], rks[kC];
+  const int c = blockIdx.x, h = blockIdx.y, v0 = blockIdx.z * BV;
   const int tid = threadIdx.x, lane = tid & 31, wp = tid >> 5, H = p.H, V = p.V;
-  const bf16* vsrc = DELTA ? p.u : p.v;
+  const int g = lane >> 2, t = lane & 3, r0 = wp * 16, i0 = r0 + g, i1 = i0 + 8;
   int tok0, len;
   m.at(c, tok0, len);
-  for (int e = tid; e < kC * (K / 8); e += 128) {
+  for (int e = tid; e < kC * (K / 8); e += 128) {  // group 0: q, k, Γ, 1/|k|
     const int i = e / (K / 8), d = (e % (K / 8)) * 8;
     const bool ok = i < len;
     const size_t off = ok ? (static_cast<size_t>(tok0 + i) * H + h) * K + d : 0;
-    cp16(qb + i * LK + d, p.q + off, ok);
-    cp16(kb + i * LK + d, p.k + off, ok);
+    cp16(qs + i * LK + d, p.q + off, ok);
+    cp16(ks + i * LK + d, p.k + off, ok);
   }
-  for (int e = tid; e < K * (kC / 8); e += 128) {
-    const int r = e / (kC / 8), cc = (e % (kC / 8)) * 8;
-    const bool ok = v0 + cc < V;
-    cp16(hb + r * kLT + cc, p.hs + (ok ? ((static_cast<size_t>(c) * H + h) * K + r) * V + v0 + cc : 0), ok);
-  }
-  for (int e = tid; e < kC * (kC / 8); e += 128) {
-    const int i = e / (kC / 8), cc = (e % (kC / 8)) * 8;
-    const bool ok = i < len && v0 + cc < V;
-    cp16(vb + i * kLT + cc, vsrc + (ok ? (static_cast<size_t>(tok0 + i) * H + h) * V + v0 + cc : 0), ok);
+  if (tid < kC) {
+    const size_t off = static_cast<size_t>(h) * p.Ttot + tok0 + (tid < len ? tid : 0);
+    cp4(gam + tid, p.gcum + off, tid < len);
+    cp4(rks + tid, p.rk + off, tid < len);
   }
   cp_commit();
-  if (tid < kC) {
-    const bool ok = tid < len;
-    const size_t off = static_cast<size_t>(h) * p.Ttot + tok0 + tid;
-    gam[tid] = ok ? p.gcum[off] : 0.f;
-    rqs[tid] = ok ? p.rq[off] : 0.f;
-    rks[tid] = ok ? p.rk[off] : 0.f;
+  const size_t cbase = (static_cast<size_t>(c) * H + h) * V;
+  for (int e = tid; e < BV * (K / 8); e += 128) {  // group 1: the state and v' columns of this block
+    const int r = e / (K / 8), d = (e % (K / 8)) * 8;
+    const bool ok = v0 + r < V;
+    cp16(hs + r * LK + d, p.hs + (ok ? (cbase + v0 + r) * K + d : 0), ok);
+  }
+  for (int e = tid; e < BV * (kC / 8); e += 128) {
+    const int r = e >> 3, cc = (e & 7) * 8;
+    const bool ok = v0 + r < V;
+    cp16(vs + r * kLT + cc, p.vn + (ok ? (cbase + v0 + r) * kC + cc : 0), ok);
+  }
+  cp_commit();
+  cp_wait<1>();
+  __syncthreads();
+
+  // scale / |q| for rows i0, i1 (lanes 2r, 2r+1 hold row r0 + r).
+  const float nq = row_sumsq<K>(qs, LK, r0, lane);
+  const float rq = p.l2 ? p.scale * rsqrtf(nq + 1e-6f) : p.scale;
+  const float rq0 = __shfl_sync(0xffffffffu, rq, 2 * g), rq1 = __shfl_sync(0xffffffffu, rq, 2 * g + 16);
+
+  // Scores Q Kᵀ of this warp's rows (key blocks ≤ wp), then scale/|q_i|, 1/|k_j|, e^{Γi−Γj}, j ≤ i in fp32:
+  // P as bf16 A fragments.
+  Frag qa[K / 16];
+#pragma unroll
+  for (int kb = 0; kb < K / 16; ++kb) frag_a(qa[kb], qs, LK, r0, kb * 16, lane);
+  Frag pa[4];
+  {
+    float sc[8][4] = {};
+#pragma unroll
+    for (int kb = 0; kb < K / 16; ++kb)
+#pragma unroll
+      for (int pr = 0; pr < 4; ++pr)
+        if (pr <= wp) {
+          Frag b;
+          frag_bt(b, ks, LK, pr * 16, kb * 16, lane);
+          mma2(sc[2 * pr], sc[2 * pr + 1], qa[kb], b);
+        }
+    const float gi0 = gam[i0], gi1 = gam[i1];
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      const int j = nt * 8 + 2 * t;
+      float x[4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int jj = j + (e & 1), i = e < 2 ? i0 : i1;
+        x[e] = jj <= i ? sc[nt][e] * (e < 2 ? rq0 : rq1) * rks[jj] * __expf((e < 2 ? gi0 : gi1) - gam[jj]) : 0.f;
+      }
+      pa[nt >> 1][(nt & 1) * 2] = pack(x[0], x[1]);
+      pa[nt >> 1][(nt & 1) * 2 + 1] = pack(x[2], x[3]);
+    }
   }
   cp_wait<0>();
   __syncthreads();
-
-  // Scores Q Kᵀ for row block wp (blocks right of the diagonal are masked anyway), then the norms, the
-  // scale and the decay in fp32.
-  const int r0 = wp * 16;
-  for (int jb = 0; jb <= wp; ++jb) {
-    Acc acc;
-    wmma::fill_fragment(acc, 0.f);
-    mma_rows<KR, FragBt>(acc, qb + r0 * LK, LK, kb + jb * 16 * LK, LK, 16);
-    wmma::store_matrix_sync(pf + r0 * kLF + jb * 16, acc, kLF, wmma::mem_row_major);
-  }
-  __syncwarp();
-  for (int e = lane; e < 16 * kC; e += 32) {
-    const int i = r0 + e / kC, j = e % kC;
-    const float x = j <= i && i < len ? pf[i * kLF + j] * rqs[i] * rks[j] * __expf(gam[i] - gam[j]) : 0.f;
-    pb[i * kLT + j] = __float2bfloat16(x);
-  }
-  // Inter-chunk part e^Γ (Q S), then the intra-chunk part on top.
-  Acc acc[4];
-  for (int cb = 0; cb < 4; ++cb) wmma::fill_fragment(acc[cb], 0.f);
-  mma_rows_x4(acc, qb + r0 * LK, LK, hb, kLT, KR);
-  __syncwarp();  // pb is done reading pf
-  for (int cb = 0; cb < 4; ++cb) wmma::store_matrix_sync(pf + r0 * kLF + cb * 16, acc[cb], kLF, wmma::mem_row_major);
-  __syncwarp();
-  for (int e = lane; e < 16 * kC; e += 32) {
-    const int i = r0 + e / kC, j = e % kC;
-    pf[i * kLF + j] *= rqs[i] * __expf(gam[i]);
-  }
-  __syncwarp();
-  for (int cb = 0; cb < 4; ++cb) wmma::load_matrix_sync(acc[cb], pf + r0 * kLF + cb * 16, kLF, wmma::mem_row_major);
-  mma_rows_x4(acc, pb + r0 * kLT, kLT, vb, kLT, wp + 1);
-  __syncwarp();
-  for (int cb = 0; cb < 4; ++cb) wmma::store_matrix_sync(pf + r0 * kLF + cb * 16, acc[cb], kLF, wmma::mem_row_major);
-  __syncwarp();
-  for (int e = lane; e < 16 * (kC / 2); e += 32) {  // two columns per store
-    const int i = r0 + e / (kC / 2), j = (e % (kC / 2)) * 2;
-    if (i < len && v0 + j < V) {
-      const __nv_bfloat162 x = __floats2bfloat162_rn(pf[i * kLF + j], pf[i * kLF + j + 1]);
-      *reinterpret_cast<__nv_bfloat162*>(p.o + (static_cast<size_t>(tok0 + i) * H + h) * V + v0 + j) = x;
+  // O = diag(scale/|q| e^Γ) Q S + P v'.
+  float acc[BV / 8][4] = {};
+#pragma unroll
+  for (int kb = 0; kb < K / 16; ++kb)
+#pragma unroll
+    for (int pr = 0; pr < BV / 16; ++pr) {
+      Frag b;
+      frag_bt(b, hs, LK, pr * 16, kb * 16, lane);
+      mma2(acc[2 * pr], acc[2 * pr + 1], qa[kb], b);
+    }
+  const float e0 = rq0 * __expf(gam[i0]), e1 = rq1 * __expf(gam[i1]);
+#pragma unroll
+  for (int nt = 0; nt < BV / 8; ++nt) acc[nt][0] *= e0, acc[nt][1] *= e0, acc[nt][2] *= e1, acc[nt][3] *= e1;
+#pragma unroll
+  for (int jb = 0; jb < 4; ++jb)
+    if (jb <= wp)
+#pragma unroll
+      for (int pr = 0; pr < BV / 16; ++pr) {
+        Frag b;
+        frag_bt(b, vs, kLT, pr * 16, jb * 16, lane);
+        mma2(acc[2 * pr], acc[2 * pr + 1], pa[jb], b);
+      }
+#pragma unroll
+  for (int nt = 0; nt < BV / 8; ++nt) {
+    const int v = v0 + nt * 8 + 2 * t;
+    if (v < V) {
+      if (i0 < len) st32(p.o + (static_cast<size_t>(tok0 + i0) * H + h) * V + v, pack(acc[nt][0], acc[nt][1]));
+      if (i1 < len) st32(p.o + (static_cast<size_t>(tok0 + i1) * H + h) * V + v, pack(acc[nt][2], acc[nt][3]));
     }
   }
 }
@@ -530,6 +630,20 @@ struct KernelTimer {
   }
 };
 
+// State kernel shape: 16·NW value columns per block; ST pipeline stages (3 for NW ≤ 4, else 2: the tiles
+// are bigger). The widest NW that still gives ≥ 0.7 blocks per SM: B = 8 (96 heads of V = 256) takes one
+// block of 16 warps per head, B = 1 (12 heads) 2 warps a block (96 blocks). JET_LA_STATE_NW overrides.
+int state_warps(int64_t heads, int V) {
+  if (const char* e = std::getenv("JET_LA_STATE_NW")) {
+    const int nw = std::atoi(e);
+    if (nw == 2 || nw == 4 || nw == 8 || nw == 16) return nw;
+  }
+  const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  for (int nw : {16, 8, 4})
+    if (16 * nw <= V && heads * ((V + 16 * nw - 1) / (16 * nw)) * 10 >= 7 * sms) return nw;
+  return 2;
+}
+
 template <int K, bool DELTA>
 void run_chunked(const Params& p, const Chunks& m, int N, cudaStream_t stream) {
   const int H = p.H, V = p.V;
@@ -537,32 +651,35 @@ void run_chunked(const Params& p, const Chunks& m, int N, cudaStream_t stream) {
   timer.mark();
   {
     auto kern = prep_kernel<K, DELTA>;
-    const size_t bytes = prep_smem<K>(DELTA);
-    set_smem(kern, bytes);
-    kern<<<dim3(m.nct, H), 128, bytes, stream>>>(p, m);
+    set_smem(kern, PrepSmem<K>::bytes);
+    kern<<<dim3(m.nct, H), 128, PrepSmem<K>::bytes, stream>>>(p, m);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   timer.mark();
   {
-    // Enough blocks to fill the GPU: 64 columns per block when there are ≥ 2 per SM, else 32.
-    const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-    const bool wide = static_cast<int64_t>(N) * H * ((V + 63) / 64) >= 2 * sms;
     auto launch = [&](auto kern, int nw, size_t bytes) {
       set_smem(kern, bytes);
       const int bv = 16 * nw;
       kern<<<dim3((V + bv - 1) / bv, H, N), 32 * nw, bytes, stream>>>(p, m);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     };
-    if (wide)
-      launch(state_kernel<K, 4, DELTA>, 4, StateSmem<K, 4>::bytes);
-    else
-      launch(state_kernel<K, 2, DELTA>, 2, StateSmem<K, 2>::bytes);
+    switch (state_warps(static_cast<int64_t>(N) * H, V)) {
+      case 16:
+        if constexpr (K <= 96) {  // 512 threads: ≤ 128 registers a thread, too few for K = 128
+          launch(state_kernel<K, 16, 2, DELTA>, 16, StateSmem<K, 16, 2, DELTA>::bytes);
+          break;
+        }
+        [[fallthrough]];
+      case 8: launch(state_kernel<K, 8, 2, DELTA>, 8, StateSmem<K, 8, 2, DELTA>::bytes); break;
+      case 4: launch(state_kernel<K, 4, 3, DELTA>, 4, StateSmem<K, 4, 3, DELTA>::bytes); break;
+      default: launch(state_kernel<K, 2, 3, DELTA>, 2, StateSmem<K, 2, 3, DELTA>::bytes); break;
+    }
   }
   timer.mark();
-  if (m.nct > 0) {
-    auto kern = output_kernel<K, DELTA>;
+  {
+    auto kern = output_kernel<K>;
     set_smem(kern, OutSmem<K>::bytes);
-    kern<<<dim3(m.nct, H, (V + kC - 1) / kC), 128, OutSmem<K>::bytes, stream>>>(p, m);
+    kern<<<dim3(m.nct, H, (V + OutSmem<K>::BV - 1) / OutSmem<K>::BV), 128, OutSmem<K>::bytes, stream>>>(p, m);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   timer.mark();
@@ -647,9 +764,10 @@ LinearAttentionOutput linear_attention_chunk_cuda(const at::Tensor& q, const at:
   at::Tensor qc = aligned(q), kc = aligned(k), vc = aligned(v);
   at::Tensor gc = g.defined() ? g.contiguous() : g, bc = delta ? beta.contiguous() : beta;
   at::Tensor s0 = initial_state.defined() ? initial_state.to(at::kFloat).contiguous() : initial_state;
-  at::Tensor rq = at::empty({H, Ttot}, f32), rk = at::empty({H, Ttot}, f32);
-  at::Tensor w = delta ? at::empty({Ttot, H, K}, bfo) : at::Tensor(), u = delta ? at::empty({Ttot, H, V}, bfo) : at::Tensor();
-  at::Tensor gcum = at::empty({H, Ttot}, f32), hs = at::empty({m.nct, H, K, V}, bfo);
+  at::Tensor rk = at::empty({H, Ttot}, f32), gcum = at::empty({H, Ttot}, f32), kd = at::empty({H, Ttot}, f32);
+  at::Tensor w = delta ? at::empty({Ttot, H, K}, bfo) : at::Tensor();
+  at::Tensor tb = delta ? at::empty({m.nct, H, kC, kC}, bfo) : at::Tensor();
+  at::Tensor hs = at::empty({m.nct, H, V, K}, bfo), vn = at::empty({m.nct, H, V, kC}, bfo);
   at::Tensor o = at::empty({B, T, H, V}, bfo), sf = at::empty({N, H, K, V}, f32);
 
   Params p{};
@@ -660,12 +778,13 @@ LinearAttentionOutput linear_attention_chunk_cuda(const at::Tensor& q, const at:
   p.gs_t = fixed_decay ? 0 : H, p.gs_h = 1;
   p.beta = delta ? bc.data_ptr<float>() : nullptr;
   p.s0 = s0.defined() ? s0.data_ptr<float>() : nullptr;
-  p.rq = rq.data_ptr<float>();
   p.rk = rk.data_ptr<float>();
-  p.w = delta ? reinterpret_cast<bf16*>(w.data_ptr()) : nullptr;
-  p.u = delta ? reinterpret_cast<bf16*>(u.data_ptr()) : nullptr;
   p.gcum = gcum.data_ptr<float>();
+  p.kd = kd.data_ptr<float>();
+  p.w = delta ? reinterpret_cast<bf16*>(w.data_ptr()) : nullptr;
+  p.tb = delta ? reinterpret_cast<bf16*>(tb.data_ptr()) : nullptr;
   p.hs = reinterpret_cast<bf16*>(hs.data_ptr());
+  p.vn = reinterpret_cast<bf16*>(vn.data_ptr());
   p.o = reinterpret_cast<bf16*>(o.data_ptr());
   p.sf = sf.data_ptr<float>();
   p.H = static_cast<int>(H), p.V = static_cast<int>(V), p.Ttot = static_cast<int>(Ttot);

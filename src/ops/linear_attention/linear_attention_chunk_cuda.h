@@ -1,12 +1,14 @@
 // CUDA chunked forward of the linear-attention family for scalar-per-head decay (none, fixed, scalar)
 // with the additive or the delta-rule update: prefill and evaluation (no autograd; the ATen chunked
 // path keeps the backward). The math is the WY form of README.md; three kernels:
-//   prep    parallel over (chunk, head): the q/k norms (with the scale), Γ = cumsum g, and for the delta
-//           rule A = β K̂ K̂ᵀ e^{Γi−Γj}, T = (I + A)⁻¹ (forward substitution, fp32), W = T(β e^Γ K̂), U = T(βV)
-//   state   one block per (sequence, head, 16·NW value columns), sequential over the chunks: stores the
-//           incoming state per chunk (bf16), v' = U − W S (delta) and S ← e^{Γ_C} S + (e^{Γ_C−Γ} K)ᵀ v'
-//   output  parallel over (chunk, head, 64 value columns): O = e^Γ (Q S_chunk) + (Q Kᵀ ⊙ e^{Γi−Γj})₊ v'
-// Chunk matmuls on tensor cores (WMMA bf16, fp32 accumulation) read q and k as given and apply the L2
+//   prep    parallel over (chunk, head): 1/|k|, Γ = cumsum g, e^{Γ_C−Γ}/|k|, and for the delta rule
+//           A = β K̂ K̂ᵀ e^{Γi−Γj}, T = (I + A)⁻¹ (blocked: 16×16 diagonal inverses, then row blocks, fp32),
+//           T diag(β) (bf16, for U) and W = T diag(β e^Γ/|k|) K
+//   state   one block per (sequence, head, 16·NW value columns), sequential over the chunks, Sᵀ in the
+//           warps' accumulator registers: stores the incoming state per chunk (bf16), v' = T diag(β) V − W S
+//           (delta) or v, and S ← e^{Γ_C} S + (e^{Γ_C−Γ} K̂)ᵀ v'
+//   output  parallel over (chunk, head, 128 value columns): O = e^Γ (Q̂ S_chunk) + (Q̂ K̂ᵀ ⊙ e^{Γi−Γj})₊ v'
+// Products on tensor cores (mma.sync bf16, fp32 accumulation) read q and k as given and apply the L2
 // norms (K̂ = diag(1/|k|) K) in fp32 after the product; the state is carried in fp32.
 #pragma once
 #include <ATen/core/Tensor.h>
