@@ -39,6 +39,26 @@ __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_grou
 template <int N>
 __device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
 
+// Tile copy by cp.async: rows [0, ROWS) of SEG 16-byte segments each, row i from src + i·sld (elements) to
+// dst + i·dld, zero-filled where i ≥ nrows or !ok; NTHR threads (thread tid), each with a fixed segment
+// and rows RPP apart, so that the addresses only step by constants. `safe` is a mapped address for the
+// zero fills.
+template <int SEG, int NTHR, int ROWS>
+__device__ __forceinline__ void copy_tile(bf16* dst, int dld, const bf16* src, int64_t sld, int nrows, bool ok,
+                                          const bf16* safe, int tid) {
+  static_assert(SEG <= NTHR, "a row takes more segments than there are threads");
+  constexpr int RPP = NTHR / SEG;
+  const int r = tid / SEG, sg = tid - r * SEG;
+  if (r >= RPP) return;
+  dst += r * dld + sg * 8;
+  src += r * sld + sg * 8;
+#pragma unroll 4
+  for (int i = r; i < ROWS; i += RPP, dst += RPP * dld, src += RPP * sld) {
+    const bool v = ok && i < nrows;
+    cp16(dst, v ? src : safe, v);
+  }
+}
+
 // ---- tensor-core fragments (PTX ISA, mma.m16n8k16 bf16): g = lane / 4, t = lane % 4 ------------------
 // A 16×16: {a0 a1} (row g, cols 2t..2t+1), {a2 a3} (row g+8), {a4 a5} (row g, cols 8+2t..), {a6 a7} (row g+8,
 // cols 8+2t..). B 16×8: {b0 b1} (rows 2t..2t+1, col g), {b2 b3} (rows 8+2t..). C 16×8: {c0 c1} (row g, cols
@@ -55,36 +75,36 @@ __device__ __forceinline__ float2 unpack(uint32_t x) {
   *reinterpret_cast<uint32_t*>(&v) = x;
   return __bfloat1622float2(v);
 }
+// ldmatrix .x4 (TRANS: .trans): four 8×8 bf16 matrices, row addresses from lanes 0-7, 8-15, 16-23, 24-31.
+#define JET_LDSM(SUFFIX)                                                                             \
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4" SUFFIX ".shared.b16 {%0, %1, %2, %3}, [%4];\n"       \
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])                                      \
+               : "r"(static_cast<unsigned>(__cvta_generic_to_shared(p)))                              \
+               : "memory")
+template <bool TRANS>
 __device__ __forceinline__ void ldsm(Frag& r, const bf16* p) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s)
-               : "memory");
+  if constexpr (TRANS)
+    JET_LDSM(".trans");
+  else
+    JET_LDSM("");
 }
-__device__ __forceinline__ void ldsm_t(Frag& r, const bf16* p) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s)
-               : "memory");
-}
+#undef JET_LDSM
 // X below is a row-major bf16 tile in shared memory with row stride ld.
 // A = X[r0.., c0..] (16×16).
 __device__ __forceinline__ void frag_a(Frag& a, const bf16* X, int ld, int r0, int c0, int lane) {
-  ldsm(a, X + (r0 + (lane & 15)) * ld + c0 + (lane >> 4) * 8);
+  ldsm<false>(a, X + (r0 + (lane & 15)) * ld + c0 + (lane >> 4) * 8);
 }
 // A = (X[k0.., m0..])ᵀ, i.e. A[m][k] = X[k0 + k][m0 + m]; also the C layout of that transpose as two tiles.
 __device__ __forceinline__ void frag_at(Frag& a, const bf16* X, int ld, int k0, int m0, int lane) {
-  ldsm_t(a, X + (k0 + (lane & 7) + ((lane >> 4) << 3)) * ld + m0 + ((lane >> 3) & 1) * 8);
+  ldsm<true>(a, X + (k0 + (lane & 7) + ((lane >> 4) << 3)) * ld + m0 + ((lane >> 3) & 1) * 8);
 }
 // B for the two n-tiles n0, n0+8 (b[0..1], b[2..3]), 16 deep from k0, with B[k][n] = X[n][k] (X holds Bᵀ).
 __device__ __forceinline__ void frag_bt(Frag& b, const bf16* X, int ld, int n0, int k0, int lane) {
-  ldsm(b, X + (n0 + (lane & 7) + ((lane >> 4) << 3)) * ld + k0 + ((lane >> 3) & 1) * 8);
+  ldsm<false>(b, X + (n0 + (lane & 7) + ((lane >> 4) << 3)) * ld + k0 + ((lane >> 3) & 1) * 8);
 }
 // Same with B[k][n] = X[k][n] (X holds B).
 __device__ __forceinline__ void frag_b(Frag& b, const bf16* X, int ld, int k0, int n0, int lane) {
-  ldsm_t(b, X + (k0 + (lane & 15)) * ld + n0 + (lane >> 4) * 8);
+  ldsm<true>(b, X + (k0 + (lane & 15)) * ld + n0 + (lane >> 4) * 8);
 }
 __device__ __forceinline__ void mma(float (&c)[4], const Frag& a, uint32_t b0, uint32_t b1) {
   asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
@@ -179,11 +199,8 @@ __global__ void __launch_bounds__(128) prep_kernel(Params p, Chunks m) {
   const int g = lane >> 2, t = lane & 3;
   int tok0, len;
   m.at(c, tok0, len);
-  for (int e = tid; e < kC * (K / 8); e += 128) {
-    const int i = e / (K / 8), d = (e % (K / 8)) * 8;
-    const bool ok = i < len;
-    cp16(ks + i * LK + d, p.k + (ok ? (static_cast<size_t>(tok0 + i) * H + h) * K + d : 0), ok);
-  }
+  const int64_t HK = static_cast<int64_t>(H) * K;
+  copy_tile<K / 8, 128, kC>(ks, LK, p.k + (static_cast<size_t>(tok0) * H + h) * K, HK, len, true, p.k, tid);
   cp_commit();
   if (tid < kC) {
     float gv = 0.f, bv = 0.f;
@@ -262,22 +279,31 @@ __global__ void __launch_bounds__(128) prep_kernel(Params p, Chunks m) {
       for (int i = 0; i < 16; ++i) lf[(r0 + i) * LF + r0 + col] = x[i];
   }
   __syncthreads();
-  // Row blocks below: T_ij = −T_ii Σ_{k=j}^{i−1} A_ik T_kj (blocks of 16), row block i after the rows above it.
+  // Row blocks below: T_ij = −T_ii Σ_{k=j}^{i−1} A_ik T_kj (blocks of 16), row block i after the rows above it;
+  // a thread computes 4 adjacent columns of one row (16-byte shared loads).
   for (int ib = 1; ib < 4; ++ib) {
-    for (int e = tid; e < ib * 256; e += 128) {
-      const int jb = e >> 8, r = (e >> 4) & 15, cc = e & 15;
+    for (int e = tid; e < ib * 64; e += 128) {
+      const int jb = e >> 6, r = (e >> 2) & 15, c4 = jb * 16 + (e & 3) * 4;
       const float* arow = lf + (ib * 16 + r) * LF;
-      float s = 0.f;
-      for (int k = jb * 16; k < ib * 16; ++k) s += arow[k] * lf[k * LF + jb * 16 + cc];
-      xf[r * LX + jb * 16 + cc] = s;
+      float4 x = {0.f, 0.f, 0.f, 0.f};
+      for (int k = jb * 16; k < ib * 16; ++k) {
+        const float a = arow[k];
+        const float4 y = *reinterpret_cast<const float4*>(lf + k * LF + c4);
+        x.x += a * y.x, x.y += a * y.y, x.z += a * y.z, x.w += a * y.w;
+      }
+      *reinterpret_cast<float4*>(xf + r * LX + c4) = x;
     }
     __syncthreads();
-    for (int e = tid; e < ib * 256; e += 128) {
-      const int jb = e >> 8, r = (e >> 4) & 15, cc = e & 15;
+    for (int e = tid; e < ib * 64; e += 128) {
+      const int jb = e >> 6, r = (e >> 2) & 15, c4 = jb * 16 + (e & 3) * 4;
       const float* trow = lf + (ib * 16 + r) * LF + ib * 16;
-      float s = 0.f;
-      for (int k = 0; k <= r; ++k) s += trow[k] * xf[k * LX + jb * 16 + cc];
-      lf[(ib * 16 + r) * LF + jb * 16 + cc] = -s;
+      float4 x = {0.f, 0.f, 0.f, 0.f};
+      for (int k = 0; k <= r; ++k) {
+        const float a = trow[k];
+        const float4 y = *reinterpret_cast<const float4*>(xf + k * LX + c4);
+        x.x -= a * y.x, x.y -= a * y.y, x.z -= a * y.z, x.w -= a * y.w;
+      }
+      *reinterpret_cast<float4*>(lf + (ib * 16 + r) * LF + c4) = x;
     }
     __syncthreads();
   }
@@ -315,8 +341,9 @@ __global__ void __launch_bounds__(128) prep_kernel(Params p, Chunks m) {
 }
 
 // ---- kernel 2: the sequential pass over chunks, one block per (sequence, head, 16·NW value columns) -----
-// Each warp owns 16 value columns and keeps Sᵀ (16 × K, fp32) in accumulator registers; all warps share
-// the chunk's k, W, T tiles, fetched ST − 1 chunks ahead (cp.async ring of ST stages, one barrier a chunk).
+// Each of the NW compute warps owns 16 value columns and keeps Sᵀ (16 × K, fp32) in accumulator registers;
+// they share the chunk's k, W, T tiles, which one more warp (the producer) fetches ST − 1 chunks ahead
+// (cp.async ring of ST stages, one block barrier a chunk), so that the compute warps issue no copies.
 template <int K, int NW, int ST, bool DELTA>
 struct StateSmem {
   static constexpr int LK = K + 8, BV = 16 * NW, LV = BV + 8;
@@ -326,7 +353,7 @@ struct StateSmem {
 };
 
 template <int K, int NW, int ST, bool DELTA>
-__global__ void __launch_bounds__(32 * NW) state_kernel(Params p, Chunks m) {
+__global__ void __launch_bounds__(32 * (NW + 1)) state_kernel(Params p, Chunks m) {
   using L = StateSmem<K, NW, ST, DELTA>;
   constexpr int LK = L::LK, BV = L::BV, LV = L::LV, NT = K / 8;
   extern __shared__ __align__(128) unsigned char smem[];
@@ -337,42 +364,35 @@ __global__ void __launch_bounds__(32 * NW) state_kernel(Params p, Chunks m) {
   m.of_seq(n, c0, c1);
 
   // Stage `buf` receives chunk c: k, W rows [64][LK], v columns [64][LV], T diag(β) [64][kLT], e^{Γ_C−Γ}/|k|
-  // [64] and Γ_C.
+  // [64] and Γ_C. Producer warp only (lane = its thread).
   auto issue = [&](int c, int buf) {
     unsigned char* sm = smem + buf * L::stage;
-    bf16 *ks = reinterpret_cast<bf16*>(sm + L::ks), *ws = reinterpret_cast<bf16*>(sm + L::ws);
-    bf16 *vs = reinterpret_cast<bf16*>(sm + L::vs), *ts = reinterpret_cast<bf16*>(sm + L::ts);
     float* kd = reinterpret_cast<float*>(sm + L::kd);
     int tok0, len;
     m.at(c, tok0, len);
-    for (int e = tid; e < kC * (K / 8); e += 32 * NW) {
-      const int i = e / (K / 8), d = (e % (K / 8)) * 8;
-      const bool ok = i < len;
-      const size_t off = ok ? (static_cast<size_t>(tok0 + i) * H + h) * K + d : 0;
-      cp16(ks + i * LK + d, p.k + off, ok);
-      if constexpr (DELTA) cp16(ws + i * LK + d, p.w + off, ok);
-    }
-    for (int e = tid; e < kC * (BV / 8); e += 32 * NW) {
-      const int i = e / (BV / 8), cc = (e % (BV / 8)) * 8;
-      const bool ok = i < len && vb0 + cc < V;
-      cp16(vs + i * LV + cc, p.v + (ok ? (static_cast<size_t>(tok0 + i) * H + h) * V + vb0 + cc : 0), ok);
-    }
-    if constexpr (DELTA) {
-      const bf16* src = p.tb + (static_cast<size_t>(c) * H + h) * kC * kC;
-      for (int e = tid; e < kC * 8; e += 32 * NW) cp16(ts + (e >> 3) * kLT + (e & 7) * 8, src + e * 8, true);
-    }
+    const size_t row0 = static_cast<size_t>(tok0) * H + h;
+    const int64_t HK = static_cast<int64_t>(H) * K, HV = static_cast<int64_t>(H) * V;
+    copy_tile<K / 8, 32, kC>(reinterpret_cast<bf16*>(sm + L::ks), LK, p.k + row0 * K, HK, len, true, p.k, lane);
+    if constexpr (DELTA)
+      copy_tile<K / 8, 32, kC>(reinterpret_cast<bf16*>(sm + L::ws), LK, p.w + row0 * K, HK, len, true, p.w, lane);
+    copy_tile<BV / 8, 32, kC>(reinterpret_cast<bf16*>(sm + L::vs), LV, p.v + row0 * V + vb0, HV, len,
+                              vb0 + (lane % (BV / 8)) * 8 < V, p.v, lane);
+    if constexpr (DELTA)
+      copy_tile<8, 32, kC>(reinterpret_cast<bf16*>(sm + L::ts), kLT, p.tb + (static_cast<size_t>(c) * H + h) * kC * kC,
+                           kC, kC, true, p.tb, lane);
     const size_t hrow = static_cast<size_t>(h) * p.Ttot + tok0;
-    for (int i = tid; i <= kC; i += 32 * NW) {
-      if (i < kC)
-        cp4(kd + i, p.kd + hrow + (i < len ? i : 0), i < len);
-      else
-        cp4(kd + i, p.gcum + hrow + len - 1, true);
-    }
+    cp4(kd + lane, p.kd + hrow + (lane < len ? lane : 0), lane < len);
+    cp4(kd + lane + 32, p.kd + hrow + (lane + 32 < len ? lane + 32 : 0), lane + 32 < len);
+    if (lane == 0) cp4(kd + kC, p.gcum + hrow + len - 1, true);
   };
+  const bool producer = wp == NW;
+  if (producer) {
 #pragma unroll
-  for (int s = 0; s < ST - 1; ++s) {
-    if (c0 + s < c1) issue(c0 + s, s);
-    cp_commit();
+    for (int s = 0; s < ST - 1; ++s) {
+      if (c0 + s < c1) issue(c0 + s, s);
+      cp_commit();
+    }
+    cp_wait<ST - 2>();  // chunk c0 landed
   }
 
   float S[NT][4];  // Sᵀ: row g / g+8 = columns va0 / va1, tile nt = state rows 8nt..8nt+7
@@ -382,15 +402,18 @@ __global__ void __launch_bounds__(32 * NW) state_kernel(Params p, Chunks m) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int v = e < 2 ? va0 : va1, r = nt * 8 + 2 * t + (e & 1);
-      S[nt][e] = p.s0 && v < V ? p.s0[sbase + static_cast<size_t>(r) * V + v] : 0.f;
+      S[nt][e] = p.s0 && !producer && v < V ? p.s0[sbase + static_cast<size_t>(r) * V + v] : 0.f;
     }
 
   for (int c = c0; c < c1; ++c) {
     const int it = c - c0;
-    cp_wait<ST - 2>();
-    __syncthreads();  // chunk c landed for all threads; every warp is done with the stage refilled next
-    if (c + ST - 1 < c1) issue(c + ST - 1, (it + ST - 1) % ST);
-    cp_commit();
+    __syncthreads();  // chunk c landed and is visible; every warp is done with chunk c − 1's stage
+    if (producer) {   // refill chunk c − 1's stage with chunk c + ST − 1, then wait for chunk c + 1
+      if (c + ST - 1 < c1) issue(c + ST - 1, (it + ST - 1) % ST);
+      cp_commit();
+      cp_wait<ST - 2>();
+      continue;
+    }
     unsigned char* sm = smem + (it % ST) * L::stage;
     const bf16 *ks = reinterpret_cast<const bf16*>(sm + L::ks), *ws = reinterpret_cast<const bf16*>(sm + L::ws);
     const bf16 *vs = reinterpret_cast<const bf16*>(sm + L::vs), *ts = reinterpret_cast<const bf16*>(sm + L::ts);
@@ -470,7 +493,7 @@ __global__ void __launch_bounds__(32 * NW) state_kernel(Params p, Chunks m) {
         mma2(S[2 * pr], S[2 * pr + 1], va[jb], b);
       }
   }
-  cp_wait<0>();
+  if (producer) return;
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
@@ -503,13 +526,11 @@ __global__ void __launch_bounds__(128) output_kernel(Params p, Chunks m) {
   const int g = lane >> 2, t = lane & 3, r0 = wp * 16, i0 = r0 + g, i1 = i0 + 8;
   int tok0, len;
   m.at(c, tok0, len);
-  for (int e = tid; e < kC * (K / 8); e += 128) {  // group 0: q, k, Γ, 1/|k|
-    const int i = e / (K / 8), d = (e % (K / 8)) * 8;
-    const bool ok = i < len;
-    const size_t off = ok ? (static_cast<size_t>(tok0 + i) * H + h) * K + d : 0;
-    cp16(qs + i * LK + d, p.q + off, ok);
-    cp16(ks + i * LK + d, p.k + off, ok);
-  }
+  // group 0: q, k, Γ, 1/|k|
+  const size_t row0 = (static_cast<size_t>(tok0) * H + h) * K;
+  const int64_t HK = static_cast<int64_t>(H) * K;
+  copy_tile<K / 8, 128, kC>(qs, LK, p.q + row0, HK, len, true, p.q, tid);
+  copy_tile<K / 8, 128, kC>(ks, LK, p.k + row0, HK, len, true, p.k, tid);
   if (tid < kC) {
     const size_t off = static_cast<size_t>(h) * p.Ttot + tok0 + (tid < len ? tid : 0);
     cp4(gam + tid, p.gcum + off, tid < len);
@@ -517,16 +538,9 @@ __global__ void __launch_bounds__(128) output_kernel(Params p, Chunks m) {
   }
   cp_commit();
   const size_t cbase = (static_cast<size_t>(c) * H + h) * V;
-  for (int e = tid; e < BV * (K / 8); e += 128) {  // group 1: the state and v' columns of this block
-    const int r = e / (K / 8), d = (e % (K / 8)) * 8;
-    const bool ok = v0 + r < V;
-    cp16(hs + r * LK + d, p.hs + (ok ? (cbase + v0 + r) * K + d : 0), ok);
-  }
-  for (int e = tid; e < BV * (kC / 8); e += 128) {
-    const int r = e >> 3, cc = (e & 7) * 8;
-    const bool ok = v0 + r < V;
-    cp16(vs + r * kLT + cc, p.vn + (ok ? (cbase + v0 + r) * kC + cc : 0), ok);
-  }
+  // group 1: the state and v' columns of this block
+  copy_tile<K / 8, 128, BV>(hs, LK, p.hs + (cbase + v0) * K, K, V - v0, true, p.hs, tid);
+  copy_tile<kC / 8, 128, BV>(vs, kLT, p.vn + (cbase + v0) * kC, kC, V - v0, true, p.vn, tid);
   cp_commit();
   cp_wait<1>();
   __syncthreads();
@@ -630,16 +644,16 @@ struct KernelTimer {
   }
 };
 
-// State kernel shape: 16·NW value columns per block; ST pipeline stages (3 for NW ≤ 4, else 2: the tiles
-// are bigger). The widest NW that still gives ≥ 0.7 blocks per SM: B = 8 (96 heads of V = 256) takes one
-// block of 16 warps per head, B = 1 (12 heads) 2 warps a block (96 blocks). JET_LA_STATE_NW overrides.
+// State kernel shape: 16·NW value columns (NW compute warps and a producer warp) per block; ST pipeline
+// stages: 3 for NW = 2, else 2 (two blocks of NW = 4 fit an SM). The widest NW that still gives ≥ 0.7 blocks
+// per SM: NW = 8 at B = 8 (192 blocks for the 2B shapes), 2 at B = 1 (96 blocks). JET_LA_STATE_NW overrides.
 int state_warps(int64_t heads, int V) {
   if (const char* e = std::getenv("JET_LA_STATE_NW")) {
     const int nw = std::atoi(e);
-    if (nw == 2 || nw == 4 || nw == 8 || nw == 16) return nw;
+    if (nw == 2 || nw == 4 || nw == 8) return nw;
   }
   const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  for (int nw : {16, 8, 4})
+  for (int nw : {8, 4})
     if (16 * nw <= V && heads * ((V + 16 * nw - 1) / (16 * nw)) * 10 >= 7 * sms) return nw;
   return 2;
 }
@@ -660,18 +674,12 @@ void run_chunked(const Params& p, const Chunks& m, int N, cudaStream_t stream) {
     auto launch = [&](auto kern, int nw, size_t bytes) {
       set_smem(kern, bytes);
       const int bv = 16 * nw;
-      kern<<<dim3((V + bv - 1) / bv, H, N), 32 * nw, bytes, stream>>>(p, m);
+      kern<<<dim3((V + bv - 1) / bv, H, N), 32 * (nw + 1), bytes, stream>>>(p, m);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     };
     switch (state_warps(static_cast<int64_t>(N) * H, V)) {
-      case 16:
-        if constexpr (K <= 96) {  // 512 threads: ≤ 128 registers a thread, too few for K = 128
-          launch(state_kernel<K, 16, 2, DELTA>, 16, StateSmem<K, 16, 2, DELTA>::bytes);
-          break;
-        }
-        [[fallthrough]];
       case 8: launch(state_kernel<K, 8, 2, DELTA>, 8, StateSmem<K, 8, 2, DELTA>::bytes); break;
-      case 4: launch(state_kernel<K, 4, 3, DELTA>, 4, StateSmem<K, 4, 3, DELTA>::bytes); break;
+      case 4: launch(state_kernel<K, 4, 2, DELTA>, 4, StateSmem<K, 4, 2, DELTA>::bytes); break;
       default: launch(state_kernel<K, 2, 3, DELTA>, 2, StateSmem<K, 2, 3, DELTA>::bytes); break;
     }
   }
