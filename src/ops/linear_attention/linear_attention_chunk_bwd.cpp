@@ -144,7 +144,8 @@ Grads chunked_backward(const at::Tensor& q_in, const at::Tensor& k_in, const at:
   const at::Tensor dKt = at::matmul(Vp, tr(dSn));
   dK = dK + dKt * eTail;
   const at::Tensor tk = (dKt * Kt).sum(-1, true);
-  const at::Tensor dstate = eGC * (Sc * dSn).sum({-2, -1}, true);  // the e^γ of e^γ S_c
+  // the e^γ of e^γ S_c: eGC ⟨S_c, dS_{c+1}⟩ as a batched dot (no [K, V] product tensor)
+  const at::Tensor dstate = eGC * at::matmul(Sc.flatten(-2).unsqueeze(-2), dSn.flatten(-2).unsqueeze(-1));
   at::Tensor dV = dVp, dbeta;
   if (opt.delta) {
     // V' = U − W S_c, [U | W] = T [βV | β e^Γ K̂], T = (I + A)⁻¹: dA = −Tᵀ dT Tᵀ = −(Tᵀ dU) Uᵀ − (Tᵀ dW) Wᵀ
@@ -217,7 +218,13 @@ class ChunkedFunction : public torch::autograd::Function<ChunkedFunction> {
     opt.delta = ctx->saved_data["delta"].toBool();
     opt.qk_l2norm = ctx->saved_data["l2"].toBool();
     opt.scale = ctx->saved_data["scale"].toDouble();
+    // JET_LA_BWD_TF32=1 (a benchmark knob): the backward's fp32 cuBLAS matmuls on TF32 tensor cores.
+    const char* tf32 = std::getenv("JET_LA_BWD_TF32");
+    at::Context& actx = at::globalContext();
+    const bool prev = actx.allowTF32CuBLAS();
+    if (tf32 && std::strcmp(tf32, "1") == 0) actx.setAllowTF32CuBLAS(true);
     Grads r = chunked_backward(s[0], s[1], s[2], s[3], s[4], s[5], opt, grads[0], grads[1]);
+    actx.setAllowTF32CuBLAS(prev);
     return {r.dq, r.dk, r.dv, r.dg, r.dbeta, r.ds0, at::Tensor(), at::Tensor()};
   }
 };
