@@ -5,9 +5,11 @@
 //     read + write, every weight of the layer once, and the conv tail read + write, against a
 //     device-to-device copy measured in the same run
 //   prefill B=8×T=4096 and B=1×T=65536 (forward with a state: the CUDA chunked kernels), and the gated
-//     delta rule op alone at those shapes (CUDA kernels; the ATen chunked path at B=8×T=4096)
+//     delta rule op alone at those shapes (CUDA kernels), and its forward + backward (chunked backward vs
+//     autograd through the ATen chunked form)
 //   the dynamic conv alone at B=8×T=4096 (CUDA kernel vs ATen path)
-//   forward + backward B=8×T=4096 (no state, gradients of x and every parameter)
+//   forward + backward B=8×T=4096 (no state, gradients of x and every parameter), the GDN op through the
+//     chunked backward and through autograd (JET_LA_BWD=aten)
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGraph.h>
@@ -15,12 +17,14 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "bench_util.h"
 #include "model/blocks/blocks.h"
 #include "ops/dynamic_conv/dynamic_conv.h"
 #include "ops/linear_attention/linear_attention.h"
+#include "ops/linear_attention/linear_attention_chunk_bwd.h"
 #include "ops/linear_attention/linear_attention_step_cuda.h"
 
 using jet::bench::median_ms;
@@ -99,8 +103,9 @@ int main() {
     row("prefill (CUDA chunked kernels)", B, T, ms, 0);
   }
   // The gated delta rule op alone at the layer's head shapes (initial state in, final state out, q/k L2
-  // norm inside): the CUDA chunked kernels, and the ATen chunked path (taken when a gradient is wanted;
-  // timed here as its forward with v requiring a gradient, i.e. including autograd's bookkeeping).
+  // norm inside): the CUDA chunked kernels (forward only), and forward + backward (gradients of q, k, v,
+  // g, β and the initial state) through the chunked backward (linear_attention_chunk_bwd.h) and through
+  // autograd on the ATen chunked form (JET_LA_BWD=aten, the path before it).
   for (auto [B, T] : std::vector<std::pair<int64_t, int64_t>>{{8, 4096}, {1, 65536}}) {
     jet::ops::LinearAttentionInput in;
     in.q = at::randn({B, T, H, K}, bf);
@@ -117,10 +122,29 @@ int main() {
       at::InferenceMode guard;
       row("  GDN op alone (CUDA chunked)", B, T, median_ms([&] { jet::ops::linear_attention_chunked(in, opt); }, 20, 3), 0);
     }
-    if (B * T <= 32768) {
-      in.v = in.v.detach().requires_grad_(true);
-      row("  GDN op alone (ATen chunked)", B, T, median_ms([&] { jet::ops::linear_attention_chunked(in, opt); }, 5, 1), 0);
+    {  // the CUDA chunk scan alone, as the backward's reverse pass runs it (every term)
+      const int64_t NC = T / jet::ops::kLinearAttentionChunk;
+      auto chunk = [&](int64_t X) { return 0.05 * at::randn({B, H, NC, jet::ops::kLinearAttentionChunk, X}, f32); };
+      const at::Tensor a = chunk(K), b = chunk(V), w = chunk(K), a2 = chunk(K), b2 = chunk(V);
+      const at::Tensor e = at::rand({B, H, NC, 1, 1}, f32), z0 = at::randn({B, H, K, V}, f32);
+      row("  chunk scan kernel (reverse pass)", B, T,
+          median_ms([&] { jet::ops::detail::chunk_scan(a, b, w, a2, b2, e, z0, true); }, 20, 3), 0);
     }
+    for (at::Tensor* t : {&in.q, &in.k, &in.v, &in.g, &in.beta, &in.initial_state}) t->requires_grad_(true);
+    const at::Tensor dO = at::randn({B, T, H, V}, bf), dS = at::randn({B, H, K, V}, f32);
+    auto fwd_bwd = [&] {
+      jet::ops::LinearAttentionOutput out = jet::ops::linear_attention_chunked(in, opt);
+      at::Tensor loss = (out.o.to(at::kFloat) * dO).sum() + (out.final_state * dS).sum();
+      loss.backward();
+      for (at::Tensor* t : {&in.q, &in.k, &in.v, &in.g, &in.beta, &in.initial_state}) t->mutable_grad().reset();
+    };
+    row("  GDN op fwd+bwd (chunked bwd)", B, T, median_ms(fwd_bwd, 20, 3), 0);
+    setenv("JET_LA_BWD_TF32", "1", 1);
+    row("  GDN op fwd+bwd (chunked bwd, TF32)", B, T, median_ms(fwd_bwd, 20, 3), 0);
+    unsetenv("JET_LA_BWD_TF32");
+    setenv("JET_LA_BWD", "aten", 1);
+    row("  GDN op fwd+bwd (ATen autograd)", B, T, median_ms(fwd_bwd, B * T > 32768 ? 3 : 10, 1), 0);
+    unsetenv("JET_LA_BWD");
   }
   {  // the dynamic conv alone at B=8×T=4096 (C = H·V = 3072, W = 4): the CUDA kernel and the ATen path
     const int64_t B = 8, T = 4096;
@@ -132,16 +156,19 @@ int main() {
     x.requires_grad_(true);
     row("  dynamic conv alone (ATen)", B, T, median_ms([&] { jet::ops::dynamic_conv(x, kern, at::Tensor(), true); }, 20, 3), 0);
   }
-  {  // forward + backward
+  {  // forward + backward of the layer: the GDN op through the chunked backward, then through autograd
     const int64_t B = 8, T = 4096;
     for (auto& [name, t] : blk->parameters()) t.requires_grad_(true);
     auto x = at::randn({B, T, D}, bf).requires_grad_(true);
     auto dy = at::randn({B, T, D}, bf);
-    double ms = median_ms([&] {
+    auto fwd_bwd = [&] {
       at::Tensor y = blk->forward(x, nullptr);
       y.backward(dy);
-    }, 20, 3);
-    row("forward + backward (ATen, autograd)", B, T, ms, 0);
+    };
+    row("forward + backward (chunked bwd)", B, T, median_ms(fwd_bwd, 20, 3), 0);
+    setenv("JET_LA_BWD", "aten", 1);
+    row("forward + backward (ATen, autograd)", B, T, median_ms(fwd_bwd, 20, 3), 0);
+    unsetenv("JET_LA_BWD");
   }
   return 0;
 }

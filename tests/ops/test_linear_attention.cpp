@@ -1,6 +1,7 @@
 // Linear-attention family: chunked forward, final state and gradients vs the float64 oracle for all
 // eight members (decay × update), varlen packing, prefill + recurrent steps, bf16, bad inputs.
 #include <gtest/gtest.h>
+#include <torch/csrc/autograd/function.h>
 
 #include <string>
 #include <vector>
@@ -92,8 +93,12 @@ FwdBwd run(LinearAttentionInput in, const LinearAttentionOptions& opt, bool ref,
   return r;
 }
 
-void ChunkedMatchesOracleWithGradients(const Member& m, double gate_scale) {
-  const LinearAttentionOptions opt = options(m);
+// Whether o of the chunked path comes from the hand-derived backward (linear_attention_chunk_bwd.h).
+bool manual_backward(const at::Tensor& o) {
+  return o.grad_fn() && o.grad_fn()->name().find("ChunkedFunction") != std::string::npos;
+}
+
+void ChunkedMatchesOracleWithGradients(const Member& m, const LinearAttentionOptions& opt, double gate_scale) {
   uint64_t seed = 1;
   for (int64_t T : {1, 17, 64, 65, 200}) {
     for (bool init : {false, true}) {
@@ -105,6 +110,7 @@ void ChunkedMatchesOracleWithGradients(const Member& m, double gate_scale) {
       const FwdBwd ref = run(as_leaves(src, at::kDouble), opt, true, dO, dS);
       const FwdBwd got = run(as_leaves(src, at::kFloat), opt, false, dO, dS);
       EXPECT_EQ(got.out.o.scalar_type(), at::kFloat);
+      EXPECT_EQ(manual_backward(got.out.o), m.decay != Decay::vector) << "backward route";
       EXPECT_LE(rel_err(got.out.o, ref.out.o), kTolFp32) << "o";
       EXPECT_LE(rel_err(got.out.final_state, ref.out.final_state), kTolFp32) << "final state";
       ASSERT_EQ(got.grads.size(), ref.grads.size());
@@ -199,7 +205,7 @@ TEST(Family, ChunkedMatchesOracleWithGradients) {
   test::SingleThread one_thread;
   for (const Member& m : kMembers) {
     SCOPED_TRACE(name(m));
-    ChunkedMatchesOracleWithGradients(m, 1.0);
+    ChunkedMatchesOracleWithGradients(m, options(m), 1.0);
   }
 }
 
@@ -208,7 +214,7 @@ TEST(Family, GentleVectorDecayUsesFactorisedScores) {
   for (const Member& m : kMembers) {
     if (m.decay != Decay::vector) continue;
     SCOPED_TRACE(name(m));
-    ChunkedMatchesOracleWithGradients(m, 0.05);  // −softplus · 0.05: Γ over a chunk stays above −30
+    ChunkedMatchesOracleWithGradients(m, options(m), 0.05);  // −softplus · 0.05: Γ over a chunk stays above −30
   }
 }
 
@@ -241,6 +247,98 @@ TEST(Family, Bf16InputsKeepFp32State) {
   for (const Member& m : kMembers) {
     SCOPED_TRACE(name(m));
     Bf16InputsKeepFp32State(m);
+  }
+}
+
+// The hand-derived chunked backward (decay none/fixed/scalar) with the q/k L2 norm on and off, both
+// updates: o, the final state and every input's gradient (loss through o and the final state) vs the
+// float64 oracle, kTolFp32 each. One test per decay.
+void ManualBackwardMatchesOracle(Decay decay) {
+  test::SingleThread one_thread;
+  for (bool delta : {false, true}) {
+    for (bool l2 : {false, true}) {
+      const Member m{decay, delta};
+      SCOPED_TRACE(name(m) + (l2 ? " l2" : " no l2"));
+      LinearAttentionOptions opt = options(m);
+      opt.qk_l2norm = l2;
+      ChunkedMatchesOracleWithGradients(m, opt, 1.0);
+    }
+  }
+}
+
+TEST(ChunkedBackward, NoDecayMatchesOracle) { ManualBackwardMatchesOracle(Decay::none); }
+TEST(ChunkedBackward, FixedDecayMatchesOracle) { ManualBackwardMatchesOracle(Decay::fixed); }
+TEST(ChunkedBackward, ScalarDecayMatchesOracle) { ManualBackwardMatchesOracle(Decay::scalar); }
+
+// Packed sequences (one empty) through the hand-derived backward: gradients of every input equal the
+// oracle's (kTolFp32) and those of separate runs (1e-6).
+TEST(ChunkedBackward, VarlenGradientsEqualSeparateRuns) {
+  test::SingleThread one_thread;
+  const std::vector<int64_t> lens = {17, 64, 0, 70, 1};
+  std::vector<int64_t> cu = {0};
+  for (int64_t l : lens) cu.push_back(cu.back() + l);
+  const int64_t N = lens.size(), total = cu.back();
+  for (const Member& m : {Member{Decay::scalar, true}, Member{Decay::fixed, false}}) {
+    SCOPED_TRACE(name(m));
+    const LinearAttentionOptions opt = options(m);
+    LinearAttentionInput src = make_input(m, 1, total, N, true, 123);
+    src.cu_seqlens = at::tensor(cu, at::kLong);
+    at::Generator gen = test::seeded(124);
+    const at::Tensor dO = test::randn({1, total, H, V}, gen).to(at::kDouble);
+    const at::Tensor dS = test::randn({N, H, K, V}, gen).to(at::kDouble);
+    const FwdBwd ref = run(as_leaves(src, at::kDouble), opt, true, dO, dS);
+    const FwdBwd got = run(as_leaves(src, at::kFloat), opt, false, dO, dS);
+    EXPECT_LE(rel_err(got.out.o, ref.out.o), kTolFp32) << "o";
+    EXPECT_LE(rel_err(got.out.final_state, ref.out.final_state), kTolFp32) << "final state";
+    for (size_t i = 0; i < got.grads.size(); ++i)
+      EXPECT_LE(rel_err(got.grads[i].second, ref.grads[i].second), kTolFp32) << "d" << got.grads[i].first;
+    // Separate runs: the packed gradient of each token-indexed input, sliced, equals the one-sequence run's.
+    for (int64_t n = 0; n < N; ++n) {
+      if (lens[n] == 0) continue;
+      LinearAttentionInput one = src;
+      one.cu_seqlens = at::Tensor();
+      one.q = src.q.narrow(1, cu[n], lens[n]);
+      one.k = src.k.narrow(1, cu[n], lens[n]);
+      one.v = src.v.narrow(1, cu[n], lens[n]);
+      if (m.decay == Decay::scalar) one.g = src.g.narrow(1, cu[n], lens[n]);
+      if (m.delta) one.beta = src.beta.narrow(1, cu[n], lens[n]);
+      one.initial_state = src.initial_state.narrow(0, n, 1);
+      const FwdBwd sep = run(as_leaves(one, at::kFloat), opt, false, dO.narrow(1, cu[n], lens[n]),
+                             dS.narrow(0, n, 1));
+      for (size_t i = 0; i < sep.grads.size(); ++i) {
+        const std::string& what = sep.grads[i].first;
+        if (what == "g" && m.decay == Decay::fixed) continue;  // [H]: summed over all sequences
+        const at::Tensor whole = what == "initial_state" ? got.grads[i].second.narrow(0, n, 1)
+                                                         : got.grads[i].second.narrow(1, cu[n], lens[n]);
+        EXPECT_LE(rel_err(whole, sep.grads[i].second), 1e-6) << "sequence " << n << " d" << what;
+      }
+    }
+  }
+}
+
+// A loss on o alone or on the final state alone (the other output gets no gradient).
+TEST(ChunkedBackward, LossOnOneOutput) {
+  test::SingleThread one_thread;
+  const Member m{Decay::scalar, true};
+  const LinearAttentionOptions opt = options(m);
+  const LinearAttentionInput src = make_input(m, B, 65, B, true, 77);
+  at::Generator gen = test::seeded(78);
+  const at::Tensor dO = test::randn({B, 65, H, V}, gen).to(at::kDouble);
+  const at::Tensor dS = test::randn({B, H, K, V}, gen).to(at::kDouble);
+  for (bool use_o : {false, true}) {
+    SCOPED_TRACE(use_o ? "loss on o" : "loss on the final state");
+    std::vector<std::vector<at::Tensor>> grads;
+    for (bool ref : {true, false}) {
+      LinearAttentionInput in = as_leaves(src, ref ? at::kDouble : at::kFloat);
+      const LinearAttentionOutput out = ref ? linear_attention_ref(in, opt) : linear_attention_chunked(in, opt);
+      const at::Tensor loss =
+          use_o ? (out.o.to(at::kDouble) * dO).sum() : (out.final_state.to(at::kDouble) * dS).sum();
+      loss.backward();
+      grads.emplace_back();
+      // q has no gradient from the final state: the oracle leaves it undefined, the chunked path zero.
+      for (auto& [n, t] : inputs(in)) grads.back().push_back(t->grad().defined() ? t->grad() : at::zeros_like(*t));
+    }
+    for (size_t i = 0; i < grads[0].size(); ++i) EXPECT_LE(rel_err(grads[1][i], grads[0][i]), kTolFp32) << i;
   }
 }
 

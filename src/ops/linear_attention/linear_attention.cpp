@@ -12,6 +12,7 @@
 #include "core/check.h"
 #include "core/shape.h"
 #include "ops/linear_attention/linear_attention.h"
+#include "ops/linear_attention/linear_attention_chunk_bwd.h"
 #include "ops/linear_attention/linear_attention_detail.h"
 #ifdef JET_CUDA
 #include "ops/linear_attention/linear_attention_chunk_cuda.h"
@@ -208,11 +209,12 @@ bool needs_grad(const LinearAttentionInput& in) {
           (in.initial_state.defined() && in.initial_state.requires_grad()));
 }
 
-// The CUDA chunked forward (linear_attention_chunk_cuda.h) takes bf16 CUDA inputs without gradients,
-// decay none/fixed/scalar, either update, the head widths it was built for.
-bool chunk_cuda_takes(const LinearAttentionInput& in, const LinearAttentionOptions& opt) {
+// The CUDA chunked forward (linear_attention_chunk_cuda.h) takes bf16 CUDA inputs, decay
+// none/fixed/scalar, either update, the head widths it was built for (no autograd of its own: with
+// gradients it runs inside chunked_with_backward).
+bool chunk_cuda_fits(const LinearAttentionInput& in, const LinearAttentionOptions& opt) {
 #ifdef JET_CUDA
-  return in.q.is_cuda() && !needs_grad(in) && opt.decay != Decay::vector && in.q.scalar_type() == at::kBFloat16 &&
+  return in.q.is_cuda() && opt.decay != Decay::vector && in.q.scalar_type() == at::kBFloat16 &&
          in.k.scalar_type() == at::kBFloat16 && in.v.scalar_type() == at::kBFloat16 &&
          linear_attention_chunk_cuda_supports(in.q.size(3), in.v.size(3));
 #else
@@ -221,17 +223,36 @@ bool chunk_cuda_takes(const LinearAttentionInput& in, const LinearAttentionOptio
 #endif
 }
 
-}  // namespace
+bool chunk_cuda_takes(const LinearAttentionInput& in, const LinearAttentionOptions& opt) {
+  return !needs_grad(in) && chunk_cuda_fits(in, opt);
+}
 
-LinearAttentionOutput linear_attention_chunked(const LinearAttentionInput& in, const LinearAttentionOptions& opt) {
-  check_linear_attention(in, opt);
+// The chunked forward without autograd: the CUDA kernels where they fit, else the ATen form.
+LinearAttentionOutput chunked_forward(const LinearAttentionInput& in, const LinearAttentionOptions& opt) {
 #ifdef JET_CUDA
-  if (chunk_cuda_takes(in, opt))
+  if (chunk_cuda_fits(in, opt))
     return linear_attention_chunk_cuda(in.q, in.k, in.v, in.g.defined() ? in.g.to(at::kFloat) : in.g,
                                        opt.decay == Decay::fixed, in.beta.defined() ? in.beta.to(at::kFloat) : in.beta,
                                        in.initial_state, in.cu_seqlens, linear_attention_scale(opt, in.q.size(3)),
                                        opt.qk_l2norm);
 #endif
+  return detail::per_sequence(in, opt, chunked_batch);
+}
+
+// One sequence (or an unpacked batch) with the hand-derived backward (an empty one: autograd, nothing to do).
+LinearAttentionOutput chunked_manual_backward(const LinearAttentionInput& in, const LinearAttentionOptions& opt) {
+  if (in.q.size(1) == 0) return chunked_batch(in, opt);
+  return detail::chunked_with_backward(in, opt, chunked_forward);
+}
+
+}  // namespace
+
+LinearAttentionOutput linear_attention_chunked(const LinearAttentionInput& in, const LinearAttentionOptions& opt) {
+  check_linear_attention(in, opt);
+  if (!needs_grad(in)) return chunked_forward(in, opt);
+  // Gradients: the hand-derived chunked backward (linear_attention_chunk_bwd.h) where it applies, else
+  // autograd through the ATen form (vector decay, or JET_LA_BWD=aten).
+  if (detail::chunked_backward_takes(in, opt)) return detail::per_sequence(in, opt, chunked_manual_backward);
   return detail::per_sequence(in, opt, chunked_batch);
 }
 

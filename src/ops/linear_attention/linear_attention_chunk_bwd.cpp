@@ -1,0 +1,248 @@
+// Hand-derived backward of the chunked WY form for one decay per token and head (none, fixed,
+// scalar) × (additive, delta), as a custom autograd function: no autograd graph through the chunk
+// loop. Forward: the no-grad chunked forward (CUDA kernels or the ATen form), inputs saved. Backward:
+// recompute the chunk factors and the incoming states, one reverse pass over the chunks for the state
+// gradient, then every input's gradient from batched matmuls over all chunks. Derivation in README.md
+// ("Chunked backward").
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <vector>
+
+#include "core/check.h"
+#include "ops/linear_attention/linear_attention.h"
+#include "ops/linear_attention/linear_attention_chunk_bwd.h"
+#include "ops/linear_attention/linear_attention_detail.h"
+
+namespace jet::ops::detail {
+
+ChunkScanOut chunk_scan(const at::Tensor& a, const at::Tensor& b, const at::Tensor& w, const at::Tensor& a2,
+                        const at::Tensor& b2, const at::Tensor& e, const at::Tensor& z0, bool reverse) {
+#ifdef JET_CUDA
+  if (chunk_scan_cuda_takes(a, b, w, a2, b2, z0)) return chunk_scan_cuda(a, b, w, a2, b2, e, z0, reverse);
+#endif
+  const int64_t NC = b.size(2);
+  // a2ᵀ b2 of every chunk at once; the loop below only carries Z.
+  const at::Tensor y = a2.defined() ? at::matmul(a2.transpose(-1, -2), b2) : at::Tensor();
+  std::vector<at::Tensor> zin(NC), r(NC);
+  at::Tensor z = z0;
+  for (int64_t i = 0; i < NC; ++i) {
+    const int64_t n = reverse ? NC - 1 - i : i;
+    zin[n] = z;
+    r[n] = a.defined() ? b.select(2, n) + at::matmul(a.select(2, n), z) : b.select(2, n);
+    at::Tensor next = z * e.select(2, n);
+    if (w.defined()) next = next + at::matmul(w.select(2, n).transpose(-1, -2), r[n]);
+    if (y.defined()) next = next + y.select(2, n);
+    z = next;
+  }
+  return {at::stack(zin, 2), at::stack(r, 2), z};
+}
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// [B, T, H, X] -> [B, H, NC, C, X], zero-padded to NC·C tokens.
+at::Tensor to_chunks(const at::Tensor& x, int64_t NC) {
+  const int64_t B = x.size(0), T = x.size(1), H = x.size(2), X = x.size(3), C = kLinearAttentionChunk;
+  return at::constant_pad_nd(x, {0, 0, 0, 0, 0, NC * C - T}).view({B, NC, C, H, X}).permute({0, 3, 1, 2, 4});
+}
+
+// [B, H, NC, C, X] -> [B, T, H, X] (the padding dropped).
+at::Tensor from_chunks(const at::Tensor& x, int64_t T) {
+  const int64_t B = x.size(0), H = x.size(1), NC = x.size(2), C = x.size(3), X = x.size(4);
+  return x.permute({0, 2, 3, 1, 4}).reshape({B, NC * C, H, X}).narrow(1, 0, T);
+}
+
+// Backward of y = x / sqrt(Σx² + ε) (r = that inverse norm): dx = r (dy − y (y·dy)).
+at::Tensor l2_normalize_backward(const at::Tensor& y, const at::Tensor& r, const at::Tensor& dy) {
+  return r * (dy - y * (y * dy).sum(-1, true));
+}
+
+at::Tensor tr(const at::Tensor& x) { return x.transpose(-1, -2); }
+
+struct Grads {
+  at::Tensor dq, dk, dv, dg, dbeta, ds0;
+};
+
+// The backward (README.md, "Chunked backward"). Chunk tensors are [B, H, NC, C, X]; per chunk with
+// Q̂ (normed, scaled), K̂, Γ = cumsum g, γ = Γ_C, D_ij = e^{Γi−Γj} (j ≤ i, else 0):
+//   forward   A = β K̂K̂ᵀ ⊙ D (strict), T = (I+A)⁻¹, U = T βV, W = T β e^Γ K̂, V' = U − W S_c,
+//             O = e^Γ Q̂ S_c + P V' (P = Q̂K̂ᵀ ⊙ D), S_{c+1} = e^γ S_c + K̃ᵀ V' (K̃ = e^{γ−Γ} K̂)
+//   reverse   dV' = Pᵀ dO + K̃ dS_{c+1},  dS_c = e^γ dS_{c+1} + (e^Γ Q̂)ᵀ dO − Wᵀ dV'
+Grads chunked_backward(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in, const at::Tensor& g_in,
+                       const at::Tensor& beta_in, const at::Tensor& s0_in, const LinearAttentionOptions& opt,
+                       const at::Tensor& dO_in, const at::Tensor& dS_in) {
+  const at::ScalarType ct = v_in.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::Tensor q0 = q_in.to(ct), k0 = k_in.to(ct), v0 = v_in.to(ct);
+  const int64_t B = q0.size(0), T = q0.size(1), H = q0.size(2), K = q0.size(3), V = v0.size(3);
+  const int64_t C = kLinearAttentionChunk, NC = (T + C - 1) / C;
+  const double scale = linear_attention_scale(opt, K);
+  at::Tensor rq, rk, qn = q0, kn = k0;  // inverse norms [B, T, H, 1]; normalised q, k
+  if (opt.qk_l2norm) {
+    rq = at::rsqrt(q0.square().sum(-1, true) + 1e-6);
+    rk = at::rsqrt(k0.square().sum(-1, true) + 1e-6);
+    qn = q0 * rq;
+    kn = k0 * rk;
+  }
+  const auto f = q0.options();
+  at::Tensor gtok;  // [B, T, H, 1]
+  switch (opt.decay) {
+    case Decay::none: gtok = at::zeros({B, T, H, 1}, f); break;
+    case Decay::fixed: gtok = g_in.to(ct).view({1, 1, H, 1}).expand({B, T, H, 1}); break;
+    case Decay::scalar: gtok = g_in.to(ct).unsqueeze(-1); break;
+    case Decay::vector: JET_CHECK(false, "linear_attention: the chunked backward takes no vector decay");
+  }
+  const at::Tensor Q = to_chunks(qn * scale, NC), Kc = to_chunks(kn, NC), Vc = to_chunks(v0, NC);
+  const at::Tensor G = to_chunks(gtok, NC).cumsum(3);  // Γ [B, H, NC, C, 1]
+  const at::Tensor GC = G.narrow(3, C - 1, 1);          // γ [B, H, NC, 1, 1]
+  const at::Tensor eG = G.exp(), eGC = GC.exp(), eTail = (GC - G).exp();
+  const at::Tensor Qg = Q * eG, Kt = Kc * eTail;
+  const auto bl = f.dtype(at::kBool);
+  const at::Tensor lower = at::ones({C, C}, bl).tril();
+  const at::Tensor D = (G - tr(G)).masked_fill(lower.logical_not(), -std::numeric_limits<double>::infinity()).exp();
+  const at::Tensor QK = at::matmul(Q, tr(Kc)), P = QK * D;
+
+  at::Tensor bc, Ds, B0, A, Tm, U, W;
+  if (opt.delta) {
+    bc = to_chunks(beta_in.to(ct).unsqueeze(-1), NC);  // [B, H, NC, C, 1]
+    Ds = D.tril(-1);
+    B0 = at::matmul(Kc, tr(Kc)) * Ds;
+    A = bc * B0;
+    Tm = at::linalg_solve_triangular(A + at::eye(C, f), at::eye(C, f).expand_as(A), /*upper=*/false,
+                                     /*left=*/true, /*unitriangular=*/true);
+    U = at::matmul(Tm, bc * Vc);
+    W = at::matmul(Tm, bc * eG * Kc);
+  }
+  const at::Tensor nW = opt.delta ? -W : at::Tensor();
+  const at::Tensor s0 = s0_in.defined() ? s0_in.to(ct) : at::zeros({B, H, K, V}, f);
+  const ChunkScanOut fwd = chunk_scan(nW, opt.delta ? U : Vc, Kt, {}, {}, eGC, s0, /*reverse=*/false);
+  const at::Tensor& Sc = fwd.zin;  // incoming state per chunk
+  const at::Tensor& Vp = fwd.r;    // V'
+
+  const at::Tensor dOc = dO_in.defined() ? to_chunks(dO_in.to(ct), NC) : at::zeros_like(Vc);
+  const at::Tensor dSf = dS_in.defined() ? dS_in.to(ct) : at::zeros({B, H, K, V}, f);
+  const ChunkScanOut bwd = chunk_scan(Kt, at::matmul(tr(P), dOc), nW, Qg, dOc, eGC, dSf, /*reverse=*/true);
+  const at::Tensor& dSn = bwd.zin;  // dS_{c+1} per chunk
+  const at::Tensor& dVp = bwd.r;    // dV'
+
+  // O = e^Γ Q̂ S_c + P V'
+  const at::Tensor dQs = at::matmul(dOc, tr(Sc));
+  at::Tensor dG = (dQs * Qg).sum(-1, true);  // terms in e^{Γ_i} of one token i
+  at::Tensor dQ = dQs * eG;
+  const at::Tensor E1 = at::matmul(dOc, tr(Vp)) * D;  // dP ⊙ D
+  const at::Tensor M1 = E1 * QK;                      // dP ⊙ P
+  at::Tensor Mpair = M1;  // terms in e^{Γi−Γj} of a pair j ≤ i
+  dQ = dQ + at::matmul(E1, Kc);
+  at::Tensor dK = at::matmul(tr(E1), Q);
+  // S_{c+1} = e^γ S_c + K̃ᵀ V'
+  const at::Tensor dKt = at::matmul(Vp, tr(dSn));
+  dK = dK + dKt * eTail;
+  const at::Tensor tk = (dKt * Kt).sum(-1, true);
+  // the e^γ of e^γ S_c: eGC ⟨S_c, dS_{c+1}⟩ as a batched dot (no [K, V] product tensor)
+  const at::Tensor dstate = eGC * at::matmul(Sc.flatten(-2).unsqueeze(-2), dSn.flatten(-2).unsqueeze(-1));
+  at::Tensor dV = dVp, dbeta;
+  if (opt.delta) {
+    // V' = U − W S_c, [U | W] = T [βV | β e^Γ K̂], T = (I + A)⁻¹: dA = −Tᵀ dT Tᵀ = −(Tᵀ dU) Uᵀ − (Tᵀ dW) Wᵀ
+    const at::Tensor dRU = at::matmul(tr(Tm), dVp);
+    const at::Tensor dRW = -at::matmul(tr(Tm), at::matmul(dVp, tr(Sc)));
+    dV = bc * dRU;
+    const at::Tensor kw = (dRW * Kc).sum(-1, true) * eG;
+    dK = dK + bc * eG * dRW;
+    dbeta = (dRU * Vc).sum(-1, true) + kw;
+    dG = dG + bc * kw;
+    const at::Tensor dA = -(at::matmul(dRU, tr(U)) + at::matmul(dRW, tr(W))).tril(-1);
+    dbeta = dbeta + (dA * B0).sum(-1, true);
+    // A = β (K̂K̂ᵀ ⊙ D), strictly lower
+    const at::Tensor E2 = bc * dA * Ds;
+    Mpair = Mpair + dA * A;
+    dK = dK + at::matmul(E2, Kc) + at::matmul(tr(E2), Kc);
+  }
+  // Γ_i = Σ_{s≤i} g_s within the chunk: g_t enters e^{Γ_i} for i ≥ t (reverse cumsum), e^{γ−Γ_i} for
+  // i < t (exclusive cumsum), e^γ always, and e^{Γi−Γj} for the pairs j < t ≤ i: summed as such (rows
+  // ≥ t of columns < t), not as rowsum − colsum then cumsum, which cancels (fixed decay sums it all).
+  const at::Tensor rows_from = Mpair.flip(-2).cumsum(-2).flip(-2);  // Σ_{i≥t} M_ij at [t, j]
+  const at::Tensor dg = dG.flip(3).cumsum(3).flip(3) + (tk.cumsum(3) - tk) + dstate +
+                        (rows_from * at::ones({C, C}, bl).tril(-1)).sum(-1, true);
+
+  Grads r;
+  at::Tensor dq = from_chunks(dQ, T) * scale, dk = from_chunks(dK, T);
+  if (opt.qk_l2norm) {
+    dq = l2_normalize_backward(qn, rq, dq);
+    dk = l2_normalize_backward(kn, rk, dk);
+  }
+  r.dq = dq.to(q_in.scalar_type());
+  r.dk = dk.to(k_in.scalar_type());
+  r.dv = from_chunks(dV, T).to(v_in.scalar_type());
+  if (opt.decay == Decay::scalar) r.dg = from_chunks(dg, T).squeeze(-1).to(g_in.scalar_type());
+  if (opt.decay == Decay::fixed)  // one value per head from every token's terms: summed in float64
+    r.dg = from_chunks(dg.to(at::kDouble), T).sum({0, 1, 3}).to(g_in.scalar_type());
+  if (opt.delta) r.dbeta = from_chunks(dbeta, T).squeeze(-1).to(beta_in.scalar_type());
+  if (s0_in.defined()) r.ds0 = bwd.z.to(s0_in.scalar_type());
+  return r;
+}
+
+// Inputs q, k, v, g, beta, initial_state (the last three optional: autograd takes no undefined tensor
+// as an input); outputs o, final state.
+using OptTensor = std::optional<at::Tensor>;
+at::Tensor value(const OptTensor& x) { return x.value_or(at::Tensor()); }
+OptTensor optional(const at::Tensor& x) { return x.defined() ? OptTensor(x) : std::nullopt; }
+
+class ChunkedFunction : public torch::autograd::Function<ChunkedFunction> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const OptTensor& g_opt, const OptTensor& beta_opt, const OptTensor& s0_opt,
+                               const LinearAttentionOptions& opt, BatchFn forward_fn) {
+    const at::Tensor g = value(g_opt), beta = value(beta_opt), s0 = value(s0_opt);
+    ctx->save_for_backward({q, k, v, g, beta, s0});
+    ctx->saved_data["decay"] = static_cast<int64_t>(opt.decay);
+    ctx->saved_data["delta"] = opt.delta;
+    ctx->saved_data["l2"] = opt.qk_l2norm;
+    ctx->saved_data["scale"] = opt.scale;
+    ctx->set_materialize_grads(false);
+    LinearAttentionInput in;
+    in.q = q, in.k = k, in.v = v, in.g = g, in.beta = beta, in.initial_state = s0;
+    LinearAttentionOutput out = forward_fn(in, opt);
+    return {out.o, out.final_state};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list s = ctx->get_saved_variables();
+    LinearAttentionOptions opt;
+    opt.decay = static_cast<Decay>(ctx->saved_data["decay"].toInt());
+    opt.delta = ctx->saved_data["delta"].toBool();
+    opt.qk_l2norm = ctx->saved_data["l2"].toBool();
+    opt.scale = ctx->saved_data["scale"].toDouble();
+    // JET_LA_BWD_TF32=1 (a benchmark knob): the backward's fp32 cuBLAS matmuls on TF32 tensor cores.
+    const char* tf32 = std::getenv("JET_LA_BWD_TF32");
+    at::Context& actx = at::globalContext();
+    const bool prev = actx.allowTF32CuBLAS();
+    if (tf32 && std::strcmp(tf32, "1") == 0) actx.setAllowTF32CuBLAS(true);
+    Grads r = chunked_backward(s[0], s[1], s[2], s[3], s[4], s[5], opt, grads[0], grads[1]);
+    actx.setAllowTF32CuBLAS(prev);
+    return {r.dq, r.dk, r.dv, r.dg, r.dbeta, r.ds0, at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+bool chunked_backward_takes(const LinearAttentionInput& in, const LinearAttentionOptions& opt) {
+  const char* e = std::getenv("JET_LA_BWD");
+  const bool aten = e && std::strcmp(e, "aten") == 0;
+  (void)in;
+  return !aten && opt.decay != Decay::vector;
+}
+
+LinearAttentionOutput chunked_with_backward(const LinearAttentionInput& in, const LinearAttentionOptions& opt,
+                                            BatchFn forward_fn) {
+  variable_list out = ChunkedFunction::apply(in.q, in.k, in.v, optional(in.g), optional(in.beta),
+                                                   optional(in.initial_state), opt, forward_fn);
+  return {out[0], out[1]};
+}
+
+}  // namespace jet::ops::detail
