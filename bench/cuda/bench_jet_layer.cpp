@@ -6,7 +6,7 @@
 //     device-to-device copy measured in the same run
 //   prefill B=8×T=4096 and B=1×T=65536 (forward with a state: the CUDA chunked kernels), and the gated
 //     delta rule op alone at those shapes (CUDA kernels; the ATen chunked path at B=8×T=4096)
-//   the dynamic conv alone at B=8×T=4096 (CUDA kernel vs ATen path)
+//   the dynamic conv alone at B=8×T=4096 (CUDA kernel vs ATen path), forward and forward + backward
 //   forward + backward B=8×T=4096 (no state, gradients of x and every parameter)
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -130,7 +130,21 @@ int main() {
       row("  dynamic conv alone (CUDA)", B, T, median_ms([&] { jet::ops::dynamic_conv(x, kern, at::Tensor(), true); }, 20, 3), 0);
     }
     x.requires_grad_(true);
-    row("  dynamic conv alone (ATen)", B, T, median_ms([&] { jet::ops::dynamic_conv(x, kern, at::Tensor(), true); }, 20, 3), 0);
+    row("  dynamic conv alone (ATen)", B, T, median_ms([&] { jet::ops::dynamic_conv_aten(x, kern, at::Tensor(), true); }, 20, 3), 0);
+    // Forward + backward (gradients of x and the kernels): the CUDA forward + backward (custom autograd
+    // function) and the ATen path with ATen autograd (the layer's forward + backward below takes the former).
+    kern.requires_grad_(true);
+    auto dy = at::randn({B, T, C}, bf);
+    // GB/s counts the least traffic: forward κ + x read, y written; backward κ, x, dy read, dκ, dx written.
+    const double conv_bytes = 2.0 * (2 * B * T * C * W + 5 * B * T * C);
+    for (bool cuda : {true, false}) {
+      auto conv = cuda ? jet::ops::dynamic_conv : jet::ops::dynamic_conv_aten;
+      row(cuda ? "  dynamic conv fwd+bwd (CUDA)" : "  dynamic conv fwd+bwd (ATen)", B, T,
+          median_ms([&] {
+            x.mutable_grad() = kern.mutable_grad() = at::Tensor();  // fresh gradients, no accumulation
+            conv(x, kern, at::Tensor(), true).backward(dy);
+          }, 20, 3), conv_bytes);
+    }
   }
   {  // forward + backward
     const int64_t B = 8, T = 4096;
