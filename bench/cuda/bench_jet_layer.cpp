@@ -88,6 +88,28 @@ int main() {
     row("  core kernel only (state r+w)", B, 1,
         median_ms([&] { jet::ops::jet_block_step_cuda(q, k, v, kern, tail, a, b, A_log, dt_bias, st.S, 0.1); }, 50, 5),
         core_bytes);
+    // The other pieces of the step, each alone on inputs of its shape (GB/s: its weights + inputs + outputs),
+    // in step order: what the graph's time beyond the core goes to.
+    auto P = [&](const char* n) { return blk->p(n); };
+    const at::Tensor w_in = at::cat({P("q_proj.weight"), P("k_proj.weight"), P("v_proj.weight"), P("g_proj.weight"),
+                                     P("a_proj.weight"), P("b_proj.weight"),
+                                     P("dynamic_conv1d.kernel_generator.w1.weight")}, 0);
+    const at::Tensor w2 = P("dynamic_conv1d.kernel_generator.w2.weight"), b2 = P("dynamic_conv1d.kernel_generator.w2.bias");
+    const at::Tensor wo = P("o_proj.weight"), norm_w = P("o_norm.weight");
+    auto nbytes = [](std::initializer_list<at::Tensor> ts) {
+      double n = 0;
+      for (const auto& t : ts) n += t.numel() * t.element_size();
+      return n;
+    };
+    const at::Tensor proj = at::linear(x, w_in), hid = at::randn({B, w2.size(1)}, bf), kern_out = at::linear(hid, w2, b2);
+    const at::Tensor o = at::randn({B, H, V}, bf), gate = at::randn({B, C}, bf), n = at::randn({B, C}, bf);
+    row("  piece: projections GEMM", B, 1, median_ms([&] { at::linear(x, w_in); }, 50, 5), nbytes({x, w_in, proj}));
+    row("  piece: SiLU(generator hidden)", B, 1, median_ms([&] { at::silu(hid); }, 50, 5), 2 * nbytes({hid}));
+    row("  piece: generator w2 GEMM + bias", B, 1, median_ms([&] { at::linear(hid, w2, b2); }, 50, 5),
+        nbytes({hid, w2, b2, kern_out}));
+    row("  piece: output gate (RMSNorm·SiLU)", B, 1,
+        median_ms([&] { jet::ops::gated_rms_norm_step_cuda(o, gate, norm_w, 1e-5); }, 50, 5), nbytes({o, gate, n}));
+    row("  piece: o_proj GEMM", B, 1, median_ms([&] { at::linear(n, wo); }, 50, 5), nbytes({n, wo, x}));
   }
   for (auto [B, T] : std::vector<std::pair<int64_t, int64_t>>{{8, 4096}, {1, 65536}}) {  // prefill
     at::InferenceMode guard;
