@@ -89,8 +89,8 @@ TEST(DynamicConvCuda, BackwardMatchesFloat64Autograd) {
   std::printf("dynamic conv backward, largest relative error: fp32 %.2e, bf16 %.2e\n", worst[0], worst[1]);
 }
 
-// Only the gradients asked for are computed (the others undefined) and they equal the full call's; a
-// wider conv (W = 5) keeps the ATen autograd path and its gradients.
+// Only the gradients asked for are computed (the others undefined) and they equal the full call's, also
+// from misaligned taps; a wider conv (W = 5) keeps the ATen autograd path and its gradients.
 TEST(DynamicConvCuda, BackwardPartialAndWideFallback) {
   auto o = at::TensorOptions().device(at::kCUDA);
   const int64_t B = 2, T = 300, C = 64, W = 4;
@@ -101,6 +101,11 @@ TEST(DynamicConvCuda, BackwardPartialAndWideFallback) {
   EXPECT_TRUE(at::equal(only_dx[0], all[0]));
   EXPECT_FALSE(only_dx[1].defined());
   EXPECT_FALSE(only_dx[2].defined());
+  // Taps that start one element off the 16-byte alignment of the W = 4 vector loads (copied first).
+  auto shifted = at::empty({kern.numel() + 1}, o).narrow(0, 1, kern.numel()).view(kern.sizes()).copy_(kern);
+  ASSERT_TRUE(shifted.is_contiguous());
+  auto from_shifted = jet::ops::dynamic_conv_backward_cuda(dy, x, shifted, tail, true, true, true, true);
+  for (int n = 0; n < 3; ++n) EXPECT_TRUE(at::equal(from_shifted[n], all[n]));
   auto only_dk = jet::ops::dynamic_conv_backward_cuda(dy, x, kern, at::Tensor(), true, false, true, true);
   EXPECT_FALSE(only_dk[0].defined());
   EXPECT_FALSE(only_dk[2].defined());  // no tail, no tail gradient

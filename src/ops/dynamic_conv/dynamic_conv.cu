@@ -13,6 +13,7 @@
 #include "core/shape.h"
 #include "ops/dynamic_conv/dynamic_conv_cuda.h"
 
+#include <cstdint>
 #include <type_traits>
 #include <vector>
 
@@ -57,6 +58,38 @@ dynamic_conv_kernel(const T* __restrict__ x, const T* __restrict__ kern, const T
 }
 
 
+// One token's W taps of one channel; W = 4 as one 8-byte (bf16) or 16-byte (fp32) access (the host
+// guarantees the alignment), else W scalar accesses.
+template <typename T, int W>
+__device__ __forceinline__ void load_taps(const T* p, float (&k)[W]) {
+  if constexpr (W == 4 && std::is_same_v<T, float>) {
+    const float4 v = *reinterpret_cast<const float4*>(p);
+    k[0] = v.x, k[1] = v.y, k[2] = v.z, k[3] = v.w;
+  } else if constexpr (W == 4) {
+    const uint2 v = *reinterpret_cast<const uint2*>(p);
+    const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&v.x));
+    const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&v.y));
+    k[0] = lo.x, k[1] = lo.y, k[2] = hi.x, k[3] = hi.y;
+  } else {
+#pragma unroll
+    for (int j = 0; j < W; ++j) k[j] = to_f(p[j]);
+  }
+}
+template <typename T, int W>
+__device__ __forceinline__ void store_taps(T* p, const float (&k)[W]) {
+  if constexpr (W == 4 && std::is_same_v<T, float>) {
+    *reinterpret_cast<float4*>(p) = make_float4(k[0], k[1], k[2], k[3]);
+  } else if constexpr (W == 4) {
+    const __nv_bfloat162 lo = __floats2bfloat162_rn(k[0], k[1]), hi = __floats2bfloat162_rn(k[2], k[3]);
+    uint2 v;
+    v.x = *reinterpret_cast<const unsigned*>(&lo), v.y = *reinterpret_cast<const unsigned*>(&hi);
+    *reinterpret_cast<uint2*>(p) = v;
+  } else {
+#pragma unroll
+    for (int j = 0; j < W; ++j) store(p + j, k[j]);
+  }
+}
+
 // Tokens per thread in the backward: enough threads at B·C ≈ 25K (B 8, C 3072) and a small halo (W−1).
 constexpr int kBwdRun = 128;
 
@@ -86,18 +119,14 @@ dynamic_conv_bwd_kernel(const T* __restrict__ x, const T* __restrict__ kern, con
   float xw[W], acc[W], kt[W], kn[W];
 #pragma unroll
   for (int j = 0; j < W; ++j) xw[j] = conv_input(x, tail, b, top - W + 1 + j, T_, C, c, W), acc[j] = 0.f;
-  auto load_taps = [&](int t, float* k) {
-    const T* kp = kern + ((b * T_ + t) * C + c) * W;
-#pragma unroll
-    for (int j = 0; j < W; ++j) k[j] = to_f(kp[j]);
-  };
-  load_taps(top, kt);
+  auto taps = [&](int t) { return kern + ((b * T_ + t) * C + c) * W; };
+  load_taps<T, W>(taps(top), kt);
   float gy = to_f(dy[(b * T_ + top) * C + c]);
   for (int t = top; t >= t0; --t) {
     // Prefetch token t − 1: its taps, output gradient and the window's new first input.
     float gn = 0.f, xn = 0.f;
     if (t > t0) {
-      load_taps(t - 1, kn);
+      load_taps<T, W>(taps(t - 1), kn);
       gn = to_f(dy[(b * T_ + t - 1) * C + c]);
       xn = conv_input(x, tail, b, t - W, T_, C, c, W);
     }
@@ -111,8 +140,10 @@ dynamic_conv_bwd_kernel(const T* __restrict__ x, const T* __restrict__ kern, con
     }
     const size_t bt = static_cast<size_t>(b * T_ + t) * C + c;
     if (t < t1 && dkern) {
+      float d[W];
 #pragma unroll
-      for (int j = 0; j < W; ++j) store(dkern + bt * W + j, dz * xw[j]);
+      for (int j = 0; j < W; ++j) d[j] = dz * xw[j];
+      store_taps<T, W>(dkern + bt * W, d);
     }
 #pragma unroll
     for (int j = 0; j < W; ++j) acc[j] += dz * kt[j];
@@ -196,7 +227,10 @@ std::vector<at::Tensor> dynamic_conv_backward_cuda(const at::Tensor& dy, const a
     tl = tail.to(dt).contiguous();
   }
   c10::cuda::CUDAGuard guard(x.device());
-  const at::Tensor xc = x.contiguous(), kc = kernels.contiguous(), gc = dy.to(dt).contiguous();
+  const at::Tensor xc = x.contiguous(), gc = dy.to(dt).contiguous();
+  at::Tensor kc = kernels.contiguous();
+  // W = 4 taps are read as one vector per token: a view that starts off that alignment is copied first.
+  if (W == 4 && reinterpret_cast<uintptr_t>(kc.data_ptr()) % (4 * kc.element_size()) != 0) kc = kc.clone();
   at::Tensor dx = need_dx ? at::empty({B, T, C}, x.options()) : at::Tensor();
   at::Tensor dk = need_dkernels ? at::empty({B, T, C, W}, x.options()) : at::Tensor();
   at::Tensor dtl = need_dtail && tail.defined() ? at::zeros({B, C, W - 1}, x.options()) : at::Tensor();
