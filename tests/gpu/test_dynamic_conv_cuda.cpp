@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/function.h>  // grad_fn()->name()
 
 #include <algorithm>
 #include <cstdio>
@@ -83,7 +84,9 @@ TEST(DynamicConvCuda, BackwardMatchesFloat64Autograd) {
               EXPECT_LT(e, tol) << "grad of " << (n == 0 ? "x" : n == 1 ? "kernels" : "tail") << " dtype " << dt
                                 << " W " << W << " T " << T << " tail " << with_tail << " silu " << silu;
             }
-            if (with_tail && W == 1) EXPECT_EQ(tc.grad().numel(), 0);
+            if (with_tail && W == 1) {
+              EXPECT_EQ(tc.grad().numel(), 0);
+            }
           }
         }
   std::printf("dynamic conv backward, largest relative error: fp32 %.2e, bf16 %.2e\n", worst[0], worst[1]);
