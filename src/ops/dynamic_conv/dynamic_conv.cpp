@@ -48,18 +48,20 @@ at::Tensor conv_tail_after(const at::Tensor& x, const at::Tensor& tail, int64_t 
 namespace {
 
 // dynamic_conv on CUDA with gradients: the CUDA forward, and dynamic_conv_backward_cuda as its backward
-// (z recomputed there, so only the inputs are saved). Not twice differentiable.
+// (z recomputed there, so only the inputs are saved). Not twice differentiable. A C++ autograd function
+// takes no undefined tensor, so "no tail" comes in as an empty 1-d tensor (a tail is 3-d).
 struct DynamicConvFunction : torch::autograd::Function<DynamicConvFunction> {
+  static at::Tensor tail_of(const at::Tensor& t) { return t.dim() == 3 ? t : at::Tensor(); }
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& kernels,
-                            const at::Tensor& tail, bool silu) {
-    ctx->save_for_backward({x, kernels, tail});
+                            const at::Tensor& tail_or_empty, bool silu) {
+    ctx->save_for_backward({x, kernels, tail_or_empty});
     ctx->saved_data["silu"] = silu;
-    return dynamic_conv_cuda(x, kernels, tail, silu);
+    return dynamic_conv_cuda(x, kernels, tail_of(tail_or_empty), silu);
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    std::vector<at::Tensor> g = dynamic_conv_backward_cuda(grads[0], saved[0], saved[1], saved[2],
+    std::vector<at::Tensor> g = dynamic_conv_backward_cuda(grads[0], saved[0], saved[1], tail_of(saved[2]),
                                                            ctx->saved_data["silu"].toBool(), ctx->needs_input_grad(0),
                                                            ctx->needs_input_grad(1), ctx->needs_input_grad(2));
     return {g[0], g[1], g[2], at::Tensor()};
@@ -83,7 +85,8 @@ at::Tensor dynamic_conv(const at::Tensor& x, const at::Tensor& kernels, const at
     const bool grad = c10::GradMode::is_enabled() &&
                       (x.requires_grad() || kernels.requires_grad() || (tail.defined() && tail.requires_grad()));
     if (!grad) return dynamic_conv_cuda(x, kernels, tail, silu);
-    if (W <= kDynamicConvBwdMaxW) return DynamicConvFunction::apply(x, kernels, tail, silu);
+    if (W <= kDynamicConvBwdMaxW)
+      return DynamicConvFunction::apply(x, kernels, tail.defined() ? tail : at::empty({0}, x.options()), silu);
   }
 #endif
   return dynamic_conv_aten(x, kernels, tail, silu);

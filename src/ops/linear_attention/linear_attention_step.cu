@@ -72,19 +72,6 @@ __device__ __forceinline__ Vec<VEC> sum_over_warps(Vec<VEC> x, Vec<VEC> (*red)[3
 __device__ __forceinline__ float silu(float x) { return x / (1.f + __expf(-x)); }
 __device__ __forceinline__ float softplus(float x) { return x > 20.f ? x : log1pf(__expf(x)); }
 
-// Programmatic dependent launch (sm_90): the dependent grid may start once every block of this one has
-// signalled; it waits for this grid's completion (and its memory) at grid_dependency_wait.
-__device__ __forceinline__ void grid_dependency_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void launch_dependents() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
-
 // Warps per block: 4 with one column per lane, 8 with four (fewer state rows per thread).
 template <int VEC>
 constexpr int step_warps() { return VEC == 1 ? 4 : 8; }
@@ -117,10 +104,6 @@ linear_attention_step_kernel(const TI* __restrict__ q, const TI* __restrict__ k,
       for (int e = 0; e < VEC; ++e) s[r].x[e] = 0.f;
     }
   }
-
-  // Launched as a programmatic dependent of the JetBlock prologue (JET_STEP_PDL=1), the block starts while
-  // the prologue still runs: wait for its results here, after the state loads (a no-op otherwise).
-  grid_dependency_wait();
 
   __shared__ float sq[K], sk[K], sdecay[K];
   __shared__ Vec<VEC> red[NW][32];
@@ -198,24 +181,15 @@ struct StepArgs {
   int B, H, V;
   float scale;
   bool l2;
-  bool pdl = false;  // launch as a programmatic dependent of the previous kernel (the JetBlock prologue)
 };
 
 template <int K, int VEC, StepDecay D, bool DELTA, typename TI, typename TO>
 void launch_one(const StepArgs& a) {
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3((a.V + 32 * VEC - 1) / (32 * VEC), a.H, a.B);
-  cfg.blockDim = dim3(32 * step_warps<VEC>());
-  cfg.stream = at::cuda::getCurrentCUDAStream();
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = a.pdl ? 1 : 0;
-  C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, linear_attention_step_kernel<K, VEC, D, DELTA, TI, TO>,
-                                    static_cast<const TI*>(a.q), static_cast<const TI*>(a.k),
-                                    static_cast<const TI*>(a.v), a.g, a.beta, a.S, static_cast<TO*>(a.o), a.H, a.V,
-                                    a.scale, a.l2));
+  dim3 grid((a.V + 32 * VEC - 1) / (32 * VEC), a.H, a.B), block(32 * step_warps<VEC>());
+  linear_attention_step_kernel<K, VEC, D, DELTA, TI, TO><<<grid, block, 0, at::cuda::getCurrentCUDAStream()>>>(
+      static_cast<const TI*>(a.q), static_cast<const TI*>(a.k), static_cast<const TI*>(a.v), a.g, a.beta, a.S,
+      static_cast<TO*>(a.o), a.H, a.V, a.scale, a.l2);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 // GDN_ONLY: just the gated delta rule (scalar decay, delta), the one variant the JetBlock step needs.
@@ -280,7 +254,6 @@ struct JetPrologue {
 
 template <typename T>
 __global__ void __launch_bounds__(256) jet_block_prologue_kernel(JetPrologue<T> p) {
-  launch_dependents();  // the state kernel (if launched as a dependent) may start its state loads now
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   const int64_t b = blockIdx.y;
   if (i < 2 * p.HK) {
@@ -408,12 +381,6 @@ at::Tensor jet_block_step_cuda(const at::Tensor& q_raw, const at::Tensor& k_raw,
   auto o = at::empty({B, H, V}, q_raw.options());
   if (o.numel() == 0) return o;
   auto stream = at::cuda::getCurrentCUDAStream();
-  // JET_STEP_PDL=1: the state kernel as a programmatic dependent of the prologue (its state loads overlap
-  // the prologue); a benchmark knob, off by default.
-  static const bool pdl = [] {
-    const char* e = std::getenv("JET_STEP_PDL");
-    return e && std::string(e) == "1";
-  }();
   auto run = [&](auto tag) {
     using T = decltype(tag);
     auto in = [](const at::Tensor& t) { return reinterpret_cast<const T*>(t.data_ptr()); };
@@ -425,7 +392,7 @@ at::Tensor jet_block_step_cuda(const at::Tensor& q_raw, const at::Tensor& k_raw,
     jet_block_prologue_kernel<T><<<grid, 256, 0, stream>>>(p);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     const StepArgs a{qo, ko, vo, go, bo, state.data_ptr<float>(), o.data_ptr(), static_cast<int>(B),
-                     static_cast<int>(H), static_cast<int>(V), static_cast<float>(scale), true, pdl};
+                     static_cast<int>(H), static_cast<int>(V), static_cast<float>(scale), true};
     dispatch_k<float, T, /*GDN_ONLY=*/true>(K, a, StepDecay::scalar, true);
   };
   if (dt == at::kFloat)
