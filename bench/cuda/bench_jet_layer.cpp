@@ -7,7 +7,7 @@
 //   prefill B=8×T=4096 and B=1×T=65536 (forward with a state: the CUDA chunked kernels), and the gated
 //     delta rule op alone at those shapes (CUDA kernels), and its forward + backward (chunked backward vs
 //     autograd through the ATen chunked form)
-//   the dynamic conv alone at B=8×T=4096 (CUDA kernel vs ATen path)
+//   the dynamic conv alone at B=8×T=4096 (CUDA kernel vs ATen path), forward and forward + backward
 //   forward + backward B=8×T=4096 (no state, gradients of x and every parameter), the GDN op through the
 //     chunked backward and through autograd (JET_LA_BWD=aten)
 #include <ATen/ATen.h>
@@ -92,6 +92,28 @@ int main() {
     row("  core kernel only (state r+w)", B, 1,
         median_ms([&] { jet::ops::jet_block_step_cuda(q, k, v, kern, tail, a, b, A_log, dt_bias, st.S, 0.1); }, 50, 5),
         core_bytes);
+    // The other pieces of the step, each alone on inputs of its shape (GB/s: its weights + inputs + outputs),
+    // in step order: what the graph's time beyond the core goes to.
+    auto P = [&](const char* n) { return blk->p(n); };
+    const at::Tensor w_in = at::cat({P("q_proj.weight"), P("k_proj.weight"), P("v_proj.weight"), P("g_proj.weight"),
+                                     P("a_proj.weight"), P("b_proj.weight"),
+                                     P("dynamic_conv1d.kernel_generator.w1.weight")}, 0);
+    const at::Tensor w2 = P("dynamic_conv1d.kernel_generator.w2.weight"), b2 = P("dynamic_conv1d.kernel_generator.w2.bias");
+    const at::Tensor wo = P("o_proj.weight"), norm_w = P("o_norm.weight");
+    auto nbytes = [](std::initializer_list<at::Tensor> ts) {
+      double n = 0;
+      for (const auto& t : ts) n += t.numel() * t.element_size();
+      return n;
+    };
+    const at::Tensor proj = at::linear(x, w_in), hid = at::randn({B, w2.size(1)}, bf), kern_out = at::linear(hid, w2, b2);
+    const at::Tensor o = at::randn({B, H, V}, bf), gate = at::randn({B, C}, bf), n = at::randn({B, C}, bf);
+    row("  piece: projections GEMM", B, 1, median_ms([&] { at::linear(x, w_in); }, 50, 5), nbytes({x, w_in, proj}));
+    row("  piece: SiLU(generator hidden)", B, 1, median_ms([&] { at::silu(hid); }, 50, 5), 2 * nbytes({hid}));
+    row("  piece: generator w2 GEMM + bias", B, 1, median_ms([&] { at::linear(hid, w2, b2); }, 50, 5),
+        nbytes({hid, w2, b2, kern_out}));
+    row("  piece: output gate (RMSNorm·SiLU)", B, 1,
+        median_ms([&] { jet::ops::gated_rms_norm_step_cuda(o, gate, norm_w, 1e-5); }, 50, 5), nbytes({o, gate, n}));
+    row("  piece: o_proj GEMM", B, 1, median_ms([&] { at::linear(n, wo); }, 50, 5), nbytes({n, wo, x}));
   }
   for (auto [B, T] : std::vector<std::pair<int64_t, int64_t>>{{8, 4096}, {1, 65536}}) {  // prefill
     at::InferenceMode guard;
@@ -154,7 +176,21 @@ int main() {
       row("  dynamic conv alone (CUDA)", B, T, median_ms([&] { jet::ops::dynamic_conv(x, kern, at::Tensor(), true); }, 20, 3), 0);
     }
     x.requires_grad_(true);
-    row("  dynamic conv alone (ATen)", B, T, median_ms([&] { jet::ops::dynamic_conv(x, kern, at::Tensor(), true); }, 20, 3), 0);
+    row("  dynamic conv alone (ATen)", B, T, median_ms([&] { jet::ops::dynamic_conv_aten(x, kern, at::Tensor(), true); }, 20, 3), 0);
+    // Forward + backward (gradients of x and the kernels): the CUDA forward + backward (custom autograd
+    // function) and the ATen path with ATen autograd (the layer's forward + backward below takes the former).
+    kern.requires_grad_(true);
+    auto dy = at::randn({B, T, C}, bf);
+    // GB/s counts the least traffic: forward κ + x read, y written; backward κ, x, dy read, dκ, dx written.
+    const double conv_bytes = 2.0 * (2 * B * T * C * W + 5 * B * T * C);
+    for (bool cuda : {true, false}) {
+      auto conv = cuda ? jet::ops::dynamic_conv : jet::ops::dynamic_conv_aten;
+      row(cuda ? "  dynamic conv fwd+bwd (CUDA)" : "  dynamic conv fwd+bwd (ATen)", B, T,
+          median_ms([&] {
+            x.mutable_grad() = kern.mutable_grad() = at::Tensor();  // fresh gradients, no accumulation
+            conv(x, kern, at::Tensor(), true).backward(dy);
+          }, 20, 3), conv_bytes);
+    }
   }
   {  // forward + backward of the layer: the GDN op through the chunked backward, then through autograd
     const int64_t B = 8, T = 4096;

@@ -91,7 +91,8 @@ TEST(LinearAttentionStepCuda, RejectsBadShapes) {
                std::exception);
 }
 
-// The fused JetBlock step == SiLU(q, k) + dynamic_conv_step + gates + gated delta rule (float64 refs),
+// The JetBlock step (prologue kernel + state kernel) == SiLU(q, k) + dynamic_conv_step + gates + gated
+// delta rule (float64 refs),
 // with q, k, v, a, b given as separate contiguous tensors or (as JetBlock's decode passes them) as views
 // into one wider [B, ·] matrix with a row stride.
 // V = 80 takes the one-column-per-lane kernel, V = 256 the four-column (128-bit) one.
@@ -152,8 +153,8 @@ TEST(LinearAttentionStepCuda, JetBlockStepMatchesComposedReference) {
     auto o = at::stack(outs, 1);
     const double tol_o = dt == at::kFloat ? 1e-5 : 1e-2;
     EXPECT_LT(rel_err(o, ref.o), tol_o) << "dtype " << dt << " strided " << strided << " V " << V;
-    // The state sees bf16-rounded v in the kernel only through fp32 math: its error stays at fp32 level
-    // for fp32 inputs; with bf16 inputs the conv output is not rounded either, so 1e-5 holds too.
+    // The prologue hands q, k, v, g, β to the state kernel in fp32 (not rounded to the input dtype), so
+    // the state's error stays at fp32 level for bf16 inputs too.
     EXPECT_LT(rel_err(state, ref.final_state), 1e-5) << "dtype " << dt;
     EXPECT_LT(rel_err(tail, tail_ref), 1e-6) << "dtype " << dt;
   }

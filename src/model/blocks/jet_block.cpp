@@ -127,9 +127,10 @@ class JetBlock final : public LinearBlock {
   }
 
 #ifdef JET_CUDA
-  // Decode on CUDA in six kernels: one GEMM for every projection of x (q, k, v, g, a, b and the kernel
-  // generator's w1), the generator's second GEMM, the fused core (jet_block_step_cuda: conv + SiLU + gates
-  // + delta rule), the fused output gate (gated_rms_norm_step_cuda) and o_proj.
+  // Decode on CUDA in seven kernels: one GEMM for every projection of x (q, k, v, g, a, b and the kernel
+  // generator's w1), SiLU, the generator's second GEMM, the core (jet_block_step_cuda: a prologue kernel for
+  // conv + SiLU + gates, then the gated-delta-rule state kernel), the fused output gate
+  // (gated_rms_norm_step_cuda) and o_proj.
   at::Tensor step_cuda(const at::Tensor& x, BlockState& state) {  // x [B, D]
     at::Tensor& tail = state.conv[0];  // [B, H·V, W−1]
     if (!tail.is_contiguous() || tail.scalar_type() != x.scalar_type()) tail = tail.to(x.scalar_type()).contiguous();

@@ -1,5 +1,6 @@
-// ATen path of the per-token causal depthwise convolution (forward by unfolding, autograd backward)
-// and its in-place decode step.
+// Per-token causal depthwise convolution: the ATen path (forward by unfolding, autograd backward), the
+// dispatch to the CUDA kernels (forward, and forward + backward as a custom autograd function) and the
+// in-place decode step.
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
@@ -7,6 +8,8 @@
 #include "core/shape.h"
 #include "ops/dynamic_conv/dynamic_conv.h"
 #ifdef JET_CUDA
+#include <torch/csrc/autograd/custom_function.h>
+
 #include "ops/dynamic_conv/dynamic_conv_cuda.h"
 #endif
 
@@ -41,23 +44,58 @@ at::Tensor conv_tail_after(const at::Tensor& x, const at::Tensor& tail, int64_t 
   return all.narrow(2, all.size(2) - (W - 1), W - 1).contiguous();
 }
 
+#ifdef JET_CUDA
+namespace {
+
+// dynamic_conv on CUDA with gradients: the CUDA forward, and dynamic_conv_backward_cuda as its backward
+// (z recomputed there, so only the inputs are saved). Not twice differentiable. A C++ autograd function
+// takes no undefined tensor, so "no tail" comes in as an empty 1-d tensor (a tail is 3-d).
+struct DynamicConvFunction : torch::autograd::Function<DynamicConvFunction> {
+  static at::Tensor tail_of(const at::Tensor& t) { return t.dim() == 3 ? t : at::Tensor(); }
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& kernels,
+                            const at::Tensor& tail_or_empty, bool silu) {
+    ctx->save_for_backward({x, kernels, tail_or_empty});
+    ctx->saved_data["silu"] = silu;
+    return dynamic_conv_cuda(x, kernels, tail_of(tail_or_empty), silu);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    std::vector<at::Tensor> g = dynamic_conv_backward_cuda(grads[0], saved[0], saved[1], tail_of(saved[2]),
+                                                           ctx->saved_data["silu"].toBool(), ctx->needs_input_grad(0),
+                                                           ctx->needs_input_grad(1), ctx->needs_input_grad(2));
+    return {g[0], g[1], g[2], at::Tensor()};
+  }
+};
+
+}  // namespace
+#endif
+
 at::Tensor dynamic_conv(const at::Tensor& x, const at::Tensor& kernels, const at::Tensor& tail, bool silu) {
   JET_CHECK(kernels.dim() == 4 && x.dim() == 3 && kernels.size(0) == x.size(0) && kernels.size(1) == x.size(1) &&
                 kernels.size(2) == x.size(2),
             "dynamic_conv: kernels {} must be [B, T, C, W] for x {}", shape_str(kernels.sizes()), shape_str(x.sizes()));
   const int64_t W = kernels.size(3);
 #ifdef JET_CUDA
-  // Prefill/eval on CUDA (no gradient, dense taps of x's dtype): one fused kernel instead of windows × taps.
-  const bool grad = c10::GradMode::is_enabled() &&
-                    (x.requires_grad() || kernels.requires_grad() || (tail.defined() && tail.requires_grad()));
-  if (x.is_cuda() && !grad && kernels.scalar_type() == x.scalar_type() && kernels.is_contiguous() &&
+  // On CUDA with taps of x's dtype (fp32 or bf16): one fused kernel instead of windows × taps; with a
+  // gradient wanted, the CUDA backward too (for W ≤ kDynamicConvBwdMaxW; wider convs keep the ATen path).
+  if (x.is_cuda() && kernels.scalar_type() == x.scalar_type() &&
       (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kFloat)) {
     check_tail(tail, x.size(0), x.size(2), W, "dynamic_conv");
-    return dynamic_conv_cuda(x, kernels, tail, silu);
+    const bool grad = c10::GradMode::is_enabled() &&
+                      (x.requires_grad() || kernels.requires_grad() || (tail.defined() && tail.requires_grad()));
+    if (!grad) return dynamic_conv_cuda(x, kernels, tail, silu);
+    if (W <= kDynamicConvBwdMaxW)
+      return DynamicConvFunction::apply(x, kernels, tail.defined() ? tail : at::empty({0}, x.options()), silu);
   }
 #endif
+  return dynamic_conv_aten(x, kernels, tail, silu);
+}
+
+at::Tensor dynamic_conv_aten(const at::Tensor& x, const at::Tensor& kernels, const at::Tensor& tail, bool silu) {
+  JET_CHECK(kernels.dim() == 4 && x.dim() == 3, "dynamic_conv_aten: x [B, T, C], kernels [B, T, C, W]");
   const at::ScalarType ct = compute_type(x);
-  at::Tensor y = (causal_windows(x.to(ct), tail, W) * kernels.to(ct)).sum(-1);
+  at::Tensor y = (causal_windows(x.to(ct), tail, kernels.size(3)) * kernels.to(ct)).sum(-1);
   if (silu) y = at::silu(y);
   return y.to(x.scalar_type());
 }

@@ -1,12 +1,26 @@
-// CUDA forward of the dynamic causal convolution (dynamic_conv.h) for prefill and evaluation, no autograd:
-// one thread per output value, reading its W per-token taps (contiguous) and the W inputs it covers.
+// CUDA forward and backward of the dynamic causal convolution (dynamic_conv.h). dynamic_conv takes them on
+// CUDA (the backward through a custom autograd function); these are the raw kernels, no autograd.
 #pragma once
 #include <ATen/core/Tensor.h>
+
+#include <vector>
 
 namespace jet::ops {
 
 // x [B, T, C] and kernels [B, T, C, W], both contiguous, one dtype (fp32 or bf16); tail [B, C, W−1] or
 // undefined (zeros). Returns y [B, T, C] in x's dtype, y = act(Σ_j κ[.., j] · x_{t−W+1+j}), fp32 math.
 at::Tensor dynamic_conv_cuda(const at::Tensor& x, const at::Tensor& kernels, const at::Tensor& tail, bool silu);
+
+// Largest kernel width W of the CUDA backward (wider convs keep the ATen path).
+constexpr int64_t kDynamicConvBwdMaxW = 4;
+
+// Backward of dynamic_conv_cuda for the gradient dy [B, T, C] of y: returns {dx [B, T, C], dkernels
+// [B, T, C, W], dtail [B, C, W−1]}, each undefined unless asked for (dtail also when there is no tail).
+// z = Σ_j κ_j x_{t−W+1+j} is recomputed, dz = dy · act'(z); dκ_t[c, j] = dz_t[c] · x_{t−W+1+j}[c],
+// dx_s[c] = Σ_j dz_{s+W−1−j}[c] · κ_{s+W−1−j}[c, j] (tokens s < 0: the tail). fp32 math; outputs in x's
+// dtype (dtail in tail's). x, kernels share fp32 or bf16; 1 ≤ W ≤ kDynamicConvBwdMaxW.
+std::vector<at::Tensor> dynamic_conv_backward_cuda(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& kernels,
+                                                   const at::Tensor& tail, bool silu, bool need_dx, bool need_dkernels,
+                                                   bool need_dtail);
 
 }  // namespace jet::ops

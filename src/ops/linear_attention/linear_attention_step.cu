@@ -3,6 +3,8 @@
 // columns); its warps split the K rows, each lane owns VEC consecutive columns (VEC = 4: one 128-bit
 // load/store per state row, 512 contiguous bytes per warp, more bytes in flight per thread), and the
 // columns' rows stay in registers between the "read Sᵀk" and the "write S, read Sᵀq" halves.
+// The JetBlock step is two launches: a small prologue kernel (SiLU, dynamic conv step, gates → fp32 q, k,
+// v, g, β) and this same state kernel; fused into one, the prologue held up the wider (VEC = 4) blocks.
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -70,46 +72,27 @@ __device__ __forceinline__ Vec<VEC> sum_over_warps(Vec<VEC> x, Vec<VEC> (*red)[3
 __device__ __forceinline__ float silu(float x) { return x / (1.f + __expf(-x)); }
 __device__ __forceinline__ float softplus(float x) { return x > 20.f ? x : log1pf(__expf(x)); }
 
-// JetBlock prologue of the step kernel (jet_block_step_cuda): dynamic conv on v, SiLU on q/k, gates.
-// q, k, v, a, b are rows of [B, ·] matrices with the row strides ld* (views into one fused projection
-// output work without a copy); the inner dimensions are contiguous.
-template <typename T>
-struct JetPrologue {
-  const T* kernels;     // [B, H*V, W]
-  T* tail;              // [B, H*V, W-1]
-  const T *a_raw, *b_raw;  // [B, H] (row strides lda, ldb)
-  const float *A_log, *dt_bias;  // [H]
-  int W;
-  int64_t ldq, ldk, ldv, lda, ldb;
-};
-
 // Warps per block: 4 with one column per lane, 8 with four (fewer state rows per thread).
 template <int VEC>
 constexpr int step_warps() { return VEC == 1 ? 4 : 8; }
 
 // One block per (sequence b, head h, 32·VEC value columns); each lane owns VEC consecutive columns (a
 // 128-bit access per state row for VEC = 4, so a warp moves 512 contiguous bytes per row), the NW warps
-// split the K rows. JET == true: q/k get SiLU, v comes from the dynamic conv, g and beta from the raw
-// gates (scalar decay, delta rule, as DECAY/DELTA must then say).
-template <int K, int VEC, StepDecay DECAY, bool DELTA, bool JET, typename T>
+// split the K rows. q, k, v in TI (contiguous [B, H, ·]), o in TO.
+template <int K, int VEC, StepDecay DECAY, bool DELTA, typename TI, typename TO>
 __global__ void __launch_bounds__(32 * step_warps<VEC>())
-linear_attention_step_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+linear_attention_step_kernel(const TI* __restrict__ q, const TI* __restrict__ k, const TI* __restrict__ v,
                              const float* __restrict__ g, const float* __restrict__ beta,
-                             float* __restrict__ S, T* __restrict__ o, int H, int V, float scale,
-                             bool l2, JetPrologue<T> jet) {
+                             float* __restrict__ S, TO* __restrict__ o, int H, int V, float scale, bool l2) {
   constexpr int NW = step_warps<VEC>();
   constexpr int R = K / NW;  // state rows per warp (and per thread)
   const int b = blockIdx.z, h = blockIdx.y, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
   const int j = (blockIdx.x * 32 + lane) * VEC;  // first of this lane's columns (V % VEC == 0)
   const bool valid = j < V;
   const size_t bh = static_cast<size_t>(b) * H + h;
-  // Offsets of this (b, h) in q/k and of this lane's columns in v: contiguous [B, H, ·], or JetBlock's rows.
-  const size_t qo = JET ? b * jet.ldq + static_cast<size_t>(h) * K : bh * K;
-  const size_t ko = JET ? b * jet.ldk + static_cast<size_t>(h) * K : bh * K;
-  const size_t vo = JET ? b * jet.ldv + static_cast<size_t>(h) * V + j : bh * V + j;
 
-  // The state loads go first: nothing below needs them until the prologue is done, so their latency
-  // overlaps it (the columns' rows then stay in registers for both halves of the update).
+  // The state loads go first: nothing below needs them until q/k are in shared memory, so their latency
+  // overlaps those loads (the columns' rows then stay in registers for both halves of the update).
   float* Sp = S + bh * K * V + j;
   Vec<VEC> s[R];
 #pragma unroll
@@ -125,11 +108,9 @@ linear_attention_step_kernel(const T* __restrict__ q, const T* __restrict__ k, c
   __shared__ float sq[K], sk[K], sdecay[K];
   __shared__ Vec<VEC> red[NW][32];
   __shared__ float inv_norm[2];
-  __shared__ float sv[32 * VEC];  // JET: this block's conv outputs
   for (int i = threadIdx.x; i < K; i += blockDim.x) {
-    sq[i] = to_f(q[qo + i]);
-    sk[i] = to_f(k[ko + i]);
-    if constexpr (JET) sq[i] = silu(sq[i]), sk[i] = silu(sk[i]);
+    sq[i] = to_f(q[bh * K + i]);
+    sk[i] = to_f(k[bh * K + i]);
     if constexpr (DECAY == StepDecay::vector) sdecay[i] = __expf(g[bh * K + i]);
   }
   __syncthreads();
@@ -142,39 +123,11 @@ linear_attention_step_kernel(const T* __restrict__ q, const T* __restrict__ k, c
       inv_norm[1] = l2 ? rsqrtf(nk + 1e-6f) : 1.f;
     }
   }
-  if constexpr (JET) {
-    static_assert(DELTA && DECAY == StepDecay::scalar, "the JetBlock step is the gated delta rule");
-    // Dynamic causal conv step for this block's channels, by the last warp while warp 0 takes the
-    // norms: window = (tail, raw v); then the tail shifts in place (no other thread reads it).
-    if (w == NW - 1) {
-#pragma unroll
-      for (int e = 0; e < VEC; ++e) sv[lane * VEC + e] = 0.f;
-    }
-    if (w == NW - 1 && valid) {
-#pragma unroll
-      for (int e = 0; e < VEC; ++e) {
-        const size_t c = bh * V + j + e;
-        const T* kc = jet.kernels + c * jet.W;
-        T* tc = jet.tail + c * (jet.W - 1);
-        const float x = to_f(v[vo + e]);
-        float acc = to_f(kc[jet.W - 1]) * x;
-        for (int i = 0; i < jet.W - 1; ++i) acc += to_f(kc[i]) * to_f(tc[i]);
-        sv[lane * VEC + e] = silu(acc);
-        for (int i = 0; i + 1 < jet.W - 1; ++i) tc[i] = tc[i + 1];
-        if (jet.W > 1) store(tc + jet.W - 2, x);
-      }
-    }
-  }
   __syncthreads();
   const float qs = inv_norm[0], ks = inv_norm[1];
   float decay = 1.f, bt = 0.f;
-  if constexpr (JET) {
-    decay = __expf(-__expf(jet.A_log[h]) * softplus(to_f(jet.a_raw[b * jet.lda + h]) + jet.dt_bias[h]));
-    bt = 1.f / (1.f + __expf(-to_f(jet.b_raw[b * jet.ldb + h])));
-  } else {
-    if constexpr (DECAY == StepDecay::scalar) decay = __expf(g[bh]);
-    if constexpr (DELTA) bt = beta[bh];
-  }
+  if constexpr (DECAY == StepDecay::scalar) decay = __expf(g[bh]);
+  if constexpr (DELTA) bt = beta[bh];
 
   Vec<VEC> kv;
 #pragma unroll
@@ -193,12 +146,7 @@ linear_attention_step_kernel(const T* __restrict__ q, const T* __restrict__ k, c
   }
   Vec<VEC> u;
 #pragma unroll
-  for (int e = 0; e < VEC; ++e) {
-    if constexpr (JET)
-      u.x[e] = sv[lane * VEC + e];
-    else
-      u.x[e] = valid ? to_f(v[vo + e]) : 0.f;
-  }
+  for (int e = 0; e < VEC; ++e) u.x[e] = valid ? to_f(v[bh * V + j + e]) : 0.f;
   if constexpr (DELTA) {
     const Vec<VEC> read = sum_over_warps<NW, VEC>(kv, red, w, lane);
 #pragma unroll
@@ -224,69 +172,110 @@ linear_attention_step_kernel(const T* __restrict__ q, const T* __restrict__ k, c
   }
 }
 
-template <int K, int VEC, typename T>
-void launch(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
-            const at::Tensor& beta, at::Tensor& state, at::Tensor& o, StepDecay decay, float scale,
-            bool l2, const JetPrologue<T>* jet) {
-  const int B = q.size(0), H = q.size(1), V = v.size(2);
-  dim3 grid((V + 32 * VEC - 1) / (32 * VEC), H, B), block(32 * step_warps<VEC>());
-  auto stream = at::cuda::getCurrentCUDAStream();
-  auto ptr = [](const at::Tensor& t) { return reinterpret_cast<const T*>(t.data_ptr()); };
-  const float* gp = g.defined() ? g.data_ptr<float>() : nullptr;
-  const float* bp = beta.defined() ? beta.data_ptr<float>() : nullptr;
-  T* op = reinterpret_cast<T*>(o.data_ptr());
-  float* sp = state.data_ptr<float>();
-  if (jet) {
-    linear_attention_step_kernel<K, VEC, StepDecay::scalar, true, true, T>
-        <<<grid, block, 0, stream>>>(ptr(q), ptr(k), ptr(v), nullptr, nullptr, sp, op, H, V, scale, true, *jet);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    return;
-  }
-#define JET_LA_STEP(D, DELTA)                                                                    \
-  linear_attention_step_kernel<K, VEC, D, DELTA, false, T>                                      \
-      <<<grid, block, 0, stream>>>(ptr(q), ptr(k), ptr(v), gp, bp, sp, op, H, V, scale, l2, JetPrologue<T>{})
-  const bool delta = beta.defined();
-  switch (decay) {
-    case StepDecay::none: delta ? JET_LA_STEP(StepDecay::none, true) : JET_LA_STEP(StepDecay::none, false); break;
-    case StepDecay::scalar: delta ? JET_LA_STEP(StepDecay::scalar, true) : JET_LA_STEP(StepDecay::scalar, false); break;
-    case StepDecay::vector: delta ? JET_LA_STEP(StepDecay::vector, true) : JET_LA_STEP(StepDecay::vector, false); break;
-  }
-#undef JET_LA_STEP
+// What one step launch needs (q, k, v of type TI, o of type TO; g, beta null where unused).
+struct StepArgs {
+  const void *q, *k, *v;
+  const float *g, *beta;
+  float* S;
+  void* o;
+  int B, H, V;
+  float scale;
+  bool l2;
+};
+
+template <int K, int VEC, StepDecay D, bool DELTA, typename TI, typename TO>
+void launch_one(const StepArgs& a) {
+  dim3 grid((a.V + 32 * VEC - 1) / (32 * VEC), a.H, a.B), block(32 * step_warps<VEC>());
+  linear_attention_step_kernel<K, VEC, D, DELTA, TI, TO><<<grid, block, 0, at::cuda::getCurrentCUDAStream()>>>(
+      static_cast<const TI*>(a.q), static_cast<const TI*>(a.k), static_cast<const TI*>(a.v), a.g, a.beta, a.S,
+      static_cast<TO*>(a.o), a.H, a.V, a.scale, a.l2);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
+// GDN_ONLY: just the gated delta rule (scalar decay, delta), the one variant the JetBlock step needs.
+template <int K, int VEC, typename TI, typename TO, bool GDN_ONLY>
+void launch_variant(const StepArgs& a, StepDecay decay, bool delta) {
+  if constexpr (GDN_ONLY) {
+    launch_one<K, VEC, StepDecay::scalar, true, TI, TO>(a);
+  } else {
+    switch (decay) {
+      case StepDecay::none:
+        return delta ? launch_one<K, VEC, StepDecay::none, true, TI, TO>(a) : launch_one<K, VEC, StepDecay::none, false, TI, TO>(a);
+      case StepDecay::scalar:
+        return delta ? launch_one<K, VEC, StepDecay::scalar, true, TI, TO>(a) : launch_one<K, VEC, StepDecay::scalar, false, TI, TO>(a);
+      case StepDecay::vector:
+        return delta ? launch_one<K, VEC, StepDecay::vector, true, TI, TO>(a) : launch_one<K, VEC, StepDecay::vector, false, TI, TO>(a);
+    }
+  }
+}
+
 // Four columns per lane (128-bit state rows) where V allows it and the rows fit in registers:
-// V % 4 == 0, V ≥ 128, 64 ≤ K ≤ 128, not the JetBlock step; else one column per lane. JET_LA_STEP_VEC=1 in the environment
+// V % 4 == 0, V ≥ 128, 64 ≤ K ≤ 128; else one column per lane. JET_LA_STEP_VEC=1 in the environment
 // forces one column per lane (a benchmark knob: bench_linear_attention_step times both layouts).
-template <int K, typename T>
-void launch_vec(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& g,
-                const at::Tensor& beta, at::Tensor& state, at::Tensor& o, StepDecay decay, float scale,
-                bool l2, const JetPrologue<T>* jet) {
+template <int K, typename TI, typename TO, bool GDN_ONLY>
+void launch_vec(const StepArgs& a, StepDecay decay, bool delta) {
   static const bool scalar_only = [] {
     const char* e = std::getenv("JET_LA_STEP_VEC");
     return e && std::string(e) == "1";
   }();
-  const int64_t V = v.size(2);
-  // Not for the JetBlock step: its conv prologue (VEC channels per lane, one warp) then costs more than the
-  // wider rows gain (H200, B = 256: 0.253 ms at VEC = 4 vs 0.216 ms at VEC = 1; the plain GDN step 0.162 vs 0.196).
   if constexpr (K >= 64 && K <= 128)
-    if (V % 4 == 0 && V >= 128 && !scalar_only && !jet) return launch<K, 4, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
-  launch<K, 1, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
+    if (a.V % 4 == 0 && a.V >= 128 && !scalar_only) return launch_variant<K, 4, TI, TO, GDN_ONLY>(a, decay, delta);
+  launch_variant<K, 1, TI, TO, GDN_ONLY>(a, decay, delta);
 }
 
-template <typename T>
-void dispatch_k(int K, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                const at::Tensor& g, const at::Tensor& beta, at::Tensor& state, at::Tensor& o,
-                StepDecay decay, float scale, bool l2, const JetPrologue<T>* jet = nullptr) {
+template <typename TI, typename TO, bool GDN_ONLY = false>
+void dispatch_k(int K, const StepArgs& a, StepDecay decay, bool delta) {
   switch (K) {
-    case 16: return launch_vec<16, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
-    case 32: return launch_vec<32, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
-    case 64: return launch_vec<64, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
-    case 96: return launch_vec<96, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
-    case 128: return launch_vec<128, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
-    case 192: return launch_vec<192, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
-    case 256: return launch_vec<256, T>(q, k, v, g, beta, state, o, decay, scale, l2, jet);
+    case 16: return launch_vec<16, TI, TO, GDN_ONLY>(a, decay, delta);
+    case 32: return launch_vec<32, TI, TO, GDN_ONLY>(a, decay, delta);
+    case 64: return launch_vec<64, TI, TO, GDN_ONLY>(a, decay, delta);
+    case 96: return launch_vec<96, TI, TO, GDN_ONLY>(a, decay, delta);
+    case 128: return launch_vec<128, TI, TO, GDN_ONLY>(a, decay, delta);
+    case 192: return launch_vec<192, TI, TO, GDN_ONLY>(a, decay, delta);
+    case 256: return launch_vec<256, TI, TO, GDN_ONLY>(a, decay, delta);
     default: JET_FAIL("linear_attention_step_cuda: head dim K={} not supported (16/32/64/96/128/192/256)", K);
+  }
+}
+
+// JetBlock's prologue for one decode token, one thread per item of a row b (blockIdx.y): the first 2·H·K
+// items are SiLU(q), SiLU(k); the next C = H·V the dynamic conv step of one channel (window = (tail, raw v),
+// then the tail shifts in place); the last H the gates β = σ(b), g = −exp(A_log)·softplus(a + dt_bias).
+// Inputs are rows with strides ld* (views into the fused projection output); the outputs are fp32 and
+// contiguous: qo, ko [B, H, K], vo [B, C], go, bo [B, H] (the step kernel's q, k, v, g, β).
+template <typename T>
+struct JetPrologue {
+  const T *q, *k, *v, *kernels, *a, *b;  // kernels [B, C, W] contiguous
+  T* tail;                               // [B, C, W−1], in place
+  const float *A_log, *dt_bias;          // [H]
+  float *qo, *ko, *vo, *go, *bo;
+  int H, HK, C, W;
+  int64_t ldq, ldk, ldv, lda, ldb;
+};
+
+template <typename T>
+__global__ void __launch_bounds__(256) jet_block_prologue_kernel(JetPrologue<T> p) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  const int64_t b = blockIdx.y;
+  if (i < 2 * p.HK) {
+    const bool is_k = i >= p.HK;
+    const int e = is_k ? i - p.HK : i;
+    const float x = to_f(is_k ? p.k[b * p.ldk + e] : p.q[b * p.ldq + e]);
+    (is_k ? p.ko : p.qo)[b * p.HK + e] = silu(x);
+  } else if (i < 2 * p.HK + p.C) {
+    const int c = i - 2 * p.HK;
+    const int64_t bc = b * p.C + c;
+    const T* kc = p.kernels + bc * p.W;
+    T* tc = p.tail + bc * (p.W - 1);
+    const float x = to_f(p.v[b * p.ldv + c]);
+    float acc = to_f(kc[p.W - 1]) * x;
+    for (int t = 0; t < p.W - 1; ++t) acc += to_f(kc[t]) * to_f(tc[t]);
+    for (int t = 0; t + 1 < p.W - 1; ++t) tc[t] = tc[t + 1];
+    if (p.W > 1) store(tc + p.W - 2, x);
+    p.vo[bc] = silu(acc);
+  } else if (i < 2 * p.HK + p.C + p.H) {
+    const int h = i - 2 * p.HK - p.C;
+    p.go[b * p.H + h] = -__expf(p.A_log[h]) * softplus(to_f(p.a[b * p.lda + h]) + p.dt_bias[h]);
+    p.bo[b * p.H + h] = 1.f / (1.f + __expf(-to_f(p.b[b * p.ldb + h])));
   }
 }
 
@@ -321,6 +310,7 @@ at::Tensor linear_attention_step_cuda(const at::Tensor& q, const at::Tensor& k, 
   JET_CHECK(q.scalar_type() == k.scalar_type() && q.scalar_type() == v.scalar_type() &&
                 (q.scalar_type() == at::kFloat || q.scalar_type() == at::kBFloat16),
             "linear_attention_step_cuda: q, k, v must share dtype fp32 or bf16");
+  JET_CHECK(B <= 65535 && H <= 65535, "linear_attention_step_cuda: at most 65535 sequences and heads, got {}, {}", B, H);
   JET_CHECK(state.scalar_type() == at::kFloat && state.is_contiguous() &&
                 state.sizes() == at::IntArrayRef({B, H, K, V}),
             "linear_attention_step_cuda: state must be contiguous fp32 [B, H, K, V]");
@@ -337,10 +327,14 @@ at::Tensor linear_attention_step_cuda(const at::Tensor& q, const at::Tensor& k, 
   auto qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
   auto gc = g.defined() ? g.contiguous() : g, bc = beta.defined() ? beta.contiguous() : beta;
   auto o = at::empty({B, H, V}, v.options());
+  if (o.numel() == 0) return o;
+  const StepArgs a{qc.data_ptr(), kc.data_ptr(), vc.data_ptr(), gc.defined() ? gc.data_ptr<float>() : nullptr,
+                   bc.defined() ? bc.data_ptr<float>() : nullptr, state.data_ptr<float>(), o.data_ptr(),
+                   static_cast<int>(B), static_cast<int>(H), static_cast<int>(V), static_cast<float>(scale), qk_l2norm};
   if (q.scalar_type() == at::kFloat)
-    dispatch_k<float>(K, qc, kc, vc, gc, bc, state, o, decay, scale, qk_l2norm);
+    dispatch_k<float, float>(K, a, decay, beta.defined());
   else
-    dispatch_k<__nv_bfloat16>(K, qc, kc, vc, gc, bc, state, o, decay, scale, qk_l2norm);
+    dispatch_k<__nv_bfloat16, __nv_bfloat16>(K, a, decay, beta.defined());
   return o;
 }
 
@@ -353,6 +347,7 @@ at::Tensor jet_block_step_cuda(const at::Tensor& q_raw, const at::Tensor& k_raw,
   JET_CHECK(state.scalar_type() == at::kFloat && state.is_contiguous() && state.dim() == 4 &&
                 state.size(0) == B && state.size(1) == H && state.size(2) == K,
             "jet_block_step_cuda: state {} must be contiguous fp32 [B, H, K, V]", shape_str(state.sizes()));
+  JET_CHECK(B <= 65535 && H <= 65535, "jet_block_step_cuda: at most 65535 sequences and heads, got {}, {}", B, H);
   const int64_t V = state.size(3), C = H * V, W = kernels.size(-1);
   const auto dt = q_raw.scalar_type();
   JET_CHECK(dt == at::kFloat || dt == at::kBFloat16, "jet_block_step_cuda: dtype must be fp32 or bf16");
@@ -378,14 +373,27 @@ at::Tensor jet_block_step_cuda(const at::Tensor& q_raw, const at::Tensor& k_raw,
   auto qc = rows(q_raw), kc = rows(k_raw), vc = rows(v_raw.reshape({B, C})), ac = rows(a_raw.reshape({B, H})),
        bc = rows(b_raw.reshape({B, H}));
   auto kern = kernels.contiguous(), Al = A_log.contiguous(), db = dt_bias.contiguous();
+  // The prologue's fp32 outputs in one buffer: q, k [B, H, K], v [B, H·V], g, β [B, H].
+  const int64_t HK = H * K;
+  auto buf = at::empty({B * (2 * HK + C + 2 * H)}, q_raw.options().dtype(at::kFloat));
+  float* const qo = buf.data_ptr<float>();
+  float *const ko = qo + B * HK, *const vo = ko + B * HK, *const go = vo + B * C, *const bo = go + B * H;
   auto o = at::empty({B, H, V}, q_raw.options());
+  if (o.numel() == 0) return o;
+  auto stream = at::cuda::getCurrentCUDAStream();
   auto run = [&](auto tag) {
     using T = decltype(tag);
-    JetPrologue<T> p{reinterpret_cast<const T*>(kern.data_ptr()), reinterpret_cast<T*>(tail.data_ptr()),
-                     reinterpret_cast<const T*>(ac.data_ptr()), reinterpret_cast<const T*>(bc.data_ptr()),
-                     Al.data_ptr<float>(), db.data_ptr<float>(), static_cast<int>(W),
-                     qc.stride(0), kc.stride(0), vc.stride(0), ac.stride(0), bc.stride(0)};
-    dispatch_k<T>(K, qc, kc, vc.view({B, H, V}), {}, {}, state, o, StepDecay::scalar, scale, true, &p);
+    auto in = [](const at::Tensor& t) { return reinterpret_cast<const T*>(t.data_ptr()); };
+    const JetPrologue<T> p{in(qc), in(kc), in(vc), in(kern), in(ac), in(bc), reinterpret_cast<T*>(tail.data_ptr()),
+                           Al.data_ptr<float>(), db.data_ptr<float>(), qo, ko, vo, go, bo,
+                           static_cast<int>(H), static_cast<int>(HK), static_cast<int>(C), static_cast<int>(W),
+                           qc.stride(0), kc.stride(0), vc.stride(0), ac.stride(0), bc.stride(0)};
+    const dim3 grid(static_cast<unsigned>((2 * HK + C + H + 255) / 256), static_cast<unsigned>(B));
+    jet_block_prologue_kernel<T><<<grid, 256, 0, stream>>>(p);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    const StepArgs a{qo, ko, vo, go, bo, state.data_ptr<float>(), o.data_ptr(), static_cast<int>(B),
+                     static_cast<int>(H), static_cast<int>(V), static_cast<float>(scale), true};
+    dispatch_k<float, T, /*GDN_ONLY=*/true>(K, a, StepDecay::scalar, true);
   };
   if (dt == at::kFloat)
     run(float{});
