@@ -45,6 +45,7 @@ std::unique_ptr<jet::model::LinearBlock> make_layer() {
 }  // namespace
 
 int main() {
+  setvbuf(stdout, nullptr, _IOLBF, 0);  // rows survive a later abort when stdout is a file
   const int64_t D = 1536, H = 12, K = 96, V = 256, W = 4, C = H * V;
   at::manual_seed(0);
   auto bf = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
