@@ -8,6 +8,7 @@
 #include <c10/core/GradMode.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "../ops/test_util.h"
@@ -127,6 +128,24 @@ TEST(LinearAttentionChunkCuda, PackedSequencesEqualSeparateRuns) {
       }
       EXPECT_LT(rel_err(packed.final_state.narrow(0, n, 1), one.final_state), 1e-6) << "sequence " << n;
     }
+  }
+}
+
+// The state kernel's block shapes (JET_LA_STATE_NW: 2, 4, 8 value-column warps per block; the tests above
+// only reach 2, the 2B prefill shapes take 8 at B = 8) compute the same per-warp arithmetic: equal results,
+// also with a partial last column tile (V = 40, 200).
+TEST(LinearAttentionChunkCuda, StateKernelShapesAgree) {
+  for (int64_t V : {256, 200, 40}) {
+    Inputs x = make_inputs(2, 150, 3, 96, V, Decay::scalar, true, true, 11 + V);
+    setenv("JET_LA_STATE_NW", "2", 1);
+    auto base = run_cuda(x.in, x.opt);
+    for (const char* nw : {"4", "8"}) {
+      setenv("JET_LA_STATE_NW", nw, 1);
+      auto got = run_cuda(x.in, x.opt);
+      EXPECT_LT(rel_err(got.o, base.o), 1e-6) << "NW=" << nw << " V=" << V;
+      EXPECT_LT(rel_err(got.final_state, base.final_state), 1e-6) << "NW=" << nw << " V=" << V;
+    }
+    unsetenv("JET_LA_STATE_NW");
   }
 }
 
