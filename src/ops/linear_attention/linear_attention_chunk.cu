@@ -645,16 +645,15 @@ struct KernelTimer {
 };
 
 // State kernel shape: 16·NW value columns (NW compute warps and a producer warp) per block; ST pipeline
-// stages: 3 for NW = 2, else 2 (two blocks of NW = 4 fit an SM). The widest NW that still gives ≥ 0.7 blocks
-// per SM: NW = 8 at B = 8 (192 blocks for the 2B shapes), 2 at B = 1 (96 blocks). JET_LA_STATE_NW overrides.
-int state_warps(int64_t heads, int V) {
+// stages: 3 for NW = 2, else 2 (two blocks of NW = 4 fit an SM). NW = 2 unless JET_LA_STATE_NW asks for 4 or 8:
+// the wider blocks are faster at B = 8 (2B shapes, H100: GDN op 1.31 ms at NW = 8 vs 1.52 ms at NW = 2) but
+// their test (LinearAttentionChunkCuda.StateKernelShapesAgree) has not run on the device yet; once it has,
+// the default becomes the widest NW that still gives >= 0.7 blocks per SM (8 at B = 8, 2 at B = 1).
+int state_warps() {
   if (const char* e = std::getenv("JET_LA_STATE_NW")) {
     const int nw = std::atoi(e);
     if (nw == 2 || nw == 4 || nw == 8) return nw;
   }
-  const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  for (int nw : {8, 4})
-    if (16 * nw <= V && heads * ((V + 16 * nw - 1) / (16 * nw)) * 10 >= 7 * sms) return nw;
   return 2;
 }
 
@@ -677,7 +676,7 @@ void run_chunked(const Params& p, const Chunks& m, int N, cudaStream_t stream) {
       kern<<<dim3((V + bv - 1) / bv, H, N), 32 * (nw + 1), bytes, stream>>>(p, m);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     };
-    switch (state_warps(static_cast<int64_t>(N) * H, V)) {
+    switch (state_warps()) {
       case 8: launch(state_kernel<K, 8, 2, DELTA>, 8, StateSmem<K, 8, 2, DELTA>::bytes); break;
       case 4: launch(state_kernel<K, 4, 2, DELTA>, 4, StateSmem<K, 4, 2, DELTA>::bytes); break;
       default: launch(state_kernel<K, 2, 3, DELTA>, 2, StateSmem<K, 2, 3, DELTA>::bytes); break;
