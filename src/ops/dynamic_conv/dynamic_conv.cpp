@@ -75,8 +75,8 @@ at::Tensor dynamic_conv(const at::Tensor& x, const at::Tensor& kernels, const at
   JET_CHECK(kernels.dim() == 4 && x.dim() == 3 && kernels.size(0) == x.size(0) && kernels.size(1) == x.size(1) &&
                 kernels.size(2) == x.size(2),
             "dynamic_conv: kernels {} must be [B, T, C, W] for x {}", shape_str(kernels.sizes()), shape_str(x.sizes()));
-  const int64_t W = kernels.size(3);
 #ifdef JET_CUDA
+  const int64_t W = kernels.size(3);
   // On CUDA with taps of x's dtype (fp32 or bf16): one fused kernel instead of windows × taps; with a
   // gradient wanted, the CUDA backward too (for W ≤ kDynamicConvBwdMaxW; wider convs keep the ATen path).
   if (x.is_cuda() && kernels.scalar_type() == x.scalar_type() &&

@@ -29,9 +29,6 @@ __device__ __forceinline__ float from_f<float>(float x) { return x; }
 template <>
 __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
 
-__device__ __forceinline__ void store(float* p, float v) { *p = v; }
-__device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16(v); }
-
 template <typename T>
 __global__ void __launch_bounds__(256)
 dynamic_conv_kernel(const T* __restrict__ x, const T* __restrict__ kern, const T* __restrict__ tail,
@@ -86,7 +83,7 @@ __device__ __forceinline__ void store_taps(T* p, const float (&k)[W]) {
     *reinterpret_cast<uint2*>(p) = v;
   } else {
 #pragma unroll
-    for (int j = 0; j < W; ++j) store(p + j, k[j]);
+    for (int j = 0; j < W; ++j) p[j] = from_f<T>(k[j]);
   }
 }
 
@@ -147,7 +144,7 @@ dynamic_conv_bwd_kernel(const T* __restrict__ x, const T* __restrict__ kern, con
     }
 #pragma unroll
     for (int j = 0; j < W; ++j) acc[j] += dz * kt[j];
-    if (t < t1 && dx) store(dx + bt, acc[W - 1]);
+    if (t < t1 && dx) dx[bt] = from_f<T>(acc[W - 1]);
     if (t > t0) {  // slide to token t − 1
 #pragma unroll
       for (int j = W - 1; j > 0; --j) xw[j] = xw[j - 1], acc[j] = acc[j - 1];
@@ -160,7 +157,7 @@ dynamic_conv_bwd_kernel(const T* __restrict__ x, const T* __restrict__ kern, con
   // acc[j] (j < W − 1) is now the gradient of token t0 − W + 1 + j: the tail's entry j when t0 = 0.
   if (t0 == 0 && dtail) {
 #pragma unroll
-    for (int j = 0; j + 1 < W; ++j) store(dtail + (b * C + c) * (W - 1) + j, acc[j]);
+    for (int j = 0; j + 1 < W; ++j) dtail[(b * C + c) * (W - 1) + j] = from_f<T>(acc[j]);
   }
 }
 }  // namespace

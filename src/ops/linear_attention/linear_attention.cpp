@@ -101,6 +101,28 @@ LinearAttentionOutput per_sequence(const LinearAttentionInput& in, const LinearA
   return {at::cat(outs, 1), at::cat(states, 0)};
 }
 
+at::Tensor to_chunks(const at::Tensor& x, int64_t NC) {
+  const int64_t B = x.size(0), T = x.size(1), H = x.size(2), X = x.size(3), C = kLinearAttentionChunk;
+  return at::constant_pad_nd(x, {0, 0, 0, 0, 0, NC * C - T}).view({B, NC, C, H, X}).permute({0, 3, 1, 2, 4});
+}
+
+at::Tensor from_chunks(const at::Tensor& x, int64_t T) {
+  const int64_t B = x.size(0), H = x.size(1), NC = x.size(2), C = x.size(3), X = x.size(4);
+  return x.permute({0, 2, 3, 1, 4}).reshape({B, NC * C, H, X}).narrow(1, 0, T);
+}
+
+at::Tensor token_log_decay(const at::Tensor& g, const LinearAttentionOptions& opt, const at::Tensor& q,
+                           at::ScalarType ct) {
+  const int64_t B = q.size(0), T = q.size(1), H = q.size(2);
+  switch (opt.decay) {
+    case Decay::none: return at::zeros({B, T, H, 1}, q.options().dtype(ct));
+    case Decay::fixed: return g.to(ct).view({1, 1, H, 1}).expand({B, T, H, 1});
+    case Decay::scalar: return g.to(ct).unsqueeze(-1);
+    case Decay::vector: return g.to(ct);
+  }
+  JET_FAIL("linear_attention: unknown decay");
+}
+
 }  // namespace detail
 
 namespace {
@@ -132,7 +154,7 @@ LinearAttentionOutput chunked_batch(const LinearAttentionInput& in, const Linear
   const at::ScalarType ct = compute_type(in.v);
   at::Tensor q = in.q.to(ct), k = in.k.to(ct), v = in.v.to(ct);  // [B, T, H, K|V]
   const int64_t B = q.size(0), T = q.size(1), H = q.size(2), K = q.size(3), V = v.size(3);
-  const int64_t C = kLinearAttentionChunk, NC = (T + C - 1) / C, pad = NC * C - T;
+  const int64_t C = kLinearAttentionChunk, NC = (T + C - 1) / C;
   if (T == 0) {
     at::Tensor S = in.initial_state.defined() ? in.initial_state.to(ct) : at::zeros({B, H, K, V}, q.options());
     return {at::empty({B, 0, H, V}, in.v.options()), S};
@@ -144,17 +166,8 @@ LinearAttentionOutput chunked_batch(const LinearAttentionInput& in, const Linear
   q = q * linear_attention_scale(opt, K);
   // [B, T, H, X] -> [B, H, NC, C, X]; padded tokens have k = v = β = 0 and log decay 0, so they change
   // neither the state nor the real outputs.
-  auto chunks = [&](const at::Tensor& x) {
-    const int64_t X = x.size(3);
-    return at::constant_pad_nd(x, {0, 0, 0, 0, 0, pad}).view({B, NC, C, H, X}).permute({0, 3, 1, 2, 4});
-  };
-  at::Tensor logdecay;  // [B, T, H, 1] or [B, T, H, K]
-  switch (opt.decay) {
-    case Decay::none: logdecay = at::zeros({B, T, H, 1}, q.options()); break;
-    case Decay::fixed: logdecay = in.g.to(ct).view({1, 1, H, 1}).expand({B, T, H, 1}); break;
-    case Decay::scalar: logdecay = in.g.to(ct).unsqueeze(-1); break;
-    case Decay::vector: logdecay = in.g.to(ct); break;
-  }
+  auto chunks = [&](const at::Tensor& x) { return detail::to_chunks(x, NC); };
+  const at::Tensor logdecay = detail::token_log_decay(in.g, opt, q, ct);  // [B, T, H, 1] or [B, T, H, K]
   const at::Tensor qc = chunks(q), kc = chunks(k), vc = chunks(v);
   const at::Tensor G = chunks(logdecay).cumsum(3);          // Γ: [B, H, NC, C, 1|K]
   const at::Tensor GC = G.narrow(3, C - 1, 1);              // Γ_C: [B, H, NC, 1, 1|K]
@@ -182,7 +195,7 @@ LinearAttentionOutput chunked_batch(const LinearAttentionInput& in, const Linear
     outs.push_back(at::matmul(q_state.select(2, n), S) + at::matmul(scores.select(2, n), vn));
     S = S * state_decay.select(2, n) + at::matmul(k_state.select(2, n).transpose(-1, -2), vn);
   }
-  at::Tensor o = at::stack(outs, 2).permute({0, 2, 3, 1, 4}).reshape({B, NC * C, H, V}).narrow(1, 0, T);
+  at::Tensor o = detail::from_chunks(at::stack(outs, 2), T);
   return {o.to(in.v.scalar_type()), S};
 }
 
@@ -252,7 +265,7 @@ LinearAttentionOutput linear_attention_chunked(const LinearAttentionInput& in, c
   if (!needs_grad(in)) return chunked_forward(in, opt);
   // Gradients: the hand-derived chunked backward (linear_attention_chunk_bwd.h) where it applies, else
   // autograd through the ATen form (vector decay, or JET_LA_BWD=aten).
-  if (detail::chunked_backward_takes(in, opt)) return detail::per_sequence(in, opt, chunked_manual_backward);
+  if (detail::chunked_backward_takes(opt)) return detail::per_sequence(in, opt, chunked_manual_backward);
   return detail::per_sequence(in, opt, chunked_batch);
 }
 

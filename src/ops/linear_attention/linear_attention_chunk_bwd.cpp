@@ -23,7 +23,7 @@ namespace jet::ops::detail {
 ChunkScanOut chunk_scan(const at::Tensor& a, const at::Tensor& b, const at::Tensor& w, const at::Tensor& a2,
                         const at::Tensor& b2, const at::Tensor& e, const at::Tensor& z0, bool reverse) {
 #ifdef JET_CUDA
-  if (chunk_scan_cuda_takes(a, b, w, a2, b2, z0)) return chunk_scan_cuda(a, b, w, a2, b2, e, z0, reverse);
+  if (chunk_scan_cuda_takes(b, z0)) return chunk_scan_cuda(a, b, w, a2, b2, e, z0, reverse);
 #endif
   const int64_t NC = b.size(2);
   // a2ᵀ b2 of every chunk at once; the loop below only carries Z.
@@ -46,18 +46,6 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-// [B, T, H, X] -> [B, H, NC, C, X], zero-padded to NC·C tokens.
-at::Tensor to_chunks(const at::Tensor& x, int64_t NC) {
-  const int64_t B = x.size(0), T = x.size(1), H = x.size(2), X = x.size(3), C = kLinearAttentionChunk;
-  return at::constant_pad_nd(x, {0, 0, 0, 0, 0, NC * C - T}).view({B, NC, C, H, X}).permute({0, 3, 1, 2, 4});
-}
-
-// [B, H, NC, C, X] -> [B, T, H, X] (the padding dropped).
-at::Tensor from_chunks(const at::Tensor& x, int64_t T) {
-  const int64_t B = x.size(0), H = x.size(1), NC = x.size(2), C = x.size(3), X = x.size(4);
-  return x.permute({0, 2, 3, 1, 4}).reshape({B, NC * C, H, X}).narrow(1, 0, T);
-}
 
 // Backward of y = x / sqrt(Σx² + ε) (r = that inverse norm): dx = r (dy − y (y·dy)).
 at::Tensor l2_normalize_backward(const at::Tensor& y, const at::Tensor& r, const at::Tensor& dy) {
@@ -91,13 +79,8 @@ Grads chunked_backward(const at::Tensor& q_in, const at::Tensor& k_in, const at:
     kn = k0 * rk;
   }
   const auto f = q0.options();
-  at::Tensor gtok;  // [B, T, H, 1]
-  switch (opt.decay) {
-    case Decay::none: gtok = at::zeros({B, T, H, 1}, f); break;
-    case Decay::fixed: gtok = g_in.to(ct).view({1, 1, H, 1}).expand({B, T, H, 1}); break;
-    case Decay::scalar: gtok = g_in.to(ct).unsqueeze(-1); break;
-    case Decay::vector: JET_CHECK(false, "linear_attention: the chunked backward takes no vector decay");
-  }
+  JET_CHECK(opt.decay != Decay::vector, "linear_attention: the chunked backward takes no vector decay");
+  const at::Tensor gtok = token_log_decay(g_in, opt, q0, ct);  // [B, T, H, 1]
   const at::Tensor Q = to_chunks(qn * scale, NC), Kc = to_chunks(kn, NC), Vc = to_chunks(v0, NC);
   const at::Tensor G = to_chunks(gtok, NC).cumsum(3);  // Γ [B, H, NC, C, 1]
   const at::Tensor GC = G.narrow(3, C - 1, 1);          // γ [B, H, NC, 1, 1]
@@ -218,23 +201,27 @@ class ChunkedFunction : public torch::autograd::Function<ChunkedFunction> {
     opt.delta = ctx->saved_data["delta"].toBool();
     opt.qk_l2norm = ctx->saved_data["l2"].toBool();
     opt.scale = ctx->saved_data["scale"].toDouble();
-    // JET_LA_BWD_TF32=1 (a benchmark knob): the backward's fp32 cuBLAS matmuls on TF32 tensor cores.
-    const char* tf32 = std::getenv("JET_LA_BWD_TF32");
-    at::Context& actx = at::globalContext();
-    const bool prev = actx.allowTF32CuBLAS();
-    if (tf32 && std::strcmp(tf32, "1") == 0) actx.setAllowTF32CuBLAS(true);
+    // JET_LA_BWD_TF32=1 (a benchmark knob): the backward's fp32 cuBLAS matmuls on TF32 tensor cores; the
+    // global setting is restored on the way out, also when the backward throws.
+    struct Tf32Knob {
+      at::Context& ctx = at::globalContext();
+      const bool prev = ctx.allowTF32CuBLAS();
+      Tf32Knob() {
+        const char* e = std::getenv("JET_LA_BWD_TF32");
+        if (e && std::strcmp(e, "1") == 0) ctx.setAllowTF32CuBLAS(true);
+      }
+      ~Tf32Knob() { ctx.setAllowTF32CuBLAS(prev); }
+    } knob;
     Grads r = chunked_backward(s[0], s[1], s[2], s[3], s[4], s[5], opt, grads[0], grads[1]);
-    actx.setAllowTF32CuBLAS(prev);
     return {r.dq, r.dk, r.dv, r.dg, r.dbeta, r.ds0, at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
-bool chunked_backward_takes(const LinearAttentionInput& in, const LinearAttentionOptions& opt) {
+bool chunked_backward_takes(const LinearAttentionOptions& opt) {
   const char* e = std::getenv("JET_LA_BWD");
   const bool aten = e && std::strcmp(e, "aten") == 0;
-  (void)in;
   return !aten && opt.decay != Decay::vector;
 }
 

@@ -118,9 +118,7 @@ const float* ptr_or_null(const at::Tensor& x) { return x.defined() ? x.data_ptr<
 
 }  // namespace
 
-bool chunk_scan_cuda_takes(const at::Tensor& a, const at::Tensor& b, const at::Tensor& w, const at::Tensor& a2,
-                           const at::Tensor& b2, const at::Tensor& z0) {
-  (void)a, (void)w, (void)a2, (void)b2;
+bool chunk_scan_cuda_takes(const at::Tensor& b, const at::Tensor& z0) {
   const int64_t K = z0.size(-2), V = z0.size(-1);
   return b.is_cuda() && b.scalar_type() == at::kFloat && b.size(3) == kC && V % 16 == 0 &&
          (K == 32 || K == 64 || K == 96 || K == 128);
@@ -129,7 +127,7 @@ bool chunk_scan_cuda_takes(const at::Tensor& a, const at::Tensor& b, const at::T
 ChunkScanOut chunk_scan_cuda(const at::Tensor& a, const at::Tensor& b, const at::Tensor& w, const at::Tensor& a2,
                              const at::Tensor& b2, const at::Tensor& e, const at::Tensor& z0, bool reverse) {
   const int64_t B = b.size(0), H = b.size(1), NC = b.size(2), K = z0.size(-2), V = z0.size(-1);
-  JET_CHECK(chunk_scan_cuda_takes(a, b, w, a2, b2, z0), "chunk_scan_cuda: unsupported K = {} / V = {}", K, V);
+  JET_CHECK(chunk_scan_cuda_takes(b, z0), "chunk_scan_cuda: unsupported K = {} / V = {}", K, V);
   JET_CHECK(a2.defined() == b2.defined(), "chunk_scan_cuda: a2 and b2 come together");
   const c10::cuda::CUDAGuard guard(b.device());
   // Contiguous fp32 copies where needed: the fragment loads want 32-byte aligned rows.

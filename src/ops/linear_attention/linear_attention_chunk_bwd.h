@@ -13,7 +13,7 @@ namespace jet::ops::detail {
 // Whether linear_attention_chunked routes a call that wants gradients through chunked_with_backward:
 // decay none/fixed/scalar and the environment does not ask for the ATen autograd path
 // (JET_LA_BWD=aten, read at each call).
-bool chunked_backward_takes(const LinearAttentionInput& in, const LinearAttentionOptions& opt);
+bool chunked_backward_takes(const LinearAttentionOptions& opt);
 
 // o and the final state of forward_fn(in, opt) (run without autograd) with the hand-derived chunked
 // backward attached. One batch without cu_seqlens, T > 0.
@@ -34,8 +34,9 @@ ChunkScanOut chunk_scan(const at::Tensor& a, const at::Tensor& b, const at::Tens
                         const at::Tensor& b2, const at::Tensor& e, const at::Tensor& z0, bool reverse);
 
 #ifdef JET_CUDA
-bool chunk_scan_cuda_takes(const at::Tensor& a, const at::Tensor& b, const at::Tensor& w, const at::Tensor& a2,
-                           const at::Tensor& b2, const at::Tensor& z0);
+// Whether the kernel takes a scan with these b [B, H, NC, C, V] and z0 [B, H, K, V] (fp32 CUDA, C = 64,
+// V a multiple of 16, K ∈ {32, 64, 96, 128}).
+bool chunk_scan_cuda_takes(const at::Tensor& b, const at::Tensor& z0);
 ChunkScanOut chunk_scan_cuda(const at::Tensor& a, const at::Tensor& b, const at::Tensor& w, const at::Tensor& a2,
                              const at::Tensor& b2, const at::Tensor& e, const at::Tensor& z0, bool reverse);
 #endif
