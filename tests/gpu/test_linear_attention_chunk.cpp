@@ -150,7 +150,8 @@ TEST(LinearAttentionChunkCuda, StateKernelShapesAgree) {
 }
 
 // linear_attention and linear_attention_chunked route bf16 CUDA inputs without gradients to the kernel
-// (the result is the kernel's, bit for bit), and keep the ATen path when a gradient is wanted.
+// (the result is the kernel's, bit for bit); with a gradient wanted they go through the chunked-backward
+// function (linear_attention_chunk_bwd.h), whose forward is the same kernel.
 TEST(LinearAttentionChunkCuda, DispatchTakesTheKernelWithoutGradients) {
   Inputs x = make_inputs(2, 70, 2, 64, 64, Decay::scalar, true, true, 5);
   auto direct = run_cuda(x.in, x.opt);
@@ -167,7 +168,7 @@ TEST(LinearAttentionChunkCuda, DispatchTakesTheKernelWithoutGradients) {
     EXPECT_TRUE(at::equal(a.o, direct.o));
     EXPECT_TRUE(at::equal(b.final_state, direct.final_state));
   }
-  c.v = c.v.detach().requires_grad_(true);  // bf16 leaf: the ATen chunked path with autograd
+  c.v = c.v.detach().requires_grad_(true);  // bf16 leaf: the chunked-backward function
   auto g = jet::ops::linear_attention(c, x.opt);
   EXPECT_TRUE(g.o.requires_grad());
   auto ref = jet::ops::linear_attention_ref(x.in, x.opt);
