@@ -645,14 +645,19 @@ struct KernelTimer {
 };
 
 // State kernel shape: 16·NW value columns (NW compute warps and a producer warp) per block; ST pipeline
-// stages: 3 for NW = 2, else 2 (two blocks of NW = 4 fit an SM). NW = 2 unless JET_LA_STATE_NW asks for 4 or 8:
-// the wider blocks are faster at B = 8 (2B shapes, H100: GDN op 1.31 ms at NW = 8 vs 1.52 ms at NW = 2) but
-// their test (LinearAttentionChunkCuda.StateKernelShapesAgree) has not run on the device yet; once it has,
-// the default becomes the widest NW that still gives >= 0.7 blocks per SM (8 at B = 8, 2 at B = 1).
-int state_warps() {
+// stages: 3 for NW = 2, else 2 (two blocks of NW = 4 fit an SM). Wider blocks load each chunk's K, Q, g once
+// for more columns, so they pay when the grid still fills the GPU: the widest NW whose grid gives >= 0.7
+// blocks per SM (2B shapes on an H100: 8 at B = 8, GDN op 1.31 ms vs 1.52 ms at NW = 2; 2 at B = 1).
+// JET_LA_STATE_NW = 2|4|8 forces one (the shape test and benchmarks).
+int state_warps(int V, int H, int N) {
   if (const char* e = std::getenv("JET_LA_STATE_NW")) {
     const int nw = std::atoi(e);
     if (nw == 2 || nw == 4 || nw == 8) return nw;
+  }
+  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  for (int nw : {8, 4}) {
+    const int64_t blocks = static_cast<int64_t>((V + 16 * nw - 1) / (16 * nw)) * H * N;
+    if (10 * blocks >= 7 * sms) return nw;
   }
   return 2;
 }
@@ -676,7 +681,7 @@ void run_chunked(const Params& p, const Chunks& m, int N, cudaStream_t stream) {
       kern<<<dim3((V + bv - 1) / bv, H, N), 32 * (nw + 1), bytes, stream>>>(p, m);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     };
-    switch (state_warps()) {
+    switch (state_warps(V, H, N)) {
       case 8: launch(state_kernel<K, 8, 2, DELTA>, 8, StateSmem<K, 8, 2, DELTA>::bytes); break;
       case 4: launch(state_kernel<K, 4, 2, DELTA>, 4, StateSmem<K, 4, 2, DELTA>::bytes); break;
       default: launch(state_kernel<K, 2, 3, DELTA>, 2, StateSmem<K, 2, 3, DELTA>::bytes); break;
