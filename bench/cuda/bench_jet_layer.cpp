@@ -74,6 +74,9 @@ int main() {
     auto st = blk->init_state(B);
     auto x = at::randn({B, D}, bf);
     row("decode step, eager", B, 1, median_ms([&] { blk->step(x, st); }, 50, 5), bytes);
+    // As a model decodes: steps issued back to back (no host sync in between), per step.
+    row("decode step, eager, 16 back to back", B, 1,
+        median_ms([&] { for (int i = 0; i < 16; ++i) blk->step(x, st); }, 20, 2) / 16, bytes);
     auto stream = c10::cuda::getStreamFromPool();
     {
       c10::cuda::CUDAStreamGuard sg(stream);

@@ -68,8 +68,26 @@ def main():
         x = torch.randn(B, 1, D, device="cuda", dtype=torch.bfloat16)
         nbytes = 2 * B * H * K * V * 4 + weight_bytes + 2 * B * H * V * (W - 1) * 2
         if "decode" in parts:
-            row("decode step, eager", B, 1, median_ms(lambda: blk(x, past_key_value=cache, use_cache=True), 50, 5),
-                nbytes)
+            step = lambda: blk(x, past_key_value=cache, use_cache=True)  # noqa: E731
+            row("decode step, eager", B, 1, median_ms(step, 50, 5), nbytes)
+
+            def back_to_back():  # as a model decodes: no host sync between the steps
+                for _ in range(16):
+                    step()
+            row("decode step, eager, 16 back to back", B, 1, median_ms(back_to_back, 20, 2) / 16, nbytes)
+            try:  # the same step captured in a CUDA graph (the official code does not do this itself)
+                s = torch.cuda.Stream()
+                s.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(s):
+                    for _ in range(3):
+                        step()
+                torch.cuda.current_stream().wait_stream(s)
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    step()
+                row("decode step, CUDA graph", B, 1, median_ms(graph.replay, 50, 5), nbytes)
+            except Exception as e:  # noqa: BLE001 — report and go on
+                print(f"{'decode step, CUDA graph':34s} {B:6d} {1:6d}   capture failed: {type(e).__name__}: {str(e)[:120]}")
         for B, T in ((8, 4096), (1, 65536)) if "prefill" in parts else ():
             x = torch.randn(B, T, D, device="cuda", dtype=torch.bfloat16)
             row("prefill (chunk mode)", B, T,
