@@ -3,9 +3,8 @@
 // columns); its warps split the K rows, each lane owns VEC consecutive columns (VEC = 4: one 128-bit
 // load/store per state row, 512 contiguous bytes per warp, more bytes in flight per thread), and the
 // columns' rows stay in registers between the "read Sᵀk" and the "write S, read Sᵀq" halves.
-// The JetBlock step is the same kernel with another input source: its blocks compute SiLU(q, k), the
-// dynamic conv step of their own value columns and the gates into shared memory while their state loads
-// are in flight (every thread takes a share, so the staging does not hold the block up).
+// The JetBlock step is two launches: a small prologue kernel (SiLU, dynamic conv step, gates → fp32 q, k,
+// v, g, β) and this same state kernel; fused into one, the prologue held up the wider (VEC = 4) blocks.
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -13,7 +12,6 @@
 
 #include <cstdlib>
 #include <string>
-#include <type_traits>
 
 #include "core/check.h"
 #include "core/shape.h"
@@ -78,92 +76,23 @@ __device__ __forceinline__ float softplus(float x) { return x > 20.f ? x : log1p
 template <int VEC>
 constexpr int step_warps() { return VEC == 1 ? 4 : 8; }
 
-// The smem a step block works from, filled by its input source (below) while the state loads are in flight:
-// q, k [K] (raw, L2 norm applied later), exp(g) per key row (vector decay), the values of the block's 32·VEC
-// columns, and the scalar gates (exp(g) for scalar decay, β).
-template <int K, int VEC>
-struct StepSmem {
-  float q[K], k[K], decay[K], v[32 * VEC], gate[2];
-};
-
-// Plain inputs: q, k, v of type TI (contiguous [B, H, ·]), g and β fp32 (null where unused).
-template <typename TI>
-struct PlainSrc {
-  const TI *q, *k, *v;
-  const float *g, *beta;
-  template <int K, int VEC, StepDecay DECAY>
-  __device__ __forceinline__ void stage(StepSmem<K, VEC>& sm, size_t bh, int V, int j0) const {
-    for (int i = threadIdx.x; i < K; i += blockDim.x) {
-      sm.q[i] = to_f(q[bh * K + i]);
-      sm.k[i] = to_f(k[bh * K + i]);
-      if constexpr (DECAY == StepDecay::vector) sm.decay[i] = __expf(g[bh * K + i]);
-    }
-    for (int c = threadIdx.x; c < 32 * VEC; c += blockDim.x) sm.v[c] = j0 + c < V ? to_f(v[bh * V + j0 + c]) : 0.f;
-    if (threadIdx.x == 0) {
-      sm.gate[0] = DECAY == StepDecay::scalar ? __expf(g[bh]) : 1.f;
-      sm.gate[1] = beta ? beta[bh] : 0.f;
-    }
-  }
-};
-
-// JetBlock's inputs (jet_block_step_cuda): raw projections as rows with strides ld* (views into the fused
-// projection output), computed into the smem here: q, k = SiLU(raw); each of the block's columns c the
-// dynamic conv step of its channel h·V + c (window = (tail, raw v); the tail shifts in place, each channel
-// belongs to exactly one block); β = σ(b), exp(g) with g = −exp(A_log)·softplus(a + dt_bias).
-template <typename T>
-struct JetSrc {
-  const T *q, *k, *v, *kernels, *a, *b;  // kernels [B, H·V, W] contiguous
-  T* tail;                               // [B, H·V, W−1], in place
-  const float *A_log, *dt_bias;          // [H]
-  int W;
-  int64_t ldq, ldk, ldv, lda, ldb;
-  template <int K, int VEC, StepDecay>
-  __device__ __forceinline__ void stage(StepSmem<K, VEC>& sm, size_t bh, int V, int j0) const {
-    const int H = gridDim.y;
-    const int64_t bi = blockIdx.z, h = blockIdx.y;
-    for (int i = threadIdx.x; i < 2 * K; i += blockDim.x) {
-      if (i < K)
-        sm.q[i] = silu(to_f(q[bi * ldq + h * K + i]));
-      else
-        sm.k[i - K] = silu(to_f(k[bi * ldk + h * K + i - K]));
-    }
-    for (int c = threadIdx.x; c < 32 * VEC; c += blockDim.x) {
-      if (j0 + c >= V) {
-        sm.v[c] = 0.f;
-        continue;
-      }
-      const int64_t ch = h * V + j0 + c, bc = bi * H * V + ch;
-      const T* kc = kernels + bc * W;
-      T* tc = tail + bc * (W - 1);
-      const float x = to_f(v[bi * ldv + ch]);
-      float acc = to_f(kc[W - 1]) * x;
-      for (int t = 0; t < W - 1; ++t) acc += to_f(kc[t]) * to_f(tc[t]);
-      for (int t = 0; t + 1 < W - 1; ++t) tc[t] = tc[t + 1];
-      if (W > 1) store(tc + W - 2, x);
-      sm.v[c] = silu(acc);
-    }
-    if (threadIdx.x == 0) {
-      sm.gate[0] = __expf(-__expf(A_log[h]) * softplus(to_f(a[bi * lda + h]) + dt_bias[h]));
-      sm.gate[1] = 1.f / (1.f + __expf(-to_f(b[bi * ldb + h])));
-    }
-  }
-};
-
 // One block per (sequence b, head h, 32·VEC value columns); each lane owns VEC consecutive columns (a
 // 128-bit access per state row for VEC = 4, so a warp moves 512 contiguous bytes per row), the NW warps
-// split the K rows. The inputs come from SRC (PlainSrc or JetSrc), o in TO.
-template <int K, int VEC, StepDecay DECAY, bool DELTA, typename TO, typename SRC>
+// split the K rows. q, k, v in TI (contiguous [B, H, ·]), o in TO.
+template <int K, int VEC, StepDecay DECAY, bool DELTA, typename TI, typename TO>
 __global__ void __launch_bounds__(32 * step_warps<VEC>())
-linear_attention_step_kernel(SRC src, float* __restrict__ S, TO* __restrict__ o, int H, int V, float scale, bool l2) {
+linear_attention_step_kernel(const TI* __restrict__ q, const TI* __restrict__ k, const TI* __restrict__ v,
+                             const float* __restrict__ g, const float* __restrict__ beta,
+                             float* __restrict__ S, TO* __restrict__ o, int H, int V, float scale, bool l2) {
   constexpr int NW = step_warps<VEC>();
   constexpr int R = K / NW;  // state rows per warp (and per thread)
   const int b = blockIdx.z, h = blockIdx.y, lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-  const int j0 = blockIdx.x * 32 * VEC, j = j0 + lane * VEC;  // first of the block's / this lane's columns
-  const bool valid = j < V;                                    // (V % VEC == 0)
+  const int j = (blockIdx.x * 32 + lane) * VEC;  // first of this lane's columns (V % VEC == 0)
+  const bool valid = j < V;
   const size_t bh = static_cast<size_t>(b) * H + h;
 
-  // The state loads go first: nothing below needs them until the inputs are staged in shared memory, so
-  // their latency overlaps that staging (the columns' rows then stay in registers for both halves).
+  // The state loads go first: nothing below needs them until q/k are in shared memory, so their latency
+  // overlaps those loads (the columns' rows then stay in registers for both halves of the update).
   float* Sp = S + bh * K * V + j;
   Vec<VEC> s[R];
 #pragma unroll
@@ -176,14 +105,18 @@ linear_attention_step_kernel(SRC src, float* __restrict__ S, TO* __restrict__ o,
     }
   }
 
-  __shared__ StepSmem<K, VEC> sm;
+  __shared__ float sq[K], sk[K], sdecay[K];
   __shared__ Vec<VEC> red[NW][32];
   __shared__ float inv_norm[2];
-  src.template stage<K, VEC, DECAY>(sm, bh, V, j0);
+  for (int i = threadIdx.x; i < K; i += blockDim.x) {
+    sq[i] = to_f(q[bh * K + i]);
+    sk[i] = to_f(k[bh * K + i]);
+    if constexpr (DECAY == StepDecay::vector) sdecay[i] = __expf(g[bh * K + i]);
+  }
   __syncthreads();
   if (w == 0) {
     float nq = 0.f, nk = 0.f;
-    for (int i = lane; i < K; i += 32) nq += sm.q[i] * sm.q[i], nk += sm.k[i] * sm.k[i];
+    for (int i = lane; i < K; i += 32) nq += sq[i] * sq[i], nk += sk[i] * sk[i];
     nq = warp_sum(nq), nk = warp_sum(nk);
     if (lane == 0) {
       inv_norm[0] = l2 ? rsqrtf(nq + 1e-6f) * scale : scale;
@@ -191,7 +124,10 @@ linear_attention_step_kernel(SRC src, float* __restrict__ S, TO* __restrict__ o,
     }
   }
   __syncthreads();
-  const float qs = inv_norm[0], ks = inv_norm[1], decay = sm.gate[0], bt = sm.gate[1];
+  const float qs = inv_norm[0], ks = inv_norm[1];
+  float decay = 1.f, bt = 0.f;
+  if constexpr (DECAY == StepDecay::scalar) decay = __expf(g[bh]);
+  if constexpr (DELTA) bt = beta[bh];
 
   Vec<VEC> kv;
 #pragma unroll
@@ -201,16 +137,16 @@ linear_attention_step_kernel(SRC src, float* __restrict__ S, TO* __restrict__ o,
     const int i = w * R + r;
     float d = 1.f;
     if constexpr (DECAY == StepDecay::scalar) d = decay;
-    if constexpr (DECAY == StepDecay::vector) d = sm.decay[i];
+    if constexpr (DECAY == StepDecay::vector) d = sdecay[i];
 #pragma unroll
     for (int e = 0; e < VEC; ++e) {
       if constexpr (DECAY != StepDecay::none) s[r].x[e] *= d;
-      if constexpr (DELTA) kv.x[e] += sm.k[i] * s[r].x[e];
+      if constexpr (DELTA) kv.x[e] += sk[i] * s[r].x[e];
     }
   }
   Vec<VEC> u;
 #pragma unroll
-  for (int e = 0; e < VEC; ++e) u.x[e] = sm.v[lane * VEC + e];
+  for (int e = 0; e < VEC; ++e) u.x[e] = valid ? to_f(v[bh * V + j + e]) : 0.f;
   if constexpr (DELTA) {
     const Vec<VEC> read = sum_over_warps<NW, VEC>(kv, red, w, lane);
 #pragma unroll
@@ -224,8 +160,8 @@ linear_attention_step_kernel(SRC src, float* __restrict__ S, TO* __restrict__ o,
     const int i = w * R + r;
 #pragma unroll
     for (int e = 0; e < VEC; ++e) {
-      s[r].x[e] += ks * sm.k[i] * u.x[e];
-      acc.x[e] += sm.q[i] * s[r].x[e];
+      s[r].x[e] += ks * sk[i] * u.x[e];
+      acc.x[e] += sq[i] * s[r].x[e];
     }
     if (valid) s[r].save(Sp + static_cast<size_t>(i) * V);
   }
@@ -236,8 +172,10 @@ linear_attention_step_kernel(SRC src, float* __restrict__ S, TO* __restrict__ o,
   }
 }
 
-// What one step launch needs besides its input source.
+// What one step launch needs (q, k, v of type TI, o of type TO; g, beta null where unused).
 struct StepArgs {
+  const void *q, *k, *v;
+  const float *g, *beta;
   float* S;
   void* o;
   int B, H, V;
@@ -245,27 +183,28 @@ struct StepArgs {
   bool l2;
 };
 
-template <int K, int VEC, StepDecay D, bool DELTA, typename TO, typename SRC>
-void launch_one(const SRC& src, const StepArgs& a) {
+template <int K, int VEC, StepDecay D, bool DELTA, typename TI, typename TO>
+void launch_one(const StepArgs& a) {
   dim3 grid((a.V + 32 * VEC - 1) / (32 * VEC), a.H, a.B), block(32 * step_warps<VEC>());
-  linear_attention_step_kernel<K, VEC, D, DELTA, TO, SRC><<<grid, block, 0, at::cuda::getCurrentCUDAStream()>>>(
-      src, a.S, static_cast<TO*>(a.o), a.H, a.V, a.scale, a.l2);
+  linear_attention_step_kernel<K, VEC, D, DELTA, TI, TO><<<grid, block, 0, at::cuda::getCurrentCUDAStream()>>>(
+      static_cast<const TI*>(a.q), static_cast<const TI*>(a.k), static_cast<const TI*>(a.v), a.g, a.beta, a.S,
+      static_cast<TO*>(a.o), a.H, a.V, a.scale, a.l2);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-// JetSrc: just the gated delta rule (scalar decay, delta), the one variant the JetBlock step needs.
-template <int K, int VEC, typename TO, typename SRC>
-void launch_variant(const SRC& src, const StepArgs& a, StepDecay decay, bool delta) {
-  if constexpr (!std::is_same_v<SRC, PlainSrc<TO>>) {
-    launch_one<K, VEC, StepDecay::scalar, true, TO>(src, a);
+// GDN_ONLY: just the gated delta rule (scalar decay, delta), the one variant the JetBlock step needs.
+template <int K, int VEC, typename TI, typename TO, bool GDN_ONLY>
+void launch_variant(const StepArgs& a, StepDecay decay, bool delta) {
+  if constexpr (GDN_ONLY) {
+    launch_one<K, VEC, StepDecay::scalar, true, TI, TO>(a);
   } else {
     switch (decay) {
       case StepDecay::none:
-        return delta ? launch_one<K, VEC, StepDecay::none, true, TO>(src, a) : launch_one<K, VEC, StepDecay::none, false, TO>(src, a);
+        return delta ? launch_one<K, VEC, StepDecay::none, true, TI, TO>(a) : launch_one<K, VEC, StepDecay::none, false, TI, TO>(a);
       case StepDecay::scalar:
-        return delta ? launch_one<K, VEC, StepDecay::scalar, true, TO>(src, a) : launch_one<K, VEC, StepDecay::scalar, false, TO>(src, a);
+        return delta ? launch_one<K, VEC, StepDecay::scalar, true, TI, TO>(a) : launch_one<K, VEC, StepDecay::scalar, false, TI, TO>(a);
       case StepDecay::vector:
-        return delta ? launch_one<K, VEC, StepDecay::vector, true, TO>(src, a) : launch_one<K, VEC, StepDecay::vector, false, TO>(src, a);
+        return delta ? launch_one<K, VEC, StepDecay::vector, true, TI, TO>(a) : launch_one<K, VEC, StepDecay::vector, false, TI, TO>(a);
     }
   }
 }
@@ -273,29 +212,70 @@ void launch_variant(const SRC& src, const StepArgs& a, StepDecay decay, bool del
 // Four columns per lane (128-bit state rows) where V allows it and the rows fit in registers:
 // V % 4 == 0, V ≥ 128, 64 ≤ K ≤ 128; else one column per lane. JET_LA_STEP_VEC=1 in the environment
 // forces one column per lane (a benchmark knob: bench_linear_attention_step times both layouts).
-template <int K, typename TO, typename SRC>
-void launch_vec(const SRC& src, const StepArgs& a, StepDecay decay, bool delta) {
+template <int K, typename TI, typename TO, bool GDN_ONLY>
+void launch_vec(const StepArgs& a, StepDecay decay, bool delta) {
   static const bool scalar_only = [] {
     const char* e = std::getenv("JET_LA_STEP_VEC");
     return e && std::string(e) == "1";
   }();
   if constexpr (K >= 64 && K <= 128)
-    if (a.V % 4 == 0 && a.V >= 128 && !scalar_only) return launch_variant<K, 4, TO>(src, a, decay, delta);
-  launch_variant<K, 1, TO>(src, a, decay, delta);
+    if (a.V % 4 == 0 && a.V >= 128 && !scalar_only) return launch_variant<K, 4, TI, TO, GDN_ONLY>(a, decay, delta);
+  launch_variant<K, 1, TI, TO, GDN_ONLY>(a, decay, delta);
 }
 
-// The step's input source and output type: TO is q's dtype (fp32 or bf16).
-template <typename TO, typename SRC>
-void dispatch_k(int K, const SRC& src, const StepArgs& a, StepDecay decay, bool delta) {
+template <typename TI, typename TO, bool GDN_ONLY = false>
+void dispatch_k(int K, const StepArgs& a, StepDecay decay, bool delta) {
   switch (K) {
-    case 16: return launch_vec<16, TO>(src, a, decay, delta);
-    case 32: return launch_vec<32, TO>(src, a, decay, delta);
-    case 64: return launch_vec<64, TO>(src, a, decay, delta);
-    case 96: return launch_vec<96, TO>(src, a, decay, delta);
-    case 128: return launch_vec<128, TO>(src, a, decay, delta);
-    case 192: return launch_vec<192, TO>(src, a, decay, delta);
-    case 256: return launch_vec<256, TO>(src, a, decay, delta);
+    case 16: return launch_vec<16, TI, TO, GDN_ONLY>(a, decay, delta);
+    case 32: return launch_vec<32, TI, TO, GDN_ONLY>(a, decay, delta);
+    case 64: return launch_vec<64, TI, TO, GDN_ONLY>(a, decay, delta);
+    case 96: return launch_vec<96, TI, TO, GDN_ONLY>(a, decay, delta);
+    case 128: return launch_vec<128, TI, TO, GDN_ONLY>(a, decay, delta);
+    case 192: return launch_vec<192, TI, TO, GDN_ONLY>(a, decay, delta);
+    case 256: return launch_vec<256, TI, TO, GDN_ONLY>(a, decay, delta);
     default: JET_FAIL("linear_attention_step_cuda: head dim K={} not supported (16/32/64/96/128/192/256)", K);
+  }
+}
+
+// JetBlock's prologue for one decode token, one thread per item of a row b (blockIdx.y): the first 2·H·K
+// items are SiLU(q), SiLU(k); the next C = H·V the dynamic conv step of one channel (window = (tail, raw v),
+// then the tail shifts in place); the last H the gates β = σ(b), g = −exp(A_log)·softplus(a + dt_bias).
+// Inputs are rows with strides ld* (views into the fused projection output); the outputs are fp32 and
+// contiguous: qo, ko [B, H, K], vo [B, C], go, bo [B, H] (the step kernel's q, k, v, g, β).
+template <typename T>
+struct JetPrologue {
+  const T *q, *k, *v, *kernels, *a, *b;  // kernels [B, C, W] contiguous
+  T* tail;                               // [B, C, W−1], in place
+  const float *A_log, *dt_bias;          // [H]
+  float *qo, *ko, *vo, *go, *bo;
+  int H, HK, C, W;
+  int64_t ldq, ldk, ldv, lda, ldb;
+};
+
+template <typename T>
+__global__ void __launch_bounds__(256) jet_block_prologue_kernel(JetPrologue<T> p) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  const int64_t b = blockIdx.y;
+  if (i < 2 * p.HK) {
+    const bool is_k = i >= p.HK;
+    const int e = is_k ? i - p.HK : i;
+    const float x = to_f(is_k ? p.k[b * p.ldk + e] : p.q[b * p.ldq + e]);
+    (is_k ? p.ko : p.qo)[b * p.HK + e] = silu(x);
+  } else if (i < 2 * p.HK + p.C) {
+    const int c = i - 2 * p.HK;
+    const int64_t bc = b * p.C + c;
+    const T* kc = p.kernels + bc * p.W;
+    T* tc = p.tail + bc * (p.W - 1);
+    const float x = to_f(p.v[b * p.ldv + c]);
+    float acc = to_f(kc[p.W - 1]) * x;
+    for (int t = 0; t < p.W - 1; ++t) acc += to_f(kc[t]) * to_f(tc[t]);
+    for (int t = 0; t + 1 < p.W - 1; ++t) tc[t] = tc[t + 1];
+    if (p.W > 1) store(tc + p.W - 2, x);
+    p.vo[bc] = silu(acc);
+  } else if (i < 2 * p.HK + p.C + p.H) {
+    const int h = i - 2 * p.HK - p.C;
+    p.go[b * p.H + h] = -__expf(p.A_log[h]) * softplus(to_f(p.a[b * p.lda + h]) + p.dt_bias[h]);
+    p.bo[b * p.H + h] = 1.f / (1.f + __expf(-to_f(p.b[b * p.ldb + h])));
   }
 }
 
@@ -348,19 +328,13 @@ at::Tensor linear_attention_step_cuda(const at::Tensor& q, const at::Tensor& k, 
   auto gc = g.defined() ? g.contiguous() : g, bc = beta.defined() ? beta.contiguous() : beta;
   auto o = at::empty({B, H, V}, v.options());
   if (o.numel() == 0) return o;
-  const StepArgs a{state.data_ptr<float>(), o.data_ptr(), static_cast<int>(B), static_cast<int>(H),
-                   static_cast<int>(V), static_cast<float>(scale), qk_l2norm};
-  auto run = [&](auto tag) {
-    using T = decltype(tag);
-    auto in = [](const at::Tensor& t) { return reinterpret_cast<const T*>(t.data_ptr()); };
-    const PlainSrc<T> src{in(qc), in(kc), in(vc), gc.defined() ? gc.data_ptr<float>() : nullptr,
-                          bc.defined() ? bc.data_ptr<float>() : nullptr};
-    dispatch_k<T>(K, src, a, decay, beta.defined());
-  };
+  const StepArgs a{qc.data_ptr(), kc.data_ptr(), vc.data_ptr(), gc.defined() ? gc.data_ptr<float>() : nullptr,
+                   bc.defined() ? bc.data_ptr<float>() : nullptr, state.data_ptr<float>(), o.data_ptr(),
+                   static_cast<int>(B), static_cast<int>(H), static_cast<int>(V), static_cast<float>(scale), qk_l2norm};
   if (q.scalar_type() == at::kFloat)
-    run(float{});
+    dispatch_k<float, float>(K, a, decay, beta.defined());
   else
-    run(__nv_bfloat16{});
+    dispatch_k<__nv_bfloat16, __nv_bfloat16>(K, a, decay, beta.defined());
   return o;
 }
 
@@ -399,17 +373,27 @@ at::Tensor jet_block_step_cuda(const at::Tensor& q_raw, const at::Tensor& k_raw,
   auto qc = rows(q_raw), kc = rows(k_raw), vc = rows(v_raw.reshape({B, C})), ac = rows(a_raw.reshape({B, H})),
        bc = rows(b_raw.reshape({B, H}));
   auto kern = kernels.contiguous(), Al = A_log.contiguous(), db = dt_bias.contiguous();
+  // The prologue's fp32 outputs in one buffer: q, k [B, H, K], v [B, H·V], g, β [B, H].
+  const int64_t HK = H * K;
+  auto buf = at::empty({B * (2 * HK + C + 2 * H)}, q_raw.options().dtype(at::kFloat));
+  float* const qo = buf.data_ptr<float>();
+  float *const ko = qo + B * HK, *const vo = ko + B * HK, *const go = vo + B * C, *const bo = go + B * H;
   auto o = at::empty({B, H, V}, q_raw.options());
   if (o.numel() == 0) return o;
-  const StepArgs a{state.data_ptr<float>(), o.data_ptr(), static_cast<int>(B), static_cast<int>(H),
-                   static_cast<int>(V), static_cast<float>(scale), true};
+  auto stream = at::cuda::getCurrentCUDAStream();
   auto run = [&](auto tag) {
     using T = decltype(tag);
     auto in = [](const at::Tensor& t) { return reinterpret_cast<const T*>(t.data_ptr()); };
-    const JetSrc<T> src{in(qc), in(kc), in(vc), in(kern), in(ac), in(bc), reinterpret_cast<T*>(tail.data_ptr()),
-                        Al.data_ptr<float>(), db.data_ptr<float>(), static_cast<int>(W),
-                        qc.stride(0), kc.stride(0), vc.stride(0), ac.stride(0), bc.stride(0)};
-    dispatch_k<T>(K, src, a, StepDecay::scalar, true);
+    const JetPrologue<T> p{in(qc), in(kc), in(vc), in(kern), in(ac), in(bc), reinterpret_cast<T*>(tail.data_ptr()),
+                           Al.data_ptr<float>(), db.data_ptr<float>(), qo, ko, vo, go, bo,
+                           static_cast<int>(H), static_cast<int>(HK), static_cast<int>(C), static_cast<int>(W),
+                           qc.stride(0), kc.stride(0), vc.stride(0), ac.stride(0), bc.stride(0)};
+    const dim3 grid(static_cast<unsigned>((2 * HK + C + H + 255) / 256), static_cast<unsigned>(B));
+    jet_block_prologue_kernel<T><<<grid, 256, 0, stream>>>(p);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    const StepArgs a{qo, ko, vo, go, bo, state.data_ptr<float>(), o.data_ptr(), static_cast<int>(B),
+                     static_cast<int>(H), static_cast<int>(V), static_cast<float>(scale), true};
+    dispatch_k<float, T, /*GDN_ONLY=*/true>(K, a, StepDecay::scalar, true);
   };
   if (dt == at::kFloat)
     run(float{});

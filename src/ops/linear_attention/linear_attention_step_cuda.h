@@ -20,8 +20,8 @@ at::Tensor linear_attention_step_cuda(const at::Tensor& q, const at::Tensor& k, 
 
 namespace jet::ops {
 
-// JetBlock's whole recurrent core for one decode token (the engine's hot path), one kernel: each block
-// stages its inputs (SiLU, conv step of its columns with their tail, gates; fp32) and runs the step:
+// JetBlock's whole recurrent core for one decode token (the engine's hot path), two kernels: a prologue
+// (SiLU, conv step with its tail, gates; fp32 results) and the gated-delta-rule step kernel:
 //   q, k = SiLU(q_raw), SiLU(k_raw), then L2-normalised           q_raw, k_raw: [B, H, K]
 //   v = SiLU(Σ_j κ[c, j] · window[c, j]), window = (tail, v_raw)  v_raw: [B, H·V]; kernels [B, H·V, W]
 //   tail ← last W−1 raw values                                     tail: [B, H·V, W−1], in place
