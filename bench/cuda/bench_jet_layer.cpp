@@ -10,6 +10,7 @@
 //   the dynamic conv alone at B=8×T=4096 (CUDA kernel vs ATen path), forward and forward + backward
 //   forward + backward B=8×T=4096 (no state, gradients of x and every parameter), the GDN op through the
 //     chunked backward and through autograd (JET_LA_BWD=aten)
+// JET_BENCH_PARTS (comma list, default all): decode, prefill, op, conv, train — to fit a short device call.
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGraph.h>
@@ -18,6 +19,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "bench_util.h"
@@ -67,7 +69,9 @@ int main() {
     printf("\n");
   };
 
-  {  // decode step
+  const std::string parts = std::getenv("JET_BENCH_PARTS") ? std::getenv("JET_BENCH_PARTS") : "decode,prefill,op,conv,train";
+  auto want = [&](const char* part) { return ("," + parts + ",").find("," + std::string(part) + ",") != std::string::npos; };
+  if (want("decode")) {  // decode step
     at::InferenceMode guard;
     const int64_t B = 256;
     const double bytes = 2.0 * B * H * K * V * 4 + weight_bytes + 2.0 * B * C * (W - 1) * 2;
@@ -120,6 +124,7 @@ int main() {
     row("  piece: o_proj GEMM", B, 1, median_ms([&] { at::linear(n, wo); }, 50, 5), nbytes({n, wo, x}));
   }
   for (auto [B, T] : std::vector<std::pair<int64_t, int64_t>>{{8, 4096}, {1, 65536}}) {  // prefill
+    if (!want("prefill")) break;
     at::InferenceMode guard;
     auto x = at::randn({B, T, D}, bf);
     double ms = median_ms([&] {
@@ -133,6 +138,7 @@ int main() {
   // g, β and the initial state) through the chunked backward (linear_attention_chunk_bwd.h) and through
   // autograd on the ATen chunked form (JET_LA_BWD=aten, the path before it).
   for (auto [B, T] : std::vector<std::pair<int64_t, int64_t>>{{8, 4096}, {1, 65536}}) {
+    if (!want("op")) break;
     jet::ops::LinearAttentionInput in;
     in.q = at::randn({B, T, H, K}, bf);
     in.k = at::randn({B, T, H, K}, bf);
@@ -172,7 +178,7 @@ int main() {
     row("  GDN op fwd+bwd (ATen autograd)", B, T, median_ms(fwd_bwd, B * T > 32768 ? 3 : 10, 1), 0);
     unsetenv("JET_LA_BWD");
   }
-  {  // the dynamic conv alone at B=8×T=4096 (C = H·V = 3072, W = 4): the CUDA kernel and the ATen path
+  if (want("conv")) {  // the dynamic conv alone at B=8×T=4096 (C = H·V = 3072, W = 4): the CUDA kernel and the ATen path
     const int64_t B = 8, T = 4096;
     auto x = at::randn({B, T, C}, bf), kern = at::randn({B, T, C, W}, bf);
     {
@@ -196,7 +202,7 @@ int main() {
           }, 20, 3), conv_bytes);
     }
   }
-  {  // forward + backward of the layer: the GDN op through the chunked backward, then through autograd
+  if (want("train")) {  // forward + backward of the layer: the GDN op through the chunked backward, then through autograd
     const int64_t B = 8, T = 4096;
     for (auto& [name, t] : blk->parameters()) t.requires_grad_(true);
     auto x = at::randn({B, T, D}, bf).requires_grad_(true);
