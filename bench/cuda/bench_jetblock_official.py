@@ -36,6 +36,13 @@ def main():
     # OFFICIAL_PARTS (comma list, default all): decode, prefill, train, op — to fit a short device call.
     parts = set(os.environ.get("OFFICIAL_PARTS", "decode,prefill,train,op").split(","))
     JetBlock, JetBlockConfig = official_jetblock.load()
+    if os.environ.get("OFFICIAL_TIME_HOPPER_BWD") == "1":
+        # fla 0.6.0 refuses its gated backward on Hopper with this Triton ("incorrect results for gated
+        # chunk_bwd_dqkwg"); with this knob its Hopper flag is switched off so the backward can be TIMED (its
+        # results are not used anywhere).
+        import fla.ops.common.chunk_o as chunk_o
+        chunk_o.IS_NVIDIA_HOPPER = False
+        print("fla's Hopper backward guard switched off for timing (OFFICIAL_TIME_HOPPER_BWD=1)")
     torch.manual_seed(0)
     src = torch.empty(256 << 20, device="cuda")
     dst = torch.empty_like(src)

@@ -162,7 +162,8 @@ at::Tensor CausalLM::checked_ids(const at::Tensor& ids) const {
   const int64_t lo = lo_t.item<int64_t>(), hi = hi_t.item<int64_t>();
   JET_CHECK(lo >= 0 && hi < config_.vocab_size, "token id out of range [0, {}): {}",
             config_.vocab_size, lo < 0 ? lo : hi);
-  return ids.to(device_, at::kLong);
+  // Pinned ids (the distillation loop's) move without waiting for the work queued on the device.
+  return ids.to(device_, at::kLong, /*non_blocking=*/ids.is_pinned());
 }
 
 at::Tensor CausalLM::hidden(const at::Tensor& ids, int64_t start_pos, Cache* cache,

@@ -12,35 +12,53 @@
 #include "core/check.h"
 #include "core/fs.h"
 #include "core/progress.h"
+#include "ops/kl/kl_rows.h"
 
 namespace jet::postnas {
 
-double chunked_kl(const at::Tensor& h_student, const at::Tensor& h_teacher, const at::Tensor& W, int64_t chunk_rows,
-                  at::Tensor* grad, double temperature) {
+at::Tensor chunked_kl(const at::Tensor& h_student, const at::Tensor& h_teacher, const at::Tensor& W, int64_t chunk_rows,
+                      at::Tensor* grad, double temperature, bool reference) {
   JET_CHECK(h_student.dim() == 2 && h_student.sizes() == h_teacher.sizes() && h_student.size(1) == W.size(1),
             "chunked_kl: hidden states [N, D] and W [V, D] do not match");
+  JET_CHECK(chunk_rows > 0, "chunked_kl: chunk_rows must be positive");
   c10::NoGradGuard no_grad;
   const int64_t N = h_student.size(0);
   const at::Tensor hs = h_student.detach();
   // fp32 logits even for a bf16 model: bf16 rounding of logits near 20 is 0.125, larger than the KL
   // differences between placements that the search has to tell apart.
-  const at::Tensor Wf = W.to(at::kFloat);
+  const bool tensor_cores = !reference && hs.is_cuda() && hs.scalar_type() == at::kBFloat16 &&
+                            h_teacher.scalar_type() == at::kBFloat16 && W.scalar_type() == at::kBFloat16;
+  const at::Tensor Wf = tensor_cores ? W : W.to(at::kFloat);
+  auto logits = [&](const at::Tensor& h) {
+    at::Tensor z = tensor_cores ? at::mm(h, W.t(), at::kFloat) : at::matmul(h.to(at::kFloat), Wf.t());
+    return temperature == 1.0 ? z : z.div_(temperature);
+  };
   if (grad) *grad = at::empty_like(hs);
   at::Tensor total = at::zeros({}, hs.options().dtype(at::kDouble));
   for (int64_t r = 0; r < N; r += chunk_rows) {
     const int64_t n = std::min(chunk_rows, N - r);
-    at::Tensor zs = at::matmul(hs.narrow(0, r, n).to(at::kFloat), Wf.t()).div_(temperature);
-    at::Tensor zt = at::matmul(h_teacher.narrow(0, r, n).to(at::kFloat), Wf.t()).div_(temperature);
-    at::Tensor log_ps = at::log_softmax(zs, -1), log_pt = at::log_softmax(zt, -1);
-    at::Tensor pt = log_pt.exp();
-    total += (pt * (log_pt - log_ps)).sum().to(at::kDouble);
+    const at::Tensor zs = logits(hs.narrow(0, r, n)), zt = logits(h_teacher.narrow(0, r, n));
+    // ∂/∂zs of Σ KL / N = (softmax(zs) − softmax(zt)) / N; through z = h Wᵀ / τ.
+    at::Tensor gz;
+    total += ops::kl_rows(zs, zt, 1.0 / (double(N) * temperature), grad ? &gz : nullptr,
+                          tensor_cores ? at::kBFloat16 : at::kFloat)
+                 .sum(at::kDouble);
     if (grad) {
-      // ∂/∂zs of Σ KL / N = (softmax(zs) − pt) / N; through z = h Wᵀ / τ.
-      at::Tensor gz = log_ps.exp_().sub_(pt).div_(double(N) * temperature);
-      grad->narrow(0, r, n).copy_(at::matmul(gz, Wf));
+      at::Tensor g = grad->narrow(0, r, n);
+      if (tensor_cores)
+        at::mm_out(g, gz, W);
+      else
+        g.copy_(at::matmul(gz, Wf));
     }
   }
-  return total.item<double>() / N;
+  return total / double(N);
+}
+
+int64_t micro_batch_of(const DistillOptions& opts, int64_t batch) {
+  if (opts.micro_batch <= 0) return batch;
+  JET_CHECK(batch % opts.micro_batch == 0, "{}: micro_batch {} does not divide batch {}", opts.label, opts.micro_batch,
+            batch);
+  return opts.micro_batch;
 }
 
 namespace {
@@ -83,29 +101,33 @@ at::Tensor layer_mse(const std::vector<at::Tensor>& student, const std::vector<a
   return sum / static_cast<double>(student.size());
 }
 
-double distill_loss_backward(const model::CausalLM& student, const at::Tensor& ids, const at::Tensor& h_teacher,
-                             const std::vector<at::Tensor>& teacher_layers, const DistillOptions& opts) {
+at::Tensor distill_loss_backward(const model::CausalLM& student, const at::Tensor& ids, const at::Tensor& h_teacher,
+                                 const std::vector<at::Tensor>& teacher_layers, const DistillOptions& opts,
+                                 double weight) {
   const int64_t B = ids.size(0), T = ids.size(1), D = h_teacher.size(-1);
   std::vector<at::Tensor> layers_s;
   at::Tensor h_s = student.hidden(ids, 0, nullptr, opts.hidden_mse > 0 ? &layers_s : nullptr);
   at::Tensor grad;
-  const double kl = chunked_kl(h_s.reshape({B * T, D}), h_teacher.reshape({B * T, D}), student.lm_head_weight(),
-                               opts.kl_chunk, &grad);
+  const at::Tensor kl = chunked_kl(h_s.reshape({B * T, D}), h_teacher.reshape({B * T, D}), student.lm_head_weight(),
+                                   opts.kl_chunk, &grad, 1.0, opts.reference);
+  if (weight != 1.0) grad.mul_(weight);
   if (opts.hidden_mse <= 0) {
     h_s.backward(grad.view({B, T, D}));
     return kl;
   }
   // One backward for both terms: d/dh_s of sum(h_s ⊙ grad) is the KL's gradient.
   const at::Tensor mse = layer_mse(layers_s, teacher_layers);
-  ((h_s * grad.view({B, T, D})).sum().to(at::kFloat) + mse * opts.hidden_mse).backward();
-  return kl + opts.hidden_mse * mse.item<double>();
+  ((h_s * grad.view({B, T, D})).sum().to(at::kFloat) + mse * (opts.hidden_mse * weight)).backward();
+  return kl + opts.hidden_mse * mse.detach().to(at::kDouble);
 }
 
 DistillResult distill(model::CausalLM& student, const model::ParamList& trainable, const DistillOptions& opts,
                       const DistillHooks& hooks) {
   JET_CHECK(opts.steps > 0, "distill: steps must be positive");
   JET_CHECK(!opts.dir.empty(), "distill: no checkpoint directory");
-  AdamW adam(trainable, opts.adam);
+  AdamWOptions adam_opts = opts.adam;
+  adam_opts.fused = adam_opts.fused && !opts.reference;
+  AdamW adam(trainable, adam_opts);
   DistillResult res;
   int64_t start = 0;
   if (path_exists(checkpoint_json(opts.dir))) {
@@ -124,29 +146,56 @@ DistillResult distill(model::CausalLM& student, const model::ParamList& trainabl
   const int64_t end = opts.stop_after >= 0 ? std::min(opts.steps, start + opts.stop_after) : opts.steps;
   Progress bar(opts.label, opts.steps, "step");
   if (start > 0) bar.update(start);  // the resume itself is said once, above
+  const at::Device device = student.lm_head_weight().device();
   const auto t0 = std::chrono::steady_clock::now();
   int64_t tokens = 0;
+  // The losses and gradient norms stay on the device until read back (every log_every steps, before a
+  // checkpoint and at the end): the host queues steps without waiting for them.
+  std::vector<at::Tensor> pending;
+  at::Tensor gnorm;
+  std::string shown;
+  auto read_back = [&](int64_t steps_done) {
+    if (pending.empty()) return;
+    const at::Tensor host = at::stack(pending).to(at::kCPU);
+    const auto n = static_cast<int64_t>(pending.size());
+    pending.clear();
+    for (int64_t i = 0; i < n; ++i) {
+      const double loss = host[i].item<double>();
+      JET_CHECK(std::isfinite(loss), "{}: the loss is {} at step {} (lower the learning rate?)", opts.label, loss,
+                steps_done - n + i);
+      res.losses.push_back(loss);
+    }
+    shown = fmt::format("loss {:.4f} | gnorm {:.2f} | lr {:.2e}", res.losses.back(), gnorm.item<double>(),
+                        adam.lr_at(steps_done - 1));
+  };
   for (int64_t step = start; step < end; ++step) {
     const at::Tensor ids = hooks.batch(step);
-    at::Tensor h_t;
-    std::vector<at::Tensor> layers_t;
-    {
-      c10::NoGradGuard no_grad;
-      h_t = hooks.teacher_hidden(ids, opts.hidden_mse > 0 ? &layers_t : nullptr);
+    const int64_t B = ids.size(0), T = ids.size(1), mb = micro_batch_of(opts, B);
+    at::Tensor loss;
+    for (int64_t m = 0; m < B; m += mb) {
+      // Pinned, so that the model's copy to the device does not wait for the queued work.
+      at::Tensor part = ids.narrow(0, m, mb).contiguous();
+      if (device.is_cuda()) part = part.pin_memory();
+      at::Tensor h_t;
+      std::vector<at::Tensor> layers_t;
+      {
+        c10::NoGradGuard no_grad;
+        h_t = hooks.teacher_hidden(part, opts.hidden_mse > 0 ? &layers_t : nullptr);
+      }
+      if (hooks.prepare) hooks.prepare(step);
+      const double share = double(mb) / double(B);
+      at::Tensor l = distill_loss_backward(student, part, h_t, layers_t, opts, share) * share;
+      loss = loss.defined() ? loss + l : l;
     }
-    if (hooks.prepare) hooks.prepare(step);
-    const int64_t B = ids.size(0), T = ids.size(1);
-    const double loss = distill_loss_backward(student, ids, h_t, layers_t, opts);
-    JET_CHECK(std::isfinite(loss), "{}: the loss is {} at step {} (lower the learning rate?)", opts.label, loss, step);
-    const double gnorm = adam.step(step);
-    res.losses.push_back(loss);
+    pending.push_back(loss);
+    gnorm = adam.step(step);
     tokens += B * T;
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    bar.update(1, fmt::format("loss {:.4f} | gnorm {:.2f} | lr {:.2e} | {:.0f} tok/s", loss, gnorm, adam.lr_at(step),
-                              tokens / std::max(secs, 1e-9)));
     const bool last = step + 1 == end;
-    if ((opts.checkpoint_every > 0 && (step + 1) % opts.checkpoint_every == 0) || last)
-      save_checkpoint(opts.dir, step + 1, res.losses, adam, opts.fingerprint);
+    const bool ckpt = (opts.checkpoint_every > 0 && (step + 1) % opts.checkpoint_every == 0) || last;
+    if (ckpt || static_cast<int64_t>(pending.size()) >= std::max<int64_t>(opts.log_every, 1)) read_back(step + 1);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    bar.update(1, fmt::format("{}{}{:.0f} tok/s", shown, shown.empty() ? "" : " | ", tokens / std::max(secs, 1e-9)));
+    if (ckpt) save_checkpoint(opts.dir, step + 1, res.losses, adam, opts.fingerprint);
   }
   bar.finish();
   res.steps_done = end;

@@ -21,10 +21,14 @@
 
 namespace jet::postnas {
 
-// Mean over rows of KL(softmax(h_t Wᵀ / τ) ‖ softmax(h_s Wᵀ / τ)); h_* [N, D], W [V, D]; fp32 math,
-// `chunk_rows` rows of logits at a time. With grad: *grad = ∂loss/∂h_s [N, D] in h_s's dtype.
-double chunked_kl(const at::Tensor& h_student, const at::Tensor& h_teacher, const at::Tensor& W,
-                  int64_t chunk_rows, at::Tensor* grad = nullptr, double temperature = 1.0);
+// Mean over rows of KL(softmax(h_t Wᵀ / τ) ‖ softmax(h_s Wᵀ / τ)); h_* [N, D], W [V, D]; `chunk_rows` rows of
+// logits at a time, fp32 logits and softmax (ops/kl). With grad: *grad = ∂loss/∂h_s [N, D] in h_s's dtype.
+// Returns a 0-dim float64 tensor on h's device: nothing waits for the device. bf16 on CUDA: the logit and
+// gradient GEMMs take bf16 operands on tensor cores (fp32 accumulation and fp32 logits; the products of bf16
+// values are exact in fp32, so only the summation order differs from upcasting first); reference = true keeps
+// the fp32 GEMMs of upcast operands.
+at::Tensor chunked_kl(const at::Tensor& h_student, const at::Tensor& h_teacher, const at::Tensor& W, int64_t chunk_rows,
+                      at::Tensor* grad = nullptr, double temperature = 1.0, bool reference = false);
 
 // Mean over layers l of ‖s_l − t_l‖² / ‖t_l‖² (each decoder layer's output, the residual stream; relative,
 // so layers whose activations are large do not dominate), in fp32, differentiable in s.
@@ -35,6 +39,9 @@ struct DistillOptions {
   AdamWOptions adam;
   int64_t checkpoint_every = 50;  // steps; 0 = only at the end
   int64_t kl_chunk = 512;         // logit rows at a time
+  int64_t micro_batch = 0;        // sequences per forward/backward (gradient accumulation); 0 = the whole batch
+  int64_t log_every = 10;         // steps between reading the loss back from the device (and the finiteness check)
+  bool reference = false;         // the old path (per-tensor AdamW, fp32 KL GEMMs): loss-curve comparisons
   double hidden_mse = 0;          // weight of layer_mse in the loss (0: KL only)
   uint64_t seed = 0;
   std::string dir;                // checkpoint.json + checkpoint-<step>.safetensors
@@ -46,13 +53,16 @@ struct DistillOptions {
 
 
 struct DistillHooks {
-  std::function<at::Tensor(int64_t step)> batch;  // [B, T] int64 ids of a step, deterministic in step
+  std::function<at::Tensor(int64_t step)> batch;  // [B, T] int64 ids of a step (CPU), deterministic in step
   // The teacher's final hidden states [B, T, D] for ids (no grad), and into *layers (when not null) its
   // decoder layers' outputs (CausalLM::hidden's layer_outputs). Called before `prepare`.
   std::function<at::Tensor(const at::Tensor& ids, std::vector<at::Tensor>* layers)> teacher_hidden;
   // Sets up the student for a step (the supernet samples its sub-network here); may be empty.
   std::function<void(int64_t step)> prepare;
 };
+
+// Sequences per micro-batch of a step of `batch` sequences: opts.micro_batch (0 = all), checked to divide it.
+int64_t micro_batch_of(const DistillOptions& opts, int64_t batch);
 
 struct DistillResult {
   std::vector<double> losses;  // per step, from step 0 (restored from the checkpoint when resuming)
@@ -62,9 +72,12 @@ struct DistillResult {
 };
 
 // One step's loss (KL, + hidden_mse · layer_mse when hidden_mse > 0) of the student on ids against the teacher's
-// h_teacher (and teacher_layers), with its backward: gradients accumulate in the student's parameters.
-double distill_loss_backward(const model::CausalLM& student, const at::Tensor& ids, const at::Tensor& h_teacher,
-                             const std::vector<at::Tensor>& teacher_layers, const DistillOptions& opts);
+// h_teacher (and teacher_layers), with its backward: gradients accumulate in the student's parameters, scaled by
+// `weight` (a micro-batch's share of the step). Returns the (unweighted) loss as a 0-dim float64 tensor on the
+// device.
+at::Tensor distill_loss_backward(const model::CausalLM& student, const at::Tensor& ids, const at::Tensor& h_teacher,
+                                 const std::vector<at::Tensor>& teacher_layers, const DistillOptions& opts,
+                                 double weight = 1.0);
 
 // Trains `trainable` (parameters of `student`) by distillation for opts.steps steps.
 DistillResult distill(model::CausalLM& student, const model::ParamList& trainable, const DistillOptions& opts,

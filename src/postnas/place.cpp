@@ -33,7 +33,8 @@ Objective kl_objective(Supernet& net, const at::Tensor& windows, int64_t batch, 
             for (size_t i = 0; i < ids.size(); ++i) {
               at::Tensor h = n.lm().hidden(ids[i]);
               const int64_t N = h.size(0) * h.size(1);
-              sum += N * chunked_kl(h.reshape({N, -1}), teacher[i].reshape({N, -1}), n.lm().lm_head_weight(), kl_chunk);
+              sum += N * chunked_kl(h.reshape({N, -1}), teacher[i].reshape({N, -1}), n.lm().lm_head_weight(), kl_chunk)
+                             .item<double>();
               rows += N;
             }
             return -sum / rows;

@@ -2,6 +2,7 @@
 #include "postnas/step_util.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <numeric>
@@ -42,6 +43,8 @@ std::vector<Option> train_options(int64_t steps, double lr, int64_t warmup) {
           {"grad_clip", 1.0, "global gradient-norm clip (0: off)"},
           {"checkpoint_every", 50, "steps between atomic checkpoints"},
           {"kl_chunk", 512, "logit rows computed at a time"},
+          {"micro_batch", 0, "sequences per forward/backward, gradients accumulated over the batch (0: the whole batch)"},
+          {"log_every", 10, "steps between reading the loss back from the device"},
           {"hidden_mse", 0.0, "weight of the per-layer hidden-state loss (relative MSE of every layer's output; 0: off)"},
           {"resume", false, "continue from the checkpoint in the output"},
           {"stop_after", -1, "end after this many steps of this run (as if interrupted; -1: off)"}};
@@ -64,6 +67,15 @@ DistillOptions distill_options(const json& o, const std::string& dir, const std:
   d.adam.grad_clip = o["grad_clip"];
   d.checkpoint_every = o["checkpoint_every"];
   d.kl_chunk = o["kl_chunk"];
+  d.micro_batch = o["micro_batch"];
+  d.log_every = o["log_every"];
+  JET_CHECK(d.kl_chunk > 0 && d.micro_batch >= 0 && d.log_every > 0,
+            "{}: kl_chunk and log_every must be positive, micro_batch >= 0", label);
+  micro_batch_of(d, o["batch"]);  // a micro-batch must divide the batch: said before any loading
+  // JET_DISTILL_REFERENCE=1: the old path (per-tensor AdamW, fp32 KL GEMMs, a host sync per step), for benchmarks
+  // and loss-curve comparisons.
+  const char* ref = std::getenv("JET_DISTILL_REFERENCE");
+  d.reference = ref && std::string(ref) == "1";
   d.hidden_mse = o["hidden_mse"];
   JET_CHECK(d.hidden_mse >= 0, "{}: hidden_mse must be >= 0", label);
   d.seed = o["seed"];
