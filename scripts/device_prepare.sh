@@ -5,7 +5,9 @@
 #   .devdeps/whl  Python wheels the image lacks (gguf oracle, flash-linear-attention peer)
 #   .teacher1 .teacher2  the teacher GGUF in two halves (one call carries at most 64 MiB)
 #   .xfer-bin     with --bin: xz-compressed jet and jet_gpu_tests from build-cuda/ (scripts/cuda_local_build.sh),
-#                 built from this commit, so a device call need not compile (scripts/gpu_postnas.sh uses them)
+#                 built from this commit, so a device call need not compile (scripts/gpu_postnas.sh uses them),
+#                 plus the benchmark programs named in JET_XFER_BENCH (e.g. "bench_postnas_step bench_jet_layer";
+#                 scripts/gpu_distill.sh uses those two)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 grep -qxF '/.devdeps/' .git/info/exclude 2>/dev/null || echo '/.devdeps/' >> .git/info/exclude
@@ -25,9 +27,9 @@ git rev-parse --short HEAD > .devdeps/commit
 [ -z "$(git status --porcelain --untracked-files=no)" ] || echo "dirty" >> .devdeps/commit
 du -sh .devdeps .teacher1 .teacher2
 if [ "${1:-}" = --bin ]; then
-  ninja -C build-cuda jet jet_gpu_tests
+  ninja -C build-cuda jet jet_gpu_tests ${JET_XFER_BENCH:-}
   rm -rf .xfer-bin && mkdir -p .xfer-bin
-  for b in jet tests/jet_gpu_tests; do strip -o /tmp/$(basename $b) build-cuda/$b && xz -T2 -6 -c /tmp/$(basename $b) > .xfer-bin/$(basename $b).xz; done
+  for b in jet tests/jet_gpu_tests ${JET_XFER_BENCH:-}; do strip -o /tmp/$(basename $b) build-cuda/$b && xz -T2 -6 -c /tmp/$(basename $b) > .xfer-bin/$(basename $b).xz; done
   cp .devdeps/commit .xfer-bin/commit
   du -sh .xfer-bin
 fi

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include "ops/kl/kl_rows.h"
+#include "postnas/distill.h"
 #include "../ops/test_util.h"
 
 namespace {
@@ -38,6 +39,24 @@ TEST(KlRowsCuda, MatchesTheOracle) {
   const at::Tensor kl = jet::ops::kl_rows(zs, zt, 1.0, &g), ref = jet::ops::kl_rows_ref(zs.cpu(), zt.cpu(), 1.0, &g_ref);
   EXPECT_LT(rel_err(kl, ref), 1e-5);
   EXPECT_LT(rel_err(g, g_ref), 1e-5);
+}
+
+// The distillation KL of a bf16 model on CUDA: bf16 tensor-core logit GEMMs (fp32 out) + the CUDA rows kernel +
+// the bf16 gradient GEMM against the reference path (operands upcast, fp32 GEMMs, ATen rows), over several chunks.
+TEST(KlRowsCuda, TensorCoreChunkedKlKeepsTheFp32PathsPrecision) {
+  auto gen = jet::test::seeded(9);
+  const int64_t N = 301, D = 96, V = 5003;
+  const auto bf = at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA);
+  const at::Tensor W = (jet::test::randn({V, D}, gen) * 0.3).to(bf);
+  const at::Tensor ht = jet::test::randn({N, D}, gen).to(bf);
+  const at::Tensor hs = (ht.to(at::kFloat) + 0.3 * jet::test::randn({N, D}, gen).cuda()).to(at::kBFloat16);
+  at::Tensor g_fast, g_ref;
+  const double fast = jet::postnas::chunked_kl(hs, ht, W, 128, &g_fast, 1.0, false).item<double>();
+  const double ref = jet::postnas::chunked_kl(hs, ht, W, 128, &g_ref, 1.0, true).item<double>();
+  EXPECT_GT(ref, 0.01);
+  EXPECT_NEAR(fast, ref, 1e-4 * ref);
+  EXPECT_EQ(g_fast.scalar_type(), at::kBFloat16);
+  EXPECT_LT(rel_err(g_fast, g_ref), 1e-2);
 }
 
 }  // namespace
