@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -146,10 +147,52 @@ TEST(ChunkedBackwardCuda, PackedSequencesGradientsMatchFloat64Reference) {
   check_grads(c, l, options(c), "gdn packed {17, 0, 83, 130}");
 }
 
+// The CUDA gradient kernels (linear_attention_chunk_grad.h, JET_LA_BWD=cuda): the delta-rule members at every
+// head width the kernels take, odd lengths (partial last chunk, a single token), V not a multiple of the
+// 64-column tiles or of a state block, h0 and packed sequences.
+struct EnvBwd {
+  explicit EnvBwd(const char* v) { setenv("JET_LA_BWD", v, 1); }
+  ~EnvBwd() { unsetenv("JET_LA_BWD"); }
+};
+
+TEST(ChunkGradKernels, GatedDeltaRuleGradientsMatchFloat64Reference) {
+  for (const char* path : {"cuda", "cuda_aten"}) {  // every step in kernels / the per-chunk algebra in ATen
+    const EnvBwd env(path);
+    const Case c{"gdn", Decay::scalar, true, 96, 256};
+    for (int64_t T : {1, 17, 65, 200})
+      for (bool init : {false, true})
+        check_grads(c, make_leaves(c, 2, T, 2, 2, init, 100 + T + init), options(c),
+                    std::string(path) + " " + c.name + " T=" + std::to_string(T) + " init=" + std::to_string(init));
+  }
+}
+
+TEST(ChunkGradKernels, OtherWidthsAndDecaysMatchFloat64Reference) {
+  const EnvBwd env("cuda");
+  for (const Case& c : {Case{"deltanet", Decay::none, true, 64, 48}, Case{"gdn-k32", Decay::scalar, true, 32, 40},
+                        Case{"gdn-k128", Decay::scalar, true, 128, 136}, Case{"fixed", Decay::fixed, true, 128, 64}})
+    check_grads(c, make_leaves(c, 2, 130, 3, 2, true, 500), options(c), std::string("kernels ") + c.name + " T=130");
+}
+
+TEST(ChunkGradKernels, PackedSequencesMatchFloat64Reference) {
+  const EnvBwd env("cuda");
+  const Case c{"gdn", Decay::scalar, true, 96, 256};
+  const std::vector<int64_t> cu = {0, 17, 17, 100, 230};
+  Leaves l = make_leaves(c, 1, cu.back(), 2, cu.size() - 1, true, 300);
+  l.cuda.cu_seqlens = at::tensor(cu, at::kLong).cuda();
+  l.f64.cu_seqlens = at::tensor(cu, at::kLong);
+  check_grads(c, l, options(c), "kernels gdn packed {17, 0, 83, 130}");
+}
+
 // Small enough for compute-sanitizer: one GDN case at the 2B head widths through the kernels.
 TEST(ChunkedBackwardCuda, SanitizerCase) {
   const Case c{"gdn", Decay::scalar, true, 96, 256};
   check_grads(c, make_leaves(c, 1, 130, 2, 1, true, 400), options(c), "gdn T=130 (sanitizer case)");
+}
+
+TEST(ChunkGradKernels, SanitizerCase) {
+  const EnvBwd env("cuda");
+  const Case c{"gdn", Decay::scalar, true, 96, 256};
+  check_grads(c, make_leaves(c, 1, 130, 2, 1, true, 400), options(c), "kernels gdn T=130 (sanitizer case)");
 }
 
 }  // namespace
