@@ -223,11 +223,15 @@ Grads chunked_backward(const at::Tensor& q_in, const at::Tensor& k_in, const at:
 
 #ifdef JET_CUDA
 // Whether the backward runs on the CUDA kernels (linear_attention_chunk_grad.h): the delta rule with one
-// decay per token and head, bf16 CUDA q/k/v, head widths the kernels take, and JET_LA_BWD=cuda (every
-// step in kernels) or cuda_aten (the per-chunk algebra in ATen ops).
+// decay per token and head, bf16 CUDA q/k/v, head widths the kernels take, and JET_LA_BWD unset (K ≥ 64:
+// the K = 32 gradients of q, k, β are off on the H100, see README.md) or cuda (every step in kernels, any
+// K) or cuda_aten (the per-chunk algebra in ATen ops); JET_LA_BWD=scan keeps the batched ATen matmuls and
+// the chunk-scan kernel, aten autograd through the ATen form.
 bool grad_kernels_take(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const LinearAttentionOptions& opt) {
   const char* e = std::getenv("JET_LA_BWD");
-  return e && (std::strcmp(e, "cuda") == 0 || std::strcmp(e, "cuda_aten") == 0) && q.is_cuda() && opt.delta && opt.decay != Decay::vector &&
+  const bool dflt = !e || !*e;
+  const bool want = (dflt && q.size(3) >= 64) || (e && (std::strcmp(e, "cuda") == 0 || std::strcmp(e, "cuda_aten") == 0));
+  return want && q.is_cuda() && opt.delta && opt.decay != Decay::vector &&
          q.scalar_type() == at::kBFloat16 && k.scalar_type() == at::kBFloat16 && v.scalar_type() == at::kBFloat16 &&
          q.size(0) > 0 && q.size(1) > 0 && linear_attention_chunk_cuda_supports(q.size(3), v.size(3));
 }

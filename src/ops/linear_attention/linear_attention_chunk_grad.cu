@@ -6,14 +6,13 @@
 //           dV'ᵀ = dOᵀ P + (dSᵀ Kᵀ) diag(e^{γ−Γ}/|k|) (bf16 out), dvᵀ = dV'ᵀ T diag(β) (the v gradient),
 //           dSᵀ ← e^γ dSᵀ + dOᵀ diag(scale e^Γ/|q|) Q − dV'ᵀ W
 //   vgrad   one block per (chunk, head): every product that sums over the value columns, on bf16
-//           tensor cores (WMMA, fp32 accumulators), V in tiles of 64 (two cp.async stages):
+//           tensor cores (mma.sync, fp32 accumulators), V in tiles of 64 (two cp.async stages):
 //           dO S_cᵀ, V' dS_{c+1}ᵀ, dV' S_cᵀ [64, K]; dO V'ᵀ, dV' Vᵀ [64, 64]; ⟨S_c, dS_{c+1}⟩.
 // Math and naming: README.md, "Chunked backward".
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <cuda_bf16.h>
-#include <mma.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -237,7 +236,6 @@ __global__ void __launch_bounds__(32 * (NW + 1)) dstate_kernel(GradParams p, Chu
 }
 
 // ---- products over the value columns, one block (8 warps) per (chunk, head) ------------------------------
-namespace wmma = nvcuda::wmma;
 constexpr int kGW = 8;    // warps
 constexpr int kGBV = 64;  // value columns per tile
 
@@ -251,21 +249,28 @@ struct VGradSmem {
                           bytes = 2 * stage;
 };
 
-using WA = wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major>;
-using WAt = wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::col_major>;
-using WB = wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major>;
-using WBt = wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major>;
-using WC = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
+// Stores a warp's accumulator tiles (rows r0 + g, r0 + g + 8; n-tile nt = columns c0 + 8nt..) as fp32.
+template <int NT>
+__device__ __forceinline__ void store_acc(float* out, int ld, int r0, int c0, const float (&a)[NT][4], int lane) {
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    float* o = out + (r0 + g) * ld + c0 + nt * 8 + 2 * t;
+    *reinterpret_cast<float2*>(o) = make_float2(a[nt][0], a[nt][1]);
+    *reinterpret_cast<float2*>(o + 8 * ld) = make_float2(a[nt][2], a[nt][3]);
+  }
+}
 
+// Warp w: the row block 16·(w % 4) of the outputs; warps 0-3 dO S_cᵀ and dO V'ᵀ (A = dO), warps 4-7 dV' S_cᵀ
+// and dV' Vᵀ (A = dV'), and each half of the columns of V' dS_{c+1}ᵀ.
 template <int K>
 __global__ void __launch_bounds__(32 * kGW) vgrad_kernel(GradParams p, Chunks m) {
   using L = VGradSmem<K>;
-  constexpr int LK = L::LK, KT = K / 16, NM = 4 * KT;  // tiles of one [64, K] output
-  constexpr int NTL = 3 * NM + 32, NPW = NTL / kGW;    // + dP, dV'Vᵀ (16 tiles each)
-  static_assert(NTL % kGW == 0, "tiles must split evenly over the warps");
+  constexpr int LK = L::LK;
   extern __shared__ __align__(128) unsigned char smem[];
   __shared__ float red[kGW];
   const int c = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, lane = tid & 31, wp = tid >> 5, H = p.H, V = p.V;
+  const int i0 = (wp & 3) * 16, half = wp >> 2;
   int tok0, len;
   m.at(c, tok0, len);
   const size_t row0 = static_cast<size_t>(tok0) * H + h, cbase = (static_cast<size_t>(c) * H + h) * V;
@@ -285,9 +290,7 @@ __global__ void __launch_bounds__(32 * kGW) vgrad_kernel(GradParams p, Chunks m)
     copy_tile<K / 8, 32 * kGW, kGBV>(reinterpret_cast<bf16*>(sm + L::ds), LK, p.dsg + (cbase + v0) * K, K, V - v0,
                                      true, p.dsg, tid);
   };
-  WC acc[NPW];
-#pragma unroll
-  for (int u = 0; u < NPW; ++u) wmma::fill_fragment(acc[u], 0.f);
+  float X[K / 8][4] = {}, Y[8][4] = {}, Z[K / 16][4] = {};  // dO S_cᵀ | dV' S_cᵀ; dO V'ᵀ | dV' Vᵀ; half of V' dSᵀ
   float dsum = 0.f;
   const int nvt = (V + kGBV - 1) / kGBV;
   issue(0, 0);
@@ -302,62 +305,45 @@ __global__ void __launch_bounds__(32 * kGW) vgrad_kernel(GradParams p, Chunks m)
     const bf16 *vn = reinterpret_cast<const bf16*>(sm + L::vn), *dvn = reinterpret_cast<const bf16*>(sm + L::dvn);
     const bf16 *hs = reinterpret_cast<const bf16*>(sm + L::hs), *ds = reinterpret_cast<const bf16*>(sm + L::ds);
 #pragma unroll
-    for (int u = 0; u < NPW; ++u) {
-      const int id = wp + kGW * u;
-      int mat, r0, c0;
-      if (id < 3 * NM) {
-        mat = id / NM, r0 = (id % NM) / KT * 16, c0 = (id % KT) * 16;
-      } else {
-        mat = 3 + (id - 3 * NM) / 16, r0 = ((id - 3 * NM) % 16) / 4 * 16, c0 = (id - 3 * NM) % 4 * 16;
+    for (int kv = 0; kv < kGBV; kv += 16) {
+      Frag a, b;
+      if (half == 0)
+        frag_a(a, os, kLT, i0, kv, lane);  // A[i][v] = dO[i][v]
+      else
+        frag_at(a, dvn, kLT, kv, i0, lane);  // A[i][v] = dV'[i][v]
+#pragma unroll
+      for (int pr = 0; pr < K / 16; ++pr) {  // B[v][d] = S_c[d][v]
+        frag_b(b, hs, LK, kv, pr * 16, lane);
+        mma2(X[2 * pr], X[2 * pr + 1], a, b);
       }
 #pragma unroll
-      for (int kv = 0; kv < kGBV; kv += 16) {
-        if (mat == 0 || mat == 3) {  // dO S_cᵀ, dO V'ᵀ
-          WA a;
-          WB b;
-          wmma::load_matrix_sync(a, os + r0 * kLT + kv, kLT);
-          if (mat == 0)
-            wmma::load_matrix_sync(b, hs + kv * LK + c0, LK);
-          else
-            wmma::load_matrix_sync(b, vn + kv * kLT + c0, kLT);
-          wmma::mma_sync(acc[u], a, b, acc[u]);
-        } else if (mat == 4) {  // dV' Vᵀ
-          WAt a;
-          WBt b;
-          wmma::load_matrix_sync(a, dvn + kv * kLT + r0, kLT);
-          wmma::load_matrix_sync(b, vs + c0 * kLT + kv, kLT);
-          wmma::mma_sync(acc[u], a, b, acc[u]);
-        } else {  // V' dS_{c+1}ᵀ (1), dV' S_cᵀ (2)
-          WAt a;
-          WB b;
-          wmma::load_matrix_sync(a, (mat == 1 ? vn : dvn) + kv * kLT + r0, kLT);
-          wmma::load_matrix_sync(b, (mat == 1 ? ds : hs) + kv * LK + c0, LK);
-          wmma::mma_sync(acc[u], a, b, acc[u]);
-        }
+      for (int pr = 0; pr < 4; ++pr) {
+        if (half == 0)
+          frag_b(b, vn, kLT, kv, pr * 16, lane);  // B[v][j] = V'[j][v]
+        else
+          frag_bt(b, vs, kLT, pr * 16, kv, lane);  // B[v][j] = V[j][v]
+        mma2(Y[2 * pr], Y[2 * pr + 1], a, b);
+      }
+      frag_at(a, vn, kLT, kv, i0, lane);  // A[i][v] = V'[i][v]
+#pragma unroll
+      for (int pr = 0; pr < K / 32; ++pr) {  // B[v][d] = dS_{c+1}[d][v], this half's columns
+        frag_b(b, ds, LK, kv, half * (K / 2) + pr * 16, lane);
+        mma2(Z[2 * pr], Z[2 * pr + 1], a, b);
       }
     }
     // ⟨S_c, dS_{c+1}⟩ over this tile (zero rows past V).
     for (int e = tid; e < kGBV * K / 2; e += 32 * kGW) {
       const int r = e / (K / 2), d = (e % (K / 2)) * 2;
-      const float2 a = unpack(*reinterpret_cast<const uint32_t*>(hs + r * LK + d));
-      const float2 b = unpack(*reinterpret_cast<const uint32_t*>(ds + r * LK + d));
-      dsum += a.x * b.x + a.y * b.y;
+      const float2 x = unpack(*reinterpret_cast<const uint32_t*>(hs + r * LK + d));
+      const float2 y = unpack(*reinterpret_cast<const uint32_t*>(ds + r * LK + d));
+      dsum += x.x * y.x + x.y * y.y;
     }
     __syncthreads();  // the stage is refilled next
   }
   const size_t bhi = m.bhi(c, h, H);
-#pragma unroll
-  for (int u = 0; u < NPW; ++u) {
-    const int id = wp + kGW * u;
-    if (id < 3 * NM) {
-      const int mat = id / NM, r0 = (id % NM) / KT * 16, c0 = (id % KT) * 16;
-      float* base = mat == 0 ? p.dqs : mat == 1 ? p.dkt : p.dvs;
-      wmma::store_matrix_sync(base + (bhi * kC + r0) * K + c0, acc[u], K, wmma::mem_row_major);
-    } else {
-      const int mat = 3 + (id - 3 * NM) / 16, r0 = ((id - 3 * NM) % 16) / 4 * 16, c0 = (id - 3 * NM) % 4 * 16;
-      wmma::store_matrix_sync((mat == 3 ? p.dp : p.dvv) + (bhi * kC + r0) * kC + c0, acc[u], kC, wmma::mem_row_major);
-    }
-  }
+  store_acc(half == 0 ? p.dqs + bhi * kC * K : p.dvs + bhi * kC * K, K, i0, 0, X, lane);
+  store_acc(half == 0 ? p.dp + bhi * kC * kC : p.dvv + bhi * kC * kC, kC, i0, 0, Y, lane);
+  store_acc(p.dkt + bhi * kC * K, K, i0, half * (K / 2), Z, lane);
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) dsum += __shfl_xor_sync(0xffffffffu, dsum, o);
   if (lane == 0) red[wp] = dsum;
@@ -372,6 +358,8 @@ __global__ void __launch_bounds__(32 * kGW) vgrad_kernel(GradParams p, Chunks m)
 // ---- the per-chunk algebra (README.md step 3 after the sums over V), one block (8 warps) per (chunk, head) --
 // Everything in fp32 shared memory; the 64×64 and 64×K products on TF32 tensor cores (mma.sync m16n8k8,
 // fp32 accumulators) through one generic block product.
+constexpr int kCW = 16;  // warps of the per-chunk algebra kernel
+
 __device__ __forceinline__ uint32_t to_tf32(float x) {
   uint32_t r;
   asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
@@ -380,30 +368,45 @@ __device__ __forceinline__ uint32_t to_tf32(float x) {
 
 // C (64 × N, row stride ldc) = alpha·op(A) op(B), or C += that when acc. op(A) is 64 × Kd with op(A)[m][k] =
 // TA ? A[k·lda + m] : A[m·lda + k]; op(B) is Kd × N with op(B)[k][n] = TB ? B[n·ldb + k] : B[k·ldb + n].
-// N, Kd multiples of 8; C must not alias A or B. Every warp of the block takes part; ends with a barrier.
-template <bool TA, bool TB>
-__device__ void block_gemm(float* C, int ldc, const float* A, int lda, const float* B, int ldb, int N, int Kd,
-                           float alpha, bool acc) {
-  const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3, nw = blockDim.x >> 5;
-  const int ntn = N / 8;
-  for (int tile = wp; tile < 4 * ntn; tile += nw) {
-    const int m0 = tile / ntn * 16, n0 = tile % ntn * 8;
-    float c[4] = {0.f, 0.f, 0.f, 0.f};
+// N, Kd multiples of 8; C must not alias A or B. The block's kCW warps take part; ends with a barrier.
+template <bool TA, bool TB, int N, int Kd>
+__device__ void block_gemm(float* C, int ldc, const float* A, int lda, const float* B, int ldb, float alpha, bool acc) {
+  const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  constexpr int ntn = N / 8;
+  static_assert((4 * ntn) % 2 == 0 && ntn % 2 == 0, "tiles come in pairs");
+#pragma unroll 1
+  for (int tp = wp; tp < 2 * ntn; tp += kCW) {  // two tiles (row blocks m, m + 2) at a time: independent chains
+    int m0[2], n0[2];
+    float c[2][4] = {};
+#pragma unroll
+    for (int u = 0; u < 2; ++u) m0[u] = (tp / ntn + 2 * u) * 16, n0[u] = tp % ntn * 8;
+#pragma unroll
     for (int k0 = 0; k0 < Kd; k0 += 8) {
-      auto a = [&](int mm, int kk) { return TA ? A[(k0 + kk) * lda + m0 + mm] : A[(m0 + mm) * lda + k0 + kk]; };
-      auto b = [&](int kk, int nn) { return TB ? B[(n0 + nn) * ldb + k0 + kk] : B[(k0 + kk) * ldb + n0 + nn]; };
-      const uint32_t a0 = to_tf32(a(g, t)), a1 = to_tf32(a(g + 8, t)), a2 = to_tf32(a(g, t + 4)),
-                     a3 = to_tf32(a(g + 8, t + 4)), b0 = to_tf32(b(t, g)), b1 = to_tf32(b(t + 4, g));
-      asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-          "{%0, %1, %2, %3};\n"
-          : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-          : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#pragma unroll
+      for (int u = 0; u < 2; ++u) {
+        auto a = [&](int mm, int kk) {
+          return TA ? A[(k0 + kk) * lda + m0[u] + mm] : A[(m0[u] + mm) * lda + k0 + kk];
+        };
+        auto b = [&](int kk, int nn) {
+          return TB ? B[(n0[u] + nn) * ldb + k0 + kk] : B[(k0 + kk) * ldb + n0[u] + nn];
+        };
+        const uint32_t a0 = to_tf32(a(g, t)), a1 = to_tf32(a(g + 8, t)), a2 = to_tf32(a(g, t + 4)),
+                       a3 = to_tf32(a(g + 8, t + 4)), b0 = to_tf32(b(t, g)), b1 = to_tf32(b(t + 4, g));
+        asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+            "{%0, %1, %2, %3};\n"
+            : "+f"(c[u][0]), "+f"(c[u][1]), "+f"(c[u][2]), "+f"(c[u][3])
+            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+      }
     }
-    float* cp = C + (m0 + g) * ldc + n0 + 2 * t;
-    if (acc) {
-      cp[0] += alpha * c[0], cp[1] += alpha * c[1], cp[8 * ldc] += alpha * c[2], cp[8 * ldc + 1] += alpha * c[3];
-    } else {
-      cp[0] = alpha * c[0], cp[1] = alpha * c[1], cp[8 * ldc] = alpha * c[2], cp[8 * ldc + 1] = alpha * c[3];
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      float* cp = C + (m0[u] + g) * ldc + n0[u] + 2 * t;
+      if (acc) {
+        cp[0] += alpha * c[u][0], cp[1] += alpha * c[u][1];
+        cp[8 * ldc] += alpha * c[u][2], cp[8 * ldc + 1] += alpha * c[u][3];
+      } else {
+        cp[0] = alpha * c[u][0], cp[1] = alpha * c[u][1], cp[8 * ldc] = alpha * c[u][2], cp[8 * ldc + 1] = alpha * c[u][3];
+      }
     }
   }
   __syncthreads();
@@ -426,7 +429,7 @@ __device__ __forceinline__ float row_dot(const float* x, const float* y, int ld,
 }
 
 template <int K>
-__global__ void __launch_bounds__(256) cgrad_kernel(GradParams p, Chunks m) {
+__global__ void __launch_bounds__(32 * kCW) cgrad_kernel(GradParams p, Chunks m) {
   using L = CGradSmem<K>;
   constexpr int LR = L::LR, LS = L::LS;
   extern __shared__ __align__(128) unsigned char smem[];
@@ -448,7 +451,7 @@ __global__ void __launch_bounds__(256) cgrad_kernel(GradParams p, Chunks m) {
     gam[tid] = p.gcum[hrow + (tid < len ? tid : len - 1)];
     bet[tid] = tid < len ? p.beta[static_cast<size_t>(tok0 + tid) * H + h] : 0.f;
   }
-  for (int e = tid; e < kC * K; e += 256) {
+  for (int e = tid; e < kC * K; e += 32 * kCW) {
     const int i = e / K, d = e - i * K;
     const size_t o = (static_cast<size_t>(tok0 + i) * H + h) * K + d;
     R1[i * LR + d] = i < len ? __bfloat162float(p.q[o]) : 0.f;
@@ -458,19 +461,19 @@ __global__ void __launch_bounds__(256) cgrad_kernel(GradParams p, Chunks m) {
   const float* vvg = p.dvv + bhi * kC * kC;
   const float* dpg = p.dp + bhi * kC * kC;
   const float* vsg = p.dvs + bhi * kC * K;
-  for (int e = tid; e < kC * kC / 4; e += 256) {
+  for (int e = tid; e < kC * kC / 4; e += 32 * kCW) {
     const int i = e / (kC / 4), j = (e % (kC / 4)) * 4;
     *reinterpret_cast<float4*>(S1 + i * LS + j) = *reinterpret_cast<const float4*>(tg + i * kC + j);
     *reinterpret_cast<float4*>(S2 + i * LS + j) = *reinterpret_cast<const float4*>(vvg + i * kC + j);
     *reinterpret_cast<float4*>(S3 + i * LS + j) = *reinterpret_cast<const float4*>(dpg + i * kC + j);
   }
-  for (int e = tid; e < kC * K / 4; e += 256) {
+  for (int e = tid; e < kC * K / 4; e += 32 * kCW) {
     const int i = e / (K / 4), d = (e % (K / 4)) * 4;
     *reinterpret_cast<float4*>(R3 + i * LR + d) = *reinterpret_cast<const float4*>(vsg + i * K + d);
   }
   __syncthreads();
   const float gC = gam[len - 1];
-  for (int i = wp; i < kC; i += 8) {  // the L2 norms; Q̂, K̂
+  for (int i = wp; i < kC; i += kCW) {  // the L2 norms; Q̂, K̂
     const float sq = row_dot<K>(R1, R1, LR, i, lane), sk = row_dot<K>(R2, R2, LR, i, lane);
     const float rq = p.l2 ? rsqrtf(sq + 1e-6f) : 1.f, rk = p.l2 ? rsqrtf(sk + 1e-6f) : 1.f;
     for (int d = lane; d < K; d += 32) R1[i * LR + d] *= rq * p.scale, R2[i * LR + d] *= rk;
@@ -478,28 +481,28 @@ __global__ void __launch_bounds__(256) cgrad_kernel(GradParams p, Chunks m) {
   }
   __syncthreads();
   // X1 = Tᵀ (dV' Vᵀ): its diagonal is Σ_v dR_U ⊙ V; then X1 diag(β).
-  block_gemm<true, false>(S4, LS, S1, LS, S2, LS, kC, kC, 1.f, false);
+  block_gemm<true, false, kC, kC>(S4, LS, S1, LS, S2, LS, 1.f, false);
   if (tid < kC) dbv[tid] = S4[tid * LS + tid];
   __syncthreads();
-  for (int e = tid; e < kC * kC; e += 256) S4[(e / kC) * LS + e % kC] *= bet[e % kC];
+  for (int e = tid; e < kC * kC; e += 32 * kCW) S4[(e / kC) * LS + e % kC] *= bet[e % kC];
   // dR_W = −Tᵀ (dV' S_cᵀ)
-  block_gemm<true, false>(R4, LR, S1, LS, R3, LR, K, kC, -1.f, false);
-  for (int e = tid; e < kC * K; e += 256) {  // M = diag(β e^Γ) K̂ (W = T M)
+  block_gemm<true, false, K, kC>(R4, LR, S1, LS, R3, LR, -1.f, false);
+  for (int e = tid; e < kC * K; e += 32 * kCW) {  // M = diag(β e^Γ) K̂ (W = T M)
     const int i = e / K, d = e - i * K;
     R3[i * LR + d] = bet[i] * eg[i] * R2[i * LR + d];
   }
   __syncthreads();
   // dR_U Uᵀ + dR_W Wᵀ = (X1 diag(β) + dR_W Mᵀ) Tᵀ
-  block_gemm<false, true>(S4, LS, R4, LR, R3, LR, kC, K, 1.f, true);
-  block_gemm<false, true>(S2, LS, S4, LS, S1, LS, kC, kC, 1.f, false);
-  for (int i = wp; i < kC; i += 8) {  // kw = e^Γ Σ dR_W ⊙ K̂; dK̂ starts as β e^Γ dR_W
+  block_gemm<false, true, kC, K>(S4, LS, R4, LR, R3, LR, 1.f, true);
+  block_gemm<false, true, kC, kC>(S2, LS, S4, LS, S1, LS, 1.f, false);
+  for (int i = wp; i < kC; i += kCW) {  // kw = e^Γ Σ dR_W ⊙ K̂; dK̂ starts as β e^Γ dR_W
     const float s = row_dot<K>(R4, R2, LR, i, lane);
     if (lane == 0) kwv[i] = eg[i] * s;
     for (int d = lane; d < K; d += 32) R4[i * LR + d] *= bet[i] * eg[i];
   }
-  block_gemm<false, true>(S1, LS, R2, LR, R2, LR, kC, K, 1.f, false);  // K̂K̂ᵀ (T no longer needed)
-  block_gemm<false, true>(S4, LS, R1, LR, R2, LR, kC, K, 1.f, false);  // Q̂K̂ᵀ
-  for (int e = tid; e < kC * kC; e += 256) {
+  block_gemm<false, true, kC, K>(S1, LS, R2, LR, R2, LR, 1.f, false);  // K̂K̂ᵀ (T no longer needed)
+  block_gemm<false, true, kC, K>(S4, LS, R1, LR, R2, LR, 1.f, false);  // Q̂K̂ᵀ
+  for (int e = tid; e < kC * kC; e += 32 * kCW) {
     const int i = e / kC, j = e % kC;
     const float D = j <= i ? __expf(gam[i] - gam[j]) : 0.f, Ds = j < i ? D : 0.f;
     const float dA = j < i ? -S2[i * LS + j] : 0.f;
@@ -514,22 +517,35 @@ __global__ void __launch_bounds__(256) cgrad_kernel(GradParams p, Chunks m) {
     float sb = 0.f;
     for (int j = 0; j < kC; ++j) sb += S1[tid * LS + j];
     dbv[tid] += kwv[tid] + sb;
-    float sm = 0.f;  // rows ≥ t of the columns < t
-    for (int i = tid; i < kC; ++i)
-      for (int j = 0; j < tid; ++j) sm += S4[i * LS + j];
+  }
+  for (int i = wp; i < kC; i += kCW) {  // pair terms: exclusive prefix sums along each row, in place
+    const float x0 = S4[i * LS + 2 * lane], x1 = S4[i * LS + 2 * lane + 1];
+    float inc = x0 + x1;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const float y = __shfl_up_sync(0xffffffffu, inc, o);
+      if (lane >= o) inc += y;
+    }
+    const float ex = inc - x0 - x1;
+    S4[i * LS + 2 * lane] = ex, S4[i * LS + 2 * lane + 1] = ex + x0;
+  }
+  __syncthreads();
+  if (tid < kC) {  // rows ≥ t of the columns < t
+    float sm = 0.f;
+    for (int i = tid; i < kC; ++i) sm += S4[i * LS + tid];
     dgm[tid] = sm;
   }
   __syncthreads();
-  for (int e = tid; e < kC * kC; e += 256) {
+  for (int e = tid; e < kC * kC; e += 32 * kCW) {
     const int i = e / kC, j = e % kC;
     S1[i * LS + j] = S2[i * LS + j] + S2[j * LS + i];
   }
   __syncthreads();
-  block_gemm<false, false>(R4, LR, S1, LS, R2, LR, K, kC, 1.f, true);  // + (E2 + E2ᵀ) K̂
-  block_gemm<true, false>(R4, LR, S3, LS, R1, LR, K, kC, 1.f, true);   // + E1ᵀ Q̂
+  block_gemm<false, false, K, kC>(R4, LR, S1, LS, R2, LR, 1.f, true);  // + (E2 + E2ᵀ) K̂
+  block_gemm<true, false, K, kC>(R4, LR, S3, LS, R1, LR, 1.f, true);   // + E1ᵀ Q̂
   const float* ktg = p.dkt + bhi * kC * K;
   const float* qsg = p.dqs + bhi * kC * K;
-  for (int i = wp; i < kC; i += 8) {  // + e^{γ−Γ} V' dS_{c+1}ᵀ; tk = Σ that ⊙ K̂
+  for (int i = wp; i < kC; i += kCW) {  // + e^{γ−Γ} V' dS_{c+1}ᵀ; tk = Σ that ⊙ K̂
     float s = 0.f;
     for (int d = lane; d < K; d += 32) {
       const float x = et[i] * ktg[i * K + d];
@@ -541,8 +557,8 @@ __global__ void __launch_bounds__(256) cgrad_kernel(GradParams p, Chunks m) {
     if (lane == 0) tkv[i] = s;
   }
   __syncthreads();
-  block_gemm<false, false>(R3, LR, S3, LS, R2, LR, K, kC, 1.f, false);  // dQ̂ = E1 K̂ + e^Γ dO S_cᵀ
-  for (int i = wp; i < kC; i += 8) {
+  block_gemm<false, false, K, kC>(R3, LR, S3, LS, R2, LR, 1.f, false);  // dQ̂ = E1 K̂ + e^Γ dO S_cᵀ
+  for (int i = wp; i < kC; i += kCW) {
     float s = 0.f;
     for (int d = lane; d < K; d += 32) {
       const float x = qsg[i * K + d];
@@ -561,7 +577,7 @@ __global__ void __launch_bounds__(256) cgrad_kernel(GradParams p, Chunks m) {
     p.dg[o] = s;
     p.dbeta[o] = dbv[tid];
   }
-  for (int i = wp; i < len; i += 8) {  // the L2 norms' backward: dx = r (dŷ − ŷ (ŷ·dŷ)), scale on q
+  for (int i = wp; i < len; i += kCW) {  // the L2 norms' backward: dx = r (dŷ − ŷ (ŷ·dŷ)), scale on q
     const float qd = row_dot<K>(R1, R3, LR, i, lane), kd = row_dot<K>(R2, R4, LR, i, lane);
     const float rq = rqv[i], rk = rkv[i], sc = p.scale;
     const size_t o = (static_cast<size_t>(tok0 + i) * H + h) * K;
@@ -649,7 +665,7 @@ void run_grad(const Params& p, GradParams& gp, const Chunks& m, int N, cudaStrea
   if (gp.dq) {
     auto kern = cgrad_kernel<K>;
     set_smem(kern, CGradSmem<K>::bytes);
-    kern<<<dim3(m.nct, H), 256, CGradSmem<K>::bytes, stream>>>(gp, m);
+    kern<<<dim3(m.nct, H), 32 * kCW, CGradSmem<K>::bytes, stream>>>(gp, m);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   timer.mark();
