@@ -7,16 +7,24 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "core/check.h"
 #include "ops/linear_attention/linear_attention.h"
 #include "ops/linear_attention/linear_attention_chunk_bwd.h"
 #include "ops/linear_attention/linear_attention_detail.h"
+#ifdef JET_CUDA
+#include <ATen/cuda/CUDAEvent.h>
+
+#include "ops/linear_attention/linear_attention_chunk_grad.h"
+#endif
 
 namespace jet::ops::detail {
 
@@ -58,6 +66,43 @@ struct Grads {
   at::Tensor dq, dk, dv, dg, dbeta, ds0;
 };
 
+// JET_LA_BWD_PROFILE=1 on CUDA tensors: CUDA events between the phases of the backward, the split
+// (ms) printed to stderr when it goes out of scope.
+class PhaseTimer {
+ public:
+  explicit PhaseTimer(const at::Tensor& x) {
+#ifdef JET_CUDA
+    on_ = x.is_cuda() && std::getenv("JET_LA_BWD_PROFILE") != nullptr;
+#endif
+    mark("start");
+  }
+  void mark(const char* name) {
+#ifdef JET_CUDA
+    if (!on_) return;
+    names_.push_back(name);
+    events_.push_back(std::make_unique<at::cuda::CUDAEvent>(cudaEventDefault));
+    events_.back()->record();
+#endif
+  }
+  ~PhaseTimer() {
+#ifdef JET_CUDA
+    if (!on_ || events_.size() < 2) return;
+    events_.back()->synchronize();
+    std::string line = "la_chunk backward ms:";
+    for (size_t i = 1; i < events_.size(); ++i)
+      line += fmt::format(" {} {:.4f}", names_[i], events_[i - 1]->elapsed_time(*events_[i]));
+    std::fprintf(stderr, "%s\n", line.c_str());
+#endif
+  }
+
+ private:
+  bool on_ = false;
+#ifdef JET_CUDA
+  std::vector<const char*> names_;
+  std::vector<std::unique_ptr<at::cuda::CUDAEvent>> events_;
+#endif
+};
+
 // The backward (README.md, "Chunked backward"). Chunk tensors are [B, H, NC, C, X]; per chunk with
 // Q̂ (normed, scaled), K̂, Γ = cumsum g, γ = Γ_C, D_ij = e^{Γi−Γj} (j ≤ i, else 0):
 //   forward   A = β K̂K̂ᵀ ⊙ D (strict), T = (I+A)⁻¹, U = T βV, W = T β e^Γ K̂, V' = U − W S_c,
@@ -66,6 +111,7 @@ struct Grads {
 Grads chunked_backward(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in, const at::Tensor& g_in,
                        const at::Tensor& beta_in, const at::Tensor& s0_in, const LinearAttentionOptions& opt,
                        const at::Tensor& dO_in, const at::Tensor& dS_in) {
+  PhaseTimer timer(v_in);
   const at::ScalarType ct = v_in.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const at::Tensor q0 = q_in.to(ct), k0 = k_in.to(ct), v0 = v_in.to(ct);
   const int64_t B = q0.size(0), T = q0.size(1), H = q0.size(2), K = q0.size(3), V = v0.size(3);
@@ -102,17 +148,20 @@ Grads chunked_backward(const at::Tensor& q_in, const at::Tensor& k_in, const at:
     U = at::matmul(Tm, bc * Vc);
     W = at::matmul(Tm, bc * eG * Kc);
   }
+  timer.mark("factors");
   const at::Tensor nW = opt.delta ? -W : at::Tensor();
   const at::Tensor s0 = s0_in.defined() ? s0_in.to(ct) : at::zeros({B, H, K, V}, f);
   const ChunkScanOut fwd = chunk_scan(nW, opt.delta ? U : Vc, Kt, {}, {}, eGC, s0, /*reverse=*/false);
   const at::Tensor& Sc = fwd.zin;  // incoming state per chunk
   const at::Tensor& Vp = fwd.r;    // V'
+  timer.mark("scan_fwd");
 
   const at::Tensor dOc = dO_in.defined() ? to_chunks(dO_in.to(ct), NC) : at::zeros_like(Vc);
   const at::Tensor dSf = dS_in.defined() ? dS_in.to(ct) : at::zeros({B, H, K, V}, f);
   const ChunkScanOut bwd = chunk_scan(Kt, at::matmul(tr(P), dOc), nW, Qg, dOc, eGC, dSf, /*reverse=*/true);
   const at::Tensor& dSn = bwd.zin;  // dS_{c+1} per chunk
   const at::Tensor& dVp = bwd.r;    // dV'
+  timer.mark("scan_bwd");
 
   // O = e^Γ Q̂ S_c + P V'
   const at::Tensor dQs = at::matmul(dOc, tr(Sc));
@@ -153,6 +202,7 @@ Grads chunked_backward(const at::Tensor& q_in, const at::Tensor& k_in, const at:
   const at::Tensor dg = dG.flip(3).cumsum(3).flip(3) + (tk.cumsum(3) - tk) + dstate +
                         (rows_from * at::ones({C, C}, bl).tril(-1)).sum(-1, true);
 
+  timer.mark("chunk_grads");
   Grads r;
   at::Tensor dq = from_chunks(dQ, T) * scale, dk = from_chunks(dK, T);
   if (opt.qk_l2norm) {
@@ -167,8 +217,116 @@ Grads chunked_backward(const at::Tensor& q_in, const at::Tensor& k_in, const at:
     r.dg = from_chunks(dg.to(at::kDouble), T).sum({0, 1, 3}).to(g_in.scalar_type());
   if (opt.delta) r.dbeta = from_chunks(dbeta, T).squeeze(-1).to(beta_in.scalar_type());
   if (s0_in.defined()) r.ds0 = bwd.z.to(s0_in.scalar_type());
+  timer.mark("inputs");
   return r;
 }
+
+#ifdef JET_CUDA
+// Whether the backward runs on the CUDA kernels (linear_attention_chunk_grad.h): the delta rule with one
+// decay per token and head, bf16 CUDA q/k/v, head widths the kernels take, and JET_LA_BWD unset (K ≥ 64:
+// the K = 32 gradients of q, k, β are off on the H100, see README.md) or cuda (every step in kernels, any
+// K) or cuda_aten (the per-chunk algebra in ATen ops); JET_LA_BWD=scan keeps the batched ATen matmuls and
+// the chunk-scan kernel, aten autograd through the ATen form.
+bool grad_kernels_take(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const LinearAttentionOptions& opt) {
+  const char* e = std::getenv("JET_LA_BWD");
+  const bool dflt = !e || !*e;
+  const bool want = (dflt && q.size(3) >= 64) || (e && (std::strcmp(e, "cuda") == 0 || std::strcmp(e, "cuda_aten") == 0));
+  return want && q.is_cuda() && opt.delta && opt.decay != Decay::vector &&
+         q.scalar_type() == at::kBFloat16 && k.scalar_type() == at::kBFloat16 && v.scalar_type() == at::kBFloat16 &&
+         q.size(0) > 0 && q.size(1) > 0 && linear_attention_chunk_cuda_supports(q.size(3), v.size(3));
+}
+
+// The backward with the CUDA kernels doing the recomputation, the reverse pass, dv, dS_0 and every
+// product over the value columns; the rest (the 64×64 and 64×K per-chunk algebra of step 3) here in
+// batched fp32 ATen ops on [B, H, NC, 64, ·] tensors, the same equations as chunked_backward.
+Grads chunked_backward_cuda(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
+                            const at::Tensor& g_in, const at::Tensor& beta_in, const at::Tensor& s0_in,
+                            const LinearAttentionOptions& opt, const at::Tensor& dO_in, const at::Tensor& dS_in) {
+  PhaseTimer timer(v_in);
+  const int64_t T = q_in.size(1), K = q_in.size(3);
+  const int64_t C = kLinearAttentionChunk, NC = (T + C - 1) / C;
+  const double scale = linear_attention_scale(opt, K);
+  const at::Tensor gk = g_in.defined() ? g_in.to(at::kFloat) : g_in;
+  const at::Tensor dO = dO_in.defined() ? dO_in.to(at::kBFloat16) : at::zeros_like(v_in);
+  const char* e = std::getenv("JET_LA_BWD");
+  const bool fused = !(e && std::strcmp(e, "cuda_aten") == 0);
+  const ChunkGradCuda kr = linear_attention_chunk_grad_cuda(
+      q_in, k_in, v_in, gk, opt.decay == Decay::fixed, beta_in.to(at::kFloat),
+      s0_in.defined() ? s0_in.to(at::kFloat) : s0_in, dO, dS_in.defined() ? dS_in.to(at::kFloat) : dS_in, scale,
+      opt.qk_l2norm, fused);
+  timer.mark("kernels");
+  Grads r;
+  if (fused) {
+    r.dq = kr.dq.to(q_in.scalar_type());
+    r.dk = kr.dk.to(k_in.scalar_type());
+    r.dv = kr.dv.to(v_in.scalar_type());
+    if (opt.decay == Decay::scalar) r.dg = kr.dg.to(g_in.scalar_type());
+    if (opt.decay == Decay::fixed) r.dg = kr.dg.to(at::kDouble).sum(at::IntArrayRef{0, 1}).to(g_in.scalar_type());
+    r.dbeta = kr.dbeta.to(beta_in.scalar_type());
+    if (s0_in.defined()) r.ds0 = kr.ds0.to(s0_in.scalar_type());
+    timer.mark("inputs");
+    return r;
+  }
+  const at::Tensor q0 = q_in.to(at::kFloat), k0 = k_in.to(at::kFloat);
+  at::Tensor rq, rk, qn = q0, kn = k0;
+  if (opt.qk_l2norm) {
+    rq = at::rsqrt(q0.square().sum(-1, true) + 1e-6);
+    rk = at::rsqrt(k0.square().sum(-1, true) + 1e-6);
+    qn = q0 * rq;
+    kn = k0 * rk;
+  }
+  const auto f = q0.options();
+  const at::Tensor Q = to_chunks(qn * scale, NC), Kc = to_chunks(kn, NC);
+  const at::Tensor G = to_chunks(token_log_decay(g_in, opt, q0, at::kFloat), NC).cumsum(3);
+  const at::Tensor GC = G.narrow(3, C - 1, 1);
+  const at::Tensor eG = G.exp(), eTail = (GC - G).exp();
+  const auto bl = f.dtype(at::kBool);
+  const at::Tensor D =
+      (G - tr(G)).masked_fill(at::ones({C, C}, bl).tril().logical_not(), -std::numeric_limits<double>::infinity()).exp();
+  const at::Tensor Ds = D.tril(-1);
+  const at::Tensor bc = to_chunks(beta_in.to(at::kFloat).unsqueeze(-1), NC);
+  // O = e^Γ Q̂ S_c + P V'
+  const at::Tensor E1 = kr.dP * D;
+  const at::Tensor M1 = E1 * at::matmul(Q, tr(Kc));
+  at::Tensor dQ = kr.dQs * eG + at::matmul(E1, Kc);
+  at::Tensor dK = at::matmul(tr(E1), Q) + kr.dKt * eTail;
+  at::Tensor dG = (kr.dQs * Q).sum(-1, true) * eG;
+  const at::Tensor tk = (kr.dKt * Kc).sum(-1, true) * eTail;
+  // delta: dR_W = −Tᵀ dV' S_cᵀ; Tᵀ dV' Vᵀ gives Σ dR_U ⊙ V (its diagonal) and dR_U Uᵀ = (Tᵀ dV' Vᵀ) diag(β) Tᵀ
+  const at::Tensor Tt = tr(kr.T);
+  const at::Tensor X1 = at::matmul(Tt, kr.dVV);
+  const at::Tensor dRW = -at::matmul(Tt, kr.dVS);
+  const at::Tensor W = at::matmul(kr.T, bc * eG * Kc);
+  const at::Tensor dA = -(at::matmul(X1 * tr(bc), Tt) + at::matmul(dRW, tr(W))).tril(-1);
+  const at::Tensor kw = (dRW * Kc).sum(-1, true) * eG;
+  dK = dK + bc * eG * dRW;
+  const at::Tensor B0 = at::matmul(Kc, tr(Kc)) * Ds;
+  const at::Tensor dbeta = X1.diagonal(0, -2, -1).unsqueeze(-1) + kw + (dA * B0).sum(-1, true);
+  dG = dG + bc * kw;
+  const at::Tensor E2 = bc * dA * Ds;
+  const at::Tensor Mpair = M1 + dA * (bc * B0);
+  dK = dK + at::matmul(E2 + tr(E2), Kc);
+  const at::Tensor dstate = GC.exp() * kr.dstate.unsqueeze(-1).unsqueeze(-1);
+  const at::Tensor rows_from = Mpair.flip(-2).cumsum(-2).flip(-2);
+  const at::Tensor dg = dG.flip(3).cumsum(3).flip(3) + (tk.cumsum(3) - tk) + dstate +
+                        (rows_from * at::ones({C, C}, bl).tril(-1)).sum(-1, true);
+  timer.mark("chunk_grads");
+  at::Tensor dq = from_chunks(dQ, T) * scale, dk = from_chunks(dK, T);
+  if (opt.qk_l2norm) {
+    dq = l2_normalize_backward(qn, rq, dq);
+    dk = l2_normalize_backward(kn, rk, dk);
+  }
+  r.dq = dq.to(q_in.scalar_type());
+  r.dk = dk.to(k_in.scalar_type());
+  r.dv = kr.dv.to(v_in.scalar_type());
+  if (opt.decay == Decay::scalar) r.dg = from_chunks(dg, T).squeeze(-1).to(g_in.scalar_type());
+  if (opt.decay == Decay::fixed) r.dg = from_chunks(dg.to(at::kDouble), T).sum({0, 1, 3}).to(g_in.scalar_type());
+  r.dbeta = from_chunks(dbeta, T).squeeze(-1).to(beta_in.scalar_type());
+  if (s0_in.defined()) r.ds0 = kr.ds0.to(s0_in.scalar_type());
+  timer.mark("inputs");
+  return r;
+}
+#endif
 
 // Inputs q, k, v, g, beta, initial_state (the last three optional: autograd takes no undefined tensor
 // as an input); outputs o, final state.
@@ -212,6 +370,12 @@ class ChunkedFunction : public torch::autograd::Function<ChunkedFunction> {
       }
       ~Tf32Knob() { ctx.setAllowTF32CuBLAS(prev); }
     } knob;
+#ifdef JET_CUDA
+    if (grad_kernels_take(s[0], s[1], s[2], opt)) {
+      Grads r = chunked_backward_cuda(s[0], s[1], s[2], s[3], s[4], s[5], opt, grads[0], grads[1]);
+      return {r.dq, r.dk, r.dv, r.dg, r.dbeta, r.ds0, at::Tensor(), at::Tensor()};
+    }
+#endif
     Grads r = chunked_backward(s[0], s[1], s[2], s[3], s[4], s[5], opt, grads[0], grads[1]);
     return {r.dq, r.dk, r.dv, r.dg, r.dbeta, r.ds0, at::Tensor(), at::Tensor()};
   }
