@@ -358,7 +358,7 @@ __global__ void __launch_bounds__(32 * kGW) vgrad_kernel(GradParams p, Chunks m)
 // ---- the per-chunk algebra (README.md step 3 after the sums over V), one block (8 warps) per (chunk, head) --
 // Everything in fp32 shared memory; the 64×64 and 64×K products on TF32 tensor cores (mma.sync m16n8k8,
 // fp32 accumulators) through one generic block product.
-constexpr int kCW = 16;  // warps of the per-chunk algebra kernel
+constexpr int kCW = 8;  // warps of the per-chunk algebra kernel (16, with row-block pairs, built but not run yet)
 
 __device__ __forceinline__ uint32_t to_tf32(float x) {
   uint32_t r;
@@ -373,13 +373,13 @@ template <bool TA, bool TB, int N, int Kd>
 __device__ void block_gemm(float* C, int ldc, const float* A, int lda, const float* B, int ldb, float alpha, bool acc) {
   const int lane = threadIdx.x & 31, wp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   constexpr int ntn = N / 8;
-  static_assert((4 * ntn) % 2 == 0 && ntn % 2 == 0, "tiles come in pairs");
+  static_assert((4 * ntn) % (2 * kCW) == 0, "tile pairs split evenly over the warps");
 #pragma unroll 1
-  for (int tp = wp; tp < 2 * ntn; tp += kCW) {  // two tiles (row blocks m, m + 2) at a time: independent chains
+  for (int tp = wp; tp < 4 * ntn; tp += 2 * kCW) {  // two tiles (tp, tp + kCW) at a time: independent chains
     int m0[2], n0[2];
     float c[2][4] = {};
 #pragma unroll
-    for (int u = 0; u < 2; ++u) m0[u] = (tp / ntn + 2 * u) * 16, n0[u] = tp % ntn * 8;
+    for (int u = 0; u < 2; ++u) m0[u] = (tp + kCW * u) / ntn * 16, n0[u] = (tp + kCW * u) % ntn * 8;
 #pragma unroll
     for (int k0 = 0; k0 < Kd; k0 += 8) {
 #pragma unroll
