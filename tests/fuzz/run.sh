@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Fuzzes the GGUF and safetensors header parsers: builds each libFuzzer target straight from the
-# pure-C++ sources with clang (ASan + UBSan) into a temp dir and runs it for JET_FUZZ_TIME seconds
-# (default 20) on a copy of its seed corpus (tests/fuzz/corpus_<name>/). Exits non-zero on any crash,
+# Fuzzes the model-file readers: GGUF and safetensors headers, HF config.json (ModelConfig), and the
+# tokenizer files (tokenizer.json + tokenizer_config.json). Builds each libFuzzer target straight from
+# the pure-C++ sources with clang (ASan + UBSan) into a temp dir and runs it for JET_FUZZ_TIME seconds
+# (default 15) on a copy of its seed corpus (tests/fuzz/corpus_<name>/). Exits non-zero on any crash,
 # leak, timeout or sanitizer report, keeping the reproducer; exits 77 (ctest: skipped) without clang.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-secs=${JET_FUZZ_TIME:-20}
+secs=${JET_FUZZ_TIME:-15}
 cxx=${JET_FUZZ_CXX:-clang++}
 
 if ! command -v "$cxx" >/dev/null; then
@@ -27,9 +28,11 @@ if ! "$cxx" "${flags[@]}" "$work/probe.cpp" -o "$work/probe" 2>"$work/probe.log"
   exit 77
 fi
 
-targets=(gguf safetensors)
+targets=(gguf safetensors config tokenizer)
 sources_gguf=("$root/src/io/gguf.cpp" "$root/src/io/gguf_dequant.cpp" "$root/src/core/mmap.cpp")
 sources_safetensors=("$root/src/io/safetensors.cpp" "$root/src/core/mmap.cpp")
+sources_config=("$root/src/model/config.cpp" "$root/src/io/hf_json.cpp" "$root/src/core/fs.cpp")
+sources_tokenizer=("$root/src/text/tokenizer.cpp" "${sources_gguf[@]}" -lpcre2-8)
 
 status=0
 echo "== build: ${targets[*]/#/fuzz_} (in parallel)"
