@@ -197,7 +197,9 @@ def main():
                                        f"{len(records)} records")
         p = jet(*base[:-3], "--shard-tokens", "1", "--no-progress", "--input", train, "--holdout-input", held,
                 "--out", j, "--stop-after-shards", "10")
-        check(p.returncode == 0 and "resumed: 200 shard(s)" in p.stdout, f"and resumes from it: {p.stdout.strip()[-60:]!r}")
+        n = sum("shard" in json.loads(line)
+                for line in open(os.path.join(j + ".partial", "progress.jsonl")).read().split("\n")[1:-1])
+        check(p.returncode == 0 and n == 210, f"a rerun resumes from it and appends: {n} shard records after 10 more")
 
         # --force replaces an existing data set.
         p = jet(*base, "--input", train, "--holdout-input", held, "--out", e, "--force")

@@ -208,8 +208,8 @@ def main():
                 s.join(8)
             cut = [s.closed_after for s in slow + [slow_body]]
             check(all(c is not None and 2.5 < c < 6 for c in cut),
-                  f"slow header / body clients are cut after --request-timeout 3: {min(cut or [0]):.1f}..."
-                  f"{max(c or 99 for c in cut):.1f} s")
+                  f"slow header / body clients are cut after --request-timeout 3: "
+                  f"{sorted(round(c, 1) if c else None for c in cut)[:: max(1, len(cut) - 1)]} s")
             # The idle ones were closed by the same timeout; the server answers again at once.
             closed = 0
             for s in idle:
