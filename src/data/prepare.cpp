@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <memory>
 
@@ -138,15 +139,13 @@ void Preparer::start_journal() {
 }
 
 void Preparer::append_journal(const json& line) {
-  const std::string text = line.dump() + "\n";
+  // Not synced: the shard it records is already durable (written, synced, renamed), so a record lost
+  // to a crash only makes the next run write that shard again; a torn last line is ignored.
   const std::string path = journal_path(stage_);
-  FILE* f = std::fopen(path.c_str(), "ab");
-  JET_CHECK(f, "{}: cannot append ({})", path, std::strerror(errno));
-  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  ok = (std::fflush(f) == 0) && ok;
-  ok = (fsync(fileno(f)) == 0) && ok;
-  ok = (std::fclose(f) == 0) && ok;
-  JET_CHECK(ok, "{}: cannot append ({})", path, std::strerror(errno));
+  std::ofstream f(path, std::ios::binary | std::ios::app);
+  f << line.dump() << '\n';
+  f.flush();
+  JET_CHECK(f.good(), "{}: cannot append ({})", path, std::strerror(errno));
 }
 
 bool Preparer::read_journal() {

@@ -140,6 +140,19 @@ def timed_complete(port, timeout=10, **kw):
         c.close()
 
 
+def count_closed(socks, wait):
+    """How many of the (silent) sockets the server has closed; closes them all."""
+    closed = 0
+    for s in socks:
+        s.settimeout(wait)
+        try:
+            closed += s.recv(1) == b""
+        except (socket.timeout, OSError):
+            pass
+        s.close()
+    return closed
+
+
 def rss_mb(pid):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
@@ -211,14 +224,7 @@ def main():
                   f"slow header / body clients are cut after --request-timeout 3: "
                   f"{sorted(round(c, 1) if c else None for c in cut)[:: max(1, len(cut) - 1)]} s")
             # The idle ones were closed by the same timeout; the server answers again at once.
-            closed = 0
-            for s in idle:
-                s.settimeout(0.01)
-                try:
-                    closed += s.recv(1) == b""
-                except (socket.timeout, OSError):
-                    pass
-                s.close()
+            closed = count_closed(idle, 0.01)
             idle = []
             st, dt = timed_get(port)
             check(closed == 200 and st == 200 and dt < 1, f"idle connections closed after the timeout ({closed}/200)")
@@ -344,14 +350,7 @@ def main():
             idle = [connect(srv.port) for _ in range(8)]
             time.sleep(0.2)
             st, dt = timed_get(srv.port)
-            evicted = 0
-            for s in idle:
-                s.settimeout(0.5)
-                try:
-                    evicted += s.recv(1) == b""
-                except (socket.timeout, OSError):
-                    pass
-                s.close()
+            evicted = count_closed(idle, 0.5)
             check(st == 200 and dt < 2 and evicted >= 1, f"8 idle at --max-connections 8: /health {st} ({evicted} evicted)")
             results = [None] * 3
 
