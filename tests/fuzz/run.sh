@@ -29,24 +29,35 @@ if ! "$cxx" "${flags[@]}" "$work/probe.cpp" -o "$work/probe" 2>"$work/probe.log"
 fi
 
 targets=(gguf safetensors config tokenizer)
-sources_gguf=("$root/src/io/gguf.cpp" "$root/src/io/gguf_dequant.cpp" "$root/src/core/mmap.cpp")
-sources_safetensors=("$root/src/io/safetensors.cpp" "$root/src/core/mmap.cpp")
-sources_config=("$root/src/model/config.cpp" "$root/src/io/hf_json.cpp" "$root/src/core/fs.cpp")
-sources_tokenizer=("$root/src/text/tokenizer.cpp" "${sources_gguf[@]}" -lpcre2-8)
+# Library sources (relative to src/) each target links; every source is compiled once, two at a time.
+libs_gguf="io/gguf io/gguf_dequant core/mmap"
+libs_safetensors="io/safetensors core/mmap"
+libs_config="model/config io/hf_json core/fs"
+libs_tokenizer="text/tokenizer $libs_gguf"
 
 status=0
-echo "== build: ${targets[*]/#/fuzz_} (in parallel)"
-pids=()
+echo "== build: ${targets[*]/#/fuzz_}"
+mkdir -p "$work/obj"
+units=$(for name in "${targets[@]}"; do v="libs_$name"; echo "${!v}"; done | tr ' ' '\n' | sort -u)
+compile() {  # compile SRC OBJ
+  "$cxx" "${flags[@]}" -c "$1" -o "$2" >"$2.log" 2>&1 || { cat "$2.log"; echo "FAIL: $1 does not build"; return 1; }
+}
+export -f compile
+export cxx work
+export flags_str="${flags[*]}"
+if ! { for u in $units; do echo "$root/src/$u.cpp $work/obj/${u//\//_}.o"; done
+       for name in "${targets[@]}"; do echo "$here/fuzz_$name.cpp $work/obj/fuzz_$name.o"; done; } |
+     xargs -P 2 -n 2 bash -c 'flags=($flags_str); compile "$0" "$1"'; then
+  exit 1
+fi
 for name in "${targets[@]}"; do
-  src_var="sources_${name}[@]"
-  "$cxx" "${flags[@]}" "$here/fuzz_$name.cpp" "${!src_var}" -o "$work/fuzz_$name" \
-    >"$work/build_$name.log" 2>&1 &
-  pids+=($!)
-done
-for i in "${!targets[@]}"; do
-  if ! wait "${pids[$i]}"; then
-    cat "$work/build_${targets[$i]}.log"
-    echo "FAIL: fuzz_${targets[$i]} does not build"
+  v="libs_$name"
+  objs=("$work/obj/fuzz_$name.o")
+  for u in ${!v}; do objs+=("$work/obj/${u//\//_}.o"); done
+  extra=(); [ "$name" = tokenizer ] && extra=(-lpcre2-8)
+  if ! "$cxx" "${flags[@]}" "${objs[@]}" "${extra[@]}" -o "$work/fuzz_$name" >"$work/link_$name.log" 2>&1; then
+    cat "$work/link_$name.log"
+    echo "FAIL: fuzz_$name does not link"
     exit 1
   fi
 done
