@@ -8,6 +8,7 @@ BUILD=build-gpu
 device_phase1() {
   mkdir -p $DEV/root
   for f in .devdeps/deb/*.deb; do dpkg -x "$f" $DEV/root; done
+  mkdir -p $DEV/root/usr/include && tar -C $DEV/root/usr/include -xJf .devdeps/boost-headers.tar.xz
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target $DEV/site .devdeps/whl/*.whl > $DEV/pip.log 2>&1
   cp .teacher1/part $DEV/teacher.part1

@@ -10,7 +10,7 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # 1. System packages (Debian): toolchain and the small libraries jet links.
 PKGS=(cmake ninja-build g++ ccache python3-venv unzip nlohmann-json3-dev libcli11-dev
-      libpcre2-dev libcpp-httplib-dev libgtest-dev libfmt-dev clang libclang-rt-14-dev)
+      libpcre2-dev libboost1.74-dev libgtest-dev libfmt-dev clang libclang-rt-14-dev)
 bash scripts/apt_need.sh "${PKGS[@]}"
 
 # 2. Python venv: LibTorch comes from the torch wheel; transformers/tokenizers/gguf are test oracles.

@@ -38,6 +38,7 @@ void setup_prepare(CLI::App& app) {
   app.add_option("--tokenizer", o->tokenizer, "GGUF file, HF directory or tokenizer.json")->required();
   app.add_option("--out", o->out, "output directory (appears only when complete)")->required();
   app.add_option("--shard-tokens", o->shard_tokens, "tokens per shard (default 4194304)");
+  app.add_option("--max-input-bytes", o->max_input_bytes, "largest input file read (default 1073741824 = 1 GiB)");
   app.add_flag("--force", o->force, "replace an existing output directory");
   app.add_flag("!--no-progress", o->progress, "no progress bar");
   app.add_option("--stop-after-shards", o->stop_after_shards, "(tests) stop after writing N shards, as if killed");

@@ -40,6 +40,10 @@ void run(const Opts& o) {
   JET_CHECK(!o.model.empty(), "--model is required");
   JET_CHECK(o.server.port >= 0 && o.server.port <= 65535, "--port must be in [0, 65535], got {}", o.server.port);
   JET_CHECK(o.sched.threads >= 0, "--threads must be >= 0, got {}", o.sched.threads);
+  JET_CHECK(o.server.http_threads >= 0, "--http-threads must be >= 0, got {}", o.server.http_threads);
+  JET_CHECK(o.server.max_connections >= 1 && o.server.max_queue >= 1, "--max-connections and --max-queue must be >= 1");
+  JET_CHECK(o.server.request_timeout > 0 && o.server.request_timeout <= 3600, "--request-timeout must be in (0, 3600]");
+  JET_CHECK(o.server.shutdown_timeout >= 0 && o.server.shutdown_timeout <= 3600, "--shutdown-timeout must be in [0, 3600]");
   if (o.sched.threads > 0) at::set_num_threads(o.sched.threads);
   auto ck = jet::model::load_checkpoint(o.model);
   JET_CHECK(ck.tokenizer, "{}: no tokenizer (an HF directory needs tokenizer.json)", ck.path);
@@ -87,6 +91,12 @@ void setup(CLI::App& app) {
   jet::cli::add_device_options(app, o->device, o->dtype);
   app.add_option("--threads", o->sched.threads, "intra-op CPU threads, 0 = default (default 0)");
   app.add_option("--http-threads", o->server.http_threads, "HTTP worker threads (default 2 * max batch + 4)");
+  app.add_option("--max-connections", o->server.max_connections, "open connections at most (default 256)");
+  app.add_option("--max-queue", o->server.max_queue, "requests waiting for a worker at most, beyond: 503 (default 64)");
+  app.add_option("--request-timeout", o->server.request_timeout,
+                 "seconds for a request to arrive whole, and for a stalled write (default 30)");
+  app.add_option("--shutdown-timeout", o->server.shutdown_timeout,
+                 "seconds requests in flight get after SIGTERM before they are cancelled (default 8)");
   jet::cli::add_engine_options(app, o->sched.prefill_chunk, o->no_graph);
   app.callback([o] { run(*o); });
 }

@@ -2,7 +2,9 @@
 #include "core/fs.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,6 +50,51 @@ std::string read_file(const std::string& path) {
   ss << f.rdbuf();
   JET_CHECK(!f.bad(), "{}: cannot read ({})", path, std::strerror(errno));
   return ss.str();
+}
+
+std::string read_regular_file(const std::string& path, int64_t max_bytes, const std::string& raise) {
+  // O_NONBLOCK: opening a FIFO does not wait for a writer; fstat then rejects it.
+  const int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  JET_CHECK(fd >= 0, "{}: cannot read ({})", path, std::strerror(errno));
+  std::string out;
+  try {
+    struct stat st;
+    JET_CHECK(fstat(fd, &st) == 0, "{}: cannot read ({})", path, std::strerror(errno));
+    JET_CHECK(S_ISREG(st.st_mode), "{}: not a regular file", path);
+    JET_CHECK(st.st_size <= max_bytes, "{}: {} bytes, more than the limit of {} ({})", path, st.st_size,
+              max_bytes, raise);
+    out.resize(static_cast<size_t>(st.st_size));
+    size_t got = 0;
+    while (got < out.size()) {
+      const ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+      if (n < 0 && errno == EINTR) continue;
+      JET_CHECK(n >= 0, "{}: cannot read ({})", path, std::strerror(errno));
+      if (n == 0) break;
+      got += static_cast<size_t>(n);
+    }
+    out.resize(got);  // the file shrank while being read: the caller's content hash tells
+  } catch (...) {
+    close(fd);
+    throw;
+  }
+  close(fd);
+  return out;
+}
+
+int remove_stale_temp_files(const std::string& dir) {
+  if (!is_directory(dir)) return 0;
+  int removed = 0;
+  for (const std::string& rel : list_files(dir)) {
+    const auto at = rel.rfind(".tmp.");
+    if (at == std::string::npos) continue;
+    const std::string digits = rel.substr(at + 5);
+    if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(digits));
+    // kill(pid, 0) fails with ESRCH when no such process runs (EPERM: one runs, under another user).
+    if (pid != getpid() && (kill(pid, 0) == 0 || errno != ESRCH)) continue;
+    if (std::remove((dir + "/" + rel).c_str()) == 0) ++removed;
+  }
+  return removed;
 }
 
 bool is_directory(const std::string& path) {

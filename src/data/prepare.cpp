@@ -6,8 +6,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <memory>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -30,7 +34,10 @@ struct Doc {
   std::string path, id;  // id: the path relative to its input directory (the file name for a file input)
   int64_t bytes = 0;
   uint64_t hash = 0;     // of the contents
+  bool blank = false;    // only white space
 };
+
+bool blank(const std::string& text) { return text.find_first_not_of(" \t\r\n\f\v") == std::string::npos; }
 
 struct Inputs {
   std::vector<Doc> docs;
@@ -46,7 +53,7 @@ bool ends_with(const std::string& s, const std::string& suf) {
   return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
 }
 
-Inputs collect(const std::vector<std::string>& args, const std::string& flag) {
+Inputs collect(const std::vector<std::string>& args, const std::string& flag, int64_t max_bytes) {
   Inputs in;
   for (const std::string& a : args) {
     JET_CHECK(!a.empty(), "{}: empty path", flag);
@@ -63,7 +70,7 @@ Inputs collect(const std::vector<std::string>& args, const std::string& flag) {
       if (path_exists(src)) {
         json s;
         try {
-          s = json::parse(read_file(src));
+          s = json::parse(read_regular_file(src, max_bytes, "--max-input-bytes raises it"));
         } catch (const json::exception&) {
           JET_FAIL("{}: not valid JSON", src);
         }
@@ -78,14 +85,17 @@ Inputs collect(const std::vector<std::string>& args, const std::string& flag) {
     }
   }
   for (Doc& d : in.docs) {
-    const std::string text = read_file(d.path);
+    const std::string text = read_regular_file(d.path, max_bytes, "--max-input-bytes raises it");
     d.bytes = static_cast<int64_t>(text.size());
     d.hash = fnv1a64(text);
+    d.blank = blank(text);
   }
   return in;
 }
 
-// One split's state, as recorded in OUT.partial/progress.json after every shard.
+// One split's state, as recorded in the journal OUT.partial/progress.jsonl: a first line
+// {"fingerprint"}, then one line per event, appended: {"split", "shard": {...}} after each shard is
+// in place, {"split", "done", "documents", "skipped_empty"} at a split's end.
 struct SplitState {
   json shards = json::array();  // [{file, tokens, next_doc, next_offset, skipped_empty}]
   bool done = false;
@@ -100,8 +110,9 @@ class Preparer {
   PrepareResult run();
 
  private:
-  void write_progress();
-  void remove_temp_files();  // write_file_atomic's path.tmp.<pid> files left in the stage
+  void start_journal();                 // rewrites it whole: the fingerprint and state_ (once per run)
+  void append_journal(const json& line);  // one event, O(1)
+  bool read_journal();                  // state_ from the journal; false if absent, foreign or unreadable
   // Tokenises docs into stage/<split>/; false if stop_after_shards stopped it.
   bool tokenise(const std::string& split, const std::vector<Doc>& docs, SplitState& st, Progress* bar);
 
@@ -113,17 +124,76 @@ class Preparer {
   PrepareResult result_;
 };
 
-void Preparer::remove_temp_files() {
-  for (const std::string& rel : list_files(stage_))
-    if (rel.find(".tmp.") != std::string::npos) remove_tree(stage_ + "/" + rel);
+std::string journal_path(const std::string& stage) { return stage + "/progress.jsonl"; }
+
+void Preparer::start_journal() {
+  std::string text = json{{"fingerprint", fingerprint_}}.dump() + "\n";
+  for (auto& [name, st] : state_) {
+    for (const json& sh : st.shards) text += json{{"split", name}, {"shard", sh}}.dump() + "\n";
+    if (st.done)
+      text += json{{"split", name}, {"done", true}, {"documents", st.documents}, {"skipped_empty", st.skipped_empty}}
+                  .dump() +
+              "\n";
+  }
+  write_file_atomic(journal_path(stage_), text);
 }
 
-void Preparer::write_progress() {
-  json p = {{"fingerprint", fingerprint_}, {"splits", json::object()}};
-  for (auto& [name, st] : state_)
-    p["splits"][name] = {{"shards", st.shards}, {"done", st.done}, {"documents", st.documents},
-                         {"skipped_empty", st.skipped_empty}};
-  write_file_atomic(stage_ + "/progress.json", p.dump(1));
+void Preparer::append_journal(const json& line) {
+  // Not synced: the shard it records is already durable (written, synced, renamed), so a record lost
+  // to a crash only makes the next run write that shard again; a torn last line is ignored.
+  const std::string path = journal_path(stage_);
+  std::ofstream f(path, std::ios::binary | std::ios::app);
+  f << line.dump() << '\n';
+  f.flush();
+  JET_CHECK(f.good(), "{}: cannot append ({})", path, std::strerror(errno));
+}
+
+bool Preparer::read_journal() {
+  const std::string path = journal_path(stage_);
+  if (!path_exists(path)) return false;
+  std::map<std::string, SplitState> st;
+  st["train"];
+  st["holdout"];
+  try {
+    const std::string text = read_file(path);
+    size_t pos = 0;
+    bool first = true;
+    while (pos < text.size()) {
+      const size_t nl = text.find('\n', pos);
+      if (nl == std::string::npos) break;  // a line cut by a kill: ignored (start_journal() rewrites the file)
+      const json line = json::parse(text.substr(pos, nl - pos));
+      pos = nl + 1;
+      if (first) {
+        if (line.value("fingerprint", "") != fingerprint_) return false;
+        first = false;
+        continue;
+      }
+      SplitState& s = st.at(line.at("split").get<std::string>());
+      JET_CHECK(!s.done, "{}: a record after its split's end", path);
+      if (line.contains("shard")) {
+        s.shards.push_back(line["shard"]);
+      } else {
+        s.done = line.at("done").get<bool>();
+        s.documents = line.at("documents").get<int64_t>();
+        s.skipped_empty = line.at("skipped_empty").get<int64_t>();
+      }
+    }
+    if (first) return false;
+    for (const auto& [name, split] : st)
+      for (const json& sh : split.shards) {
+        const std::string f = stage_ + "/" + name + "/" + sh.at("file").get<std::string>();
+        const int64_t want = kShardHeaderBytes + sh.at("tokens").get<int64_t>() * token_width(tok_.vocab_size());
+        struct stat info;
+        JET_CHECK(stat(f.c_str(), &info) == 0, "{}: listed in the progress record but missing", f);
+        JET_CHECK(info.st_size == want, "{}: {} bytes, the progress record says {}", f, info.st_size, want);
+      }
+  } catch (const json::exception&) {
+    return false;
+  } catch (const Error&) {
+    return false;
+  }
+  state_ = std::move(st);
+  return true;
 }
 
 bool Preparer::tokenise(const std::string& split, const std::vector<Doc>& docs, SplitState& st, Progress* bar) {
@@ -138,10 +208,18 @@ bool Preparer::tokenise(const std::string& split, const std::vector<Doc>& docs, 
     result_.resumed_shards += static_cast<int64_t>(st.shards.size());
   }
   if (bar) bar->update(static_cast<int64_t>(first_doc));
+  // Tokens not yet in a shard: buf[head..]. The consumed front is dropped only when it is the larger
+  // part, so cutting many small shards off a long document stays linear.
   std::vector<int32_t> buf;
+  size_t head = 0;
+  auto pending = [&] { return buf.size() - head; };
   auto flush = [&](size_t n, size_t next_doc, int64_t next_offset) {
-    std::vector<int32_t> shard(buf.begin(), buf.begin() + n);
-    buf.erase(buf.begin(), buf.begin() + n);
+    std::vector<int32_t> shard(buf.begin() + head, buf.begin() + head + n);
+    head += n;
+    if (head * 2 >= buf.size()) {
+      buf.erase(buf.begin(), buf.begin() + head);
+      head = 0;
+    }
     const std::string file = shard_name(st.shards.size());
     write_file_atomic(stage_ + "/" + split + "/" + file, encode_shard(shard, vocab));
     st.shards.push_back({{"file", file},
@@ -149,14 +227,14 @@ bool Preparer::tokenise(const std::string& split, const std::vector<Doc>& docs, 
                          {"next_doc", next_doc},
                          {"next_offset", next_offset},
                          {"skipped_empty", skipped_empty}});
-    write_progress();
+    append_journal({{"split", split}, {"shard", st.shards.back()}});
     ++shards_written_;
   };
   const auto S = static_cast<size_t>(o_.shard_tokens);
   for (size_t d = first_doc; d < docs.size(); ++d) {
-    const std::string text = read_file(docs[d].path);
+    const std::string text = read_regular_file(docs[d].path, o_.max_input_bytes, "--max-input-bytes raises it");
     JET_CHECK(fnv1a64(text) == docs[d].hash, "{}: changed while being tokenised", docs[d].path);
-    if (text.find_first_not_of(" \t\r\n\f\v") == std::string::npos) {
+    if (blank(text)) {
       ++skipped_empty;
       if (bar) bar->update(1);
       continue;
@@ -170,8 +248,8 @@ bool Preparer::tokenise(const std::string& split, const std::vector<Doc>& docs, 
     skip = 0;
     // The buffer held < S tokens before this document, so whatever is left after a flush is this
     // document's tail: the next shard starts at its token len - left.
-    while (buf.size() >= S) {
-      const auto left = static_cast<int64_t>(buf.size() - S);
+    while (pending() >= S) {
+      const auto left = static_cast<int64_t>(pending() - S);
       if (left == 0)
         flush(S, d + 1, 0);
       else
@@ -180,12 +258,12 @@ bool Preparer::tokenise(const std::string& split, const std::vector<Doc>& docs, 
     }
     if (bar) bar->update(1, fmt::format("{} {}", split, docs[d].id));
   }
-  if (!buf.empty()) flush(buf.size(), docs.size(), 0);
+  if (pending() > 0) flush(pending(), docs.size(), 0);
   JET_CHECK(!st.shards.empty(), "{}: the {} documents hold no text", split, docs.size());
   st.documents = static_cast<int64_t>(docs.size()) - skipped_empty;
   st.skipped_empty = skipped_empty;
   st.done = true;
-  write_progress();
+  append_journal({{"split", split}, {"done", true}, {"documents", st.documents}, {"skipped_empty", skipped_empty}});
   return !(o_.stop_after_shards >= 0 && shards_written_ >= o_.stop_after_shards);
 }
 
@@ -194,13 +272,14 @@ PrepareResult Preparer::run() {
   JET_CHECK(!o_.inputs.empty(), "--input: give at least one file or directory");
   JET_CHECK(!o_.out.empty(), "--out: give the output directory");
   JET_CHECK(o_.shard_tokens > 0, "--shard-tokens must be positive, got {}", o_.shard_tokens);
+  JET_CHECK(o_.max_input_bytes > 0, "--max-input-bytes must be positive, got {}", o_.max_input_bytes);
   JET_CHECK(o_.holdout_inputs.empty() ? (o_.holdout > 0 && o_.holdout <= 0.5) : true,
             "--holdout must be in (0, 0.5], got {}", o_.holdout);
   std::string out = o_.out;
   while (out.size() > 1 && out.back() == '/') out.pop_back();
   JET_CHECK(o_.force || !path_exists(out), "{}: already exists (pass --force to replace it)", out);
-  Inputs train = collect(o_.inputs, "--input");
-  Inputs held = o_.holdout_inputs.empty() ? Inputs{} : collect(o_.holdout_inputs, "--holdout-input");
+  Inputs train = collect(o_.inputs, "--input", o_.max_input_bytes);
+  Inputs held = o_.holdout_inputs.empty() ? Inputs{} : collect(o_.holdout_inputs, "--holdout-input", o_.max_input_bytes);
   for (const Doc& h : held.docs)
     for (const Doc& t : train.docs)
       JET_CHECK(h.path != t.path, "{}: given both as --input and as --holdout-input", h.path);
@@ -235,6 +314,11 @@ PrepareResult Preparer::run() {
     split_rule = "holdout = the documents of --holdout-input (a source not used for training); train = --input";
   }
 
+  for (const auto& [name, docs] : {std::pair<const char*, const std::vector<Doc>*>{"train", &train.docs},
+                                   {"holdout", &held.docs}})
+    JET_CHECK(std::any_of(docs->begin(), docs->end(), [](const Doc& d) { return !d.blank; }),
+              "the {} documents of the {} split hold no text (only white space)", docs->size(), name);
+
   const uint64_t tok_hash = fnv1a64(tok_.to_hf_json().dump());
   json fp = {{"tokenizer", hex(tok_hash)}, {"shard_tokens", o_.shard_tokens}, {"rule", split_rule}};
   for (const auto* split : {&train, &held})
@@ -245,40 +329,7 @@ PrepareResult Preparer::run() {
 
   // Resume from OUT.partial when its progress record has the same fingerprint; else start afresh.
   stage_ = out + ".partial";
-  bool resume = false;
-  if (path_exists(stage_ + "/progress.json")) {
-    try {
-      const json p = json::parse(read_file(stage_ + "/progress.json"));
-      if (p.value("fingerprint", "") == fingerprint_) {
-        for (const char* name : {"train", "holdout"}) {
-          SplitState st;
-          if (p.at("splits").contains(name)) {
-            const json& s = p["splits"][name];
-            st.shards = s.at("shards");
-            st.done = s.at("done").get<bool>();
-            st.documents = s.at("documents").get<int64_t>();
-            st.skipped_empty = s.at("skipped_empty").get<int64_t>();
-          }
-          for (const json& sh : st.shards) {
-            const std::string f = stage_ + "/" + name + "/" + sh.at("file").get<std::string>();
-            const int64_t want = kShardHeaderBytes + sh.at("tokens").get<int64_t>() * token_width(tok_.vocab_size());
-            FILE* fh = std::fopen(f.c_str(), "rb");
-            JET_CHECK(fh, "{}: listed in the progress record but missing", f);
-            std::fseek(fh, 0, SEEK_END);
-            const long size = std::ftell(fh);
-            std::fclose(fh);
-            JET_CHECK(size == want, "{}: {} bytes, the progress record says {}", f, size, want);
-          }
-          state_[name] = st;
-        }
-        resume = true;
-      }
-    } catch (const json::exception&) {
-      resume = false;
-    } catch (const Error&) {
-      resume = false;
-    }
-  }
+  const bool resume = read_journal();
   if (!resume) {
     state_.clear();
     remove_tree(stage_);
@@ -287,8 +338,8 @@ PrepareResult Preparer::run() {
   }
   make_dirs(stage_ + "/train");
   make_dirs(stage_ + "/holdout");
-  remove_temp_files();  // a killed run's half-written temp files
-  write_progress();
+  remove_stale_temp_files(stage_);  // a killed run's half-written temp files
+  start_journal();
 
   const int64_t total_docs = static_cast<int64_t>(train.docs.size() + held.docs.size());
   std::unique_ptr<Progress> bar;
@@ -332,8 +383,8 @@ PrepareResult Preparer::run() {
                             {"skipped_empty", sum.skipped_empty}, {"shards", shards}};
   }
   write_file_atomic(stage_ + "/meta.json", meta.dump(1) + "\n");
-  std::remove((stage_ + "/progress.json").c_str());
-  remove_temp_files();
+  std::remove(journal_path(stage_).c_str());
+  remove_stale_temp_files(stage_);
   if (path_exists(out)) remove_tree(out);  // --force (checked above)
   JET_CHECK(std::rename(stage_.c_str(), out.c_str()) == 0, "{}: cannot rename {} to it ({})", out, stage_,
             std::strerror(errno));

@@ -36,6 +36,8 @@ constexpr DTypeInfo kDTypes[] = {
     {DType::F64, "F64", 8},   {DType::F8_E4M3, "F8_E4M3", 1}, {DType::F8_E5M2, "F8_E5M2", 1},
 };
 
+constexpr uint64_t kMaxHeaderBytes = 100000000;  // the reference implementation's limit
+
 const DTypeInfo& info(DType d) {
   for (const auto& i : kDTypes)
     if (i.dtype == d) return i;
@@ -62,7 +64,11 @@ File File::parse(const uint8_t* data, size_t size, const std::string& name) {
   for (int i = 7; i >= 0; --i) n = (n << 8) | data[i];
   JET_CHECK(n <= size - 8, "{}: truncated safetensors file (header of {} bytes, file has {})", name,
             n, size);
+  JET_CHECK(n <= kMaxHeaderBytes, "{}: safetensors header of {} bytes (at most {})", name, n, kMaxHeaderBytes);
   const char* hbegin = reinterpret_cast<const char*>(data + 8);
+  // The JSON parser would take a NUL byte for the end of its input and ignore what follows; valid JSON
+  // never holds one (strings escape control characters).
+  JET_CHECK(std::memchr(hbegin, 0, n) == nullptr, "{}: safetensors header holds a NUL byte", name);
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(hbegin, hbegin + n);
@@ -73,6 +79,7 @@ File File::parse(const uint8_t* data, size_t size, const std::string& name) {
   const uint8_t* buf = data + 8 + n;
   const size_t buf_size = size - 8 - n;
 
+  std::vector<std::pair<uint64_t, uint64_t>> spans;  // [begin, end) of each tensor, for the layout rules
   for (const auto& [key, val] : header.items()) {
     if (key == "__metadata__") {
       JET_CHECK(val.is_object(), "{}: __metadata__ is not an object", name);
@@ -121,7 +128,20 @@ File File::parse(const uint8_t* data, size_t size, const std::string& name) {
     v.data = buf + b;
     v.nbytes = e - b;
     f.tensors_.push_back(std::move(v));
+    spans.emplace_back(b, e);
   }
+  // As the reference implementation: the tensors tile the data buffer exactly, in offset order from 0
+  // to its end (no gap, no overlap, no trailing bytes). A header length that is off by even one byte
+  // (JSON still valid thanks to padding) therefore shifts the buffer and is rejected.
+  std::sort(spans.begin(), spans.end());
+  uint64_t at = 0;
+  for (const auto& [b, e] : spans) {
+    JET_CHECK(b == at, "{}: tensor data at bytes [{}, {}) {} (the tensors must tile the data buffer)", name, b, e,
+              b < at ? "overlaps the previous tensor" : "leaves a gap after the previous tensor");
+    at = e;
+  }
+  JET_CHECK(at == buf_size, "{}: the tensors cover {} bytes of a data buffer of {} (header length {} is off, or "
+            "bytes trail the data)", name, at, buf_size, n);
   std::sort(f.tensors_.begin(), f.tensors_.end(),
             [](const TensorView& a, const TensorView& b) { return a.data < b.data; });
   return f;

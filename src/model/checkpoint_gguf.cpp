@@ -69,12 +69,9 @@ ModelConfig ModelConfig::from_gguf(const gguf::File& f) {
   c.num_hidden_layers = f.get_int(key("block_count"));
   c.num_attention_heads = f.get_int(key("attention.head_count"));
   c.num_key_value_heads = int_or(key("attention.head_count_kv"), c.num_attention_heads);
-  JET_CHECK(c.hidden_size > 0 && c.intermediate_size > 0 && c.num_hidden_layers > 0 &&
-                c.num_attention_heads > 0 && c.num_key_value_heads > 0 &&
-                c.num_attention_heads % c.num_key_value_heads == 0,
-            "{}: inconsistent model sizes in the metadata", f.path());
-  c.head_dim = int_or(key("attention.key_length"), c.hidden_size / c.num_attention_heads);
-  JET_CHECK(c.head_dim > 0 && c.head_dim % 2 == 0, "{}: bad head dimension {}", f.path(), c.head_dim);
+  c.head_dim = int_or(key("attention.key_length"), 0);  // 0: validate() derives it
+  JET_CHECK(!f.has(key("attention.key_length")) || c.head_dim > 0, "{}: {} = {} must be positive", f.path(),
+            key("attention.key_length"), c.head_dim);
   c.rms_norm_eps = f32_value(f, key("attention.layer_norm_rms_epsilon"));
   c.rope.theta = f.has(key("rope.freq_base")) ? f32_value(f, key("rope.freq_base")) : 10000.0;
   if (f.has(key("rope.scaling.type"))) {
@@ -102,7 +99,9 @@ ModelConfig ModelConfig::from_gguf(const gguf::File& f) {
   c.tie_word_embeddings = f.find("output.weight") == nullptr;
   c.bos_token_id = int_or("tokenizer.ggml.bos_token_id", -1);
   if (f.has("tokenizer.ggml.eos_token_id")) c.eos_token_ids = {f.get_int("tokenizer.ggml.eos_token_id")};
+  c.validate_sizes(f.path());
   c.layer_types.assign(c.num_hidden_layers, "attn");
+  c.validate(f.path());
   return c;
 }
 
@@ -114,11 +113,18 @@ Checkpoint load_gguf_checkpoint(const std::string& path, const LoadOptions& opts
   if (opts.tokenizer && f.has("tokenizer.ggml.tokens"))
     ck.tokenizer = std::make_shared<text::Tokenizer>(text::Tokenizer::from_gguf(f));
   if (!opts.weights) return ck;
-  const bool permuted = ck.config.model_type == "llama";
+  // Names and shapes are checked against the config (on meta tensors) before anything is dequantised.
+  io::TensorMap shapes;
   for (const auto& t : f.tensors()) {
     const std::string name = hf_name(t.name);
     JET_CHECK(!name.empty(), "{}: unexpected tensor '{}' for a {} model", path, t.name,
               ck.config.model_type);
+    shapes[name] = at::empty(t.shape, at::TensorOptions().dtype(at::kFloat).device(at::kMeta));
+  }
+  CausalLM(ck.config).check_weights(shapes, path);
+  const bool permuted = ck.config.model_type == "llama";
+  for (const auto& t : f.tensors()) {
+    const std::string name = hf_name(t.name);
     at::Tensor w = io::gguf_tensor(f, t);
     if (permuted && name.find(".self_attn.q_proj.") != std::string::npos)
       w = unpermute_rows(w, ck.config.num_attention_heads);
@@ -126,7 +132,6 @@ Checkpoint load_gguf_checkpoint(const std::string& path, const LoadOptions& opts
       w = unpermute_rows(w, ck.config.num_key_value_heads);
     ck.tensors[name] = w;
   }
-  CausalLM(ck.config).check_weights(ck.tensors, path);
   return ck;
 }
 

@@ -4,6 +4,7 @@
 #include "model/config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include <fmt/ranges.h>
@@ -126,6 +127,74 @@ std::string layer_type_from_hf(const std::string& t) {
 
 }  // namespace
 
+void ModelConfig::validate_sizes(const std::string& where) {
+  auto in = [&](const char* name, int64_t v, int64_t lo, int64_t hi) {
+    JET_CHECK(v >= lo && v <= hi, "{}: {} = {} is out of range [{}, {}]", where, name, v, lo, hi);
+  };
+  // Far beyond any published model, far below what would exhaust memory before the weights are read.
+  in("vocab_size", vocab_size, 1, kMaxVocab);
+  in("hidden_size", hidden_size, 1, kMaxHidden);
+  in("intermediate_size", intermediate_size, 1, kMaxIntermediate);
+  in("num_hidden_layers", num_hidden_layers, 1, kMaxLayers);
+  in("num_attention_heads", num_attention_heads, 1, kMaxHeads);
+  in("num_key_value_heads", num_key_value_heads, 1, num_attention_heads);
+  JET_CHECK(num_attention_heads % num_key_value_heads == 0,
+            "{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", where, num_attention_heads,
+            num_key_value_heads);
+  if (head_dim == 0) {
+    JET_CHECK(hidden_size % num_attention_heads == 0,
+              "{}: hidden_size {} is not a multiple of num_attention_heads {} (give head_dim)", where, hidden_size,
+              num_attention_heads);
+    head_dim = hidden_size / num_attention_heads;
+  }
+  in("head_dim", head_dim, 2, kMaxHeadDim);
+  JET_CHECK(head_dim % 2 == 0, "{}: head_dim {} must be even for RoPE", where, head_dim);
+}
+
+void ModelConfig::validate(const std::string& where) {
+  validate_sizes(where);
+  auto finite = [&](const char* name, double v, double lo, double hi) {
+    JET_CHECK(std::isfinite(v) && v >= lo && v <= hi, "{}: {} = {} must be a finite number in [{}, {}]", where, name,
+              v, lo, hi);
+  };
+  JET_CHECK(std::isfinite(rms_norm_eps) && rms_norm_eps > 0 && rms_norm_eps < 1,
+            "{}: rms_norm_eps = {} must be a finite number in (0, 1)", where, rms_norm_eps);
+  finite("rope_theta", rope.theta, 1, 1e30);
+  if (rope.scaling != RopeScaling::none) finite("rope factor", rope.factor, 1e-6, 1e6);
+  if (rope.scaling == RopeScaling::llama3) {
+    finite("rope low_freq_factor", rope.low_freq_factor, 1e-6, 1e6);
+    finite("rope high_freq_factor", rope.high_freq_factor, 1e-6, 1e6);
+    JET_CHECK(rope.high_freq_factor > rope.low_freq_factor, "{}: rope high_freq_factor {} must exceed low_freq_factor {}",
+              where, rope.high_freq_factor, rope.low_freq_factor);
+    JET_CHECK(rope.original_max_position_embeddings > 0 && rope.original_max_position_embeddings <= kMaxPositions,
+              "{}: rope original_max_position_embeddings = {} is out of range", where,
+              rope.original_max_position_embeddings);
+  }
+  JET_CHECK(max_position_embeddings >= 0 && max_position_embeddings <= kMaxPositions,
+            "{}: max_position_embeddings = {} is out of range [0, {}]", where, max_position_embeddings, kMaxPositions);
+  JET_CHECK(bos_token_id >= -1 && bos_token_id < vocab_size, "{}: bos_token_id {} is outside the vocabulary of {}",
+            where, bos_token_id, vocab_size);
+  for (int64_t e : eos_token_ids)
+    JET_CHECK(e >= 0 && e < vocab_size, "{}: eos_token_id {} is outside the vocabulary of {}", where, e, vocab_size);
+  JET_CHECK(static_cast<int64_t>(layer_types.size()) == num_hidden_layers, "{}: {} layer types for {} layers", where,
+            layer_types.size(), num_hidden_layers);
+  if (swa)
+    JET_CHECK(swa->window_size >= 1 && swa->window_size <= kMaxPositions, "{}: swa window_size = {} is out of range",
+              where, swa->window_size);
+  if (jet) {
+    JET_CHECK(jet->num_heads >= 1 && jet->num_heads <= kMaxHeads && jet->head_dim >= 1 && jet->head_dim <= kMaxHeadDim,
+              "{}: jet num_heads {} / head_dim {} are out of range", where, jet->num_heads, jet->head_dim);
+    finite("jet expand_v", jet->expand_v, 1e-3, 64);
+    JET_CHECK(jet->conv_size >= 1 && jet->conv_size <= 64, "{}: jet conv_size = {} is out of range [1, 64]", where,
+              jet->conv_size);
+    JET_CHECK(jet->dconv_generator_reduction >= 1 && jet->dconv_generator_reduction <= hidden_size,
+              "{}: jet dconv_generator_reduction = {} is out of range [1, hidden_size]", where,
+              jet->dconv_generator_reduction);
+    JET_CHECK(std::isfinite(jet->norm_eps) && jet->norm_eps > 0 && jet->norm_eps < 1,
+              "{}: jet norm_eps = {} must be a finite number in (0, 1)", where, jet->norm_eps);
+  }
+}
+
 ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& where) {
   JET_CHECK(j.is_object(), "{}: config is not a JSON object", where);
   Reader r{j, where};
@@ -148,18 +217,9 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& w
   c.num_hidden_layers = r.positive("num_hidden_layers");
   c.num_attention_heads = r.positive("num_attention_heads");
   c.num_key_value_heads = r.positive("num_key_value_heads", c.num_attention_heads);
-  JET_CHECK(c.num_attention_heads % c.num_key_value_heads == 0,
-            "{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", where,
-            c.num_attention_heads, c.num_key_value_heads);
-  if (r.has("head_dim")) {
-    c.head_dim = r.positive("head_dim");
-  } else {
-    JET_CHECK(c.hidden_size % c.num_attention_heads == 0,
-              "{}: hidden_size {} is not a multiple of num_attention_heads {} (give head_dim)",
-              where, c.hidden_size, c.num_attention_heads);
-    c.head_dim = c.hidden_size / c.num_attention_heads;
-  }
-  JET_CHECK(c.head_dim % 2 == 0, "{}: head_dim {} must be even for RoPE", where, c.head_dim);
+  c.head_dim = r.has("head_dim") ? r.positive("head_dim") : 0;  // 0: validate() derives it
+  // Sizes are checked before anything depends on them (layer_types below has one entry per layer).
+  c.validate_sizes(where);
   c.rms_norm_eps = r.number("rms_norm_eps", 1e-6);
   const std::string act = r.string("hidden_act", "silu");
   JET_CHECK(act == "silu", "{}: unsupported hidden_act '{}' (supported: silu)", where, act);
@@ -218,6 +278,7 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& w
     JET_CHECK(!used || given, "{}: layer_types uses '{}' but efficient_attention_config has no '{}'",
               where, needs, needs);
   }
+  c.validate(where);
   return c;
 }
 

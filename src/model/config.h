@@ -67,6 +67,16 @@ struct ModelConfig {
   static ModelConfig from_gguf(const gguf::File& f);
   nlohmann::json to_json() const;
 
+  // The checks every source (config.json, GGUF) passes, before anything is sized from the config:
+  // sizes within sane architectural limits (kMax*), head divisibility (head_dim 0 = hidden_size /
+  // num_attention_heads, which must divide), finite positive eps / rope values, token ids in the
+  // vocabulary. Throws "<where>: <problem>". validate_sizes() is the first part (sizes and head_dim).
+  void validate(const std::string& where);
+  void validate_sizes(const std::string& where);
+  static constexpr int64_t kMaxVocab = int64_t(1) << 24, kMaxHidden = int64_t(1) << 16,
+                           kMaxIntermediate = int64_t(1) << 20, kMaxLayers = 1024, kMaxHeads = 1024,
+                           kMaxHeadDim = 1024, kMaxPositions = int64_t(1) << 24;
+
   int64_t q_dim() const { return num_attention_heads * head_dim; }
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }
 };

@@ -130,6 +130,7 @@ DistillResult distill(model::CausalLM& student, const model::ParamList& trainabl
   AdamW adam(trainable, adam_opts);
   DistillResult res;
   int64_t start = 0;
+  remove_stale_temp_files(opts.dir);  // a checkpoint write cut by a kill (up to the optimizer state's size)
   if (path_exists(checkpoint_json(opts.dir))) {
     const std::string where = checkpoint_json(opts.dir);
     JET_CHECK(opts.resume, "{} exists: pass --resume to continue it (or remove the directory)", where);

@@ -7,11 +7,15 @@
 #include <fmt/format.h>
 
 #include "core/check.h"
+#include "io/hf_json.h"
 
 namespace jet::server {
 namespace {
 
 using nlohmann::json;
+
+// Beyond it sampling is uniform for any logits; larger values only risk overflow in fp32.
+constexpr double kMaxTemperature = 100;
 
 ApiError bad(const std::string& param, const std::string& what) {
   return ApiError(400, fmt::format("'{}' {}", param, what), param);
@@ -71,6 +75,9 @@ json error_body(const std::string& message, const std::string& type, const std::
 }
 
 json parse_body(const std::string& body) {
+  constexpr int kMaxDepth = 64;  // no valid request nests deeper than a few levels
+  if (io::json_depth(body, kMaxDepth + 1) > kMaxDepth)
+    throw ApiError(400, fmt::format("the request body nests JSON deeper than {} levels", kMaxDepth));
   json j;
   try {
     j = json::parse(body);
@@ -121,7 +128,8 @@ ApiRequest parse_request(const json& body, Endpoint endpoint) {
   if (auto n = integer(body, "n"); n && *n != 1) throw bad("n", "must be 1 (one choice per request)");
 
   r.sampling.temperature = number(body, "temperature", 1.0);
-  if (r.sampling.temperature < 0) throw bad("temperature", "must be >= 0");
+  if (!(r.sampling.temperature >= 0 && r.sampling.temperature <= kMaxTemperature))
+    throw bad("temperature", fmt::format("must be in [0, {}]", kMaxTemperature));
   r.sampling.top_p = number(body, "top_p", 1.0);
   if (!(r.sampling.top_p > 0 && r.sampling.top_p <= 1)) throw bad("top_p", "must be in (0, 1]");
   r.sampling.top_k = integer(body, "top_k").value_or(0);
@@ -178,7 +186,7 @@ Prepared prepare(const ApiRequest& r, const text::Tokenizer& tok, int64_t vocab,
                    fmt::format("the prompt has {} tokens; the context (--ctx-size) holds {}, prompt and completion",
                                n, ctx_size),
                    r.endpoint == Endpoint::chat ? "messages" : "prompt");
-  if (r.max_tokens && n + *r.max_tokens > ctx_size)
+  if (r.max_tokens && *r.max_tokens > ctx_size - n)  // (n + max_tokens could overflow)
     throw ApiError(400,
                    fmt::format("{} prompt tokens + max_tokens {} exceed the context of {} tokens", n, *r.max_tokens,
                                ctx_size),

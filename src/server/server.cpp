@@ -1,17 +1,14 @@
-// HTTP routes over the scheduler.
+// HTTP routes over the scheduler (the transport is server/http.h).
 #include "server/server.h"
 
-#include <httplib.h>
-
-#include <chrono>
 #include <ctime>
 #include <memory>
-#include <thread>
 
 #include <fmt/format.h>
 
 #include "core/check.h"
 #include "server/api.h"
+#include "server/http.h"
 
 namespace jet::server {
 namespace {
@@ -21,12 +18,9 @@ using nlohmann::json;
 // Generated text may hold invalid UTF-8 (a stray byte token); it is replaced, never an exception.
 std::string wire(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-void send_json(httplib::Response& res, int status, const json& j) {
-  res.status = status;
-  res.set_content(wire(j), "application/json");
-}
+void send_json(http::Reply& res, int status, const json& j) { res.send(status, "application/json", wire(j)); }
 
-void send_error(httplib::Response& res, const ApiError& e) {
+void send_error(http::Reply& res, const ApiError& e) {
   send_json(res, e.status, error_body(e.what(), e.type, e.param));
 }
 
@@ -75,7 +69,7 @@ struct Job {
   }
 };
 
-void handle_generate(Context& ctx, const httplib::Request& req, httplib::Response& res, Endpoint ep) {
+void handle_generate(Context& ctx, const http::Request& req, http::Reply& res, Endpoint ep) {
   std::shared_ptr<Job> job;
   try {
     const ApiRequest r = parse_request(parse_body(req.body), ep);
@@ -99,35 +93,33 @@ void handle_generate(Context& ctx, const httplib::Request& req, httplib::Respons
     send_error(res, e);
     return;
   }
-  res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider("text/event-stream", [job](size_t, httplib::DataSink& sink) {
-    auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
-    bool ok = job->endpoint != Endpoint::chat ||
-              write(sse(chunk_json(job->endpoint, job->id, job->created, job->model, "", "", /*role_chunk=*/true)));
-    std::string piece;
-    while (ok && job->next(piece))
-      if (!piece.empty()) ok = write(sse(chunk_json(job->endpoint, job->id, job->created, job->model, piece, "")));
-    if (!ok) {  // the client went away
-      job->stream->cancel();
-      return false;
+  // Streamed: server-sent events as the tokens come (chunked; close-delimited for HTTP/1.0 clients).
+  res.start(200, "text/event-stream", {{"Cache-Control", "no-cache"}});
+  auto write = [&](const std::string& s) { return res.write(s); };
+  bool ok = job->endpoint != Endpoint::chat ||
+            write(sse(chunk_json(job->endpoint, job->id, job->created, job->model, "", "", /*role_chunk=*/true)));
+  std::string piece;
+  while (ok && job->next(piece))
+    if (!piece.empty()) ok = write(sse(chunk_json(job->endpoint, job->id, job->created, job->model, piece, "")));
+  if (!ok) {  // the client went away
+    job->stream->cancel();
+    return;
+  }
+  piece = job->text.flush();
+  if (!piece.empty()) write(sse(chunk_json(job->endpoint, job->id, job->created, job->model, piece, "")));
+  try {
+    write(sse(chunk_json(job->endpoint, job->id, job->created, job->model, "", job->finish())));
+    if (job->include_usage) {
+      json u = chunk_json(job->endpoint, job->id, job->created, job->model, "", "");
+      u["choices"] = json::array();
+      u["usage"] = usage_json(job->usage);
+      write(sse(u));
     }
-    piece = job->text.flush();
-    if (!piece.empty()) write(sse(chunk_json(job->endpoint, job->id, job->created, job->model, piece, "")));
-    try {
-      write(sse(chunk_json(job->endpoint, job->id, job->created, job->model, "", job->finish())));
-      if (job->include_usage) {
-        json u = chunk_json(job->endpoint, job->id, job->created, job->model, "", "");
-        u["choices"] = json::array();
-        u["usage"] = usage_json(job->usage);
-        write(sse(u));
-      }
-    } catch (const ApiError& e) {
-      write(sse(error_body(e.what(), e.type, e.param)));
-    }
-    write("data: [DONE]\n\n");
-    sink.done();
-    return true;
-  });
+  } catch (const ApiError& e) {
+    write(sse(error_body(e.what(), e.type, e.param)));
+  }
+  write("data: [DONE]\n\n");
+  res.end();
 }
 
 }  // namespace
@@ -135,58 +127,41 @@ void handle_generate(Context& ctx, const httplib::Request& req, httplib::Respons
 void serve(Scheduler& sched, const text::Tokenizer& tok, int64_t vocab, const ServerOptions& opts,
            const std::function<void(const std::string&)>& on_listen, const std::atomic<bool>& quit) {
   Context ctx{sched, tok, vocab, opts.model_name};
-  httplib::Server svr;
-  const int threads = opts.http_threads > 0 ? opts.http_threads : static_cast<int>(2 * sched.options().max_batch + 4);
-  svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  svr.set_payload_max_length(16 << 20);
-  svr.set_keep_alive_timeout(2);  // an idle keep-alive connection delays a shutdown by at most this
-
-  svr.Get("/health", [&](const httplib::Request&, httplib::Response& res) {
+  http::Options ho;
+  ho.host = opts.host;
+  ho.port = opts.port;
+  ho.workers = opts.http_threads > 0 ? opts.http_threads : static_cast<int>(2 * sched.options().max_batch + 4);
+  ho.max_connections = opts.max_connections;
+  ho.max_queue = opts.max_queue;
+  ho.request_timeout = opts.request_timeout;
+  ho.drain_timeout = opts.shutdown_timeout;
+  http::Server svr(ho);
+  svr.set_error_body([](int status, const std::string& message) {
+    return wire(error_body(message, status >= 500 ? "server_error" : "invalid_request_error", ""));
+  });
+  // /health and /v1/models answer on the I/O thread: even with every worker busy.
+  svr.route("GET", "/health", [&](const http::Request&, http::Reply& res) {
     send_json(res, 200,
               {{"status", "ok"}, {"slots", sched.options().max_batch}, {"slots_live", sched.live()},
                {"waiting", sched.waiting()}});
-  });
-  svr.Get("/v1/models", [&](const httplib::Request&, httplib::Response& res) {
+  }, true);
+  svr.route("GET", "/v1/models", [&](const http::Request&, http::Reply& res) {
     send_json(res, 200,
               {{"object", "list"},
                {"data", json::array({{{"id", ctx.model}, {"object", "model"}, {"created", 0}, {"owned_by", "jet"},
                                       {"max_model_len", sched.options().ctx_size}}})}});
-  });
-  svr.Post("/v1/completions", [&](const httplib::Request& req, httplib::Response& res) {
+  }, true);
+  svr.route("POST", "/v1/completions", [&](const http::Request& req, http::Reply& res) {
     handle_generate(ctx, req, res, Endpoint::completions);
   });
-  svr.Post("/v1/chat/completions", [&](const httplib::Request& req, httplib::Response& res) {
+  svr.route("POST", "/v1/chat/completions", [&](const http::Request& req, http::Reply& res) {
     handle_generate(ctx, req, res, Endpoint::chat);
   });
-  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-    std::string what = "internal error";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    send_json(res, 500, error_body(what, "server_error", ""));
-  });
-  svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;  // a handler's own error body
-    const std::string msg = res.status == 404   ? fmt::format("no route {} {}", req.method, req.path)
-                            : res.status == 413 ? std::string("the request body is too large")
-                                                : fmt::format("HTTP {}", res.status);
-    send_json(res, res.status, error_body(msg, "invalid_request_error", ""));
-  });
-
-  const int port = opts.port == 0 ? svr.bind_to_any_port(opts.host) : (svr.bind_to_port(opts.host, opts.port) ? opts.port : -1);
-  JET_CHECK(port > 0, "serve: cannot listen on {}:{}", opts.host, opts.port);
-  std::atomic<bool> done{false};
-  std::thread watcher([&] {
-    while (!quit && !done) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    svr.stop();
-  });
+  const int port = svr.bind();
   on_listen(fmt::format("http://{}:{}", opts.host, port));
-  svr.listen_after_bind();  // returns after stop(), once the requests in flight are answered
-  done = true;
-  watcher.join();
+  // After quit, requests in flight get shutdown_timeout to finish; then their generations are cancelled
+  // (non-streamed ones are answered 503, streams end with an error event).
+  svr.run(quit, [&] { sched.shutdown(); });
 }
 
 }  // namespace jet::server

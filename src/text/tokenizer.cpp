@@ -171,6 +171,8 @@ std::string read_file(const std::string& path) {
 
 }  // namespace
 
+constexpr int64_t kMaxVocab = int64_t(1) << 24;
+
 struct AddedToken {
   std::string content;
   int32_t id;
@@ -422,18 +424,26 @@ Tokenizer Tokenizer::from_json_file(const std::string& path) {
     parse_pre_tokenizer(j.value("pre_tokenizer", nlohmann::json()), *t, path);
     t->ignore_merges = m.value("ignore_merges", false);
     const auto& vocab = m.at("vocab");
+    JET_CHECK(vocab.is_object(), "{}: model.vocab must be an object", path);
+    // Every id is checked before it sizes or indexes anything.
+    auto token_id = [&](const nlohmann::json& id, const std::string& what) {
+      JET_CHECK(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < kMaxVocab,
+                "{}: {} has id {}, outside [0, {})", path, what, id.dump(), kMaxVocab);
+      return id.get<int64_t>();
+    };
     int64_t n = 0;
-    for (auto& [tok, id] : vocab.items()) n = std::max<int64_t>(n, id.get<int64_t>() + 1);
+    for (auto& [tok, id] : vocab.items()) n = std::max<int64_t>(n, token_id(id, "token '" + tok + "'") + 1);
     for (auto& a : j.value("added_tokens", nlohmann::json::array()))
-      n = std::max<int64_t>(n, a.at("id").get<int64_t>() + 1);
-    JET_CHECK(n > 0 && n < (1 << 24), "{}: vocabulary size {} is out of range", path, n);
+      n = std::max<int64_t>(n, token_id(a.at("id"), "an added token") + 1);
+    JET_CHECK(n > 0, "{}: the vocabulary is empty", path);
     t->vocab.assign(n, "");
     for (auto& [tok, id] : vocab.items()) t->vocab[id.get<int64_t>()] = tok;
     for (auto& a : j.value("added_tokens", nlohmann::json::array())) {
       JET_CHECK(!a.value("lstrip", false) && !a.value("rstrip", false) && !a.value("single_word", false),
                 "{}: added token {} uses lstrip/rstrip/single_word, which is not supported", path,
                 a.at("content").dump());
-      t->added.push_back({a.at("content"), a.at("id").get<int32_t>(), a.value("special", false)});
+      t->added.push_back({a.at("content"), static_cast<int32_t>(token_id(a.at("id"), "an added token")),
+                          a.value("special", false)});
       t->vocab[t->added.back().id] = t->added.back().content;
     }
     if (m.contains("unk_token") && m["unk_token"].is_string()) {
@@ -473,13 +483,18 @@ Tokenizer Tokenizer::from_json_file(const std::string& path) {
     } catch (const nlohmann::json::exception& e) {
       JET_FAIL("{}tokenizer_config.json: malformed JSON ({})", dir, e.what());
     }
-    if (c.contains("chat_template") && c["chat_template"].is_string()) t->chat_template = c["chat_template"];
-    if (c.contains("bos_token")) t->bos = token_id(c["bos_token"]);
-    if (c.contains("eos_token")) t->eos = token_id(c["eos_token"]);
-    if (c.contains("pad_token")) t->pad = token_id(c["pad_token"]);
-    t->add_bos = c.value("add_bos_token", false) && t->bos >= 0;
-    if (c.contains("model_max_length") && c["model_max_length"].is_number_integer())
-      t->model_max_length = c["model_max_length"];
+    try {
+      JET_CHECK(c.is_object(), "{}tokenizer_config.json: not a JSON object", dir);
+      if (c.contains("chat_template") && c["chat_template"].is_string()) t->chat_template = c["chat_template"];
+      if (c.contains("bos_token")) t->bos = token_id(c["bos_token"]);
+      if (c.contains("eos_token")) t->eos = token_id(c["eos_token"]);
+      if (c.contains("pad_token")) t->pad = token_id(c["pad_token"]);
+      t->add_bos = c.value("add_bos_token", false) && t->bos >= 0;
+      if (c.contains("model_max_length") && c["model_max_length"].is_number_integer())
+        t->model_max_length = c["model_max_length"];
+    } catch (const nlohmann::json::exception& e) {
+      JET_FAIL("{}tokenizer_config.json: unexpected layout ({})", dir, e.what());
+    }
   }
   t->finish(path);
   Tokenizer tok;
@@ -505,9 +520,17 @@ Tokenizer Tokenizer::from_gguf(const gguf::File& f) {
     JET_FAIL("{}: tokenizer pre-tokeniser '{}' is not supported (smollm, llama-bpe, qwen2, gpt2)", where, pre);
   }
   t->vocab = f.get_strings("tokenizer.ggml.tokens");
+  JET_CHECK(!t->vocab.empty() && int64_t(t->vocab.size()) < kMaxVocab, "{}: {} tokens (expected 1 to {})", where,
+            t->vocab.size(), kMaxVocab - 1);
   std::vector<int64_t> types;
-  if (f.has("tokenizer.ggml.token_type"))
-    for (auto& v : f.metadata()["tokenizer.ggml.token_type"]) types.push_back(v.get<int64_t>());
+  if (f.has("tokenizer.ggml.token_type")) {
+    const auto& tt = f.metadata()["tokenizer.ggml.token_type"];
+    JET_CHECK(tt.is_array(), "{}: tokenizer.ggml.token_type is not an array", where);
+    for (auto& v : tt) {
+      JET_CHECK(v.is_number_integer(), "{}: tokenizer.ggml.token_type holds {}, not an integer", where, v.dump());
+      types.push_back(v.get<int64_t>());
+    }
+  }
   JET_CHECK(types.empty() || types.size() == t->vocab.size(), "{}: token_type has {} entries for {} tokens", where,
             types.size(), t->vocab.size());
   for (size_t i = 0; i < types.size(); ++i)
@@ -527,8 +550,11 @@ Tokenizer Tokenizer::from_gguf(const gguf::File& f) {
   t->eos = id_or("tokenizer.ggml.eos_token_id");
   t->pad = id_or("tokenizer.ggml.padding_token_id");
   t->unk = id_or("tokenizer.ggml.unknown_token_id");
-  t->add_bos = f.has("tokenizer.ggml.add_bos_token") && f.metadata()["tokenizer.ggml.add_bos_token"].get<bool>() &&
-               t->bos >= 0;
+  if (f.has("tokenizer.ggml.add_bos_token")) {
+    const auto& v = f.metadata()["tokenizer.ggml.add_bos_token"];
+    JET_CHECK(v.is_boolean(), "{}: tokenizer.ggml.add_bos_token is not a bool", where);
+    t->add_bos = v.get<bool>() && t->bos >= 0;
+  }
   if (f.has("tokenizer.chat_template")) t->chat_template = f.get_string("tokenizer.chat_template");
   for (const char* k : {"llama.context_length", "qwen2.context_length"})
     if (f.has(k)) t->model_max_length = f.get_int(k);

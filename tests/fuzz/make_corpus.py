@@ -1,6 +1,7 @@
-# Writes the fuzzers' seed corpora: a few tiny valid GGUF files (with the `gguf` package) and
-# safetensors files (by hand, per the format). Run with .venv's python from the repo root; the output
-# is committed (tests/fuzz/corpus_gguf/, tests/fuzz/corpus_safetensors/).
+# Writes the fuzzers' seed corpora: a few tiny valid GGUF files (with the `gguf` package), safetensors
+# files (by hand, per the format), HF config.json files and tokenizer directories (tokenizer.json, a NUL
+# byte, tokenizer_config.json: the input layout of fuzz_tokenizer). Run with .venv's python from the repo
+# root; the output is committed (tests/fuzz/corpus_<target>/).
 import json
 import os
 import struct
@@ -92,7 +93,53 @@ def main():
                 [("a", np.ones(3, np.float16), "F16"), ("b", np.arange(2, dtype=np.int64), "I64"),
                  ("c", np.zeros((0, 4), np.float32), "F32"), ("d", np.array(1, np.uint8), "U8")])
     safetensors(os.path.join(sdir, "empty.safetensors"), [])
-    print(f"wrote {len(os.listdir(gdir))} GGUF and {len(os.listdir(sdir))} safetensors seeds", file=sys.stderr)
+    configs(os.path.join(HERE, "corpus_config"))
+    tokenizers(os.path.join(HERE, "corpus_tokenizer"))
+    print(f"wrote {len(os.listdir(gdir))} GGUF and {len(os.listdir(sdir))} safetensors seeds, config and tokenizer "
+          "seeds", file=sys.stderr)
+
+
+def configs(cdir):
+    os.makedirs(cdir, exist_ok=True)
+    base = {"vocab_size": 300, "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+            "max_position_embeddings": 256, "tie_word_embeddings": True, "bos_token_id": 1, "eos_token_id": 2}
+    seeds = {
+        "llama.json": dict(base, model_type="llama", architectures=["LlamaForCausalLM"], attention_bias=False,
+                           rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                         "high_freq_factor": 4.0, "original_max_position_embeddings": 128}),
+        "qwen2.json": dict(base, model_type="qwen2", layer_types=["full_attention", "sliding_attention"],
+                           sliding_window=64, eos_token_id=[2, 3], rope_scaling={"type": "linear", "factor": 2.0}),
+        "jet.json": dict(base, model_type="jet_nemotron", layer_types=["jet", "swa"], head_dim=8,
+                         rope_parameters={"rope_type": "default", "rope_theta": 1e6},
+                         efficient_attention_config={"swa": {"window_size": 32},
+                                                     "jet": {"num_heads": 2, "head_dim": 8, "expand_v": 2.0,
+                                                             "conv_size": 4, "dconv_generator_reduction": 8,
+                                                             "norm_eps": "1e-5"}}),
+    }
+    for name, c in seeds.items():
+        with open(os.path.join(cdir, name), "w") as f:
+            json.dump(c, f, indent=1)
+
+
+def tokenizers(tdir):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    os.makedirs(tdir, exist_ok=True)
+    words = "the quick brown fox jumps over a lazy dog 0123456789 ünï , . ! ?".split()
+    text = [" ".join(words[(i * 7 + k) % len(words)] for k in range(12)) for i in range(40)]
+    chatml = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+              "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+    for name, digits in (("gpt2", False), ("smollm", True)):
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = (pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                      pre_tokenizers.ByteLevel(add_prefix_space=False)])
+                             if digits else pre_tokenizers.ByteLevel(add_prefix_space=False))
+        tok.decoder = decoders.ByteLevel()
+        tok.train_from_iterator(text, trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>", "<|im_start|>",
+                                                                                       "<|im_end|>"]))
+        cfg = {"eos_token": "<|im_end|>", "bos_token": "<|endoftext|>", "add_bos_token": digits, "chat_template": chatml}
+        with open(os.path.join(tdir, name), "wb") as f:
+            f.write(tok.to_str().encode() + b"\0" + json.dumps(cfg).encode())
 
 
 if __name__ == "__main__":

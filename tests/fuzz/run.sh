@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Fuzzes the GGUF and safetensors header parsers: builds each libFuzzer target straight from the
-# pure-C++ sources with clang (ASan + UBSan) into a temp dir and runs it for JET_FUZZ_TIME seconds
-# (default 20) on a copy of its seed corpus (tests/fuzz/corpus_<name>/). Exits non-zero on any crash,
+# Fuzzes the model-file readers: GGUF and safetensors headers, HF config.json (ModelConfig), and the
+# tokenizer files (tokenizer.json + tokenizer_config.json). Builds each libFuzzer target straight from
+# the pure-C++ sources with clang (ASan + UBSan) into a temp dir and runs it for JET_FUZZ_TIME seconds
+# (default 15) on a copy of its seed corpus (tests/fuzz/corpus_<name>/). Exits non-zero on any crash,
 # leak, timeout or sanitizer report, keeping the reproducer; exits 77 (ctest: skipped) without clang.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-secs=${JET_FUZZ_TIME:-20}
+secs=${JET_FUZZ_TIME:-15}
 cxx=${JET_FUZZ_CXX:-clang++}
 
 if ! command -v "$cxx" >/dev/null; then
@@ -27,23 +28,36 @@ if ! "$cxx" "${flags[@]}" "$work/probe.cpp" -o "$work/probe" 2>"$work/probe.log"
   exit 77
 fi
 
-targets=(gguf safetensors)
-sources_gguf=("$root/src/io/gguf.cpp" "$root/src/io/gguf_dequant.cpp" "$root/src/core/mmap.cpp")
-sources_safetensors=("$root/src/io/safetensors.cpp" "$root/src/core/mmap.cpp")
+targets=(gguf safetensors config tokenizer)
+# Library sources (relative to src/) each target links; every source is compiled once, two at a time.
+libs_gguf="io/gguf io/gguf_dequant core/mmap"
+libs_safetensors="io/safetensors core/mmap"
+libs_config="model/config io/hf_json core/fs"
+libs_tokenizer="text/tokenizer $libs_gguf"
 
 status=0
-echo "== build: ${targets[*]/#/fuzz_} (in parallel)"
-pids=()
+echo "== build: ${targets[*]/#/fuzz_}"
+mkdir -p "$work/obj"
+units=$(for name in "${targets[@]}"; do v="libs_$name"; echo "${!v}"; done | tr ' ' '\n' | sort -u)
+compile() {  # compile SRC OBJ
+  "$cxx" "${flags[@]}" -c "$1" -o "$2" >"$2.log" 2>&1 || { cat "$2.log"; echo "FAIL: $1 does not build"; return 1; }
+}
+export -f compile
+export cxx work
+export flags_str="${flags[*]}"
+if ! { for u in $units; do echo "$root/src/$u.cpp $work/obj/${u//\//_}.o"; done
+       for name in "${targets[@]}"; do echo "$here/fuzz_$name.cpp $work/obj/fuzz_$name.o"; done; } |
+     xargs -P 2 -n 2 bash -c 'flags=($flags_str); compile "$0" "$1"'; then
+  exit 1
+fi
 for name in "${targets[@]}"; do
-  src_var="sources_${name}[@]"
-  "$cxx" "${flags[@]}" "$here/fuzz_$name.cpp" "${!src_var}" -o "$work/fuzz_$name" \
-    >"$work/build_$name.log" 2>&1 &
-  pids+=($!)
-done
-for i in "${!targets[@]}"; do
-  if ! wait "${pids[$i]}"; then
-    cat "$work/build_${targets[$i]}.log"
-    echo "FAIL: fuzz_${targets[$i]} does not build"
+  v="libs_$name"
+  objs=("$work/obj/fuzz_$name.o")
+  for u in ${!v}; do objs+=("$work/obj/${u//\//_}.o"); done
+  extra=(); [ "$name" = tokenizer ] && extra=(-lpcre2-8)
+  if ! "$cxx" "${flags[@]}" "${objs[@]}" "${extra[@]}" -o "$work/fuzz_$name" >"$work/link_$name.log" 2>&1; then
+    cat "$work/link_$name.log"
+    echo "FAIL: fuzz_$name does not link"
     exit 1
   fi
 done

@@ -8,6 +8,8 @@
 #include "../error_of.h"
 #include "core/fs.h"
 #include "model/config.h"
+#include "../gguf_builder.h"
+#include "io/gguf.h"
 #include "tiny_model.h"
 
 using jet::model::ModelConfig;
@@ -119,6 +121,65 @@ TEST(Config, BadInput) {
   EXPECT_EQ(e.rfind(path + ": malformed JSON", 0), 0u) << e;
   EXPECT_EQ(e.find('\n'), std::string::npos);
   jet::remove_tree(dir.string());
+}
+
+// Issue 15: absurd sizes, non-finite / non-positive eps and rope values are refused with the key named,
+// before anything is sized from them.
+TEST(Config, RefusesAbsurdAndNonFiniteValues) {
+  auto with = [](const char* key, nlohmann::json v) {
+    auto j = jet::test::tiny_config_json();
+    j[key] = v;
+    return error_of([&] { ModelConfig::from_json(j, "c"); });
+  };
+  EXPECT_EQ(with("num_hidden_layers", 100000000), "c: num_hidden_layers = 100000000 is out of range [1, 1024]");
+  EXPECT_EQ(with("hidden_size", 4294967295LL), "c: hidden_size = 4294967295 is out of range [1, 65536]");
+  EXPECT_EQ(with("vocab_size", int64_t(1) << 40), "c: vocab_size = 1099511627776 is out of range [1, 16777216]");
+  EXPECT_EQ(with("intermediate_size", int64_t(1) << 33), "c: intermediate_size = 8589934592 is out of range [1, 1048576]");
+  for (nlohmann::json bad : {nlohmann::json("nan"), nlohmann::json("inf"), nlohmann::json(0), nlohmann::json(-1e-5)}) {
+    EXPECT_NE(with("rms_norm_eps", bad).find("c: rms_norm_eps = "), std::string::npos) << bad;
+    EXPECT_NE(with("rope_theta", bad).find("c: rope_theta = "), std::string::npos) << bad;
+  }
+  EXPECT_EQ(with("rms_norm_eps", "nan"), "c: rms_norm_eps = nan must be a finite number in (0, 1)");
+  EXPECT_EQ(with("bos_token_id", 97), "c: bos_token_id 97 is outside the vocabulary of 97");
+  EXPECT_EQ(with("max_position_embeddings", -4), "c: max_position_embeddings = -4 is out of range [0, 16777216]");
+  auto j = jet::test::tiny_config_json();
+  j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 4.0},
+                       {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+  EXPECT_EQ(error_of([&] { ModelConfig::from_json(j, "c"); }),
+            "c: rope high_freq_factor 4 must exceed low_freq_factor 4");
+  j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", "nan"}};
+  EXPECT_EQ(error_of([&] { ModelConfig::from_json(j, "c"); }),
+            "c: rope factor = nan must be a finite number in [1e-06, 1000000]");
+  EXPECT_EQ(error_of([&] { ModelConfig::from_json(jet::test::tiny_config_json(), "c"); }), "no error");
+}
+
+// A GGUF's llama.* keys go through the same checks as config.json (they skipped the hidden / heads
+// divisibility and every limit before).
+TEST(Config, GgufMetadataSharesTheChecks) {
+  namespace T = jet::test::gguf_types;
+  auto gguf = [](uint32_t hidden, uint32_t heads, float eps, float theta) {
+    jet::test::Builder b;
+    b.header(0, 8);
+    b.key("general.architecture", T::STRING).str("llama");
+    b.key("llama.embedding_length", T::U32).put<uint32_t>(hidden);
+    b.key("llama.feed_forward_length", T::U32).put<uint32_t>(48);
+    b.key("llama.block_count", T::U32).put<uint32_t>(2);
+    b.key("llama.attention.head_count", T::U32).put<uint32_t>(heads);
+    b.key("llama.attention.layer_norm_rms_epsilon", T::F32).put<float>(eps);
+    b.key("llama.rope.freq_base", T::F32).put<float>(theta);
+    b.key("llama.vocab_size", T::U32).put<uint32_t>(97);
+    return b;
+  };
+  auto err = [](const jet::test::Builder& b) {
+    return error_of([&] { ModelConfig::from_gguf(b.parse("m.gguf")); });
+  };
+  EXPECT_EQ(err(gguf(32, 4, 1e-5f, 1e4f)), "no error");
+  EXPECT_EQ(err(gguf(0xFFFFFFFFu, 4, 1e-5f, 1e4f)), "m.gguf: hidden_size = 4294967295 is out of range [1, 65536]");
+  EXPECT_EQ(err(gguf(130, 4, 1e-5f, 1e4f)),
+            "m.gguf: hidden_size 130 is not a multiple of num_attention_heads 4 (give head_dim)");
+  EXPECT_EQ(err(gguf(32, 4, std::nanf(""), 1e4f)), "m.gguf: rms_norm_eps = nan must be a finite number in (0, 1)");
+  EXPECT_EQ(err(gguf(32, 4, 1e-5f, 0.0f)), "m.gguf: rope_theta = 0 must be a finite number in [1, 1e+30]");
+  EXPECT_EQ(err(gguf(32, 4, -1e-5f, 1e4f)), "m.gguf: rms_norm_eps = -1e-05 must be a finite number in (0, 1)");
 }
 
 }  // namespace

@@ -5,9 +5,11 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
+#include <fstream>
 
 #include "core/check.h"
 #include "core/fs.h"
@@ -205,8 +207,15 @@ TEST(Distill, LossFallsAndResumeIsBitExact) {
   const auto part = train(*net2, d2, 24, 11, false);  // "killed" after step 11 (checkpoints at 3, 6, 9, 11)
   EXPECT_FALSE(part.finished);
   EXPECT_THROW(train(*net2, d2, 24, -1, false), jet::Error);  // a checkpoint is there: --resume needed
+  // A checkpoint write cut by a kill leaves its temp file; the resumed run removes it.
+  const pid_t gone = fork();
+  if (gone == 0) _exit(0);
+  waitpid(gone, nullptr, 0);
+  const std::string stale = fmt::format("{}/checkpoint-12.safetensors.tmp.{}", d2, gone);
+  std::ofstream(stale) << "half a checkpoint";
   auto net3 = make_supernet();  // a fresh process: only the checkpoint carries over
   const auto rest = train(*net3, d2, 24, -1, true);
+  EXPECT_FALSE(jet::path_exists(stale));
   ASSERT_EQ(rest.losses.size(), 24u);
   for (int i = 0; i < 24; ++i) EXPECT_EQ(rest.losses[i], full.losses[i]) << "step " << i;
   const auto w1 = net->linear_weights(), w3 = net3->linear_weights();

@@ -3,7 +3,8 @@
 trained here with HF tokenizers (the oracle): the shards, read by an independent Python reader, hold
 each document's HF encoding followed by EOS; two runs give identical bytes; a run stopped after a few
 shards resumes to the same bytes; the fraction split is stable; bad flags give one error line and leave
-no output (neither DIR nor DIR.partial)."""
+no output (neither DIR nor DIR.partial); inputs that are not regular files (/dev/zero, a FIFO), too large
+or without text are refused before anything is written; the progress journal grows a line per shard."""
 import glob
 import json
 import os
@@ -14,6 +15,16 @@ import time
 
 from data_tiny import JET, Checks, jet, read_split, tiny_corpus
 
+
+
+def train_shards_recorded(stage):
+    """The train shard records of a stage's journal (a line cut by a kill is skipped)."""
+    out = []
+    for line in open(os.path.join(stage, "progress.jsonl")).read().split("\n")[1:-1]:
+        r = json.loads(line)
+        if r["split"] == "train" and "shard" in r:
+            out.append(r["shard"])
+    return out
 
 
 def tree_bytes(d):
@@ -53,7 +64,7 @@ def main():
               and meta["sources"]["train"] == [{"name": "synthetic", "licence": "test data"}],
               f"meta.json: {len(meta['splits']['train']['shards'])} train shards, eos, sources copied")
         check(not os.path.exists(a + ".partial") and not glob.glob(os.path.join(a, "**", "*.tmp*"), recursive=True)
-              and not os.path.exists(os.path.join(a, "progress.json")), "no staging leftovers")
+              and not os.path.exists(os.path.join(a, "progress.jsonl")), "no staging leftovers")
         # `jet data info` reads it back.
         p = jet("data", "info", a)
         check(p.returncode == 0 and f"{meta['splits']['train']['tokens']} tokens" in p.stdout, "jet data info")
@@ -82,8 +93,8 @@ def main():
         recorded = 0
         while proc.poll() is None and recorded < 3:
             try:
-                recorded = len(json.load(open(os.path.join(k + ".partial", "progress.json")))["splits"]["train"]["shards"])
-            except (OSError, ValueError, KeyError):
+                recorded = len(train_shards_recorded(k + ".partial"))
+            except OSError:
                 pass
             time.sleep(0.001)
         killed = proc.poll() is None
@@ -139,6 +150,57 @@ def main():
             good = (p.returncode == 1 and len(lines) == 1 and lines[0].startswith("jet: error:") and must in lines[0]
                     and (target == a or not os.path.exists(out)) and not os.path.exists(target + ".partial"))
             check(good, f"bad flags {' '.join(x if len(x) < 30 else '…' + x[-20:] for x in args)} -> {lines[0]!r}")
+        # 6. Inputs (issue 15): regular files only, a size cap, text needed; all refused before anything is written.
+        fifo = os.path.join(tmp, "fifo.txt")
+        os.mkfifo(fifo)
+        big = os.path.join(tmp, "big.txt")
+        open(big, "w").write("word " * 300)
+        blank = os.path.join(tmp, "blank")
+        os.makedirs(blank)
+        for i in range(3):
+            open(os.path.join(blank, f"b{i}.txt"), "w").write(" \n\t\n" * i)
+        hin = ["--holdout-input", held]
+        for args, must in ((["--input", "/dev/zero", *hin], "/dev/zero: not a regular file"),
+                           (["--input", fifo, *hin], f"{fifo}: not a regular file"),
+                           (["--input", big, *hin, "--max-input-bytes", "1000"],
+                            "1500 bytes, more than the limit of 1000 (--max-input-bytes raises it)"),
+                           (["--input", blank, *hin], "the 3 documents of the train split hold no text")):
+            try:
+                p = subprocess.run([JET, "data", "prepare", "--tokenizer", tokdir, "--no-progress", "--out", out, *args],
+                                   capture_output=True, text=True, timeout=30)
+                rc, err = p.returncode, p.stderr.strip()
+            except subprocess.TimeoutExpired:
+                rc, err = "timeout", "(blocked)"
+            check(rc == 1 and must in err and len(err.split("\n")) == 1 and not os.path.exists(out)
+                  and not os.path.exists(out + ".partial"), f"--input {args[1]}: {err[-110:]!r}")
+        # A FIFO named *.txt inside an input directory is not a document (listing takes regular files only).
+        withfifo = os.path.join(tmp, "withfifo")
+        os.makedirs(withfifo)
+        open(os.path.join(withfifo, "doc.txt"), "w").write("the quick brown fox\n")
+        os.mkfifo(os.path.join(withfifo, "pipe.txt"))
+        try:
+            p = subprocess.run([JET, *base, "--input", withfifo, "--holdout-input", held, "--out", out],
+                               capture_output=True, text=True, timeout=30)
+            rc = p.returncode
+        except subprocess.TimeoutExpired:
+            rc = "timeout"
+        check(rc == 0 and json.load(open(os.path.join(out, "meta.json")))["splits"]["train"]["documents"] == 1,
+              f"a directory holding a FIFO: rc {rc}, the FIFO skipped")
+        # The progress journal grows one line per shard (O(1) per shard; it used to be rewritten whole).
+        j = os.path.join(tmp, "j")
+        p = jet(*base[:-3], "--shard-tokens", "1", "--no-progress", "--input", train, "--holdout-input", held,
+                "--out", j, "--stop-after-shards", "200")
+        text = open(os.path.join(j + ".partial", "progress.jsonl")).read()
+        records = [json.loads(line) for line in text.split("\n")[1:-1]]
+        check(p.returncode == 0 and text.endswith("\n") and sum("shard" in r for r in records) == 200
+              and len(records) <= 201, f"--shard-tokens 1, stopped after 200 shards: the journal has a header and "
+                                       f"{len(records)} records")
+        p = jet(*base[:-3], "--shard-tokens", "1", "--no-progress", "--input", train, "--holdout-input", held,
+                "--out", j, "--stop-after-shards", "10")
+        n = sum("shard" in json.loads(line)
+                for line in open(os.path.join(j + ".partial", "progress.jsonl")).read().split("\n")[1:-1])
+        check(p.returncode == 0 and n == 210, f"a rerun resumes from it and appends: {n} shard records after 10 more")
+
         # --force replaces an existing data set.
         p = jet(*base, "--input", train, "--holdout-input", held, "--out", e, "--force")
         check(p.returncode == 0 and tree_bytes(e) == tree_bytes(a), "--force replaces the directory")

@@ -256,6 +256,17 @@ TEST(Tokenizer, BadInputIsOneLineError) {
                                                  R"("added_tokens":[{"id":1,"content":"<m>","lstrip":true}],)"
                                                  R"("pre_tokenizer":{"type":"ByteLevel"}})")),
       "added token \"<m>\" uses lstrip");
+  // Ids are checked before they size or index the vocabulary (a negative one wrote out of bounds).
+  has(load_error(write_tmp("bad", "neg_id.json", R"({"model":{"type":"BPE","vocab":{"a":0,"b":-3},"merges":[]},)"
+                                                 R"("pre_tokenizer":{"type":"ByteLevel"}})")),
+      "token 'b' has id -3, outside [0, 16777216)");
+  has(load_error(write_tmp("bad", "neg_added.json", R"({"model":{"type":"BPE","vocab":{"a":0},"merges":[]},)"
+                                                   R"("added_tokens":[{"id":-1,"content":"<m>"}],)"
+                                                   R"("pre_tokenizer":{"type":"ByteLevel"}})")),
+      "an added token has id -1");
+  has(load_error(write_tmp("bad", "huge_id.json", R"({"model":{"type":"BPE","vocab":{"a":4000000000},"merges":[]},)"
+                                                 R"("pre_tokenizer":{"type":"ByteLevel"}})")),
+      "token 'a' has id 4000000000");
 
   auto gguf_error = [](const jet::test::Builder& g) { return error_of([&] { Tokenizer::from_gguf(g.parse()); }); };
   has(gguf_error(tokenizer_gguf("gpt2", "no-such-pre")), "pre-tokeniser 'no-such-pre' is not supported");
