@@ -296,7 +296,8 @@ BenchScore score_benchmark(const model::CausalLM& lm, const Benchmark& b, const 
     for (const auto& c : item.choices) {
       lls.push_back(ll[r].logprob);
       norm.push_back(ll[r].logprob / static_cast<double>(std::max<int64_t>(1, c.chars)));
-      greedy = greedy && ll[r++].greedy;
+      greedy = greedy && ll[r].greedy;
+      ++r;
     }
     const auto pred = static_cast<int32_t>(std::max_element(lls.begin(), lls.end()) - lls.begin());
     const auto pred_norm = static_cast<int32_t>(std::max_element(norm.begin(), norm.end()) - norm.begin());
