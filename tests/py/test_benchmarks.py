@@ -1,4 +1,4 @@
-# labels: fast
+# labels: slow
 """`jet eval` on the lm-evaluation-harness benchmarks against the harness itself: the first 20 items of every
 set in data/eval (scripts/eval_data.sh; MMLU: 20 abstract-algebra questions, 5-shot from dev) are scored by
 `jet eval` on the teacher GGUF and by lm-eval 0.4.13's own task definitions (its packaged YAMLs, included
@@ -58,8 +58,9 @@ def write_yamls(ydir, edir):
     tasks_dir = os.path.join(os.path.dirname(lm_eval.__file__), "tasks")
     for name, (yaml, over) in TASKS.items():
         files = {"test": os.path.join(edir, name + ".jsonl")}
-        if name == "mmlu":
+        if name == "mmlu":  # the harness's MMLU is 5-shot when asked (--num_fewshot 5)
             files["dev"] = os.path.join(edir, "mmlu_dev.jsonl")
+            over = {**over, "num_fewshot": 5}
         cfg = {"include": os.path.join(tasks_dir, yaml), "task": "jet_" + name, "tag": [], "dataset_path": "json",
                "dataset_name": None, "dataset_kwargs": {"data_files": files}, "training_split": None,
                "validation_split": None, "test_split": "test", **over}
