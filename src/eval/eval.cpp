@@ -2,6 +2,7 @@
 #include "eval/eval.h"
 
 #include <ATen/ops/argmax.h>
+#include <ATen/ops/cat.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/index_select.h>
 #include <ATen/ops/log_softmax.h>
@@ -11,22 +12,18 @@
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
+#include <numeric>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "core/check.h"
-#include "core/fs.h"
 #include "core/hash.h"
 #include "data/tokens.h"
+#include "eval/benchmarks.h"
 
 namespace jet::eval {
 namespace {
-
-at::Tensor ids_tensor(const std::vector<int32_t>& ids, at::Device device) {
-  std::vector<int64_t> v(ids.begin(), ids.end());
-  return at::tensor(v, at::kLong).view({1, -1}).to(device);
-}
 
 void check_ids(const model::CausalLM& lm, const std::vector<int32_t>& ids, const char* what) {
   const int64_t vocab = lm.config().vocab_size;
@@ -75,6 +72,97 @@ Perplexity perplexity(const model::CausalLM& lm, const at::Tensor& windows, int6
   return p;
 }
 
+std::vector<LlResult> loglikelihoods(const model::CausalLM& lm, const std::vector<LlRequest>& reqs,
+                                     const OnProgress& on_progress, int64_t batch_tokens) {
+  JET_CHECK(batch_tokens > 0, "loglikelihoods: batch_tokens must be positive, got {}", batch_tokens);
+  at::NoGradGuard no_grad;
+  const auto n = static_cast<int64_t>(reqs.size());
+  // Each request reads the positions of its input = context + continuation but its last token. Rows are the
+  // distinct inputs; an input that is a prefix of another is read from that one's row (in lexicographic
+  // order such an input is a prefix of its successor), so choices that share a context and differ only in
+  // their last token (MMLU's " A".." D") take one row.
+  std::vector<std::vector<int32_t>> inputs(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const auto& [ctx, cont] = reqs[i];
+    JET_CHECK(!ctx.empty() && !cont.empty(), "loglikelihoods: request {} has an empty context or continuation", i);
+    check_ids(lm, ctx, "loglikelihoods");
+    check_ids(lm, cont, "loglikelihoods");
+    inputs[i] = ctx;
+    inputs[i].insert(inputs[i].end(), cont.begin(), cont.end() - 1);
+  }
+  std::vector<int64_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return inputs[a] < inputs[b]; });
+  std::vector<int64_t> row_of(n);      // request -> the request whose input is its row
+  for (int64_t k = n - 1; k >= 0; --k) {
+    const int64_t i = order[k];
+    row_of[i] = i;
+    if (k + 1 < n) {
+      const auto& next = inputs[row_of[order[k + 1]]];
+      if (next.size() >= inputs[i].size() && std::equal(inputs[i].begin(), inputs[i].end(), next.begin()))
+        row_of[i] = row_of[order[k + 1]];
+    }
+  }
+  std::vector<int64_t> rows;  // row heads, longest first
+  std::vector<std::vector<int64_t>> readers(n);
+  for (int64_t i = 0; i < n; ++i) {
+    if (row_of[i] == i) rows.push_back(i);
+    readers[row_of[i]].push_back(i);
+  }
+  std::stable_sort(rows.begin(), rows.end(), [&](int64_t a, int64_t b) { return inputs[a].size() > inputs[b].size(); });
+
+  std::vector<LlResult> out(n);
+  int64_t done = 0;
+  constexpr int64_t kHeadRows = 1024;  // positions per LM-head call (bounds the [rows, V] fp32 logits)
+  for (size_t r0 = 0; r0 < rows.size();) {
+    const auto L = static_cast<int64_t>(inputs[rows[r0]].size());
+    const auto b = static_cast<size_t>(std::max<int64_t>(1, batch_tokens / L));
+    const size_t r1 = std::min(rows.size(), r0 + b);
+    const auto B = static_cast<int64_t>(r1 - r0);
+    std::vector<int64_t> ids(static_cast<size_t>(B * L)), pick, target;
+    std::vector<int64_t> owner;  // request of each picked position
+    for (int64_t r = 0; r < B; ++r) {
+      // Right-padded with the row's last token: causal mixing keeps the padding out of every read position.
+      const auto& in = inputs[rows[r0 + r]];
+      for (int64_t t = 0; t < L; ++t) ids[r * L + t] = in[std::min<size_t>(t, in.size() - 1)];
+      for (int64_t i : readers[rows[r0 + r]]) {
+        const auto C = static_cast<int64_t>(reqs[i].context.size());
+        for (size_t j = 0; j < reqs[i].continuation.size(); ++j) {
+          pick.push_back(r * L + C - 1 + static_cast<int64_t>(j));
+          target.push_back(reqs[i].continuation[j]);
+          owner.push_back(i);
+        }
+      }
+    }
+    const at::Tensor h = lm.hidden(at::tensor(ids, at::kLong).view({B, L}).to(lm.device()));
+    const at::Tensor flat = h.reshape({B * L, h.size(-1)});
+    const at::Tensor pick_t = at::tensor(pick, at::kLong).to(lm.device());
+    const at::Tensor tgt = at::tensor(target, at::kLong).to(lm.device());
+    std::vector<at::Tensor> lps, hits;
+    const auto P = static_cast<int64_t>(pick.size());
+    for (int64_t p0 = 0; p0 < P; p0 += kHeadRows) {
+      const int64_t p1 = std::min(P, p0 + kHeadRows);
+      const at::Tensor logits = lm.lm_head(flat.index_select(0, pick_t.slice(0, p0, p1))).to(at::kFloat);
+      const at::Tensor t = tgt.slice(0, p0, p1);
+      hits.push_back(logits.argmax(-1).eq(t));
+      lps.push_back(at::log_softmax(logits, -1).gather(-1, t.unsqueeze(-1)).squeeze(-1));
+    }
+    const at::Tensor lp = at::cat(lps).to(at::kDouble).to(at::kCPU), hit = at::cat(hits).to(at::kCPU);
+    const double* lpp = lp.data_ptr<double>();
+    const bool* hp = hit.data_ptr<bool>();
+    for (int64_t r = 0; r < B; ++r)
+      for (int64_t i : readers[rows[r0 + r]]) out[i] = {0, true};
+    for (int64_t k = 0; k < P; ++k) {
+      out[owner[k]].logprob += lpp[k];
+      out[owner[k]].greedy = out[owner[k]].greedy && hp[k];
+    }
+    for (int64_t r = 0; r < B; ++r) done += static_cast<int64_t>(readers[rows[r0 + r]].size());
+    r0 = r1;
+    if (on_progress) on_progress(done);
+  }
+  return out;
+}
+
 int64_t passkey_filler_tokens(const text::Tokenizer& tok) {
   return static_cast<int64_t>(tok.encode(kPasskeyFiller).size());
 }
@@ -116,58 +204,20 @@ PasskeyTask make_passkey(const text::Tokenizer& tok, int64_t length, int64_t n, 
 PasskeyScore passkey_score(const model::CausalLM& lm, const PasskeyTask& task, const OnProgress& on_progress) {
   JET_CHECK(!task.prompts.empty() && task.prompts.size() == task.answers.size(),
             "passkey: {} prompts and {} answers", task.prompts.size(), task.answers.size());
-  at::NoGradGuard no_grad;
-  const auto n = static_cast<int64_t>(task.prompts.size());
-  for (int64_t i = 0; i < n; ++i) {
+  std::vector<LlRequest> reqs;
+  for (size_t i = 0; i < task.prompts.size(); ++i) {
     JET_CHECK(!task.prompts[i].empty() && !task.answers[i].empty(), "passkey: sample {} has an empty prompt or answer", i);
-    check_ids(lm, task.prompts[i], "passkey");
-    check_ids(lm, task.answers[i], "passkey");
+    reqs.push_back({task.prompts[i], task.answers[i]});
   }
-  // Samples go through the model in batches of about kBatchTokens tokens, each row the prompt and the answer
-  // but its last token, right-padded (a causal model's positions never see the padding after them); only the
-  // rows that predict answer tokens reach the LM head, and each batch syncs with the host once.
-  constexpr int64_t kBatchTokens = 16384;
-  auto row_len = [&](int64_t i) { return static_cast<int64_t>(task.prompts[i].size() + task.answers[i].size() - 1); };
-  int64_t right = 0;
-  double logprob = 0;
-  for (int64_t i0 = 0; i0 < n;) {
-    int64_t i1 = i0 + 1, L = row_len(i0);
-    while (i1 < n && (i1 - i0 + 1) * std::max(L, row_len(i1)) <= kBatchTokens) L = std::max(L, row_len(i1++));
-    const int64_t b = i1 - i0;
-    std::vector<int64_t> ids(static_cast<size_t>(b * L)), pick, target;
-    for (int64_t r = 0; r < b; ++r) {
-      const auto& prompt = task.prompts[i0 + r];
-      const auto& answer = task.answers[i0 + r];
-      std::vector<int32_t> row(prompt);
-      row.insert(row.end(), answer.begin(), answer.end() - 1);
-      row.resize(static_cast<size_t>(L), row.back());
-      std::copy(row.begin(), row.end(), ids.begin() + r * L);
-      const auto P = static_cast<int64_t>(prompt.size());
-      for (size_t a = 0; a < answer.size(); ++a) {
-        pick.push_back(r * L + P - 1 + static_cast<int64_t>(a));
-        target.push_back(answer[a]);
-      }
-    }
-    const at::Tensor h = lm.hidden(at::tensor(ids, at::kLong).view({b, L}));
-    const at::Tensor rows = h.reshape({b * L, h.size(-1)}).index_select(0, at::tensor(pick, at::kLong).to(lm.device()));
-    const at::Tensor logits = lm.lm_head(rows).to(at::kFloat);  // [answer tokens, V]
-    const at::Tensor tgt = at::tensor(target, at::kLong).to(lm.device());
-    const at::Tensor hit = logits.argmax(-1).eq(tgt).to(at::kCPU);
-    const at::Tensor lp = at::log_softmax(logits, -1).gather(-1, tgt.unsqueeze(-1)).squeeze(-1).to(at::kDouble).to(at::kCPU);
-    const bool* hp = hit.data_ptr<bool>();
-    const double* lpp = lp.data_ptr<double>();
-    for (int64_t r = 0, k = 0; r < b; ++r) {
-      bool all = true;
-      for (size_t a = 0; a < task.answers[i0 + r].size(); ++a, ++k) {
-        all = all && hp[k];
-        logprob += lpp[k];
-      }
-      right += all;
-    }
-    i0 = i1;
-    if (on_progress) on_progress(i0);
+  const auto ll = loglikelihoods(lm, reqs, on_progress);
+  PasskeyScore score;
+  for (const auto& r : ll) {
+    score.accuracy += r.greedy;
+    score.answer_logprob += r.logprob;
   }
-  return {static_cast<double>(right) / static_cast<double>(n), logprob / static_cast<double>(n)};
+  score.accuracy /= static_cast<double>(ll.size());
+  score.answer_logprob /= static_cast<double>(ll.size());
+  return score;
 }
 
 double passkey_accuracy(const model::CausalLM& lm, const PasskeyTask& task, const OnProgress& on_progress) {
@@ -177,43 +227,30 @@ double passkey_accuracy(const model::CausalLM& lm, const PasskeyTask& task, cons
 std::vector<std::vector<double>> mc_scores(const model::CausalLM& lm, const McTask& task,
                                            const OnProgress& on_progress) {
   JET_CHECK(!task.items.empty(), "{}: no items", task.name);
-  at::NoGradGuard no_grad;
-  std::vector<std::vector<double>> scores;
+  std::vector<LlRequest> reqs;
   for (size_t k = 0; k < task.items.size(); ++k) {
     const McItem& item = task.items[k];
     JET_CHECK(!item.context.empty() && item.choices.size() >= 2, "{} item {}: needs a context and >= 2 choices",
               task.name, k);
     JET_CHECK(item.answer >= 0 && item.answer < static_cast<int32_t>(item.choices.size()),
               "{} item {}: answer {} outside the {} choices", task.name, k, item.answer, item.choices.size());
-    check_ids(lm, item.context, task.name.c_str());
-    const int64_t C = static_cast<int64_t>(item.context.size());
-    int64_t longest = 0;
     for (const auto& c : item.choices) {
       JET_CHECK(!c.empty(), "{} item {}: an empty choice", task.name, k);
-      check_ids(lm, c, task.name.c_str());
-      longest = std::max<int64_t>(longest, static_cast<int64_t>(c.size()));
+      reqs.push_back({item.context, c});
     }
-    // Rows = context + choice, right-padded with the choice's last token: causal attention keeps the
-    // padding out of every scored position.
-    const auto R = static_cast<int64_t>(item.choices.size());
-    at::Tensor ids = at::empty({R, C + longest}, at::kLong);
-    for (int64_t r = 0; r < R; ++r) {
-      std::vector<int64_t> row(item.context.begin(), item.context.end());
-      row.insert(row.end(), item.choices[r].begin(), item.choices[r].end());
-      row.resize(C + longest, row.back());
-      ids[r].copy_(at::tensor(row, at::kLong));
-    }
-    const at::Tensor dev_ids = ids.to(lm.device());
-    const at::Tensor logits = lm.forward(dev_ids);  // [R, C + longest, V]
+  }
+  // Progress in items: the requests of item k end at ends[k].
+  std::vector<int64_t> ends;
+  for (const auto& item : task.items) ends.push_back((ends.empty() ? 0 : ends.back()) + static_cast<int64_t>(item.choices.size()));
+  const auto ll = loglikelihoods(lm, reqs, on_progress ? OnProgress([&](int64_t done) {
+    on_progress(std::upper_bound(ends.begin(), ends.end(), done) - ends.begin());
+  }) : OnProgress());
+  std::vector<std::vector<double>> scores;
+  size_t r = 0;
+  for (const auto& item : task.items) {
     std::vector<double> s;
-    for (int64_t r = 0; r < R; ++r) {
-      const auto L = static_cast<int64_t>(item.choices[r].size());
-      const at::Tensor lp = at::log_softmax(logits[r].slice(0, C - 1, C - 1 + L).to(at::kFloat), -1);  // [L, V]
-      const at::Tensor target = dev_ids[r].slice(0, C, C + L).unsqueeze(-1);
-      s.push_back(lp.gather(-1, target).to(at::kDouble).sum().item<double>() / static_cast<double>(L));
-    }
+    for (const auto& c : item.choices) s.push_back(ll[r++].logprob / static_cast<double>(c.size()));
     scores.push_back(std::move(s));
-    if (on_progress) on_progress(static_cast<int64_t>(k) + 1);
   }
   return scores;
 }
@@ -273,24 +310,9 @@ McTask make_holdout_cloze(const data::TokenSet& holdout, int64_t n, uint64_t see
 McTask load_mc_jsonl(const std::string& path, const text::Tokenizer& tok) {
   McTask task;
   task.name = path.substr(path.find_last_of('/') + 1);
-  const std::string text = read_file(path);
-  size_t pos = 0;
-  int64_t line_no = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    const std::string line = text.substr(pos, end - pos);
-    pos = end + 1;
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception&) {
-      JET_FAIL("{}:{}: not valid JSON", path, line_no);
-    }
-    JET_CHECK(j.is_object() && j.contains("context") && j["context"].is_string() && j.contains("choices") &&
-                  j["choices"].is_array() && j.contains("answer") && j["answer"].is_number_integer(),
+  read_jsonl(path, [&](const nlohmann::json& j, int64_t line_no) {
+    JET_CHECK(j.contains("context") && j["context"].is_string() && j.contains("choices") && j["choices"].is_array() &&
+                  j.contains("answer") && j["answer"].is_number_integer(),
               "{}:{}: expected {{\"context\": str, \"choices\": [str, ...], \"answer\": int}}", path, line_no);
     McItem item;
     item.context = tok.encode(j["context"].get<std::string>());
@@ -302,7 +324,7 @@ McTask load_mc_jsonl(const std::string& path, const text::Tokenizer& tok) {
     JET_CHECK(item.choices.size() >= 2 && item.answer >= 0 && item.answer < static_cast<int32_t>(item.choices.size()),
               "{}:{}: needs >= 2 choices and an answer index among them", path, line_no);
     task.items.push_back(std::move(item));
-  }
+  });
   JET_CHECK(!task.items.empty(), "{}: no items", path);
   return task;
 }

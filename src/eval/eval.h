@@ -35,6 +35,22 @@ struct Perplexity {
 Perplexity perplexity(const model::CausalLM& lm, const at::Tensor& windows, int64_t batch = 4,
                       const OnProgress& on_progress = {});
 
+// A log-likelihood request as lm-evaluation-harness defines one: the summed log-probability of the
+// continuation's tokens given the context (and the continuation tokens before each), and whether every
+// continuation token is the argmax there (greedy decoding would produce it).
+struct LlRequest {
+  std::vector<int32_t> context, continuation;  // both non-empty
+};
+struct LlResult {
+  double logprob = 0;
+  bool greedy = false;
+};
+// All requests, batched: rows of about batch_tokens tokens (longest first, right-padded), one forward per
+// batch, only the read positions through the LM head; a request whose input (context + continuation but
+// its last token) is a prefix of another's shares that row. on_progress gets the requests done.
+std::vector<LlResult> loglikelihoods(const model::CausalLM& lm, const std::vector<LlRequest>& reqs,
+                                     const OnProgress& on_progress = {}, int64_t batch_tokens = 16384);
+
 struct PasskeyTask {
   int64_t length = 0;                                // asked length: |prompt| + |answer| <= length
   std::vector<std::vector<int32_t>> prompts, answers;  // answers[i]: the tokens of " <key>"
@@ -50,7 +66,7 @@ PasskeyTask make_passkey(const text::Tokenizer& tok, int64_t length, int64_t n, 
 // The filler unit, in tokens (the tolerance of make_passkey's lengths).
 int64_t passkey_filler_tokens(const text::Tokenizer& tok);
 // Fraction of samples whose every answer token is the argmax given the prompt and the answer tokens
-// before it (teacher forcing, equal to greedy decoding while it is right); one forward per sample.
+// before it (teacher forcing, equal to greedy decoding while it is right); through loglikelihoods().
 double passkey_accuracy(const model::CausalLM& lm, const PasskeyTask& task, const OnProgress& on_progress = {});
 struct PasskeyScore {
   double accuracy = 0;        // as passkey_accuracy
@@ -69,7 +85,7 @@ struct McTask {
   std::vector<McItem> items;
 };
 // Per item and choice: the mean log-probability of the choice's tokens given the context (and the choice
-// tokens before each). One forward per item: its choices as rows, padded on the right.
+// tokens before each), through loglikelihoods(); on_progress gets the items done.
 std::vector<std::vector<double>> mc_scores(const model::CausalLM& lm, const McTask& task,
                                            const OnProgress& on_progress = {});
 // Fraction of items whose highest mc_scores choice (first of ties) is the answer.

@@ -8,12 +8,14 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/check.h"
 #include "core/device.h"
 #include "core/fs.h"
 #include "core/progress.h"
 #include "data/tokens.h"
+#include "eval/benchmarks.h"
 #include "eval/eval.h"
 #include "model/causal_lm.h"
 #include "model/checkpoint.h"
@@ -31,6 +33,15 @@ std::string base_name(std::string p) {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// A progress callback (units done so far) that advances bar.
+OnProgress advance(Progress& bar) {
+  auto shown = std::make_shared<int64_t>(0);
+  return [&bar, shown](int64_t done) {
+    bar.update(done - *shown);
+    *shown = done;
+  };
 }
 
 struct Row {
@@ -63,11 +74,18 @@ void print_table(const std::vector<std::string>& names, const std::vector<Row>& 
 
 nlohmann::json run_report(const ReportOptions& o) {
   // 1. Flags, data set and tasks, before any model loads.
-  const std::set<std::string> known = {"ppl", "passkey", "mc"};
+  std::vector<std::string> known = {"ppl", "passkey", "mc"};
+  known.insert(known.end(), benchmark_names().begin(), benchmark_names().end());
+  known.insert(known.end(), ruler_names().begin(), ruler_names().end());
   std::set<std::string> tasks;
+  std::vector<std::string> bench_tasks, ruler_tasks;  // in --tasks order
   for (const auto& t : o.tasks) {
-    JET_CHECK(known.count(t), "--tasks: unknown task '{}' (ppl, passkey, mc)", t);
-    tasks.insert(t);
+    JET_CHECK(std::find(known.begin(), known.end(), t) != known.end(), "--tasks: unknown task '{}' ({})", t,
+              fmt::join(known, ", "));
+    if (!tasks.insert(t).second) continue;
+    auto in = [&](const std::vector<std::string>& v) { return std::find(v.begin(), v.end(), t) != v.end(); };
+    if (in(benchmark_names())) bench_tasks.push_back(t);
+    if (in(ruler_names())) ruler_tasks.push_back(t);
   }
   JET_CHECK(!tasks.empty(), "--tasks: give at least one of ppl, passkey, mc");
   JET_CHECK(!o.models.empty(), "--model: give at least one model");
@@ -91,6 +109,16 @@ nlohmann::json run_report(const ReportOptions& o) {
     const std::string dir = slash == std::string::npos ? "." : o.json_out.substr(0, slash);
     JET_CHECK(dir.empty() || is_directory(dir), "--json {}: directory {} does not exist", o.json_out, dir);
   }
+  JET_CHECK(o.limit >= 0, "--limit must be >= 0 (0 = all items), got {}", o.limit);
+  JET_CHECK(o.batch_tokens > 0, "--batch-tokens must be positive, got {}", o.batch_tokens);
+  JET_CHECK(ruler_tasks.empty() || !o.lengths.empty(), "--lengths: give at least one length");
+  for (int64_t L : o.lengths) JET_CHECK(L > 0, "--lengths: {} is not a positive length", L);
+  JET_CHECK((bench_tasks.empty() && ruler_tasks.empty()) || is_directory(o.eval_dir),
+            "--eval-dir {}: no such directory (scripts/eval_data.sh makes data/eval)", o.eval_dir);
+  std::vector<Benchmark> benches;
+  for (const auto& t : bench_tasks) benches.push_back(load_benchmark(t, o.eval_dir, o.limit, o.seed));
+  std::optional<RulerData> ruler;
+  if (!ruler_tasks.empty()) ruler = load_ruler(o.eval_dir);
   std::optional<data::TokenSet> holdout;
   at::Tensor windows;
   McTask cloze;
@@ -105,24 +133,29 @@ nlohmann::json run_report(const ReportOptions& o) {
     model::ModelConfig config;
     std::vector<PasskeyTask> passkey;
     McTask mc;
+    std::shared_ptr<text::Tokenizer> tok;
+    std::vector<std::vector<LlRequest>> bench;  // per benchmark
+    std::vector<RulerTask> ruler;               // per RULER task and length
   };
   std::vector<Prepared> prepared;
   for (const auto& path : o.models) {
     model::LoadOptions meta_only;
     meta_only.weights = false;
-    meta_only.tokenizer = tasks.count("passkey") || !o.mc_jsonl.empty();
+    meta_only.tokenizer = tasks.count("passkey") || !o.mc_jsonl.empty() || !benches.empty() || ruler;
     const auto ck = model::load_checkpoint(path, meta_only);
-    Prepared pr{ck.config, {}, cloze};
+    Prepared pr{ck.config, {}, cloze, ck.tokenizer, {}, {}};
     if (holdout)
       JET_CHECK(holdout->vocab_size() <= ck.config.vocab_size,
                 "{}: vocabulary of {} but the data set {} has ids up to {} (another tokenizer?)", path,
                 ck.config.vocab_size, o.data, holdout->vocab_size());
     if (meta_only.tokenizer)
-      JET_CHECK(ck.tokenizer, "{}: no tokenizer (an HF directory needs tokenizer.json) for {}", path,
-                tasks.count("passkey") ? "passkey" : "--mc-jsonl");
+      JET_CHECK(ck.tokenizer, "{}: no tokenizer (an HF directory needs tokenizer.json) for the tasks", path);
     if (tasks.count("passkey"))
       for (int64_t L : o.passkey_lengths) pr.passkey.push_back(make_passkey(*ck.tokenizer, L, o.samples, o.seed));
     if (tasks.count("mc") && !o.mc_jsonl.empty()) pr.mc = load_mc_jsonl(o.mc_jsonl, *ck.tokenizer);
+    for (const auto& b : benches) pr.bench.push_back(encode_benchmark(b, *ck.tokenizer));
+    for (const auto& t : ruler_tasks)
+      for (int64_t L : o.lengths) pr.ruler.push_back(make_ruler(t, L, *ruler, *ck.tokenizer, o.samples, o.seed));
     prepared.push_back(std::move(pr));
   }
 
@@ -156,11 +189,7 @@ nlohmann::json run_report(const ReportOptions& o) {
     cell("parameters (M)", mi, fmt::format("{:.1f}", lm->num_parameters() / 1e6));
     if (tasks.count("ppl")) {
       Progress bar("ppl", windows.size(0), "win");
-      int64_t shown = 0;
-      const auto p = perplexity(*lm, windows, o.batch, [&](int64_t done) {
-        bar.update(done - shown);
-        shown = done;
-      });
+      const auto p = perplexity(*lm, windows, o.batch, advance(bar));
       bar.finish();
       const std::string label = fmt::format("ppl holdout ({}x{})", windows.size(0), windows.size(1));
       cell(label, mi, fmt::format("{:.3f}", p.ppl));
@@ -173,7 +202,7 @@ nlohmann::json run_report(const ReportOptions& o) {
       for (const auto& task : pr.passkey) {
         const int64_t L = task.length;
         Progress bar(fmt::format("passkey {}", L), o.samples, "sample");
-        const auto score = passkey_score(*lm, task, [&](int64_t) { bar.update(1); });
+        const auto score = passkey_score(*lm, task, advance(bar));
         const double acc = score.accuracy;
         bar.finish();
         const bool beyond = max_pos > 0 && L > max_pos;
@@ -187,7 +216,7 @@ nlohmann::json run_report(const ReportOptions& o) {
     if (tasks.count("mc")) {
       const McTask& mc_task = pr.mc;
       Progress bar(fmt::format("mc {}", mc_task.name), static_cast<int64_t>(mc_task.items.size()), "item");
-      const auto scores = mc_scores(*lm, mc_task, [&](int64_t) { bar.update(1); });
+      const auto scores = mc_scores(*lm, mc_task, advance(bar));
       bar.finish();
       const double acc = mc_accuracy(scores, mc_task);
       cell(fmt::format("mc {} ({} items)", mc_task.name, mc_task.items.size()), mi, fmt::format("{:.3f}", acc));
@@ -195,6 +224,41 @@ nlohmann::json run_report(const ReportOptions& o) {
                              {"context_tokens", o.mc_jsonl.empty() ? o.mc_context : 0},
                              {"choice_tokens", o.mc_jsonl.empty() ? o.mc_choice : 0},
                              {"rule", "argmax of the mean log-probability per choice token"}};
+    }
+    for (size_t bi = 0; bi < benches.size(); ++bi) {
+      const Benchmark& b = benches[bi];
+      const auto n = static_cast<int64_t>(b.items.size());
+      Progress bar(b.name, n, "item");
+      const auto sc = score_benchmark(*lm, b, pr.bench[bi], advance(bar));
+      bar.finish();
+      const std::string what = fmt::format("{} ({}{})", b.name, n == b.total ? fmt::format("{}", n) :
+                                           fmt::format("{} of {}", n, b.total), b.name == "mmlu" ? ", 5-shot" : "");
+      cell(what + " acc", mi, fmt::format("{:.4f}", sc.acc));
+      json jb = {{"file", b.file}, {"items", n}, {"total", b.total}, {"acc", sc.acc}, {"ll", sc.ll}, {"pred", sc.pred},
+                 {"correct", sc.correct}};
+      if (b.acc_norm) {
+        cell(what + " acc_norm", mi, fmt::format("{:.4f}", sc.acc_norm));
+        jb["acc_norm"] = sc.acc_norm;
+        jb["pred_norm"] = sc.pred_norm;
+        jb["correct_norm"] = sc.correct_norm;
+      }
+      if (b.lambada) {
+        cell(what + " ppl", mi, fmt::format("{:.3f}", sc.ppl));
+        jb["ppl"] = sc.ppl;
+      }
+      jm["metrics"][b.name] = jb;
+    }
+    const int64_t gen_batch = device.is_cuda() ? 16 : 4;
+    for (const auto& t : pr.ruler) {
+      Progress bar(fmt::format("{} {}", t.name, t.length), static_cast<int64_t>(t.prompts.size()), "sample");
+      const double score = ruler_score(*lm, t, *pr.tok, gen_batch, advance(bar));
+      bar.finish();
+      const bool beyond = max_pos > 0 && t.length > max_pos;
+      beyond_any |= beyond;
+      cell(fmt::format("{} {} ({} samples)", t.name, t.length, t.prompts.size()), mi,
+           fmt::format("{:.3f}{}", score, beyond ? "*" : ""));
+      jm["metrics"][t.name].push_back({{"length", t.length}, {"score", score}, {"samples", t.prompts.size()},
+                                       {"beyond_max_position", beyond}});
     }
     const double secs = seconds_since(t0);
     cell("seconds", mi, fmt::format("{:.1f}", secs));
@@ -209,7 +273,8 @@ nlohmann::json run_report(const ReportOptions& o) {
                          {"ppl_windows", o.ppl_windows}, {"passkey_lengths", o.passkey_lengths},
                          {"samples", o.samples},   {"mc_items", o.mc_items}, {"mc_jsonl", o.mc_jsonl},
                          {"seed", o.seed},         {"device", o.device},     {"dtype", o.dtype},
-                         {"batch", o.batch}};
+                         {"batch", o.batch},       {"eval_dir", o.eval_dir}, {"limit", o.limit},
+                         {"batch_tokens", o.batch_tokens}, {"lengths", o.lengths}};
   json report = {{"settings", settings}, {"models", out_models}};
   if (!o.json_out.empty()) write_file_atomic(o.json_out, report.dump(1) + "\n");
   return report;

@@ -95,19 +95,35 @@ ApiRequest parse_request(const json& body, Endpoint endpoint) {
   if (endpoint == Endpoint::completions) {
     const json* p = field(body, "prompt");
     if (!p) throw bad("prompt", "is required");
-    if (p->is_array() && p->size() == 1 && (*p)[0].is_string()) p = &(*p)[0];  // ["text"]
-    if (p->is_string()) {
-      r.prompt_text = p->get<std::string>();
-    } else if (p->is_array() && !p->empty() &&
-               std::all_of(p->begin(), p->end(), [](const json& v) { return v.is_number_integer(); })) {
-      for (const json& v : *p) {
+    if (p->is_array() && p->size() == 1 && ((*p)[0].is_string() || (*p)[0].is_array())) p = &(*p)[0];  // [one]
+    auto ids_of = [](const json& list) {
+      std::vector<int32_t> ids;
+      for (const json& v : list) {
         const int64_t id = v.get<int64_t>();
         if (id < 0 || id > INT32_MAX) throw bad("prompt", fmt::format("holds token id {} out of range", id));
-        r.prompt_ids.push_back(static_cast<int32_t>(id));
+        ids.push_back(static_cast<int32_t>(id));
       }
+      return ids;
+    };
+    auto is_ids = [](const json& v) {
+      return v.is_array() && !v.empty() && std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_number_integer(); });
+    };
+    if (p->is_array() && p->size() > 1 && p->size() <= 256 && std::all_of(p->begin(), p->end(), [](const json& v) { return v.is_string(); })) {
+      for (const json& v : *p) r.batch_text.push_back(v.get<std::string>());
+      r.prompt_text = r.batch_text[0];
+    } else if (p->is_array() && p->size() > 1 && p->size() <= 256 && std::all_of(p->begin(), p->end(), is_ids)) {
+      for (const json& v : *p) r.batch_ids.push_back(ids_of(v));
+      r.prompt_ids = r.batch_ids[0];
+    } else if (p->is_string()) {
+      r.prompt_text = p->get<std::string>();
+    } else if (is_ids(*p)) {
+      r.prompt_ids = ids_of(*p);
     } else {
-      throw bad("prompt", "must be a string or a non-empty list of token ids (one prompt per request)");
+      throw bad("prompt", "must be a string, a non-empty list of token ids, or a list of up to 256 of either");
     }
+    r.echo = boolean(body, "echo");
+    r.logprobs = integer(body, "logprobs");
+    if (r.logprobs && (*r.logprobs < 0 || *r.logprobs > 20)) throw bad("logprobs", "must be in [0, 20]");
   } else {
     const json* ms = field(body, "messages");
     if (!ms || !ms->is_array() || ms->empty()) throw bad("messages", "must be a non-empty list of messages");
@@ -124,7 +140,7 @@ ApiRequest parse_request(const json& body, Endpoint endpoint) {
   }
   r.max_tokens = integer(body, "max_tokens");
   if (!r.max_tokens && endpoint == Endpoint::chat) r.max_tokens = integer(body, "max_completion_tokens");
-  if (r.max_tokens && *r.max_tokens < 1) throw bad("max_tokens", "must be >= 1");
+  if (r.max_tokens && *r.max_tokens < (r.echo ? 0 : 1)) throw bad("max_tokens", r.echo ? "must be >= 0" : "must be >= 1 (0 only with echo)");
   if (auto n = integer(body, "n"); n && *n != 1) throw bad("n", "must be 1 (one choice per request)");
 
   r.sampling.temperature = number(body, "temperature", 1.0);
@@ -154,6 +170,7 @@ ApiRequest parse_request(const json& body, Endpoint endpoint) {
       throw bad("stop", "strings must not be empty");
   }
   r.stream = boolean(body, "stream");
+  if (r.stream && needs_scoring(r)) throw bad("stream", "is not supported with logprobs, echo or several prompts");
   if (const json* so = field(body, "stream_options")) {
     if (!so->is_object()) throw bad("stream_options", "must be an object");
     r.include_usage = boolean(*so, "include_usage");
@@ -194,6 +211,88 @@ Prepared prepare(const ApiRequest& r, const text::Tokenizer& tok, int64_t vocab,
   p.max_tokens = r.max_tokens ? *r.max_tokens
                               : r.endpoint == Endpoint::completions ? std::min<int64_t>(16, ctx_size - n) : ctx_size - n;
   return p;
+}
+
+bool needs_scoring(const ApiRequest& r) {
+  return r.logprobs.has_value() || r.echo || !r.batch_text.empty() || !r.batch_ids.empty();
+}
+
+json complete_scored(const ApiRequest& r, Scheduler& sched, const text::Tokenizer& tok, int64_t vocab,
+                     const std::string& id, int64_t created, const std::string& model) {
+  const size_t n = std::max<size_t>(1, std::max(r.batch_text.size(), r.batch_ids.size()));
+  const int64_t ctx_size = sched.options().ctx_size;
+  std::vector<Prepared> prepared;
+  for (size_t i = 0; i < n; ++i) {  // every prompt checked before any work
+    ApiRequest one = r;
+    if (!r.batch_text.empty()) one.prompt_text = r.batch_text[i];
+    if (!r.batch_ids.empty()) one.prompt_ids = r.batch_ids[i];
+    prepared.push_back(prepare(one, tok, vocab, ctx_size));
+  }
+  std::vector<std::shared_ptr<Stream>> streams(n);
+  for (size_t i = 0; i < n; ++i)
+    if (prepared[i].max_tokens > 0) streams[i] = sched.submit({prepared[i].prompt, prepared[i].max_tokens, r.sampling});
+  json choices = json::array();
+  Usage usage;
+  for (size_t i = 0; i < n; ++i) {
+    const auto& prompt = prepared[i].prompt;
+    std::vector<int32_t> gen;
+    std::string finish = "length";
+    TextAssembler text(tok, r.stop);
+    if (streams[i]) {
+      for (int32_t t; !text.stopped() && streams[i]->next(t);) {
+        gen.push_back(t);
+        text.push(t);
+      }
+      streams[i]->cancel();
+      const Finish f = streams[i]->finish();
+      if (f == Finish::error) throw ApiError(500, "generation failed: " + streams[i]->error(), "", "server_error");
+      if (f == Finish::cancelled && !text.stopped()) throw ApiError(503, "the server is shutting down", "", "server_error");
+      if (text.stopped() || f == Finish::stop) finish = "stop";
+    }
+    text.flush();
+    usage.prompt_tokens += static_cast<int64_t>(prompt.size());
+    usage.completion_tokens += static_cast<int64_t>(gen.size());
+    json choice = {{"index", i}, {"finish_reason", finish}, {"logprobs", nullptr},
+                   {"text", (r.echo ? tok.decode(prompt, /*skip_special_tokens=*/true) : std::string()) + text.text()}};
+    if (r.logprobs) {
+      std::vector<int32_t> all(prompt);
+      all.insert(all.end(), gen.begin(), gen.end());
+      ScoreResult sc;
+      if (all.size() >= 2) {
+        try {
+          sc = sched.score(all, *r.logprobs).get();
+        } catch (const std::exception& e) {
+          throw ApiError(500, fmt::format("scoring failed: {}", e.what()), "", "server_error");
+        }
+      }
+      // Positions reported: the prompt's (with echo) and the generated tokens'.
+      const size_t first = r.echo ? 0 : prompt.size();
+      json tokens = json::array(), lps = json::array(), tops = json::array(), offsets = json::array();
+      int64_t offset = 0;
+      for (size_t p = first; p < all.size(); ++p) {
+        const std::string piece = tok.decode({all[p]});
+        tokens.push_back(piece);
+        offsets.push_back(offset);
+        offset += static_cast<int64_t>(piece.size());
+        if (p == 0) {
+          lps.push_back(nullptr);
+          tops.push_back(nullptr);
+          continue;
+        }
+        lps.push_back(sc.logprob[p - 1]);
+        json top = json::object();
+        for (const auto& [tid, lp] : sc.top[p - 1]) {
+          const std::string key = tok.decode({tid});
+          if (!top.contains(key)) top[key] = lp;
+        }
+        tops.push_back(top);
+      }
+      choice["logprobs"] = {{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
+    }
+    choices.push_back(choice);
+  }
+  return {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
+          {"choices", choices}, {"usage", usage_json(usage)}};
 }
 
 TextAssembler::TextAssembler(const text::Tokenizer& tok, std::vector<std::string> stop)

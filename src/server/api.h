@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/sampler.h"
+#include "server/scheduler.h"
 #include "text/tokenizer.h"
 
 namespace jet::server {
@@ -32,6 +33,11 @@ struct ApiRequest {
   Endpoint endpoint = Endpoint::completions;
   std::string prompt_text;              // completions with a string prompt
   std::vector<int32_t> prompt_ids;      // completions with token ids (else filled by tokenize())
+  // completions with a list of prompts (strings or token-id lists): all of them, one choice each
+  std::vector<std::string> batch_text;
+  std::vector<std::vector<int32_t>> batch_ids;
+  std::optional<int64_t> logprobs;      // completions: log-probabilities with this many top alternatives
+  bool echo = false;                    // completions: the prompt is part of the text (and of logprobs)
   std::vector<text::ChatMessage> messages;  // chat
   std::optional<int64_t> max_tokens;
   engine::SamplingParams sampling;
@@ -51,6 +57,15 @@ struct Prepared {
   int64_t max_tokens = 0;
 };
 Prepared prepare(const ApiRequest& r, const text::Tokenizer& tok, int64_t vocab, int64_t ctx_size);
+
+// Requests that need complete_scored(): logprobs, echo or several prompts.
+bool needs_scoring(const ApiRequest& r);
+// Such a request, answered whole (not streamed): every prompt is generated from as usual (max_tokens may
+// be 0 with echo), then prompt + completion are scored by the scheduler; choice i is prompt i, with
+// "logprobs": {tokens, token_logprobs, top_logprobs, text_offset} (OpenAI's completions format; with echo
+// they start at the prompt's first token, whose log-probability is null).
+nlohmann::json complete_scored(const ApiRequest& r, Scheduler& sched, const text::Tokenizer& tok, int64_t vocab,
+                               const std::string& id, int64_t created, const std::string& model);
 
 // Completion text from generated ids: special tokens give no text, pieces are whole UTF-8, and
 // the text ends before the first stop string (held back while it may still be one's beginning).

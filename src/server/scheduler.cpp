@@ -3,6 +3,10 @@
 #include "server/scheduler.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/ops/log_softmax.h>
+#include <ATen/ops/tensor.h>
+#include <ATen/ops/topk.h>
 
 #include <algorithm>
 #include <exception>
@@ -10,6 +14,38 @@
 #include "core/check.h"
 
 namespace jet::server {
+namespace {
+
+ScoreResult score_ids(const model::CausalLM& lm, const std::vector<int32_t>& ids, int64_t top_k) {
+  at::NoGradGuard no_grad;
+  const auto T = static_cast<int64_t>(ids.size());
+  const std::vector<int64_t> v(ids.begin(), ids.end());
+  const at::Tensor h = lm.hidden(at::tensor(v, at::kLong).view({1, T}).to(lm.device()))[0];
+  ScoreResult r;
+  constexpr int64_t kRows = 256;  // positions per LM-head call (bounds the fp32 logits)
+  for (int64_t p0 = 0; p0 + 1 < T; p0 += kRows) {
+    const int64_t p1 = std::min(T - 1, p0 + kRows);
+    const at::Tensor lp = at::log_softmax(lm.lm_head(h.slice(0, p0, p1)).to(at::kFloat), -1).to(at::kDouble).to(at::kCPU);
+    const double* a = lp.data_ptr<double>();
+    const int64_t V = lp.size(1);
+    at::Tensor top_v, top_i;
+    if (top_k > 0) {
+      std::tie(top_v, top_i) = lp.topk(std::min(top_k, V), -1);
+      top_i = top_i.contiguous();
+    }
+    for (int64_t p = p0; p < p1; ++p) {
+      r.logprob.push_back(a[(p - p0) * V + ids[p + 1]]);
+      r.top.emplace_back();
+      for (int64_t k = 0; k < (top_k > 0 ? top_i.size(1) : 0); ++k) {
+        const int64_t id = top_i.data_ptr<int64_t>()[(p - p0) * top_i.size(1) + k];
+        r.top.back().emplace_back(static_cast<int32_t>(id), a[(p - p0) * V + id]);
+      }
+    }
+  }
+  return r;
+}
+
+}  // namespace
 
 const char* finish_str(Finish f) {
   switch (f) {
@@ -93,6 +129,21 @@ std::shared_ptr<Stream> Scheduler::submit(GenRequest req) {
   return stream;
 }
 
+std::future<ScoreResult> Scheduler::score(std::vector<int32_t> ids, int64_t top_k) {
+  ScoreJob job{std::move(ids), top_k, {}};
+  auto fut = job.done.get_future();
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (stopping_) {
+      job.done.set_exception(std::make_exception_ptr(Error("the server is shutting down")));
+      return fut;
+    }
+    scoring_.push_back(std::move(job));
+  }
+  cv_.notify_all();
+  return fut;
+}
+
 int64_t Scheduler::waiting() {
   std::lock_guard<std::mutex> g(mu_);
   return static_cast<int64_t>(waiting_.size());
@@ -150,18 +201,30 @@ void Scheduler::loop() {
 
   for (;;) {
     std::vector<std::unique_ptr<Seq>> admit;
+    std::deque<ScoreJob> scoring;
     {
       std::unique_lock<std::mutex> lk(mu_);
-      cv_.wait(lk, [&] { return stopping_ || !waiting_.empty() || live_count_ > 0; });
+      cv_.wait(lk, [&] { return stopping_ || !waiting_.empty() || !scoring_.empty() || live_count_ > 0; });
       if (stopping_) {
         for (auto& w : waiting_) w->stream->end(Finish::cancelled);
         waiting_.clear();
+        for (auto& j : scoring_) j.done.set_exception(std::make_exception_ptr(Error("the server is shutting down")));
+        scoring_.clear();
         break;
       }
+      scoring.swap(scoring_);
       int64_t free_slots = opts_.max_batch - live_count_;
       while (free_slots-- > 0 && !waiting_.empty()) {
         admit.push_back(std::move(waiting_.front()));
         waiting_.pop_front();
+      }
+    }
+    // Scoring requests: one forward each, between decode steps.
+    for (auto& j : scoring) {
+      try {
+        j.done.set_value(score_ids(lm_, j.ids, j.top_k));
+      } catch (const std::exception&) {
+        j.done.set_exception(std::current_exception());
       }
     }
     // New requests are prefilled into free slots between decode steps.

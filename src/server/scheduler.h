@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -53,6 +54,12 @@ struct GenRequest {
   engine::SamplingParams sampling;
 };
 
+// Log-probabilities of a token sequence (the prompt-scoring side of the completions API).
+struct ScoreResult {
+  std::vector<double> logprob;                               // [i]: log p(ids[i + 1] | ids[0..i])
+  std::vector<std::vector<std::pair<int32_t, double>>> top;  // [i]: the top_k tokens there, most likely first
+};
+
 struct SchedulerOptions {
   int64_t max_batch = 8;
   int64_t ctx_size = 2048;  // cache positions per sequence: prompt + generated tokens
@@ -71,6 +78,9 @@ class Scheduler {
 
   // Queues a request (validated by the caller: 0 < prompt < ctx_size); its tokens come through the stream.
   std::shared_ptr<Stream> submit(GenRequest req);
+  // Scores ids (>= 2 tokens, < ctx_size, ids checked by the caller) with one forward of the model on the
+  // engine thread, between decode steps; the future throws what failed (a shutdown included).
+  std::future<ScoreResult> score(std::vector<int32_t> ids, int64_t top_k);
   // Ends the thread: waiting and live sequences end as cancelled. Idempotent.
   void shutdown();
 
@@ -99,6 +109,12 @@ class Scheduler {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Seq>> waiting_;
+  struct ScoreJob {
+    std::vector<int32_t> ids;
+    int64_t top_k = 0;
+    std::promise<ScoreResult> done;
+  };
+  std::deque<ScoreJob> scoring_;
   bool stopping_ = false;
   std::thread thread_;
   std::mutex start_mu_;
