@@ -62,6 +62,16 @@ at::Tensor l2_normalize_backward(const at::Tensor& y, const at::Tensor& r, const
 
 at::Tensor tr(const at::Tensor& x) { return x.transpose(-1, -2); }
 
+// q, k normalised along the last dim when `on` (else as given), with the inverse norms r the backward needs.
+struct NormedQK {
+  at::Tensor rq, rk, qn, kn;  // inverse norms [B, T, H, 1] (undefined when off); normalised q, k
+};
+NormedQK normed_qk(const at::Tensor& q0, const at::Tensor& k0, bool on) {
+  if (!on) return {at::Tensor(), at::Tensor(), q0, k0};
+  const at::Tensor rq = at::rsqrt(q0.square().sum(-1, true) + 1e-6), rk = at::rsqrt(k0.square().sum(-1, true) + 1e-6);
+  return {rq, rk, q0 * rq, k0 * rk};
+}
+
 struct Grads {
   at::Tensor dq, dk, dv, dg, dbeta, ds0;
 };
@@ -117,13 +127,7 @@ Grads chunked_backward(const at::Tensor& q_in, const at::Tensor& k_in, const at:
   const int64_t B = q0.size(0), T = q0.size(1), H = q0.size(2), K = q0.size(3), V = v0.size(3);
   const int64_t C = kLinearAttentionChunk, NC = (T + C - 1) / C;
   const double scale = linear_attention_scale(opt, K);
-  at::Tensor rq, rk, qn = q0, kn = k0;  // inverse norms [B, T, H, 1]; normalised q, k
-  if (opt.qk_l2norm) {
-    rq = at::rsqrt(q0.square().sum(-1, true) + 1e-6);
-    rk = at::rsqrt(k0.square().sum(-1, true) + 1e-6);
-    qn = q0 * rq;
-    kn = k0 * rk;
-  }
+  const auto [rq, rk, qn, kn] = normed_qk(q0, k0, opt.qk_l2norm);
   const auto f = q0.options();
   JET_CHECK(opt.decay != Decay::vector, "linear_attention: the chunked backward takes no vector decay");
   const at::Tensor gtok = token_log_decay(g_in, opt, q0, ct);  // [B, T, H, 1]
@@ -268,13 +272,7 @@ Grads chunked_backward_cuda(const at::Tensor& q_in, const at::Tensor& k_in, cons
     return r;
   }
   const at::Tensor q0 = q_in.to(at::kFloat), k0 = k_in.to(at::kFloat);
-  at::Tensor rq, rk, qn = q0, kn = k0;
-  if (opt.qk_l2norm) {
-    rq = at::rsqrt(q0.square().sum(-1, true) + 1e-6);
-    rk = at::rsqrt(k0.square().sum(-1, true) + 1e-6);
-    qn = q0 * rq;
-    kn = k0 * rk;
-  }
+  const auto [rq, rk, qn, kn] = normed_qk(q0, k0, opt.qk_l2norm);
   const auto f = q0.options();
   const at::Tensor Q = to_chunks(qn * scale, NC), Kc = to_chunks(kn, NC);
   const at::Tensor G = to_chunks(token_log_decay(g_in, opt, q0, at::kFloat), NC).cumsum(3);
