@@ -65,12 +65,19 @@ void dequantize_row(const QWeight& w, int64_t row, float* out) {
   gguf::dequantize_row(w.type, w.data.data_ptr<uint8_t>() + row * w.row_bytes(), out, w.cols);
 }
 
-at::Tensor dequantize(const QWeight& w) {
-  at::Tensor out = at::empty({w.rows, w.cols}, at::kFloat);
-  float* o = out.data_ptr<float>();
+namespace {
+
+void dequantize_into(const QWeight& w, float* o) {
   at::parallel_for(0, w.rows, std::max<int64_t>(1, 8192 / w.cols), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) dequantize_row(w, r, o + r * w.cols);
   });
+}
+
+}  // namespace
+
+at::Tensor dequantize(const QWeight& w) {
+  at::Tensor out = at::empty({w.rows, w.cols}, at::kFloat);
+  dequantize_into(w, out.data_ptr<float>());
   return out;
 }
 
@@ -116,12 +123,19 @@ void qmatmul_out(const float* x, int64_t M, int64_t ldx, const QWeight& w, float
     JET_CHECK(qmatmul_int8_available(), "quantized matmul: the int8 kernel needs AVX-512 VNNI, which this CPU lacks");
     return int8_path(x, M, ldx, w, y, ldy);
   }
-  // Dequantize, then one ATen GEMM (bf16 on the gemm path, fp32 in the fallback).
-  const at::ScalarType dt = which == QKernel::gemm ? at::kBFloat16 : at::kFloat;
+  // Dequantize into per-thread buffers that grow once (no fresh pages per call), then one ATen GEMM (bf16 on the
+  // gemm path, fp32 in the fallback).
+  thread_local at::Tensor wf, wb;
+  if (!wf.defined() || wf.numel() < w.rows * w.cols) wf = at::empty({w.rows * w.cols}, at::kFloat);
+  dequantize_into(w, wf.data_ptr<float>());
+  at::Tensor wt = wf.narrow(0, 0, w.rows * w.cols).view({w.rows, w.cols});
+  if (which == QKernel::gemm) {
+    if (!wb.defined() || wb.numel() < w.rows * w.cols) wb = at::empty({w.rows * w.cols}, at::kBFloat16);
+    wt = wb.narrow(0, 0, w.rows * w.cols).view({w.rows, w.cols}).copy_(wt);
+  }
   const at::Tensor xt = at::from_blob(const_cast<float*>(x), {M, w.cols}, {ldx, 1}, at::kFloat);
   const at::Tensor yt = at::from_blob(y, {M, w.rows}, {ldy, 1}, at::kFloat);
-  const at::Tensor wt = dequantize(w).to(dt);
-  yt.copy_(at::mm(xt.to(dt), wt.t()));
+  yt.copy_(at::mm(xt.to(wt.scalar_type()), wt.t()));
 }
 
 at::Tensor qmatmul(const at::Tensor& x, const QWeight& w, const at::Tensor& bias, QKernel which) {
