@@ -36,7 +36,7 @@ double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 struct Opts {
   jet::cli::ModelArgs source;
   uint64_t seed = 0;
-  std::string device = "cpu", dtype = "bf16", json;
+  std::string device = "cpu", dtype = "auto", json;
   int64_t batch = 1, context = 512, gen = 128, prefill_chunk = 512;
   bool max_batch = false, no_graph = false, synthetic = false;
 };
@@ -81,18 +81,18 @@ double copy_bandwidth(at::Device device) {
 
 void run(const Opts& o) {
   const auto device = jet::parse_device(o.device);
-  const auto dtype = jet::parse_dtype(o.dtype);
+  const auto mdtype = jet::cli::parse_model_dtype(o.dtype, device);
+  const auto dtype = mdtype.scalar;
   JET_CHECK(o.context >= 1, "--context must be >= 1, got {}", o.context);
   JET_CHECK(o.gen >= 1, "--gen must be >= 1, got {}", o.gen);
   JET_CHECK(o.batch >= 1, "--batch must be >= 1, got {}", o.batch);
-  auto ck = o.source.checkpoint(/*tokenizer=*/false);
+  auto ck = o.source.checkpoint(/*tokenizer=*/false, mdtype.quantized);
   const std::string where = ck.path;
-  const auto lm_ptr = o.source.build(ck, dtype, device, o.seed);
+  const auto lm_ptr = o.source.build(ck, mdtype, device, o.seed);
   const jet::model::CausalLM& lm = *lm_ptr;
   const auto& c = lm.config();
 
-  int64_t weight_bytes = 0;
-  for (const auto& p : lm.params()) weight_bytes += p.slot->numel() * p.slot->element_size();
+  const int64_t weight_bytes = lm.weight_bytes();
   const int64_t elem = at::elementSize(dtype), max_len = o.context + o.gen;
   const auto by_type = lm.cache_bytes_by_type(max_len, elem);
   int64_t seq_bytes = 0;
@@ -157,7 +157,7 @@ void run(const Opts& o) {
   const std::string machine = device.is_cuda() ? jet::engine::cuda_device_name(device)
                                                : fmt::format("{} ({} threads)", cpu_name(), at::get_num_threads());
   const std::string mode = device.is_cuda() ? (engine.uses_graphs() ? "cuda graph" : "eager") : "eager";
-  fmt::print("machine: {} | {} {} | {} | copy bandwidth {:.1f} GB/s\n", machine, device.str(), jet::dtype_str(dtype),
+  fmt::print("machine: {} | {} {} | {} | copy bandwidth {:.1f} GB/s\n", machine, device.str(), mdtype.name(),
              mode, copy_bw / 1e9);
   fmt::print("model:   {} ({:.1f}M parameters, {:.1f} MB weights, {} layers)\n", where, lm.num_parameters() / 1e6,
              weight_bytes / 1e6, c.num_hidden_layers);
@@ -178,7 +178,7 @@ void run(const Opts& o) {
 
   if (!o.json.empty()) {
     nlohmann::json j = {{"machine", machine},       {"device", device.str()},
-                        {"dtype", jet::dtype_str(dtype)}, {"mode", mode},
+                        {"dtype", mdtype.name()}, {"mode", mode},
                         {"threads", at::get_num_threads()}, {"model", where},
                         {"batch", batch},           {"context", o.context},
                         {"gen", o.gen},             {"prefill_tok_per_s", prefill_tps},

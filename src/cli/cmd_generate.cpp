@@ -58,13 +58,13 @@ std::vector<std::vector<int32_t>> parse_prompt_ids(const std::string& s) {
 
 void run(const Opts& o) {
   const auto device = jet::parse_device(o.device);
-  const auto dtype = jet::parse_dtype(o.dtype);
+  const auto dtype = jet::cli::parse_model_dtype(o.dtype, device);
   jet::engine::check_sampling_params(o.sampling);
   JET_CHECK(o.max_new_tokens >= 0, "--max-new-tokens must be >= 0, got {}", o.max_new_tokens);
   JET_CHECK(o.prompts.empty() != o.prompt_ids.empty(), "give --prompt (one or more) or --prompt-ids, not both");
   JET_CHECK(!o.chat || o.prompt_ids.empty(), "--chat needs --prompt (text)");
 
-  auto ck = o.source.checkpoint();
+  auto ck = o.source.checkpoint(/*tokenizer=*/true, dtype.quantized);
   const std::string where = ck.path;
   const jet::text::Tokenizer* tok = ck.tokenizer.get();
   JET_CHECK(tok || !o.prompt_ids.empty(), "{}: no tokenizer (an HF directory needs tokenizer.json)", where);
@@ -140,7 +140,7 @@ void run(const Opts& o) {
   }
   fmt::print("[prefill {} tokens, {:.1f} tok/s | decode {} tokens, {:.1f} tok/s{} | {} {} {} threads{}]\n",
              prompt_tokens, prefill_s > 0 ? prompt_tokens / prefill_s : 0.0, generated, decode_tok_s,
-             results.size() > 1 ? fmt::format(" ({} sequences)", results.size()) : "", jet::dtype_str(dtype),
+             results.size() > 1 ? fmt::format(" ({} sequences)", results.size()) : "", dtype.name(),
              device.str(), at::get_num_threads(), device.is_cuda() && !o.no_graph ? ", cuda graph" : "");
 }
 

@@ -36,7 +36,7 @@ struct Opts {
 
 void run(const Opts& o) {
   const auto device = jet::parse_device(o.device);
-  const auto dtype = jet::parse_dtype(o.dtype);
+  const auto dtype = jet::cli::parse_model_dtype(o.dtype, device);
   JET_CHECK(!o.model.empty(), "--model is required");
   JET_CHECK(o.server.port >= 0 && o.server.port <= 65535, "--port must be in [0, 65535], got {}", o.server.port);
   JET_CHECK(o.sched.threads >= 0, "--threads must be >= 0, got {}", o.sched.threads);
@@ -45,11 +45,11 @@ void run(const Opts& o) {
   JET_CHECK(o.server.request_timeout > 0 && o.server.request_timeout <= 3600, "--request-timeout must be in (0, 3600]");
   JET_CHECK(o.server.shutdown_timeout >= 0 && o.server.shutdown_timeout <= 3600, "--shutdown-timeout must be in [0, 3600]");
   if (o.sched.threads > 0) at::set_num_threads(o.sched.threads);
-  auto ck = jet::model::load_checkpoint(o.model);
+  jet::model::LoadOptions load;
+  load.quantized = dtype.quantized;
+  auto ck = jet::model::load_checkpoint(o.model, load);
   JET_CHECK(ck.tokenizer, "{}: no tokenizer (an HF directory needs tokenizer.json)", ck.path);
-  auto lm = std::make_unique<jet::model::CausalLM>(ck.config);
-  lm->load_weights(ck.tensors, dtype, device, ck.path);
-  ck.tensors.clear();
+  auto lm = jet::cli::build_model(ck, dtype, device);
 
   std::vector<int32_t> stop_ids;
   for (int64_t id : ck.config.eos_token_ids) stop_ids.push_back(static_cast<int32_t>(id));
@@ -71,7 +71,7 @@ void run(const Opts& o) {
   jet::server::serve(sched, *ck.tokenizer, ck.config.vocab_size, sv,
                      [&](const std::string& url) {
                        fmt::print("jet serve: {} on {} ({} {}, max batch {}, ctx {}) listening on {}\n",
-                                  sv.model_name, device.str(), jet::dtype_str(dtype), o.device, so.max_batch,
+                                  sv.model_name, device.str(), dtype.name(), o.device, so.max_batch,
                                   so.ctx_size, url);
                        std::fflush(stdout);
                      },

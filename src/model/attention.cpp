@@ -121,8 +121,7 @@ at::Tensor Attention::decode_rows(const at::Tensor& x, const ForwardContext& ctx
   at::Tensor ks = s.k.narrow(0, 0, B), vs = s.v.narrow(0, 0, B);
   // q, k, v [B, 1, h·D]: column blocks of one GEMM when load_weights packed the projections.
   at::Tensor qx, kx, vx;
-  const auto [packed, qkv] = packed_linear(x, {&q_proj_.weight, &k_proj_.weight, &v_proj_.weight},
-                                           {&q_proj_.bias, &k_proj_.bias, &v_proj_.bias});
+  const auto [packed, qkv] = packed_linear(x, {&q_proj_, &k_proj_, &v_proj_});
   if (packed) {
     const int64_t nq = heads_ * head_dim_, nkv = kv_heads_ * head_dim_;
     qx = qkv.narrow(-1, 0, nq), kx = qkv.narrow(-1, nq, nkv), vx = qkv.narrow(-1, nq + nkv, nkv);

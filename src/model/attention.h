@@ -20,6 +20,9 @@ class Attention : public Mixer {
   at::Tensor forward_rows(const at::Tensor& x, const ForwardContext& ctx, MixerState& state,
                           int64_t row) override;
   at::Tensor decode_rows(const at::Tensor& x, const ForwardContext& ctx, MixerState& state) override;
+  // Quantized projections: one packed int8 GEMM for q/k/v, RoPE and the cache write in place, ops::cpu::attend
+  // per query head (split across the pool), o_proj (cpu_decode.cpp).
+  bool decode_rows_cpu(const float* x, const CpuStep& step, MixerState& state, float* out) override;
   std::unique_ptr<MixerState> new_state(int64_t batch, int64_t max_len,
                                         const at::TensorOptions& opts) const override;
   int64_t cache_bytes_per_token(int64_t elem_bytes) const override;

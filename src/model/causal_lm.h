@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -46,12 +47,18 @@ class CausalLM {
   at::ScalarType dtype() const { return dtype_; }
   at::Device device() const { return device_; }
 
-  // Checks `weights` against the declared parameters: missing, mis-shaped, non-float and unexpected
-  // weights throw naming the weight and `where` (the checkpoint path).
-  void check_weights(const io::TensorMap& weights, const std::string& where) const;
+  // Checks `weights` (and `quantized`, weights kept in GGUF blocks) against the declared parameters: missing,
+  // mis-shaped, non-float and unexpected weights throw naming the weight and `where` (the checkpoint path).
+  void check_weights(const io::TensorMap& weights, const std::string& where, const QuantMap* quantized = nullptr) const;
   // check_weights(), then binds every declared weight from `weights` (HF names), converted to dtype on device.
+  // With `quantized` (a quantized model: CPU, fp32 activations): the embedding, the LM head and every Linear
+  // weight stay in GGUF blocks (ops::qmatmul), those of `quantized` as they are, float ones quantized to Q8_0
+  // here (HF directories, random init); norms, biases and the linear blocks' own parameters stay fp32.
   void load_weights(const io::TensorMap& weights, at::ScalarType dtype, at::Device device,
-                    const std::string& where);
+                    const std::string& where, const QuantMap* quantized = nullptr);
+  bool quantized() const { return embed_q_.defined(); }
+  // Bytes of the weights as held (GGUF blocks for quantized ones; tied embeddings counted once).
+  int64_t weight_bytes() const;
   // Unique parameters (tied embeddings counted once).
   int64_t num_parameters() const;
   int64_t cache_bytes_per_token(int64_t elem_bytes) const;  // grows with each token (attention KV)
@@ -79,6 +86,10 @@ class CausalLM {
   // host_positions must hold the positions too. ids are not range-checked here.
   at::Tensor decode_rows(const at::Tensor& ids, const at::Tensor& positions, Cache& cache, int64_t key_len,
                          const std::vector<int64_t>& host_positions = {}) const;
+  // decode_rows of a quantized model on the CPU: raw rows through ops/cpu and ops/qmatmul, no per-step
+  // allocation but the logits (cpu_decode.cpp); what decode_rows runs for a quantized model unless JET_CPU_STEP=0; mixers without a CPU path run their decode_rows.
+  at::Tensor decode_rows_cpu(const at::Tensor& ids, const at::Tensor& positions, Cache& cache, int64_t key_len,
+                             const std::vector<int64_t>& host_positions) const;
   // Whether some layer's decode step needs the positions on the host (RetNet): no CUDA graph then.
   bool decode_needs_host() const;
   // The LM head's weight [V, D] (the embedding when tied): distillation computes logits in row chunks.
@@ -96,6 +107,10 @@ class CausalLM {
  private:
   // ids [B, T] (any device) -> the device's int64 ids, after checking their range (a host sync).
   at::Tensor checked_ids(const at::Tensor& ids) const;
+  // Embedding rows of ids (checked) [...] -> [..., D].
+  at::Tensor embed(const at::Tensor& ids) const;
+  // Binds the quantized weights (load_weights with a QuantMap); adds their names to `bound`.
+  void bind_quantized(const io::TensorMap& weights, const QuantMap& quantized, std::set<std::string>& bound);
 
   ModelConfig config_;
   ParamList params_;
@@ -103,6 +118,7 @@ class CausalLM {
   std::vector<DecoderLayer> layers_;
   RMSNorm norm_;
   at::Tensor lm_head_;  // [V, D]; the embedding when tied
+  ops::QWeight embed_q_, lm_head_q_;  // a quantized model's embedding and LM head (embed_tokens_, lm_head_ undefined)
   Rope rope_;
   at::ScalarType dtype_ = at::kFloat;
   at::Device device_ = at::kCPU;

@@ -7,6 +7,7 @@
 
 #include "io/tensors.h"
 #include "model/config.h"
+#include "model/params.h"
 
 namespace jet::text {
 class Tokenizer;
@@ -18,12 +19,16 @@ struct Checkpoint {
   std::string path;
   ModelConfig config;
   io::TensorMap tensors;                       // HF names; fp32 for GGUF, file dtype for safetensors
+  QuantMap quantized;                          // GGUF weights kept in their blocks (LoadOptions::quantized)
   std::shared_ptr<text::Tokenizer> tokenizer;  // null when not asked for or (HF dir) not present
 };
 
 struct LoadOptions {
   bool weights = true;
   bool tokenizer = true;
+  // GGUF: 2-D weights of a type ops::qmatmul multiplies stay in their blocks (Checkpoint::quantized), the
+  // others are dequantized into `tensors`. HF directories: no effect (load_weights quantizes those to Q8_0).
+  bool quantized = false;
 };
 
 // path: an HF directory or a .gguf file. Errors name the path and the problem in one line.

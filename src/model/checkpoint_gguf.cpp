@@ -125,11 +125,19 @@ Checkpoint load_gguf_checkpoint(const std::string& path, const LoadOptions& opts
   const bool permuted = ck.config.model_type == "llama";
   for (const auto& t : f.tensors()) {
     const std::string name = hf_name(t.name);
+    int64_t heads = 0;  // rows to put back into HF's rotary order
+    if (permuted && name.find(".self_attn.q_proj.") != std::string::npos) heads = ck.config.num_attention_heads;
+    if (permuted && name.find(".self_attn.k_proj.") != std::string::npos) heads = ck.config.num_key_value_heads;
+    if (opts.quantized && ops::qmatmul_supports(t.type) && t.shape.size() == 2) {
+      JET_CHECK(t.offset <= f.size() && t.nbytes <= f.size() - t.offset, "{}: tensor '{}' lies outside the file", path,
+                t.name);
+      ops::QWeight q = ops::qweight_from_blocks(t.type, t.shape[0], t.shape[1], f.data(t));
+      if (heads) q = ops::qweight_rows(q, unpermute_rows(at::arange(q.rows), heads));
+      ck.quantized[name] = q;
+      continue;
+    }
     at::Tensor w = io::gguf_tensor(f, t);
-    if (permuted && name.find(".self_attn.q_proj.") != std::string::npos)
-      w = unpermute_rows(w, ck.config.num_attention_heads);
-    else if (permuted && name.find(".self_attn.k_proj.") != std::string::npos)
-      w = unpermute_rows(w, ck.config.num_key_value_heads);
+    if (heads) w = unpermute_rows(w, heads);
     ck.tensors[name] = w;
   }
   return ck;

@@ -13,11 +13,13 @@ namespace jet::model {
 
 void Linear::declare(ParamList& params, const std::string& name, int64_t in, int64_t out,
                      bool has_bias) {
-  params.push_back({name + ".weight", {out, in}, &weight});
+  params.push_back({name + ".weight", {out, in}, &weight, false, &qweight});
   if (has_bias) params.push_back({name + ".bias", {out}, &bias});
 }
 
-at::Tensor Linear::operator()(const at::Tensor& x) const { return at::linear(x, weight, bias); }
+at::Tensor Linear::operator()(const at::Tensor& x) const {
+  return qweight.defined() ? ops::qmatmul(x, qweight, bias) : at::linear(x, weight, bias);
+}
 
 void RMSNorm::declare(ParamList& params, const std::string& name, int64_t dim, double eps_) {
   params.push_back({name + ".weight", {dim}, &weight});
@@ -34,9 +36,9 @@ void Mlp::declare(ParamList& params, const std::string& prefix, const ModelConfi
 
 at::Tensor Mlp::operator()(const at::Tensor& x) const {
   // gate and up in one GEMM when load_weights packed them (model/packed_rows.h).
-  const auto [packed, gu] = packed_linear(x, {&gate_proj.weight, &up_proj.weight}, {&gate_proj.bias, &up_proj.bias});
+  const auto [packed, gu] = packed_linear(x, {&gate_proj, &up_proj});
   if (packed) {
-    const int64_t n = gate_proj.weight.size(0);
+    const int64_t n = gu.size(-1) / 2;
     return down_proj(ops::silu_mul(gu.narrow(-1, 0, n), gu.narrow(-1, n, n)));
   }
   return down_proj(ops::silu_mul(gate_proj(x), up_proj(x)));

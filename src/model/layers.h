@@ -11,8 +11,9 @@
 namespace jet::model {
 
 struct Linear {
-  at::Tensor weight;  // [out, in]
+  at::Tensor weight;  // [out, in]; undefined when the weight is quantized
   at::Tensor bias;    // [out], undefined without bias
+  ops::QWeight qweight;  // the weight in GGUF blocks (a quantized model, CPU fp32): ops::qmatmul
   // name: "model.layers.0.self_attn.q_proj" (".weight"/".bias" are appended).
   void declare(ParamList& params, const std::string& name, int64_t in, int64_t out, bool has_bias);
   at::Tensor operator()(const at::Tensor& x) const;  // [..., in] -> [..., out]

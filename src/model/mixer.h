@@ -28,6 +28,15 @@ struct ForwardContext {
   std::vector<int64_t> host_positions;
 };
 
+// One decode step of a quantized model on the CPU (model/cpu_decode.cpp) as raw rows: what decode_rows_cpu reads.
+struct CpuStep {
+  int64_t batch = 0;
+  const int64_t* positions = nullptr;  // [batch] each row's position (host)
+  int64_t key_len = 0;                 // as ForwardContext::key_len
+  const float* cos = nullptr;          // [batch, head_dim] rotary tables of each row's position
+  const float* sin = nullptr;
+};
+
 // Per-sequence cache state of one layer; the mixer that made it knows its contents.
 struct MixerState {
   virtual ~MixerState() = default;
@@ -51,6 +60,9 @@ class Mixer {
   // x [B, 1, D]: one token for each of rows [0, B) at its own position ctx.positions[b]. Fixed shapes
   // and no host synchronisation, so the step can be captured in a CUDA graph.
   virtual at::Tensor decode_rows(const at::Tensor& x, const ForwardContext& ctx, MixerState& state) = 0;
+  // decode_rows on raw fp32 rows for a quantized model's CPU step: x [B, D] -> out [B, D] (B = step.batch, rows
+  // contiguous). False (nothing done) when the mixer has no such path; the step then calls decode_rows.
+  virtual bool decode_rows_cpu(const float* x, const CpuStep& step, MixerState& state, float* out) { return false; }
   // Whether decode_rows reads ctx.host_positions (then the decode step cannot be captured in a graph).
   virtual bool decode_needs_host() const { return false; }
   // Cache bytes that grow with each token, and bytes fixed per sequence, at elem_bytes per element.

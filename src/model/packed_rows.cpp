@@ -1,6 +1,8 @@
 // Packed projection weights (see packed_rows.h).
 #include "model/packed_rows.h"
 
+#include "model/layers.h"
+
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
@@ -46,15 +48,32 @@ at::Tensor packed_rows(const std::vector<const at::Tensor*>& parts) {
   return a.as_strided(sizes, a.strides());
 }
 
-std::pair<bool, at::Tensor> packed_linear(const at::Tensor& x, const std::vector<const at::Tensor*>& weights,
-                                          const std::vector<const at::Tensor*>& biases) {
+ops::QWeight packed_qweight(const std::vector<const Linear*>& layers) {
+  const ops::QWeight& q0 = layers.at(0)->qweight;
+  std::vector<const at::Tensor*> data;
+  for (const Linear* l : layers) {
+    if (!l->qweight.defined() || l->qweight.type != q0.type || l->qweight.cols != q0.cols) return {};
+    data.push_back(&l->qweight.data);
+  }
+  ops::QWeight q{q0.type, 0, q0.cols, packed_rows(data)};
+  if (q.data.defined()) q.rows = q.data.size(0);
+  return q;
+}
+
+std::pair<bool, at::Tensor> packed_linear(const at::Tensor& x, const std::vector<const Linear*>& layers) {
+  std::vector<const at::Tensor*> weights, biases;
+  for (const Linear* l : layers) {
+    weights.push_back(&l->weight);
+    biases.push_back(&l->bias);
+  }
   // The packed view spans several parameters, which autograd cannot split back: inference only.
   if (at::GradMode::is_enabled())
     for (const auto* list : {&weights, &biases})
       for (const at::Tensor* t : *list)
         if (t->defined() && t->requires_grad()) return {false, {}};
-  const at::Tensor w = packed_rows(weights);
-  if (!w.defined()) return {false, {}};
+  const ops::QWeight q = packed_qweight(layers);
+  const at::Tensor w = q.data.defined() ? at::Tensor() : packed_rows(weights);
+  if (!w.defined() && !q.data.defined()) return {false, {}};
   size_t with_bias = 0;
   for (const at::Tensor* b : biases) with_bias += b->defined();
   at::Tensor b;
@@ -62,6 +81,7 @@ std::pair<bool, at::Tensor> packed_linear(const at::Tensor& x, const std::vector
     b = with_bias == biases.size() ? packed_rows(biases) : at::Tensor();
     if (!b.defined()) return {false, {}};
   }
+  if (q.data.defined()) return {true, ops::qmatmul(x, q, b)};
   return {true, at::linear(x, w, b)};
 }
 

@@ -9,7 +9,11 @@
 #include <utility>
 #include <vector>
 
+#include "ops/qmatmul/qmatmul.h"
+
 namespace jet::model {
+
+struct Linear;
 
 // Binds each slot to a consecutive row block of one new buffer that holds the sources (converted to opts:
 // one allocation, no per-tensor copies on the device). Returns false and binds nothing unless the sources
@@ -21,9 +25,12 @@ bool bind_packed(const std::vector<at::Tensor*>& slots, const std::vector<at::Te
 // pack_rows leaves them), else an undefined tensor. All undefined (no biases) gives undefined too.
 at::Tensor packed_rows(const std::vector<const at::Tensor*>& parts);
 
-// Linear of the packed weight / bias: {ok, y}; ok false (y undefined) when the weights are not packed or
-// only some of the biases exist / are packed.
-std::pair<bool, at::Tensor> packed_linear(const at::Tensor& x, const std::vector<const at::Tensor*>& weights,
-                                          const std::vector<const at::Tensor*>& biases);
+// The layers' Linear of the packed weight / bias: {ok, y}; ok false (y undefined) when the weights are not packed
+// or only some of the biases exist / are packed. Quantized layers (Linear::qweight) are packed when their blocks
+// are consecutive rows of one buffer (load_weights packs them so).
+std::pair<bool, at::Tensor> packed_linear(const at::Tensor& x, const std::vector<const Linear*>& layers);
+// The packed quantized weight of the layers (their Linear::qweight blocks are consecutive rows of one buffer, one
+// type and width), else undefined.
+ops::QWeight packed_qweight(const std::vector<const Linear*>& layers);
 
 }  // namespace jet::model
