@@ -1,6 +1,7 @@
 // Byte-level BPE (GPT-2 family, as HF `tokenizers` runs it): added/special tokens are cut out of the
-// text first (longest match), the rest is pre-tokenised (optional single-digit split, then a Unicode
-// regex), each piece's bytes are mapped to printable code points and merged by merge rank.
+// text first (longest match), the rest is normalized (NFC where the tokenizer asks: Qwen2) and
+// pre-tokenised (optional single-digit split, then a Unicode regex), each piece's bytes are mapped to
+// printable code points and merged by merge rank.
 #include "text/tokenizer.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -16,6 +17,7 @@
 
 #include "core/check.h"
 #include "io/gguf.h"
+#include "text/unicode_nfc.h"
 
 namespace jet::text {
 
@@ -186,6 +188,7 @@ struct Tokenizer::Impl {
   std::string custom_pattern;
   bool split_digits = false;
   bool ignore_merges = false;
+  bool nfc = false;  // NFC normalizer before pre-tokenising (Qwen2's tokenizer)
   int32_t bos = -1, eos = -1, pad = -1, unk = -1;
   bool add_bos = false;
   std::string chat_template;
@@ -343,6 +346,8 @@ struct Tokenizer::Impl {
     }
   }
 
+  std::string normalized(std::string valid_utf8) const { return nfc ? text::nfc(valid_utf8) : valid_utf8; }
+
   void encode_plain(const std::string& text, std::vector<int32_t>& out) const {
     if (text.empty()) return;
     std::vector<std::string> pieces;
@@ -354,11 +359,11 @@ struct Tokenizer::Impl {
         i += n;
         continue;
       }
-      if (i > run) pretokenize(text.substr(run, i - run), pieces);
+      if (i > run) pretokenize(normalized(text.substr(run, i - run)), pieces);
       pieces.push_back(text.substr(i, 1));
       run = ++i;
     }
-    if (run < text.size()) pretokenize(text.substr(run), pieces);
+    if (run < text.size()) pretokenize(normalized(text.substr(run)), pieces);
     for (auto& p : pieces) bpe(p, out);
   }
 };
@@ -417,8 +422,11 @@ Tokenizer Tokenizer::from_json_file(const std::string& path) {
   try {
     JET_CHECK(j.contains("model") && j["model"].value("type", "") == "BPE", "{}: model.type must be BPE", path);
     const auto& m = j["model"];
-    JET_CHECK(!j.contains("normalizer") || j["normalizer"].is_null(),
-              "{}: normalizers are not supported (found {})", path, j["normalizer"].value("type", "?"));
+    if (j.contains("normalizer") && !j["normalizer"].is_null()) {
+      const std::string norm = j["normalizer"].value("type", "?");
+      JET_CHECK(norm == "NFC", "{}: normalizer '{}' is not supported (only NFC)", path, norm);
+      t->nfc = true;
+    }
     parse_pre_tokenizer(j.value("pre_tokenizer", nlohmann::json()), *t, path);
     t->ignore_merges = m.value("ignore_merges", false);
     const auto& vocab = m.at("vocab");
@@ -498,7 +506,7 @@ Tokenizer Tokenizer::from_gguf(const gguf::File& f) {
   } else if (pre == "llama-bpe" || pre == "llama3") {
     t->pre = "llama3", t->ignore_merges = true;
   } else if (pre == "qwen2") {
-    t->pre = "qwen2";
+    t->pre = "qwen2", t->nfc = true;  // HF's Qwen2 tokenizer.json normalizes to NFC
   } else if (pre == "gpt2" || pre == "default") {
     t->pre = "gpt2";
   } else {
@@ -667,7 +675,7 @@ nlohmann::json Tokenizer::to_hf_json() const {
   for (auto& a : added)
     j["added_tokens"].push_back({{"id", a.id}, {"content", a.content}, {"single_word", false}, {"lstrip", false},
                                  {"rstrip", false}, {"normalized", false}, {"special", a.special}});
-  j["normalizer"] = nullptr;
+  j["normalizer"] = t.nfc ? nlohmann::json{{"type", "NFC"}} : nlohmann::json(nullptr);
   nlohmann::json bytelevel = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
                               {"use_regex", true}};
   if (t.pre == "gpt2") {
