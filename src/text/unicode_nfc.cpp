@@ -58,20 +58,20 @@ uint32_t next_cp(const std::string& s, size_t& i) {
   return i += 4, ((c & 0x07) << 18) | ((b(i - 3) & 0x3F) << 12) | ((b(i - 2) & 0x3F) << 6) | (b(i - 1) & 0x3F);
 }
 
-void put_cp(uint32_t c, std::string& out) {
-  if (c < 0x80) {
-    out += char(c);
-  } else if (c < 0x800) {
-    out += char(0xC0 | (c >> 6)), out += char(0x80 | (c & 0x3F));
-  } else if (c < 0x10000) {
-    out += char(0xE0 | (c >> 12)), out += char(0x80 | ((c >> 6) & 0x3F)), out += char(0x80 | (c & 0x3F));
+}  // namespace
+
+void append_utf8(std::string& s, uint32_t cp) {
+  if (cp < 0x80) {
+    s += char(cp);
+  } else if (cp < 0x800) {
+    s += char(0xC0 | (cp >> 6)), s += char(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    s += char(0xE0 | (cp >> 12)), s += char(0x80 | ((cp >> 6) & 0x3F)), s += char(0x80 | (cp & 0x3F));
   } else {
-    out += char(0xF0 | (c >> 18)), out += char(0x80 | ((c >> 12) & 0x3F));
-    out += char(0x80 | ((c >> 6) & 0x3F)), out += char(0x80 | (c & 0x3F));
+    s += char(0xF0 | (cp >> 18)), s += char(0x80 | ((cp >> 12) & 0x3F));
+    s += char(0x80 | ((cp >> 6) & 0x3F)), s += char(0x80 | (cp & 0x3F));
   }
 }
-
-}  // namespace
 
 std::string nfc(const std::string& utf8) {
   // U+0300 is the first code point that is not NFC-stable; its UTF-8 lead byte is 0xCC.
@@ -113,7 +113,7 @@ std::string nfc(const std::string& utf8) {
     d[n] = d[i], cls[n] = c;
     ++n;
   }
-  for (size_t i = 0; i < n; ++i) put_cp(d[i], out);
+  for (size_t i = 0; i < n; ++i) append_utf8(out, d[i]);
   return out;
 }
 

@@ -24,9 +24,7 @@ from test_tokenizer_parity import CODE, QWEN2_PATTERN, check_decode_random, chec
 
 ROOT = os.environ.get("JET_ROOT", ".")
 GGUF = os.path.join(ROOT, "models", "qwen2.5-coder-0.5b.gguf")
-PROMPTS = [
-    "The capital of France is",
-    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
+PROMPTS = test_teacher.PROMPTS[:2] + [  # and three with more code and digit runs
     "import numpy as np\n\n# Compute the mean of each column of a 2-D array\ndef column_means(a):\n",
     "Water boils at 100 degrees Celsius. At high altitude, it boils at a lower temperature because",
     "// 12345 + 67890 = 80235\nfn main() { let v: Vec<u64> = (1..=10).collect(); println!(\"{:?}\", v); } 東京 🙂",
