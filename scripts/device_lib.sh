@@ -3,7 +3,9 @@
 DEV=/tmp/jetdev
 BUILD=build-gpu
 
-# device_phase1 [ninja targets...]: unpack .devdeps (debs, wheels), keep teacher half 1 and the commit,
+source scripts/device_teacher.sh  # teacher_take, teacher_path
+
+# device_phase1 [ninja targets...]: unpack .devdeps (debs, wheels), keep the teacher pieces carried and the commit,
 # start the CUDA build in the background (ends by writing $DEV/build.rc).
 device_phase1() {
   mkdir -p $DEV/root
@@ -11,7 +13,7 @@ device_phase1() {
   mkdir -p $DEV/root/usr/include && tar -C $DEV/root/usr/include -xJf .devdeps/boost-headers.tar.xz
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target $DEV/site .devdeps/whl/*.whl > $DEV/pip.log 2>&1
-  cp .teacher1/part $DEV/teacher.part1
+  teacher_take || true
   cp .devdeps/commit $DEV/commit 2>/dev/null || true
   local torch_prefix
   torch_prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')

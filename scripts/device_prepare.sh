@@ -5,15 +5,22 @@
 #   .devdeps/boost-headers.tar.xz  the Boost libraries (whole header trees) that src/server/http.cpp reaches
 #                 (Beast, Asio and their dependencies: ~2 MB instead of the 9.5 MB libboost1.74-dev deb)
 #   .devdeps/whl  Python wheels the image lacks (gguf oracle, flash-linear-attention peer)
-#   .teacher1 .teacher2  the teacher GGUF in two halves (one call carries at most 64 MiB)
+#   .teacher1 .. .teacherN  the teacher GGUF (JET_TEACHER, default SmolLM2) in N equal pieces of at most
+#                 JET_PIECE_MB (60) MiB, each with a manifest (one call carries at most 64 MiB in all;
+#                 scripts/device_teacher.sh joins them on the device, carried by back-to-back calls in any order).
+#                 SmolLM2: 2 pieces of 47 MiB; Qwen2.5-Coder-0.5B: 8 of 59 MiB
+#   .devdeps-official  the older Python stack the official modeling code needs (transformers <= 4.53),
+#                 for scripts/gpu_interop.sh only; with JET_OFFICIAL_GIT=<Jet-Nemotron git dir> also
+#                 .devdeps/official (scripts/official_copy.sh)
 #   .xfer-bin     with --bin: xz-compressed jet and jet_gpu_tests from build-cuda/ (scripts/cuda_local_build.sh),
 #                 built from this commit, so a device call need not compile (scripts/gpu_postnas.sh uses them),
 #                 plus the benchmark programs named in JET_XFER_BENCH (e.g. "bench_postnas_step bench_jet_layer";
 #                 scripts/gpu_distill.sh uses those two)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-grep -qxF '/.devdeps/' .git/info/exclude 2>/dev/null || echo '/.devdeps/' >> .git/info/exclude
-for d in .teacher1 .teacher2 .xfer-bin; do grep -qxF "/$d/" .git/info/exclude || echo "/$d/" >> .git/info/exclude; done
+EXCLUDE=$(git rev-parse --git-path info/exclude)  # .git is a file in a worktree
+mkdir -p "$(dirname "$EXCLUDE")"
+for d in .devdeps .devdeps-official '.teacher*' .xfer-bin; do grep -qxF "/$d/" "$EXCLUDE" 2>/dev/null || echo "/$d/" >> "$EXCLUDE"; done
 mkdir -p .devdeps/deb .devdeps/whl
 (cd .devdeps/deb && apt-get download libpcre2-dev libpcre2-8-0 2>/dev/null)
 bash scripts/apt_need.sh libboost1.74-dev
@@ -23,15 +30,27 @@ grep -h '^#include <boost/' src/server/http.cpp | g++ -std=c++17 -M -x c++ - | t
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d .devdeps/whl gguf==0.19.0 flash-linear-attention==0.6.0 fla-core==0.6.0 einops==0.8.2
-T=models/SmolLM2-135M-Instruct.Q4_1.gguf
-[ -f "$T" ] || { echo "run scripts/setup.sh first ($T missing)"; exit 1; }
-mkdir -p .teacher1 .teacher2
-half=$(( ($(stat -c %s "$T") + 1) / 2 ))
-head -c "$half" "$T" > .teacher1/part
-tail -c +"$((half + 1))" "$T" > .teacher2/part
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+  -d .devdeps-official transformers==4.53.0 tokenizers==0.21.4 huggingface-hub==0.34.4
+[ -z "${JET_OFFICIAL_GIT:-}" ] || bash scripts/official_copy.sh "$JET_OFFICIAL_GIT" .devdeps/official
+T=${JET_TEACHER:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
+[ -f "$T" ] || { echo "device_prepare.sh: $T missing (scripts/setup.sh, scripts/teacher.sh NAME)"; exit 1; }
+rm -rf .teacher[0-9]*
+size=$(stat -c %s "$T")
+max=$(( ${JET_PIECE_MB:-60} * 1024 * 1024 ))
+n=$(( (size + max - 1) / max ))
+piece=$(( (size + n - 1) / n ))
+sha=$(sha256sum < "$T" | cut -d' ' -f1)
+for k in $(seq 1 "$n"); do
+  mkdir -p .teacher$k
+  dd if="$T" of=.teacher$k/part bs=4M iflag=skip_bytes,count_bytes skip=$(( (k - 1) * piece )) count=$piece status=none
+  echo "$(basename "$T") $n $sha" > .teacher$k/manifest
+done
+echo "teacher $(basename "$T"): $n pieces of $((piece >> 20)) MiB, .teacher1 .. .teacher$n (carry each once; any call, any order)"
 git rev-parse --short HEAD > .devdeps/commit
 [ -z "$(git status --porcelain --untracked-files=no)" ] || echo "dirty" >> .devdeps/commit
-du -sh .devdeps .teacher1 .teacher2
+du -sh .devdeps .teacher[0-9]*
 if [ "${1:-}" = --bin ]; then
   ninja -C build-cuda jet jet_gpu_tests ${JET_XFER_BENCH:-}
   rm -rf .xfer-bin && mkdir -p .xfer-bin

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs ON THE DEVICE (lent GPU machine), from the repo root, in two phases so the teacher GGUF (too big
-# for one call) can arrive in two halves (scripts/device_prepare.sh makes them):
+# Runs ON THE DEVICE (lent GPU machine), from the repo root, in phases so the teacher GGUF (too big
+# for one call) can arrive in pieces (scripts/device_prepare.sh cuts them; SmolLM2: .teacher1 .teacher2):
 #   phase 1 (carry .devdeps .teacher1):  unpack deps, start the CUDA build in the background
-#   phase 2 (carry .teacher2):           join the teacher, wait for the build, run gpu tests + benches
+#   pieces  (carry .teacherK ...):       only keep those pieces (a teacher of more than two pieces)
+#   phase 2 (carry the last piece):      join the teacher, wait for the build, run gpu tests + benches
 # Logs go to $OUT; the last thing printed is a short table.
 set -uo pipefail
 PHASE=${1:-all}
@@ -13,8 +14,8 @@ source scripts/device_lib.sh  # DEV, BUILD, device_phase1
 phase1() { device_phase1 ; }
 
 phase2() {
-  mkdir -p models
-  cat $DEV/teacher.part1 .teacher2/part > models/SmolLM2-135M-Instruct.Q4_1.gguf
+  teacher_take || exit 1
+  mkdir -p models && ln -sf "$(teacher_path)" models/
   while [ ! -f $DEV/build.rc ]; do sleep 2; done
   cp $DEV/build.log "$OUT/build.log"
   if [ "$(cat $DEV/build.rc)" != 0 ]; then tail -40 $DEV/build.log; echo "BUILD FAILED"; exit 1; fi
@@ -26,6 +27,7 @@ phase2() {
 
 case "$PHASE" in
   1) phase1 ;;
+  pieces) teacher_take ;;
   2) phase2 ;;
   all) phase1; phase2 ;;
 esac

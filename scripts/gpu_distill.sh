@@ -13,7 +13,7 @@ set -uo pipefail
 PHASE=${1:?phase 1 or 2}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 DEV=/tmp/jetdev; BIN=$DEV/bin
-T=$DEV/SmolLM2-135M-Instruct.Q4_1.gguf
+source scripts/device_teacher.sh  # the teacher's pieces (scripts/device_prepare.sh): teacher_take, teacher_path
 T0=$(date +%s); stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 BATCH=${BATCH:-16}; SEQ=${SEQ:-512}; BIG=${BIG_BATCH:-64}
 
@@ -23,7 +23,7 @@ phase1() {
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target $DEV/site .devdeps/whl/*.whl > $DEV/pip.log 2>&1 || tail -3 $DEV/pip.log
   rm -rf $DEV/official && cp -r .devdeps/official $DEV/official
-  cp .teacher1/part $DEV/teacher.part1
+  teacher_take || true
   for f in .xfer-bin/*.xz; do xz -dc "$f" > $BIN/$(basename "$f" .xz); done
   chmod +x $BIN/*; cp .xfer-bin/commit $DEV/commit
   source scripts/device_env.sh
@@ -49,7 +49,8 @@ supernet() {  # $1 label; env passes through (JET_DISTILL_REFERENCE)
 }
 
 phase2() {
-  cat $DEV/teacher.part1 .teacher2/part > $T
+  teacher_take || exit 1
+  T=$(teacher_path)
   mkdir -p $DEV/data && rm -rf $DEV/data/tokens-smollm2 && cp -r data/tokens-smollm2 $DEV/data/
   source scripts/device_env.sh
   export PYTHONPATH=$DEV/site:$PWD/tests/py:${PYTHONPATH:-} PYTHONUNBUFFERED=1 JET_OFFICIAL=$DEV/official

@@ -2,20 +2,26 @@
 # PostNAS on the real teacher ON THE DEVICE, with binaries built HERE (scripts/cuda_local_build.sh,
 # build-cuda/) so no device minute goes to compiling. Run `scripts/device_prepare.sh --bin` here first, then
 # back-to-back calls (the machine stays warm only briefly between calls):
-#   phase 1  carry .devdeps .teacher1 .xfer-bin: unpack deps, keep teacher half 1 and the binaries in $DEV
-#   phase 2  carry .teacher2 data/tokens-smollm2: join the teacher, probe the training speed, size the run to
+#   phase 1  carry .devdeps .teacher1 .xfer-bin: unpack deps, keep teacher piece 1 and the binaries in $DEV
+#   pieces   carry .teacherK (one call per piece, 2..N-1, when the teacher has more than two): keep them
+#   phase 2  carry the last piece and the config's data dir (SmolLM2: .teacher2 data/tokens-smollm2; a data dir
+#            too big to share a call goes alone in a call `pieces` before): join the teacher (sha256-checked),
+#            probe the training speed, size the run to
 #            ${JET_GPU_MINUTES:-7} minutes, start `jet postnas run` in the background; while it runs, the gpu
 #            gtests and the gpu py tests; then wait for the run (up to the call's time)
 #   phase 3  (only if phase 2 said "still running") wait up to 8 minutes more; rerunning phase 2's
 #            `jet postnas run` in $DEV/work continues a stopped run from its checkpoints
-# The run's config is configs/postnas-smollm2-gpu.json with the step counts set from the probe (written to
-# runs/smollm2-gpu/config.json with budget.json, which record the budget that was used).
+# The run's config is JET_CONFIG (default configs/postnas-smollm2-gpu.json; e.g.
+# configs/postnas-qwen2.5-coder-0.5b-gpu.json) with the step counts set from the probe (written to its "out"
+# folder as config.json with budget.json, which record the budget that was used).
 set -uo pipefail
-PHASE=${1:?phase 1, 2 or 3}
+PHASE=${1:?phase 1, pieces, 2 or 3}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 DEV=/tmp/jetdev; BIN=$DEV/bin
-RUN=runs/smollm2-gpu
-T=$DEV/SmolLM2-135M-Instruct.Q4_1.gguf  # teacher, data and binaries live outside the repo copy: they outlive the calls
+CONFIG=${JET_CONFIG:-configs/postnas-smollm2-gpu.json}
+RUN=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["out"])' "$CONFIG")
+DATA=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["data"]["dir"])' "$CONFIG")
+source scripts/device_teacher.sh  # teacher, data and binaries live outside the repo copy: they outlive the calls
 T0=$(date +%s); stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 
 phase1() {
@@ -24,7 +30,7 @@ phase1() {
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target $DEV/site .devdeps/whl/*.whl > $DEV/pip.log 2>&1 || tail -3 $DEV/pip.log
   rm -rf $DEV/official && cp -r .devdeps/official $DEV/official 2>/dev/null
-  cp .teacher1/part $DEV/teacher.part1
+  teacher_take || true
   for f in .xfer-bin/*.xz; do xz -dc "$f" > $BIN/$(basename "$f" .xz); done
   chmod +x $BIN/*; cp .xfer-bin/commit $DEV/commit
   source scripts/device_env.sh
@@ -45,36 +51,44 @@ wait_run() {  # $1: seconds at most
 }
 
 phase2() {
-  cat $DEV/teacher.part1 .teacher2/part > $T
-  mkdir -p $DEV/data && rm -rf $DEV/data/tokens-smollm2 && cp -r data/tokens-smollm2 $DEV/data/  # carried paths do not outlive their call
+  teacher_take || exit 1
+  T=$(teacher_path)
+  if [ -d "$DATA" ]; then  # carried paths do not outlive their call
+    mkdir -p $DEV/data && rm -rf $DEV/data/$(basename $DATA) && cp -r $DATA $DEV/data/
+  fi
+  [ -d $DEV/data/$(basename $DATA) ] || { echo "carry $DATA (in this call or a 'pieces' call before)"; exit 1; }
   export PYTHONPATH=$DEV/site:$PWD/tests/py:${PYTHONPATH:-} PYTHONUNBUFFERED=1
   source scripts/device_env.sh
   rm -rf $DEV/probe $DEV/run.rc
   # The run works in a copy of the tree in $DEV: the next call replaces the repo copy under a running job.
   rm -rf $DEV/work && mkdir -p $DEV/work
-  tar --exclude=./.teacher2 --exclude=./data --exclude=./.devdeps --exclude='./.xfer-*' -cf - . | tar -xf - -C $DEV/work
+  tar --exclude='./.teacher*' --exclude=./data --exclude=./.devdeps --exclude='./.xfer-*' -cf - . | tar -xf - -C $DEV/work
   cd $DEV/work && mkdir -p $RUN
-  python3 - "$T" "$DEV/data/tokens-smollm2" <<'PY'
+  python3 - "$T" "$DEV/data/$(basename $DATA)" "$CONFIG" "$RUN" <<'PY'
 import json, sys
-c = json.load(open("configs/postnas-smollm2-gpu.json"))
+c = json.load(open(sys.argv[3]))
 c["teacher"], c["data"]["dir"] = sys.argv[1], sys.argv[2]
-json.dump(c, open("runs/smollm2-gpu/config.json", "w"), indent=1)
+c["data"].pop("input", None), c["data"].pop("holdout_input", None)  # prepared here; the text is not carried
+json.dump(c, open(sys.argv[4] + "/config.json", "w"), indent=1)
 PY
   # Probe: 12 supernet steps at the run's shapes -> tokens/s -> step counts for the time budget.
-  python3 - "$DEV/probe" "$BIN/jet" <<'PY'
+  python3 - "$DEV/probe" "$BIN/jet" "$RUN" <<'PY'
 import json, subprocess, sys
-c = json.load(open("runs/smollm2-gpu/config.json"))
+c = json.load(open(sys.argv[3] + "/config.json"))
 s = c["supernet"]
 args = [sys.argv[2], "postnas", "supernet", "--teacher", c["teacher"], "--data", c["data"]["dir"], "--out", sys.argv[1],
         "--steps", "12", "--batch", str(s["batch"]), "--seq-len", str(s["seq_len"]), "--device", "cuda", "--dtype", c["dtype"],
         "--swa-window", str(s["swa_window"]), "--checkpoint-every", "0"]
+if "linear_config" in s:
+    args += ["--linear-config", json.dumps(s["linear_config"])]
 subprocess.run(args, check=True)
 PY
   [ -f $DEV/probe/supernet.json ] || { echo "PROBE FAILED"; exit 1; }
-  python3 - "$DEV/probe" <<'PY'
+  python3 - "$DEV/probe" "$RUN" <<'PY'
 import json, os, sys
 m = json.load(open(os.path.join(sys.argv[1], "supernet.json")))
-c = json.load(open("runs/smollm2-gpu/config.json"))
+run = sys.argv[2]
+c = json.load(open(run + "/config.json"))
 tps = m["tokens_per_s"] * 1.1  # the probe includes its warm-up steps
 minutes = float(os.environ.get("JET_GPU_MINUTES", "7"))
 share = {"supernet": 0.45, "finetune": 0.15}  # x2 finetunes (learned, uniform); the rest: place + eval
@@ -82,9 +96,9 @@ for k, f in share.items():
     per_step = c[k]["batch"] * c[k]["seq_len"]
     c[k]["steps"] = max(20, int(minutes * 60 * f * tps / per_step))
     c[k]["checkpoint_every"] = max(10, c[k]["steps"] // 5)
-json.dump(c, open("runs/smollm2-gpu/config.json", "w"), indent=1)
+json.dump(c, open(run + "/config.json", "w"), indent=1)
 json.dump({"minutes": minutes, "probed_supernet_tok_per_s": tps, "supernet_steps": c["supernet"]["steps"],
-           "finetune_steps": c["finetune"]["steps"]}, open("runs/smollm2-gpu/budget.json", "w"), indent=1)
+           "finetune_steps": c["finetune"]["steps"]}, open(run + "/budget.json", "w"), indent=1)
 print("probe:", round(tps), "tok/s; supernet steps", c["supernet"]["steps"], "finetune steps", c["finetune"]["steps"])
 PY
   setsid bash -c "$BIN/jet postnas run --config $RUN/config.json > $DEV/run.log 2>&1; echo \$? > $DEV/run.rc" \
@@ -95,7 +109,7 @@ PY
   stamp "gtests done"
   JET_BIN=$BIN/jet JET_ROOT=$PWD JET_OFFICIAL=$DEV/official timeout 150 python3 tests/py/test_jetblock_official_gpu.py \
     > "$OUT/parity.log" 2>&1; echo "parity rc=$?" >> "$OUT/parity.log"
-  mkdir -p models && ln -sf $T models/SmolLM2-135M-Instruct.Q4_1.gguf
+  mkdir -p models && ln -sf $T models/  # test_teacher_gpu reads SmolLM2 (it reports a missing file otherwise)
   JET_BIN=$BIN/jet JET_ROOT=$PWD timeout 120 python3 tests/py/test_teacher_gpu.py > "$OUT/teacher_gpu.log" 2>&1
   echo "teacher_gpu rc=$?" >> "$OUT/teacher_gpu.log"
   stamp "py tests done"
@@ -108,6 +122,7 @@ phase3() { cd $DEV/work && wait_run 480; }
 
 case "$PHASE" in
   1) phase1 ;;
+  pieces) teacher_take; if [ -d "$DATA" ]; then mkdir -p $DEV/data && rm -rf $DEV/data/$(basename $DATA) && cp -r $DATA $DEV/data/; fi ;;
   2) phase2 ;;
   3) phase3 ;;
 esac

