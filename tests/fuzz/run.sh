@@ -33,7 +33,7 @@ targets=(gguf safetensors config tokenizer)
 libs_gguf="io/gguf io/gguf_dequant core/mmap"
 libs_safetensors="io/safetensors core/mmap"
 libs_config="model/config io/hf_json core/fs"
-libs_tokenizer="text/tokenizer $libs_gguf"
+libs_tokenizer="text/tokenizer text/unicode_nfc $libs_gguf"
 
 status=0
 echo "== build: ${targets[*]/#/fuzz_}"
