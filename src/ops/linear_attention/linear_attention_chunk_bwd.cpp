@@ -76,6 +76,19 @@ struct Grads {
   at::Tensor dq, dk, dv, dg, dbeta, ds0;
 };
 
+// r.dq, r.dk in the inputs' dtypes from the chunked gradients dQ, dK of the scaled, normalised q̂, k̂ (the L2
+// norms' backward when on).
+void set_qk_grads(Grads& r, const at::Tensor& dQ, const at::Tensor& dK, int64_t T, double scale, bool l2,
+                  const at::Tensor& q_in, const at::Tensor& k_in, const NormedQK& n) {
+  at::Tensor dq = from_chunks(dQ, T) * scale, dk = from_chunks(dK, T);
+  if (l2) {
+    dq = l2_normalize_backward(n.qn, n.rq, dq);
+    dk = l2_normalize_backward(n.kn, n.rk, dk);
+  }
+  r.dq = dq.to(q_in.scalar_type());
+  r.dk = dk.to(k_in.scalar_type());
+}
+
 // JET_LA_BWD_PROFILE=1 on CUDA tensors: CUDA events between the phases of the backward, the split
 // (ms) printed to stderr when it goes out of scope.
 class PhaseTimer {
@@ -127,7 +140,8 @@ Grads chunked_backward(const at::Tensor& q_in, const at::Tensor& k_in, const at:
   const int64_t B = q0.size(0), T = q0.size(1), H = q0.size(2), K = q0.size(3), V = v0.size(3);
   const int64_t C = kLinearAttentionChunk, NC = (T + C - 1) / C;
   const double scale = linear_attention_scale(opt, K);
-  const auto [rq, rk, qn, kn] = normed_qk(q0, k0, opt.qk_l2norm);
+  const NormedQK nq = normed_qk(q0, k0, opt.qk_l2norm);
+  const at::Tensor &qn = nq.qn, &kn = nq.kn;
   const auto f = q0.options();
   JET_CHECK(opt.decay != Decay::vector, "linear_attention: the chunked backward takes no vector decay");
   const at::Tensor gtok = token_log_decay(g_in, opt, q0, ct);  // [B, T, H, 1]
@@ -208,13 +222,7 @@ Grads chunked_backward(const at::Tensor& q_in, const at::Tensor& k_in, const at:
 
   timer.mark("chunk_grads");
   Grads r;
-  at::Tensor dq = from_chunks(dQ, T) * scale, dk = from_chunks(dK, T);
-  if (opt.qk_l2norm) {
-    dq = l2_normalize_backward(qn, rq, dq);
-    dk = l2_normalize_backward(kn, rk, dk);
-  }
-  r.dq = dq.to(q_in.scalar_type());
-  r.dk = dk.to(k_in.scalar_type());
+  set_qk_grads(r, dQ, dK, T, scale, opt.qk_l2norm, q_in, k_in, nq);
   r.dv = from_chunks(dV, T).to(v_in.scalar_type());
   if (opt.decay == Decay::scalar) r.dg = from_chunks(dg, T).squeeze(-1).to(g_in.scalar_type());
   if (opt.decay == Decay::fixed)  // one value per head from every token's terms: summed in float64
@@ -272,7 +280,8 @@ Grads chunked_backward_cuda(const at::Tensor& q_in, const at::Tensor& k_in, cons
     return r;
   }
   const at::Tensor q0 = q_in.to(at::kFloat), k0 = k_in.to(at::kFloat);
-  const auto [rq, rk, qn, kn] = normed_qk(q0, k0, opt.qk_l2norm);
+  const NormedQK nq = normed_qk(q0, k0, opt.qk_l2norm);
+  const at::Tensor &qn = nq.qn, &kn = nq.kn;
   const auto f = q0.options();
   const at::Tensor Q = to_chunks(qn * scale, NC), Kc = to_chunks(kn, NC);
   const at::Tensor G = to_chunks(token_log_decay(g_in, opt, q0, at::kFloat), NC).cumsum(3);
@@ -309,13 +318,7 @@ Grads chunked_backward_cuda(const at::Tensor& q_in, const at::Tensor& k_in, cons
   const at::Tensor dg = dG.flip(3).cumsum(3).flip(3) + (tk.cumsum(3) - tk) + dstate +
                         (rows_from * at::ones({C, C}, bl).tril(-1)).sum(-1, true);
   timer.mark("chunk_grads");
-  at::Tensor dq = from_chunks(dQ, T) * scale, dk = from_chunks(dK, T);
-  if (opt.qk_l2norm) {
-    dq = l2_normalize_backward(qn, rq, dq);
-    dk = l2_normalize_backward(kn, rk, dk);
-  }
-  r.dq = dq.to(q_in.scalar_type());
-  r.dk = dk.to(k_in.scalar_type());
+  set_qk_grads(r, dQ, dK, T, scale, opt.qk_l2norm, q_in, k_in, nq);
   r.dv = kr.dv.to(v_in.scalar_type());
   if (opt.decay == Decay::scalar) r.dg = from_chunks(dg, T).squeeze(-1).to(g_in.scalar_type());
   if (opt.decay == Decay::fixed) r.dg = from_chunks(dg.to(at::kDouble), T).sum({0, 1, 3}).to(g_in.scalar_type());
