@@ -137,33 +137,10 @@ __global__ void __launch_bounds__(128) output_kernel(Params p, Chunks m) {
   }
 }
 
-// JET_LA_CHUNK_PROFILE=1: time each kernel with CUDA events (synchronising) and print the split to stderr.
-struct KernelTimer {
-  bool on = std::getenv("JET_LA_CHUNK_PROFILE") != nullptr;
-  cudaStream_t stream;
-  cudaEvent_t ev[4];
-  int n = 0;
-  explicit KernelTimer(cudaStream_t s) : stream(s) {
-    if (on)
-      for (auto& e : ev) C10_CUDA_CHECK(cudaEventCreate(&e));
-  }
-  void mark() {
-    if (on) C10_CUDA_CHECK(cudaEventRecord(ev[n++], stream));
-  }
-  ~KernelTimer() {
-    if (!on) return;
-    float ms[3] = {0, 0, 0};
-    cudaEventSynchronize(ev[n - 1]);
-    for (int i = 0; i + 1 < n; ++i) cudaEventElapsedTime(&ms[i], ev[i], ev[i + 1]);
-    std::fprintf(stderr, "la_chunk kernels ms: prep %.4f state %.4f output %.4f\n", ms[0], ms[1], ms[2]);
-    for (auto& e : ev) cudaEventDestroy(e);
-  }
-};
-
 template <int K, bool DELTA>
 void run_chunked(const Params& p, const Chunks& m, int N, cudaStream_t stream) {
   const int H = p.H, V = p.V;
-  KernelTimer timer(stream);
+  KernelTimer<3> timer(stream, "JET_LA_CHUNK_PROFILE", "la_chunk", {"prep", "state", "output"});
   timer.mark();
   {
     auto kern = prep_kernel<K, DELTA>;

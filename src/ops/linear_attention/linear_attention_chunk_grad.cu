@@ -590,34 +590,10 @@ __global__ void __launch_bounds__(32 * kCW) cgrad_kernel(GradParams p, Chunks m)
   }
 }
 
-// JET_LA_BWD_PROFILE=1: CUDA events between the kernels, the split printed to stderr.
-struct Timer {
-  bool on = std::getenv("JET_LA_BWD_PROFILE") != nullptr;
-  cudaStream_t stream;
-  cudaEvent_t ev[6];
-  int n = 0;
-  explicit Timer(cudaStream_t s) : stream(s) {
-    if (on)
-      for (auto& e : ev) C10_CUDA_CHECK(cudaEventCreate(&e));
-  }
-  void mark() {
-    if (on) C10_CUDA_CHECK(cudaEventRecord(ev[n++], stream));
-  }
-  ~Timer() {
-    if (!on) return;
-    float ms[5] = {0, 0, 0, 0, 0};
-    cudaEventSynchronize(ev[n - 1]);
-    for (int i = 0; i + 1 < n; ++i) cudaEventElapsedTime(&ms[i], ev[i], ev[i + 1]);
-    std::fprintf(stderr, "la_chunk_grad kernels ms: prep %.4f state %.4f dstate %.4f vgrad %.4f cgrad %.4f\n",
-                 ms[0], ms[1], ms[2], ms[3], ms[4]);
-    for (auto& e : ev) cudaEventDestroy(e);
-  }
-};
-
 template <int K>
 void run_grad(const Params& p, GradParams& gp, const Chunks& m, int N, cudaStream_t stream) {
   const int H = p.H, V = p.V;
-  Timer timer(stream);
+  KernelTimer<5> timer(stream, "JET_LA_BWD_PROFILE", "la_chunk_grad", {"prep", "state", "dstate", "vgrad", "cgrad"});
   timer.mark();
   {
     auto kern = prep_kernel<K, true, true>;

@@ -5,9 +5,12 @@
 #pragma once
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
 #include <cuda_bf16.h>
 
+#include <array>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 
 namespace jet::ops::la_chunk {
@@ -563,5 +566,40 @@ inline int state_warps(int V, int H, int N) {
   }
   return 2;
 }
+
+// <env>=1: CUDA events between a path's kernels (mark() before the first and after each), the split printed to
+// stderr as "<label> kernels ms: <name> <ms> ..." when the timer goes out of scope (synchronising).
+template <int N>
+class KernelTimer {
+ public:
+  KernelTimer(cudaStream_t s, const char* env, const char* label, const std::array<const char*, N>& names)
+      : on_(std::getenv(env) != nullptr), stream_(s), label_(label), names_(names) {
+    if (on_)
+      for (auto& e : ev_) C10_CUDA_CHECK(cudaEventCreate(&e));
+  }
+  void mark() {
+    if (on_) C10_CUDA_CHECK(cudaEventRecord(ev_[n_++], stream_));
+  }
+  ~KernelTimer() {
+    if (!on_) return;
+    cudaEventSynchronize(ev_[n_ - 1]);
+    std::fprintf(stderr, "%s kernels ms:", label_);
+    for (int i = 0; i + 1 < n_; ++i) {
+      float ms = 0;
+      cudaEventElapsedTime(&ms, ev_[i], ev_[i + 1]);
+      std::fprintf(stderr, " %s %.4f", names_[i], ms);
+    }
+    std::fprintf(stderr, "\n");
+    for (auto& e : ev_) cudaEventDestroy(e);
+  }
+
+ private:
+  bool on_;
+  cudaStream_t stream_;
+  const char* label_;
+  std::array<const char*, N> names_;
+  cudaEvent_t ev_[N + 1];
+  int n_ = 0;
+};
 
 }  // namespace jet::ops::la_chunk
