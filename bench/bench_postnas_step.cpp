@@ -113,28 +113,20 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 5; ++i) printf("  %-30s %9.2f ms  %5.1f%%\n", names[i], 1e3 * t[i] / steps, 100 * t[i] / tot);
 
   // 2. The loop as the supernet step runs it.
+  jet::postnas::DistillHooks hooks;  // as the supernet step: the teacher, then a sampled sub-network
+  hooks.teacher_hidden = [&](const at::Tensor& ids, std::vector<at::Tensor>* layers) {
+    net.set_teacher();
+    return net.lm().hidden(ids, 0, nullptr, layers);
+  };
+  hooks.prepare = [&](int64_t step) {
+    jet::postnas::Placement p;  // a few attention layers
+    p.full = {step % L, (step * 7 + 3) % L};
+    if (p.full[0] == p.full[1]) p.full.pop_back();
+    net.set_placement(p);
+  };
   std::vector<at::Tensor> pending;
   auto run = [&](int64_t step) {
-    const at::Tensor ids = ids_of(step);
-    at::Tensor loss;
-    for (int64_t m = 0; m < B; m += mb) {
-      at::Tensor part = ids.narrow(0, m, mb).contiguous();
-      if (dev.is_cuda()) part = part.pin_memory();
-      at::Tensor ht;
-      {
-        c10::NoGradGuard g;
-        net.set_teacher();
-        ht = net.lm().hidden(part);
-      }
-      jet::postnas::Placement p;  // a sampled sub-network: a few attention layers
-      p.full = {step % L, (step * 7 + 3) % L};
-      if (p.full[0] == p.full[1]) p.full.pop_back();
-      net.set_placement(p);
-      const double share = double(mb) / double(B);
-      at::Tensor l = jet::postnas::distill_loss_backward(net.lm(), part, ht, {}, o, share) * share;
-      loss = loss.defined() ? loss + l : l;
-    }
-    pending.push_back(loss);
+    pending.push_back(jet::postnas::distill_step(net.lm(), ids_of(step), step, o, hooks));
     adam.step(step);
     if (pending.size() >= 10) {
       at::stack(pending).cpu();

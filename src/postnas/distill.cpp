@@ -121,6 +121,29 @@ at::Tensor distill_loss_backward(const model::CausalLM& student, const at::Tenso
   return kl + opts.hidden_mse * mse.detach().to(at::kDouble);
 }
 
+at::Tensor distill_step(const model::CausalLM& student, const at::Tensor& ids, int64_t step, const DistillOptions& opts,
+                        const DistillHooks& hooks) {
+  const int64_t B = ids.size(0), mb = micro_batch_of(opts, B);
+  const bool pin = student.lm_head_weight().is_cuda();
+  at::Tensor loss;
+  for (int64_t m = 0; m < B; m += mb) {
+    // Pinned, so that the model's copy to the device does not wait for the queued work.
+    at::Tensor part = ids.narrow(0, m, mb).contiguous();
+    if (pin) part = part.pin_memory();
+    at::Tensor h_t;
+    std::vector<at::Tensor> layers_t;
+    {
+      c10::NoGradGuard no_grad;
+      h_t = hooks.teacher_hidden(part, opts.hidden_mse > 0 ? &layers_t : nullptr);
+    }
+    if (hooks.prepare) hooks.prepare(step);
+    const double share = double(mb) / double(B);
+    at::Tensor l = distill_loss_backward(student, part, h_t, layers_t, opts, share) * share;
+    loss = loss.defined() ? loss + l : l;
+  }
+  return loss;
+}
+
 DistillResult distill(model::CausalLM& student, const model::ParamList& trainable, const DistillOptions& opts,
                       const DistillHooks& hooks) {
   JET_CHECK(opts.steps > 0, "distill: steps must be positive");
@@ -147,7 +170,6 @@ DistillResult distill(model::CausalLM& student, const model::ParamList& trainabl
   const int64_t end = opts.stop_after >= 0 ? std::min(opts.steps, start + opts.stop_after) : opts.steps;
   Progress bar(opts.label, opts.steps, "step");
   if (start > 0) bar.update(start);  // the resume itself is said once, above
-  const at::Device device = student.lm_head_weight().device();
   const auto t0 = std::chrono::steady_clock::now();
   int64_t tokens = 0;
   // The losses and gradient norms stay on the device until read back (every log_every steps, before a
@@ -171,26 +193,9 @@ DistillResult distill(model::CausalLM& student, const model::ParamList& trainabl
   };
   for (int64_t step = start; step < end; ++step) {
     const at::Tensor ids = hooks.batch(step);
-    const int64_t B = ids.size(0), T = ids.size(1), mb = micro_batch_of(opts, B);
-    at::Tensor loss;
-    for (int64_t m = 0; m < B; m += mb) {
-      // Pinned, so that the model's copy to the device does not wait for the queued work.
-      at::Tensor part = ids.narrow(0, m, mb).contiguous();
-      if (device.is_cuda()) part = part.pin_memory();
-      at::Tensor h_t;
-      std::vector<at::Tensor> layers_t;
-      {
-        c10::NoGradGuard no_grad;
-        h_t = hooks.teacher_hidden(part, opts.hidden_mse > 0 ? &layers_t : nullptr);
-      }
-      if (hooks.prepare) hooks.prepare(step);
-      const double share = double(mb) / double(B);
-      at::Tensor l = distill_loss_backward(student, part, h_t, layers_t, opts, share) * share;
-      loss = loss.defined() ? loss + l : l;
-    }
-    pending.push_back(loss);
+    pending.push_back(distill_step(student, ids, step, opts, hooks));
     gnorm = adam.step(step);
-    tokens += B * T;
+    tokens += ids.numel();
     const bool last = step + 1 == end;
     const bool ckpt = (opts.checkpoint_every > 0 && (step + 1) % opts.checkpoint_every == 0) || last;
     if (ckpt || static_cast<int64_t>(pending.size()) >= std::max<int64_t>(opts.log_every, 1)) read_back(step + 1);

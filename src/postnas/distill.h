@@ -79,6 +79,12 @@ at::Tensor distill_loss_backward(const model::CausalLM& student, const at::Tenso
                                  const std::vector<at::Tensor>& teacher_layers, const DistillOptions& opts,
                                  double weight = 1.0);
 
+// One step's forward and backward over ids [B, T] (CPU) in micro-batches of micro_batch_of(opts, B) sequences:
+// the teacher's hidden states, hooks.prepare(step), distill_loss_backward weighted by each micro-batch's share.
+// Gradients accumulate in the student's parameters; returns the step's loss as a 0-dim float64 device tensor.
+at::Tensor distill_step(const model::CausalLM& student, const at::Tensor& ids, int64_t step, const DistillOptions& opts,
+                        const DistillHooks& hooks);
+
 // Trains `trainable` (parameters of `student`) by distillation for opts.steps steps.
 DistillResult distill(model::CausalLM& student, const model::ParamList& trainable, const DistillOptions& opts,
                       const DistillHooks& hooks);
