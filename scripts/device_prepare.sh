@@ -9,6 +9,8 @@
 #                 JET_PIECE_MB (60) MiB, each with a manifest (one call carries at most 64 MiB in all;
 #                 scripts/device_teacher.sh joins them on the device, carried by back-to-back calls in any order).
 #                 SmolLM2: 2 pieces of 47 MiB; Qwen2.5-Coder-0.5B: 8 of 59 MiB
+#   .cargo1 .. .cargoN  with JET_CARGO="DIR ...": those folders (token sets, data/eval) as a tar.xz in pieces
+#                 (scripts/gpu_postnas.sh unpacks them; a token set too big for one call goes this way)
 #   .devdeps-official  the older Python stack the official modeling code needs (transformers <= 4.53),
 #                 for scripts/gpu_interop.sh only; with JET_OFFICIAL_GIT=<Jet-Nemotron git dir> also
 #                 .devdeps/official (scripts/official_copy.sh)
@@ -20,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 EXCLUDE=$(git rev-parse --git-path info/exclude)  # .git is a file in a worktree
 mkdir -p "$(dirname "$EXCLUDE")"
-for d in .devdeps .devdeps-official '.teacher*' .xfer-bin; do grep -qxF "/$d/" "$EXCLUDE" 2>/dev/null || echo "/$d/" >> "$EXCLUDE"; done
+for d in .devdeps .devdeps-official '.teacher*' '.cargo*' .xfer-bin; do grep -qxF "/$d/" "$EXCLUDE" 2>/dev/null || echo "/$d/" >> "$EXCLUDE"; done
 mkdir -p .devdeps/deb .devdeps/whl
 (cd .devdeps/deb && apt-get download libpcre2-dev libpcre2-8-0 2>/dev/null)
 bash scripts/apt_need.sh libboost1.74-dev
@@ -34,23 +36,35 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d .devdeps-official transformers==4.53.0 tokenizers==0.21.4 huggingface-hub==0.34.4
 [ -z "${JET_OFFICIAL_GIT:-}" ] || bash scripts/official_copy.sh "$JET_OFFICIAL_GIT" .devdeps/official
+# cut_pieces FILE PREFIX MIB: FILE into PREFIX1/ .. PREFIXN/ (part + manifest "NAME N SHA256") of at most MIB MiB.
+cut_pieces() {
+  local f=$1 pre=$2 size max n piece sha k
+  rm -rf "$pre"[0-9]*
+  size=$(stat -c %s "$f")
+  max=$(( $3 * 1024 * 1024 ))
+  n=$(( (size + max - 1) / max ))
+  piece=$(( (size + n - 1) / n ))
+  sha=$(sha256sum < "$f" | cut -d' ' -f1)
+  for k in $(seq 1 "$n"); do
+    mkdir -p "$pre$k"
+    dd if="$f" of="$pre$k/part" bs=4M iflag=skip_bytes,count_bytes skip=$(( (k - 1) * piece )) count=$piece status=none
+    echo "$(basename "$f") $n $sha" > "$pre$k/manifest"
+  done
+  echo "$(basename "$f"): $n pieces of $((piece >> 20)) MiB, ${pre}1 .. $pre$n (carry each once; any call, any order)"
+}
 T=${JET_TEACHER:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 [ -f "$T" ] || { echo "device_prepare.sh: $T missing (scripts/setup.sh, scripts/teacher.sh NAME)"; exit 1; }
-rm -rf .teacher[0-9]*
-size=$(stat -c %s "$T")
-max=$(( ${JET_PIECE_MB:-60} * 1024 * 1024 ))
-n=$(( (size + max - 1) / max ))
-piece=$(( (size + n - 1) / n ))
-sha=$(sha256sum < "$T" | cut -d' ' -f1)
-for k in $(seq 1 "$n"); do
-  mkdir -p .teacher$k
-  dd if="$T" of=.teacher$k/part bs=4M iflag=skip_bytes,count_bytes skip=$(( (k - 1) * piece )) count=$piece status=none
-  echo "$(basename "$T") $n $sha" > .teacher$k/manifest
-done
-echo "teacher $(basename "$T"): $n pieces of $((piece >> 20)) MiB, .teacher1 .. .teacher$n (carry each once; any call, any order)"
+cut_pieces "$T" .teacher "${JET_PIECE_MB:-60}"
+# JET_CARGO="data/tokens-smollm2 data/eval": those folders as one tar.xz in pieces of JET_CARGO_MB (16) MiB,
+# .cargo1 .. .cargoN (scripts/device_teacher.sh's cargo_take unpacks them on the device).
+if [ -n "${JET_CARGO:-}" ]; then
+  tar -cf - $JET_CARGO | xz -T2 -6 > /tmp/jet-cargo.tar.xz
+  cut_pieces /tmp/jet-cargo.tar.xz .cargo "${JET_CARGO_MB:-16}"
+  rm -f /tmp/jet-cargo.tar.xz
+fi
 git rev-parse --short HEAD > .devdeps/commit
 [ -z "$(git status --porcelain --untracked-files=no)" ] || echo "dirty" >> .devdeps/commit
-du -sh .devdeps .teacher[0-9]*
+du -sh .devdeps .teacher[0-9]* $(ls -d .cargo[0-9]* 2>/dev/null)
 if [ "${1:-}" = --bin ]; then
   ninja -C build-cuda jet jet_gpu_tests ${JET_XFER_BENCH:-}
   rm -rf .xfer-bin && mkdir -p .xfer-bin

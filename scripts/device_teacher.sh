@@ -1,38 +1,50 @@
-# Sourced ON THE DEVICE by the device scripts: the teacher GGUF arrives in N pieces of <= 64 MiB
-# (scripts/device_prepare.sh cuts them into .teacher1/ .. .teacherN/, each with `part` and `manifest`:
-# "NAME N SHA256"), carried by back-to-back calls of a warm machine in any order and grouping.
-#   teacher_take   keeps the pieces this call carries under $DEV/teacher/SHA/; once all N are there, joins
-#                  them (temp file, sha256 check, rename) into $DEV/teacher/NAME; returns 1 while pieces are missing
-#   teacher_path   the joined teacher's path (after teacher_take returned 0)
+# Sourced ON THE DEVICE by the device scripts: files bigger than one call may carry (<= 64 MiB) arrive in
+# pieces (scripts/device_prepare.sh cuts them into PREFIX1/ .. PREFIXN/, each with `part` and `manifest`:
+# "NAME N SHA256"), carried by back-to-back calls of a warm machine in any order and grouping:
+#   .teacherK  the teacher GGUF          teacher_take / teacher_path
+#   .cargoK    a tar.xz of data folders  cargo_take (unpacks it under $DEV/cargo: data/tokens-..., data/eval)
 DEV=${DEV:-/tmp/jetdev}
 
-teacher_take() {
-  local p k name n sha have
-  mkdir -p $DEV/teacher
-  for p in .teacher*/; do
+# pieces_take PREFIX: keeps the pieces of PREFIX* this call carries under $DEV/<prefix>/SHA/; once all N are
+# there, joins them (temp file, sha256 check, rename) into $DEV/<prefix>/NAME; returns 1 while pieces are missing.
+pieces_take() {
+  local pre=$1 store=$DEV/${1#.} p k name n sha have
+  mkdir -p $store
+  for p in $pre*/; do
     [ -f "$p/manifest" ] && [ -f "$p/part" ] || continue
     read -r name n sha < "$p/manifest"
-    k=${p#.teacher}; k=${k%/}
-    mkdir -p $DEV/teacher/$sha
-    cp "$p/manifest" $DEV/teacher/manifest
-    [ -f $DEV/teacher/$name ] || cp "$p/part" $DEV/teacher/$sha/$k
+    k=${p#$pre}; k=${k%/}
+    mkdir -p $store/$sha
+    cp "$p/manifest" $store/manifest
+    [ -f $store/$name ] || cp "$p/part" $store/$sha/$k
   done
-  [ -f $DEV/teacher/manifest ] || { echo "teacher: no piece carried yet (carry .teacher1 ...)"; return 1; }
-  read -r name n sha < $DEV/teacher/manifest
-  [ -f $DEV/teacher/$name ] && [ -f $DEV/teacher/$name.ok ] && return 0
-  have=$(ls $DEV/teacher/$sha 2>/dev/null | wc -l)
+  [ -f $store/manifest ] || { echo "${pre#.}: no piece carried yet (carry ${pre}1 ...)"; return 1; }
+  read -r name n sha < $store/manifest
+  [ -f $store/$name ] && [ -f $store/$name.ok ] && return 0
+  have=$(ls $store/$sha 2>/dev/null | wc -l)
   if [ "$have" -lt "$n" ]; then
-    echo "teacher: $have of $n pieces of $name here; still to carry:$(for k in $(seq 1 "$n"); do [ -f $DEV/teacher/$sha/$k ] || printf ' .teacher%s' "$k"; done)"
+    echo "${pre#.}: $have of $n pieces of $name here; still to carry:$(for k in $(seq 1 "$n"); do [ -f $store/$sha/$k ] || printf " $pre%s" "$k"; done)"
     return 1
   fi
-  for k in $(seq 1 "$n"); do cat $DEV/teacher/$sha/$k; done > $DEV/teacher/$name.tmp
-  if [ "$(sha256sum < $DEV/teacher/$name.tmp | cut -d' ' -f1)" != "$sha" ]; then
-    rm -rf $DEV/teacher/$name.tmp $DEV/teacher/$sha
-    echo "teacher: joined $name has the wrong sha256; pieces dropped, carry them again"
+  for k in $(seq 1 "$n"); do cat $store/$sha/$k; done > $store/$name.tmp
+  if [ "$(sha256sum < $store/$name.tmp | cut -d' ' -f1)" != "$sha" ]; then
+    rm -rf $store/$name.tmp $store/$sha
+    echo "${pre#.}: joined $name has the wrong sha256; pieces dropped, carry them again"
     return 1
   fi
-  mv $DEV/teacher/$name.tmp $DEV/teacher/$name && touch $DEV/teacher/$name.ok && rm -rf $DEV/teacher/$sha
-  echo "teacher: $name joined from $n pieces (sha256 ok)"
+  mv $store/$name.tmp $store/$name && touch $store/$name.ok && rm -rf $store/$sha
+  echo "${pre#.}: $name joined from $n pieces (sha256 ok)"
 }
 
-teacher_path() { local name n sha; read -r name n sha < $DEV/teacher/manifest; echo $DEV/teacher/$name; }
+pieces_path() { local name n sha; read -r name n sha < $DEV/${1#.}/manifest; echo $DEV/${1#.}/$name; }
+
+teacher_take() { pieces_take .teacher; }
+teacher_path() { pieces_path .teacher; }
+
+# cargo_take: once the cargo is whole, unpacks it into $DEV/cargo/root (once); returns 1 while pieces are missing.
+cargo_take() {
+  pieces_take .cargo || return 1
+  [ -f $DEV/cargo/root.ok ] && return 0
+  rm -rf $DEV/cargo/root && mkdir -p $DEV/cargo/root && tar -C $DEV/cargo/root -xJf "$(pieces_path .cargo)" &&
+    touch $DEV/cargo/root.ok && echo "cargo: unpacked $(ls $DEV/cargo/root/data | tr '\n' ' ')"
+}

@@ -11,6 +11,12 @@
 #            gtests and the gpu py tests; then wait for the run (up to the call's time)
 #   phase 3  (only if phase 2 said "still running") wait up to 8 minutes more; rerunning phase 2's
 #            `jet postnas run` in $DEV/work continues a stopped run from its checkpoints
+# Options (environment): JET_PROBE=0 keeps the config's step counts (no speed probe); JET_RUN_TESTS=0 skips the
+# gpu tests beside the run; JET_BENCH_CONTEXTS="4096 16384 65536" times decode (`jet bench`, synthetic cache, the
+# largest batch) of the teacher and each hybrid after the run (bench-<model>-<context>.json in the run folder);
+# JET_TEACHER_EVAL="hellaswag,mmlu,..." then scores the teacher on those full sets (teacher-full.json). Data may come
+# as cargo (scripts/device_prepare.sh with JET_CARGO="data/tokens-smollm2 data/eval": .cargoK pieces, in `pieces`
+# calls or beside the last teacher piece): the run then sees it as its data/ folder.
 # The run's config is JET_CONFIG (default configs/postnas-smollm2-gpu.json; e.g.
 # configs/postnas-qwen2.5-coder-0.5b-gpu.json) with the step counts set from the probe (written to its "out"
 # folder as config.json with budget.json, which record the budget that was used).
@@ -43,9 +49,10 @@ wait_run() {  # $1: seconds at most
   local waited=0
   while [ ! -f $DEV/run.rc ] && [ $waited -lt "$1" ]; do sleep 5; waited=$((waited + 5)); done
   tr '\r' '\n' < $DEV/run.log | grep -v '^\s*$' | awk '!/\[#/ || NR % 25 == 0' | tail -50
-  for f in $RUN/config.json $RUN/budget.json $RUN/eval.json $RUN/place-*.json $RUN/placements.png; do
+  for f in $RUN/*.json $RUN/*.png $RUN/supernet/supernet.json; do
     [ -f "$f" ] && cp "$f" "$OUT/"
   done
+  for f in $RUN/hybrid-*/config.json; do [ -f "$f" ] && cp "$f" "$OUT/$(basename $(dirname $f))-config.json"; done
   cp $DEV/run.log "$OUT/run.log" 2>/dev/null
   if [ -f $DEV/run.rc ]; then echo "DONE rc=$(cat $DEV/run.rc)"; else echo "still running"; fi
 }
@@ -53,18 +60,24 @@ wait_run() {  # $1: seconds at most
 phase2() {
   teacher_take || exit 1
   T=$(teacher_path)
-  if [ -d "$DATA" ]; then  # carried paths do not outlive their call
-    mkdir -p $DEV/data && rm -rf $DEV/data/$(basename $DATA) && cp -r $DATA $DEV/data/
+  if cargo_take; then
+    DATA_ROOT=$DEV/cargo/root/data
+  else
+    if [ -d "$DATA" ]; then  # carried paths do not outlive their call
+      mkdir -p $DEV/data && rm -rf $DEV/data/$(basename $DATA) && cp -r $DATA $DEV/data/
+    fi
+    [ -d $DEV/data/$(basename $DATA) ] || { echo "carry $DATA or its cargo (in this call or a 'pieces' call before)"; exit 1; }
+    DATA_ROOT=$DEV/data
   fi
-  [ -d $DEV/data/$(basename $DATA) ] || { echo "carry $DATA (in this call or a 'pieces' call before)"; exit 1; }
   export PYTHONPATH=$DEV/site:$PWD/tests/py:${PYTHONPATH:-} PYTHONUNBUFFERED=1
   source scripts/device_env.sh
   rm -rf $DEV/probe $DEV/run.rc
   # The run works in a copy of the tree in $DEV: the next call replaces the repo copy under a running job.
   rm -rf $DEV/work && mkdir -p $DEV/work
-  tar --exclude='./.teacher*' --exclude=./data --exclude=./.devdeps --exclude='./.xfer-*' -cf - . | tar -xf - -C $DEV/work
-  cd $DEV/work && mkdir -p $RUN
-  python3 - "$T" "$DEV/data/$(basename $DATA)" "$CONFIG" "$RUN" <<'PY'
+  tar --exclude='./.teacher*' --exclude='./.cargo*' --exclude=./data --exclude=./.devdeps --exclude='./.xfer-*' -cf - . |
+    tar -xf - -C $DEV/work
+  cd $DEV/work && mkdir -p $RUN && ln -sfn $DATA_ROOT data  # data/eval (benchmarks) is found as in a checkout
+  python3 - "$T" "$DATA_ROOT/$(basename $DATA)" "$CONFIG" "$RUN" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[3]))
 c["teacher"], c["data"]["dir"] = sys.argv[1], sys.argv[2]
@@ -72,6 +85,16 @@ c["data"].pop("input", None), c["data"].pop("holdout_input", None)  # prepared h
 json.dump(c, open(sys.argv[4] + "/config.json", "w"), indent=1)
 PY
   # Probe: 12 supernet steps at the run's shapes -> tokens/s -> step counts for the time budget.
+  [ "${JET_PROBE:-1}" = 0 ] || probe
+  setsid bash -c "$BIN/jet postnas run --config $RUN/config.json > $DEV/run.log 2>&1; echo \$? > $DEV/run.code; \
+      bash $PWD/scripts/gpu_postnas.sh after >> $DEV/run.log 2>&1; cat $DEV/run.code > $DEV/run.rc" \
+    < /dev/null > /dev/null 2>&1 &
+  stamp "run started"
+  [ "${JET_RUN_TESTS:-1}" = 0 ] || gpu_tests
+  wait_run $(( ${CALL_S:-560} - ($(date +%s) - T0) ))
+}
+
+probe() {
   python3 - "$DEV/probe" "$BIN/jet" "$RUN" <<'PY'
 import json, subprocess, sys
 c = json.load(open(sys.argv[3] + "/config.json"))
@@ -101,9 +124,9 @@ json.dump({"minutes": minutes, "probed_supernet_tok_per_s": tps, "supernet_steps
            "finetune_steps": c["finetune"]["steps"]}, open(run + "/budget.json", "w"), indent=1)
 print("probe:", round(tps), "tok/s; supernet steps", c["supernet"]["steps"], "finetune steps", c["finetune"]["steps"])
 PY
-  setsid bash -c "$BIN/jet postnas run --config $RUN/config.json > $DEV/run.log 2>&1; echo \$? > $DEV/run.rc" \
-    < /dev/null > /dev/null 2>&1 &
-  stamp "run started"
+}
+
+gpu_tests() {
   # While the run trains: the gpu gtests, then the gpu py tests (correctness only; nothing timed here).
   timeout 240 $BIN/jet_gpu_tests > "$OUT/gtest.log" 2>&1; echo "gtest rc=$?" >> "$OUT/gtest.log"
   stamp "gtests done"
@@ -115,14 +138,37 @@ PY
   stamp "py tests done"
   echo "== gtests"; grep -E "^\[  (PASSED|FAILED)|FAILED  \]|gtest rc" "$OUT/gtest.log"
   echo "== py"; tail -3 "$OUT/parity.log"; tail -3 "$OUT/teacher_gpu.log"
-  wait_run $(( ${CALL_S:-560} - ($(date +%s) - T0) ))
+}
+
+# After the run (in its background job, in $DEV/work): decode speed of the teacher and the hybrids, then the
+# teacher's full benchmark sets.
+after() {
+  source scripts/device_env.sh
+  local T m name ctx
+  T=$(teacher_path)
+  for ctx in ${JET_BENCH_CONTEXTS:-}; do
+    for m in $T $RUN/hybrid-*/; do
+      [ -f "$m" ] || [ -f "$m/config.json" ] || continue
+      case "$m" in *-init/) continue ;; esac
+      name=$(basename "$m"); name=${name%.gguf}
+      echo "== bench $name context $ctx"
+      timeout 120 $BIN/jet bench --model "$m" --device cuda --dtype bf16 --synthetic-cache --max-batch --context $ctx \
+        --gen 64 --json $RUN/bench-$name-$ctx.json 2>&1 | tail -4
+    done
+  done
+  if [ -n "${JET_TEACHER_EVAL:-}" ]; then
+    echo "== teacher full sets: $JET_TEACHER_EVAL"
+    timeout 600 $BIN/jet eval --model $T --device cuda --dtype bf16 --tasks "$JET_TEACHER_EVAL" --batch-tokens 65536 \
+      --json $RUN/teacher-full.json 2>&1 | tr '\r' '\n' | grep -v '^\s*$' | awk '!/\[#/' | tail -30
+  fi
 }
 
 phase3() { cd $DEV/work && wait_run 480; }
 
 case "$PHASE" in
   1) phase1 ;;
-  pieces) teacher_take; if [ -d "$DATA" ]; then mkdir -p $DEV/data && rm -rf $DEV/data/$(basename $DATA) && cp -r $DATA $DEV/data/; fi ;;
+  pieces) teacher_take; cargo_take; if [ -d "$DATA" ]; then mkdir -p $DEV/data && rm -rf $DEV/data/$(basename $DATA) && cp -r $DATA $DEV/data/; fi ;;
   2) phase2 ;;
   3) phase3 ;;
+  after) after ;;
 esac

@@ -193,7 +193,7 @@ DistillResult distill(model::CausalLM& student, const model::ParamList& trainabl
   };
   for (int64_t step = start; step < end; ++step) {
     const at::Tensor ids = hooks.batch(step);
-    pending.push_back(distill_step(student, ids, step, opts, hooks));
+    pending.push_back(hooks.step ? hooks.step(ids, step) : distill_step(student, ids, step, opts, hooks));
     gnorm = adam.step(step);
     tokens += ids.numel();
     const bool last = step + 1 == end;

@@ -59,6 +59,9 @@ struct DistillHooks {
   std::function<at::Tensor(const at::Tensor& ids, std::vector<at::Tensor>* layers)> teacher_hidden;
   // Sets up the student for a step (the supernet samples its sub-network here); may be empty.
   std::function<void(int64_t step)> prepare;
+  // When set, a step's whole forward and backward instead of distill_step (teacher_hidden and prepare
+  // unused): another loss on the same loop, optimizer and checkpoints (the supernet's attention transfer).
+  std::function<at::Tensor(const at::Tensor& ids, int64_t step)> step;
 };
 
 // Sequences per micro-batch of a step of `batch` sequences: opts.micro_batch (0 = all), checked to divide it.

@@ -34,10 +34,8 @@ Candidate train_candidate(const model::Checkpoint& teacher, const std::string& t
   DistillOptions d = distill_options(o, ckpt_dir, label);
   d.fingerprint["linear_type"] = type;
   d.fingerprint["linear_config"] = linear_config;
-  const int64_t B = o["batch"], T = o["seq_len"];
-  const uint64_t seed = o["seed"];
   DistillHooks h;
-  h.batch = [&](int64_t step) { return data::sample_batch(train, B, T, seed, step); };
+  h.batch = batch_sampler(o, train, teacher.tokenizer.get(), o["seed"]);
   h.teacher_hidden = [&](const at::Tensor& ids, std::vector<at::Tensor>* layers) {
     net.set_teacher();
     return net.lm().hidden(ids, 0, nullptr, layers);

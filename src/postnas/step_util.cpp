@@ -11,6 +11,8 @@
 #include "core/check.h"
 #include "core/device.h"
 #include "core/fs.h"
+#include "data/retrieval_mix.h"
+#include "data/tokens.h"
 #include "io/tensors.h"
 
 namespace jet::postnas::detail {
@@ -45,6 +47,7 @@ std::vector<Option> train_options(int64_t steps, double lr, int64_t warmup) {
           {"kl_chunk", 512, "logit rows computed at a time"},
           {"micro_batch", 0, "sequences per forward/backward, gradients accumulated over the batch (0: the whole batch)"},
           {"log_every", 10, "steps between reading the loss back from the device"},
+          {"retrieval_mix", 0.0, "share of the rows made synthetic retrieval rows (keys and numbers in the text, a question at the end)"},
           {"hidden_mse", 0.0, "weight of the per-layer hidden-state loss (relative MSE of every layer's output; 0: off)"},
           {"resume", false, "continue from the checkpoint in the output"},
           {"stop_after", -1, "end after this many steps of this run (as if interrupted; -1: off)"}};
@@ -88,7 +91,22 @@ DistillOptions distill_options(const json& o, const std::string& dir, const std:
   d.fingerprint = {{"steps", o["steps"]}, {"batch", o["batch"]}, {"seq_len", o["seq_len"]}, {"lr", o["lr"]},
                    {"warmup", o["warmup"]}, {"seed", o["seed"]}, {"data", o["data"]}};
   if (d.hidden_mse > 0) d.fingerprint["hidden_mse"] = d.hidden_mse;
+  const double mix = o["retrieval_mix"];
+  JET_CHECK(mix >= 0 && mix <= 1, "{}: retrieval_mix must be in [0, 1], got {}", label, mix);
+  if (mix > 0) d.fingerprint["retrieval_mix"] = mix;
   return d;
+}
+
+std::function<at::Tensor(int64_t)> batch_sampler(const json& o, const data::TokenSet& train, const text::Tokenizer* tok,
+                                                 uint64_t seed) {
+  const int64_t B = o["batch"], T = o["seq_len"];
+  const double mix = o["retrieval_mix"];
+  JET_CHECK(mix == 0 || tok, "retrieval_mix needs the teacher's tokenizer");
+  return [&train, tok, B, T, mix, seed](int64_t step) {
+    at::Tensor ids = data::sample_batch(train, B, T, seed, step);
+    if (mix > 0) data::mix_retrieval(ids, *tok, mix, seed, step);
+    return ids;
+  };
 }
 
 SupernetOptions supernet_options(const json& o) {

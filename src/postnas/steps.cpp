@@ -32,6 +32,7 @@ void run_supernet(const json& o) {
   const Env env = env_of(o);
   const std::string out = o["out"];
   check_resume(out + "/ckpt", o["resume"]);
+  check_resume(out + "/ckpt-transfer", o["resume"]);
   const auto train = data::TokenSet::open(o["data"], "train");
   make_dirs(out);
   model::Checkpoint teacher = load_teacher(o["teacher"]);
@@ -46,9 +47,35 @@ void run_supernet(const json& o) {
   DistillOptions d = distill_options(o, out + "/ckpt", "supernet");
   d.fingerprint["linear_type"] = o["linear_type"];
   DistillHooks h;
-  const int64_t B = o["batch"], T = o["seq_len"];
   const uint64_t seed = o["seed"];
-  h.batch = [&](int64_t step) { return data::sample_batch(train, B, T, seed, step); };
+  const int64_t B = o["batch"], T = o["seq_len"];
+  h.batch = batch_sampler(o, train, teacher.tokenizer.get(), seed);
+  // Stage 0, attention transfer: every linear block toward its layer's attention output (teacher inputs),
+  // on its own checkpoints, then the end-to-end KL from where it ended.
+  const int64_t transfer_steps = o["transfer_steps"];
+  std::vector<double> transfer_losses;
+  if (transfer_steps > 0) {
+    DistillOptions t = d;
+    t.steps = t.adam.total = transfer_steps;
+    t.adam.warmup = std::min<int64_t>(d.adam.warmup, transfer_steps / 4);
+    if (o["transfer_lr"].get<double>() > 0) t.adam.lr = o["transfer_lr"];
+    t.dir = out + "/ckpt-transfer";
+    t.label = "transfer";
+    t.checkpoint_every = std::min<int64_t>(d.checkpoint_every, transfer_steps);
+    t.fingerprint["transfer_steps"] = transfer_steps;
+    t.fingerprint["transfer_lr"] = t.adam.lr;
+    DistillHooks th;
+    th.batch = h.batch;
+    th.step = [&](const at::Tensor& ids, int64_t) { return transfer_step(net, ids, d.micro_batch); };
+    const DistillResult tr = distill(net.lm(), net.linear_params(), t, th);
+    if (!tr.finished) {
+      say(fmt::format("supernet: attention transfer stopped after step {} (resume with --resume)", tr.steps_done));
+      return;
+    }
+    transfer_losses = tr.losses;
+    say(fmt::format("supernet: attention transfer done, loss {:.4f} -> {:.4f}, {:.0f} tok/s", tr.losses.front(),
+                    tr.losses.back(), tr.tokens_per_s));
+  }
   h.teacher_hidden = [&](const at::Tensor& ids, std::vector<at::Tensor>* layers) {
     net.set_teacher();
     return net.lm().hidden(ids, 0, nullptr, layers);
@@ -62,6 +89,10 @@ void run_supernet(const json& o) {
   json meta = {{"teacher", o["teacher"]}, {"options", o}, {"linear_config", default_linear_config(net.teacher_config(), net.options().linear_type)},
                {"losses", r.losses}, {"seconds_this_run", r.seconds}, {"tokens_per_s", r.tokens_per_s},
                {"tokens", o["steps"].get<int64_t>() * B * T}};
+  if (transfer_steps > 0) {
+    meta["transfer_losses"] = transfer_losses;
+    meta["transfer_tokens"] = transfer_steps * B * T;
+  }
   if (!o["linear_config"].empty()) meta["linear_config"] = o["linear_config"];
   io::save_safetensors(supernet_weights(out), net.linear_weights());
   write_file_atomic(supernet_json(out), meta.dump(1) + "\n");  // last: marks the step done
@@ -151,9 +182,8 @@ void run_finetune(const json& o) {
   d.fingerprint["model"] = o["model"];
   d.fingerprint["train_mlp"] = mlp;
   const int64_t B = o["batch"], T = o["seq_len"];
-  const uint64_t seed = o["seed"];
   DistillHooks h;
-  h.batch = [&](int64_t step) { return data::sample_batch(train, B, T, seed + 1, step); };
+  h.batch = batch_sampler(o, train, hy.tokenizer.get(), o["seed"].get<uint64_t>() + 1);
   h.teacher_hidden = [&](const at::Tensor& ids, std::vector<at::Tensor>* layers) {
     return teacher.hidden(ids, 0, nullptr, layers);
   };
@@ -168,7 +198,7 @@ void run_finetune(const json& o) {
   c.torch_dtype = env.dtype == at::kBFloat16 ? "bfloat16" : "float32";
   c.source["postnas_finetune"] = {{"losses_first_last", {r.losses.front(), r.losses.back()}},
                                   {"tokens", o["steps"].get<int64_t>() * B * T}, {"tokens_per_s", r.tokens_per_s},
-                                  {"hidden_mse", o["hidden_mse"]}};
+                                  {"hidden_mse", o["hidden_mse"]}, {"retrieval_mix", o["retrieval_mix"]}};
   save_hybrid(out, c, std::move(tensors), hy.tokenizer, o["force"]);
   remove_tree(out + ".ckpt");
   say(fmt::format("finetune: done, loss {:.4f} -> {:.4f}, {:.0f} tok/s", r.losses.front(), r.losses.back(),
@@ -195,7 +225,9 @@ std::vector<Step> make_steps() {
                         {"swa_window", 64, "sliding-window size of the window path"},
                         {"init_from_teacher", true, "start the blocks' q/k/v/o from the teacher's projections"},
                         {"max_full", 2, "each step samples 0..max_full full-attention layers"},
-                        {"max_swa", 2, "and 0..max_swa sliding-window layers"}},
+                        {"max_swa", 2, "and 0..max_swa sliding-window layers"},
+                        {"transfer_steps", 0, "attention-transfer steps before the KL (each block toward its layer's attention output)"},
+                        {"transfer_lr", 0.0, "peak learning rate of the attention transfer (0: lr)"}},
                        device_options(), train_options(200, 1e-3, 20)}),
                [](const json& o) { return supernet_json(o["out"]); }, run_supernet});
   s.push_back({"place", "beam search over attention placements with the trained supernet",

@@ -29,7 +29,15 @@ model::Mixer& SuperMixer::current() const {
 }
 
 at::Tensor SuperMixer::forward(const at::Tensor& x, const ForwardContext& ctx, MixerState* state) {
-  return current().forward(x, ctx, state);
+  if (!transfer) return current().forward(x, ctx, state);
+  at::Tensor y;
+  {
+    c10::NoGradGuard no_grad;
+    y = full_->forward(x, ctx, state);
+  }
+  const at::Tensor t = y.to(at::kFloat), s = linear_->forward(x.detach(), ctx, nullptr).to(at::kFloat);
+  transfer_loss = (s - t).square().sum() / t.square().sum().clamp_min(1e-30);
+  return y;
 }
 std::unique_ptr<MixerState> SuperMixer::new_state(int64_t batch, int64_t max_len, const at::TensorOptions& opts) const {
   return current().new_state(batch, max_len, opts);
@@ -162,6 +170,43 @@ void Supernet::set_placement(const Placement& p) {
 
 void Supernet::set_teacher() {
   for (SuperMixer* m : mixers_) m->path = Path::full;
+}
+
+void Supernet::set_transfer(bool on) {
+  set_teacher();
+  for (SuperMixer* m : mixers_) {
+    m->transfer = on;
+    m->transfer_loss = at::Tensor();
+  }
+}
+
+at::Tensor Supernet::transfer_loss() const {
+  at::Tensor sum;
+  for (const SuperMixer* m : mixers_) {
+    JET_CHECK(m->transfer && m->transfer_loss.defined(), "supernet: no attention-transfer forward to take a loss of");
+    sum = sum.defined() ? sum + m->transfer_loss : m->transfer_loss;
+  }
+  return sum / static_cast<double>(mixers_.size());
+}
+
+at::Tensor transfer_step(Supernet& net, const at::Tensor& ids, int64_t micro_batch) {
+  const int64_t B = ids.size(0), mb = micro_batch > 0 ? micro_batch : B;
+  JET_CHECK(B % mb == 0, "transfer: micro_batch {} does not divide batch {}", mb, B);
+  const bool pin = net.lm().lm_head_weight().is_cuda();
+  net.set_transfer(true);
+  at::Tensor total;
+  for (int64_t m = 0; m < B; m += mb) {
+    at::Tensor part = ids.narrow(0, m, mb).contiguous();
+    if (pin) part = part.pin_memory();
+    net.lm().hidden(part, 0, nullptr, nullptr);
+    const double share = double(mb) / double(B);
+    const at::Tensor loss = net.transfer_loss();
+    (loss * share).backward();
+    const at::Tensor l = loss.detach().to(at::kDouble) * share;
+    total = total.defined() ? total + l : l;
+  }
+  net.set_transfer(false);
+  return total;
 }
 
 io::TensorMap Supernet::linear_weights() const {

@@ -29,6 +29,10 @@ class SuperMixer : public model::Mixer {
   // The teacher's own attention mixer, taken out of the model this SuperMixer replaces it in.
   void set_full(std::unique_ptr<model::Mixer> full) { full_ = std::move(full); }
   Path path = Path::full;
+  // Attention transfer: forward returns the teacher attention's output (the next layer's input stays the
+  // teacher's) and the linear block, run on the same input, leaves its distance to it in transfer_loss.
+  bool transfer = false;
+  at::Tensor transfer_loss;  // ‖linear(x) − attn(x)‖² / ‖attn(x)‖² of the last transfer forward (fp32, 0-dim)
   at::Tensor forward(const at::Tensor& x, const model::ForwardContext& ctx, model::MixerState* state) override;
   std::unique_ptr<model::MixerState> new_state(int64_t batch, int64_t max_len,
                                                const at::TensorOptions& opts) const override;
@@ -71,6 +75,12 @@ class Supernet {
 
   void set_placement(const Placement& p);  // p's layers attention (full / window), the rest linear
   void set_teacher();                      // every layer full attention: the teacher itself
+  // Attention transfer (layer-local distillation before the end-to-end KL; LoLCATs-style): every layer on the
+  // teacher's attention, each linear block also run on its layer's teacher input (SuperMixer::transfer).
+  // set_transfer(false) leaves the teacher path on.
+  void set_transfer(bool on);
+  // The mean over layers of their transfer_loss since the last forward (differentiable in the linear blocks).
+  at::Tensor transfer_loss() const;
 
   // The trainable parameters: "model.layers.{i}.linear_attn.<block name>".
   const model::ParamList& linear_params() const { return linear_params_; }
@@ -90,5 +100,10 @@ class Supernet {
   std::vector<SuperMixer*> mixers_;  // owned by lm_
   model::ParamList linear_params_;
 };
+
+// One attention-transfer step's forward and backward over ids [B, T] (CPU) in micro-batches of micro_batch
+// sequences (0: all): gradients accumulate in the linear blocks; returns the mean transfer loss as a 0-dim
+// float64 device tensor (nothing waits for the device).
+at::Tensor transfer_step(Supernet& net, const at::Tensor& ids, int64_t micro_batch);
 
 }  // namespace jet::postnas

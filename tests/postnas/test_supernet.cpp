@@ -16,6 +16,7 @@
 #include "../model/tiny_model.h"
 #include "../ops/test_util.h"
 #include "postnas/distill.h"
+#include "postnas/optim.h"
 #include "postnas/place.h"
 #include "postnas/supernet.h"
 
@@ -190,6 +191,90 @@ jet::postnas::DistillResult train(Supernet& net, const std::string& dir, int64_t
     net.set_placement(p);
   };
   return jet::postnas::distill(net.lm(), net.linear_params(), o, h);
+}
+
+// Records what a layer's mixer is given (the wrapped SuperMixer does the work).
+class Recorder : public jet::model::Mixer {
+ public:
+  void set_inner(std::unique_ptr<jet::model::Mixer> inner) { inner_ = std::move(inner); }
+  jet::postnas::SuperMixer& inner() { return static_cast<jet::postnas::SuperMixer&>(*inner_); }
+  at::Tensor x;
+  jet::model::ForwardContext ctx;
+  at::Tensor forward(const at::Tensor& in, const jet::model::ForwardContext& c, jet::model::MixerState* st) override {
+    x = in.detach();
+    ctx = c;
+    return inner_->forward(in, c, st);
+  }
+  std::unique_ptr<jet::model::MixerState> new_state(int64_t b, int64_t n, const at::TensorOptions& o) const override {
+    return inner_->new_state(b, n, o);
+  }
+  at::Tensor forward_rows(const at::Tensor& in, const jet::model::ForwardContext& c, jet::model::MixerState& st,
+                          int64_t row) override {
+    return inner_->forward_rows(in, c, st, row);
+  }
+  at::Tensor decode_rows(const at::Tensor& in, const jet::model::ForwardContext& c, jet::model::MixerState& st) override {
+    return inner_->decode_rows(in, c, st);
+  }
+  int64_t cache_bytes_per_token(int64_t e) const override { return inner_->cache_bytes_per_token(e); }
+
+ private:
+  std::unique_ptr<jet::model::Mixer> inner_;
+};
+
+// Attention transfer: each layer's loss is the relative distance between its linear block and its attention on
+// the teacher's inputs (checked per layer against both paths run on the recorded input), the forward's output
+// stays the teacher's, gradients reach only the linear blocks, and training on it lowers it.
+TEST(Supernet, AttentionTransferMatchesLayerByLayerAndLearns) {
+  auto net = make_supernet();
+  const at::Tensor ids = ids_of(2, 21, 5);
+  at::Tensor teacher_h;
+  {
+    c10::NoGradGuard g;
+    net->set_teacher();
+    teacher_h = net->lm().hidden(ids);
+  }
+  const int64_t L = net->num_layers();
+  std::vector<Recorder*> rec;
+  for (int64_t l = 0; l < L; ++l) {
+    auto r = std::make_unique<Recorder>();
+    Recorder* raw = r.get();
+    raw->set_inner(net->lm().replace_mixer(l, std::move(r)));  // the SuperMixer, now inside the recorder
+    rec.push_back(raw);
+  }
+  net->set_transfer(true);
+  const at::Tensor h = net->lm().hidden(ids);
+  EXPECT_EQ((h - teacher_h).abs().max().item<float>(), 0.0f);  // teacher-forced all the way
+  const double loss = net->transfer_loss().item<double>();
+  double want = 0;
+  {
+    c10::NoGradGuard g;
+    for (int64_t l = 0; l < L; ++l) {
+      auto& m = rec[l]->inner();
+      m.transfer = false;
+      m.path = jet::postnas::Path::full;
+      const at::Tensor a = m.forward(rec[l]->x, rec[l]->ctx, nullptr).to(at::kDouble);
+      m.path = jet::postnas::Path::linear;
+      const at::Tensor s = m.forward(rec[l]->x, rec[l]->ctx, nullptr).to(at::kDouble);
+      want += (s - a).square().sum().item<double>() / a.square().sum().item<double>() / double(L);
+    }
+  }
+  EXPECT_GT(want, 1e-3);
+  EXPECT_NEAR(loss, want, 1e-4 * want);
+  // Training on a fixed batch (whole and in micro-batches): the loss falls; the teacher's weights get no gradient.
+  jet::postnas::AdamWOptions ao;
+  ao.lr = 1e-2;
+  ao.total = 30;
+  jet::postnas::AdamW adam(net->linear_params(), ao);
+  double first = 0, last = 0;
+  for (int step = 0; step < 30; ++step) {
+    const double l = jet::postnas::transfer_step(*net, ids, step % 2 ? 1 : 0).item<double>();
+    for (const auto& p : net->lm().params()) EXPECT_FALSE(p.slot->grad().defined()) << p.name;
+    adam.step(step);
+    if (step == 0) first = l;
+    last = l;
+  }
+  EXPECT_LT(last, 0.5 * first);
+  EXPECT_THROW(net->transfer_loss(), jet::Error);  // transfer_step leaves transfer mode
 }
 
 TEST(Distill, LossFallsAndResumeIsBitExact) {

@@ -1,0 +1,32 @@
+// Synthetic retrieval rows for distillation batches. The paper's training mix holds QA data, and a hybrid
+// keeps long-range retrieval only where its training asks for it; plain text rarely does. A mixed row keeps
+// its sampled training window as the haystack, gets 1–4 sentences binding a made-up key (two words) to a
+// number at seeded depths, and ends with a question about one of the keys followed by its number. Distilled
+// against the teacher, whose full attention finds the number, the answer tokens carry the retrieval signal.
+// The sentence forms are this file's own, not the passkey or RULER forms `jet eval` scores with, and the
+// haystack is training text, so no evaluation text enters training.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace jet::text {
+class Tokenizer;
+}
+
+namespace jet::data {
+
+struct RetrievalRow {
+  std::vector<std::string> needles;  // the inserted sentences, in order of depth
+  std::string question, answer;      // the row ends with question + answer
+};
+
+// Rewrites about fraction · B of the rows of ids [B, T] (int64, CPU) in place; which rows and their content
+// depend only on (seed, step, row). Rows too short to hold the sentences and a quarter of haystack are left
+// alone. Returns what each rewritten row got (row index → content), for tests and logs.
+std::vector<std::pair<int64_t, RetrievalRow>> mix_retrieval(at::Tensor& ids, const text::Tokenizer& tok,
+                                                           double fraction, uint64_t seed, int64_t step);
+
+}  // namespace jet::data

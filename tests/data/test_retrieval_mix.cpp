@@ -1,0 +1,79 @@
+// Synthetic retrieval rows (data/retrieval_mix.h) with the real teacher's tokenizer: the share of rows, the
+// row layout (every needle inside, the question and its number at the end, the haystack kept in order),
+// determinism in (seed, step) and the rows left alone.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include "core/check.h"
+#include "data/retrieval_mix.h"
+#include "text/load.h"
+
+namespace jet::data {
+namespace {
+
+const char* kTeacher = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+at::Tensor haystack(int64_t B, int64_t T) {
+  // Token ids 45000 + t (rare tokens, none of which the inserted sentences use): the kept haystack can be told
+  // apart from inserted tokens by value and order.
+  return (at::arange(T, at::kLong) + 45000).repeat({B, 1});
+}
+
+TEST(RetrievalMix, RowsHoldTheNeedlesAndEndWithTheAnswer) {
+  const auto tok = text::load_tokenizer(kTeacher);
+  const int64_t B = 64, T = 300;
+  at::Tensor ids = haystack(B, T);
+  const auto rows = mix_retrieval(ids, tok, 0.5, 7, 3);
+  EXPECT_GT(rows.size(), 20u);  // about half of 64 (binomial: 20..44 holds with probability > 0.999)
+  EXPECT_LT(rows.size(), 44u);
+  std::vector<bool> mixed(B, false);
+  for (const auto& [r, row] : rows) {
+    mixed[r] = true;
+    ASSERT_GE(row.needles.size(), 1u);
+    ASSERT_LE(row.needles.size(), 4u);
+    std::vector<int32_t> v(ids[r].data_ptr<int64_t>(), ids[r].data_ptr<int64_t>() + T);
+    const std::string text = tok.decode(v);
+    const std::string end = row.question + row.answer;
+    EXPECT_EQ(text.substr(text.size() - end.size()), end) << "row " << r;
+    // The number asked for appears in one of the needles, and each needle is in the text, before the question.
+    bool found = false;
+    for (const auto& n : row.needles) {
+      const size_t at = text.find(n.substr(1));
+      EXPECT_NE(at, std::string::npos) << n;
+      EXPECT_LT(at, text.size() - end.size()) << n;
+      found |= n.find(row.answer.substr(1)) != std::string::npos;
+    }
+    EXPECT_TRUE(found) << row.answer;
+    // The haystack tokens kept are a prefix of the window, in order.
+    int64_t next = 45000;
+    for (int64_t t = 0; t < T; ++t)
+      if (v[t] >= 45000 && v[t] < 45000 + T) {
+        EXPECT_EQ(v[t], next) << "row " << r << " position " << t;
+        next = v[t] + 1;
+      }
+    EXPECT_GE(next - 45000, T / 4);
+  }
+  const at::Tensor plain = haystack(B, T);
+  for (int64_t r = 0; r < B; ++r)
+    if (!mixed[r]) EXPECT_TRUE(at::equal(ids[r], plain[r])) << "row " << r;
+}
+
+TEST(RetrievalMix, DeterministicInSeedAndStepAndOffAtZero) {
+  const auto tok = text::load_tokenizer(kTeacher);
+  at::Tensor a = haystack(8, 200), b = haystack(8, 200), c = haystack(8, 200), z = haystack(8, 200);
+  mix_retrieval(a, tok, 1.0, 1, 5);
+  mix_retrieval(b, tok, 1.0, 1, 5);
+  mix_retrieval(c, tok, 1.0, 1, 6);
+  EXPECT_TRUE(at::equal(a, b));
+  EXPECT_FALSE(at::equal(a, c));
+  EXPECT_TRUE(mix_retrieval(z, tok, 0.0, 1, 5).empty());
+  EXPECT_TRUE(at::equal(z, haystack(8, 200)));
+  // Rows too short for the sentences are left alone; a bad share is an error.
+  at::Tensor tiny = haystack(4, 12);
+  EXPECT_TRUE(mix_retrieval(tiny, tok, 1.0, 1, 5).empty());
+  EXPECT_THROW(mix_retrieval(a, tok, 1.5, 1, 5), Error);
+}
+
+}  // namespace
+}  // namespace jet::data
