@@ -236,6 +236,17 @@ def main():
            "run: the hwsearch section runs on the first objective's placement")
     expect(all(m["metrics"]["arc_easy"]["items"] == 3 for m in ev["models"]) and ev["settings"]["batch_tokens"] == 256,
            "run: eval's limit, eval_dir and batch_tokens reach the report")
+    # tools/quality_report.py on the run's real outputs (and a `jet bench --json` of the learned hybrid).
+    jet("bench", "--model", os.path.join(run_dir, "hybrid-kl"), "--synthetic-cache", "--batch", 2, "--context", 64,
+        "--gen", 4, "--json", os.path.join(run_dir, "bench-hybrid-kl-64.json"))
+    rep = os.path.join(tmp, "report")
+    q = subprocess.run([sys.executable, os.path.join(os.environ.get("JET_ROOT", "."), "tools", "quality_report.py"),
+                        run_dir, "--out", rep], capture_output=True, text=True)
+    md = open(os.path.join(rep, "tables.md")).read() if q.returncode == 0 else q.stderr
+    expect(q.returncode == 0 and md.count("not run") == 1 and "| 2 | 16 | 32 | 1024 |" in md
+           and "| arc_easy acc_norm (%) |" in md and "| decode tok/s @ 64 (batch) | - | " in md
+           and all(os.path.exists(os.path.join(rep, f)) for f in ("placement.png", "hwsearch.png", "final.png")),
+           "quality_report reads the run's outputs (select not run): " + md.strip().splitlines()[-1][:200])
     r2 = jet("postnas", "run", "--config", cfg_path)
     expect(r2.stderr.count("done already") >= 9, "rerun skips every finished step")
     # A run stopped inside a step (the uniform finetune, after its checkpoint at step 2 of 4) fails with one
