@@ -2,7 +2,8 @@
 """Heat map of PostNAS placement searches (the paper's per-layer importance figure): one row per
 `jet postnas place` result (objective), one column per layer; colour = the objective's gain when that
 layer alone keeps full attention, scaled to [0, 1] per row; the chosen full (F) and sliding-window (S)
-layers of the best placement are marked. Usage: plot_placement.py --out FILE.png place-*.json"""
+layers of the best placement are marked. Usage: plot_placement.py --out FILE.png place-*.json
+(tools/quality_report.py imports heatmap() and objective_label())."""
 import argparse
 import json
 import math
@@ -10,25 +11,24 @@ import os
 import sys
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True)
-    ap.add_argument("files", nargs="+")
-    a = ap.parse_args()
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        sys.exit("plot_placement.py: matplotlib is not installed")
+def objective_label(r):
+    """A place result's objective, with its task where it has one: "kl", "mc (arc_easy)", "niah"."""
+    task = (r.get("options") or {}).get("mc_task", "holdout-cloze")
+    return r["objective"] + (f" ({task})" if r["objective"] == "mc" and task != "holdout-cloze" else "")
+
+
+def heatmap(results, out):
+    """Draws the heat map of parsed place results into the PNG `out` (written atomically)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     rows, labels, marks = [], [], []
-    for f in a.files:
-        r = json.load(open(f))
+    for r in results:
         g = [float("nan") if v is None else v for v in r["full_gain"]]
         finite = [v for v in g if not math.isnan(v)]
-        lo, hi = min(finite), max(finite)
+        lo, hi = (min(finite), max(finite)) if finite else (0.0, 0.0)
         rows.append([(v - lo) / (hi - lo) if hi > lo and not math.isnan(v) else 0.0 for v in g])
-        labels.append(r["objective"])
+        labels.append(objective_label(r))
         best = r.get("best") or {}
         marks.append((best.get("full", []), best.get("swa", [])))
     L = len(rows[0])
@@ -45,9 +45,22 @@ def main():
     ax.set_title("PostNAS: gain when one layer keeps full attention (scaled per objective)")
     fig.colorbar(im, ax=ax, fraction=0.03)
     fig.tight_layout()
-    tmp = a.out + ".tmp.png"
+    tmp = out + ".tmp.png"
     fig.savefig(tmp, dpi=120)
-    os.replace(tmp, a.out)
+    plt.close(fig)
+    os.replace(tmp, out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("files", nargs="+")
+    a = ap.parse_args()
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        sys.exit("plot_placement.py: matplotlib is not installed")
+    heatmap([json.load(open(f)) for f in a.files], a.out)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 // The objectives the placement search can score a supernet placement with, built from a step's
-// options: held-out KL to the teacher, passkey retrieval, multiple choice (higher is better for all).
+// options: held-out KL to the teacher, passkey retrieval, RULER niah_single retrieval, multiple choice
+// (holdout-cloze or a real benchmark of eval/benchmarks.h); higher is better for all.
 #pragma once
 #include <string>
 #include <vector>
@@ -15,9 +16,11 @@ class Tokenizer;
 
 namespace jet::postnas {
 
-// objective, eval_windows, eval_seq_len, eval_batch, passkey_length, passkey_samples, mc_items, mc_context, mc_choice.
+// objective, eval_windows, eval_seq_len, eval_batch, passkey_length, passkey_samples, mc_task, mc_items, mc_context,
+// mc_choice, eval_dir.
 std::vector<Option> objective_options();
-// o: resolved options holding those keys plus data and seed. tok: needed by passkey and mc.
+// o: resolved options holding those keys plus data, device and seed; the tasks are built and tokenised here, once.
+// tok: needed by every objective but kl; it must outlive the objective (niah decodes with it).
 Objective make_objective(Supernet& net, const nlohmann::json& o, const text::Tokenizer* tok);
 
 // A PNG heat map of per-layer gains, one row per place result (python3 + matplotlib: $JET_PYTHON, else the checkout's .venv, else python3;

@@ -7,6 +7,7 @@
 #include "core/check.h"
 #include "core/fs.h"
 #include "data/tokens.h"
+#include "eval/eval.h"
 #include "model/linear_mixer.h"
 #include "postnas/place.h"
 #include "postnas/step_util.h"
@@ -47,6 +48,7 @@ Candidate train_candidate(const model::Checkpoint& teacher, const std::string& t
   net.set_placement(p);
   Candidate c;
   c.heldout_kl = -kl_obj.score(net);
+  c.heldout_ppl = eval::perplexity(net.lm(), windows, o["eval_batch"]).ppl;
   for (const auto& q : net.linear_params())
     if (q.name.rfind("model.layers.0.", 0) == 0) c.params_per_layer += q.slot->numel();
   net.set_placement(Placement{});
@@ -60,7 +62,7 @@ Candidate train_candidate(const model::Checkpoint& teacher, const std::string& t
 
 json Candidate::to_json() const {
   return {{"params_per_layer", params_per_layer}, {"state_bytes_per_layer", state_bytes_per_layer},
-          {"train_loss_last10", train_loss_last10}, {"heldout_kl", heldout_kl}, {"tokens_per_s", tokens_per_s},
+          {"train_loss_last10", train_loss_last10}, {"heldout_kl", heldout_kl}, {"heldout_ppl", heldout_ppl}, {"tokens_per_s", tokens_per_s},
           {"losses", losses}};
 }
 
@@ -80,16 +82,16 @@ void run_select(const json& o) {
   std::string table = fmt::format("block selection on {} ({} steps x {} x {} tokens each, seed {})\n", p.str(),
                                   o["steps"].get<int64_t>(), o["batch"].get<int64_t>(), o["seq_len"].get<int64_t>(),
                                   o["seed"].get<uint64_t>());
-  table += fmt::format("{:<9} {:>10} {:>14} {:>12} {:>12} {:>9}\n", "block", "params/layer", "state KB/layer",
-                       "train loss", "held-out KL", "tok/s");
+  table += fmt::format("{:<9} {:>10} {:>14} {:>12} {:>12} {:>12} {:>9}\n", "block", "params/layer", "state KB/layer",
+                       "train loss", "held-out KL", "held-out ppl", "tok/s");
   for (const auto& type : types) {
     const Candidate c = train_candidate(teacher, type, default_linear_config(teacher.config, type), p, o, train, windows,
                                         out + ".ckpt/" + type, "select/" + type);
     json row = c.to_json();
     row["type"] = type;
     rows.push_back(row);
-    table += fmt::format("{:<9} {:>10.3f}M {:>14.1f} {:>12.4f} {:>12.4f} {:>9.0f}\n", type, c.params_per_layer / 1e6,
-                         c.state_bytes_per_layer / 1024.0, c.train_loss_last10, c.heldout_kl, c.tokens_per_s);
+    table += fmt::format("{:<9} {:>10.3f}M {:>14.1f} {:>12.4f} {:>12.4f} {:>12.3f} {:>9.0f}\n", type, c.params_per_layer / 1e6,
+                         c.state_bytes_per_layer / 1024.0, c.train_loss_last10, c.heldout_kl, c.heldout_ppl, c.tokens_per_s);
   }
   printf("%s", table.c_str());
   write_file_atomic(out, json{{"placement", p.to_json()}, {"options", o}, {"blocks", rows}}.dump(1) + "\n");

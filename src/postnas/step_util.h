@@ -61,10 +61,10 @@ void save_hybrid(const std::string& dir, const model::ModelConfig& config, io::T
                  std::shared_ptr<text::Tokenizer> tok, bool force);
 
 // One candidate hybrid of select / hwsearch: the supernet of block `type` (sized by linear_config)
-// distilled on placement p with o's training options, then scored (select.cpp).
+// distilled on placement p with o's training options, then scored: held-out KL and perplexity (select.cpp).
 struct Candidate {
   int64_t params_per_layer = 0, state_bytes_per_layer = 0;
-  double train_loss_last10 = 0, heldout_kl = 0, tokens_per_s = 0;
+  double train_loss_last10 = 0, heldout_kl = 0, heldout_ppl = 0, tokens_per_s = 0;
   std::vector<double> losses;
   json to_json() const;
 };

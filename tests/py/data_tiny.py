@@ -88,3 +88,26 @@ def tiny_corpus(tmp, n_train, n_held):
     make_corpus(held, n_held, 2)
     tokdir = os.path.join(tmp, "tok")
     return train, held, tokdir, make_tokenizer(tokdir, train)
+
+
+def make_eval_dir(path, seed, n_arc=8):
+    """A tiny data/eval (the fields of scripts/eval_data.sh's files): arc_easy.jsonl with n_arc questions,
+    and RULER's ruler_essays.jsonl (a random-word haystack of 1500 words, 300 distinct key words) and
+    ruler_squad.jsonl (3 paragraphs, 2 questions)."""
+    rng = random.Random(seed)
+    os.makedirs(path)
+    with open(os.path.join(path, "arc_easy.jsonl"), "w") as f:
+        for i in range(n_arc):
+            choices = [" ".join(rng.choice(WORDS[:20]) for _ in range(rng.randint(1, 4))) for _ in range(4)]
+            f.write(json.dumps({"id": f"q{i}", "question": " ".join(rng.choice(WORDS[:20]) for _ in range(6)) + "?",
+                                "choices": choices, "gold": rng.randrange(4)}) + "\n")
+    keys = ["".join(rng.choice("abcdefghij") for _ in range(rng.randint(4, 9))) for _ in range(300)]
+    text = " ".join(rng.choice(keys + WORDS) for _ in range(1500))
+    with open(os.path.join(path, "ruler_essays.jsonl"), "w") as f:
+        f.write(json.dumps({"text": text}) + "\n")
+    docs = [" ".join(rng.choice(WORDS) for _ in range(30)) for _ in range(3)]
+    with open(os.path.join(path, "ruler_squad.jsonl"), "w") as f:
+        f.write(json.dumps({"docs": docs}) + "\n")
+        for q in range(2):
+            f.write(json.dumps({"query": "which word?", "outputs": [docs[q].split()[0]], "context": q,
+                                "more_context": [2]}) + "\n")

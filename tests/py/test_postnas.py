@@ -6,6 +6,7 @@ the placement search returns a valid placement and an importance table; export -
 works and the hybrid has the placement's layer_types; finetune runs on the exported hybrid; bad input
 is one error line."""
 import json
+import math
 import os
 import shutil
 import signal
@@ -19,7 +20,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from checks import Checks
 from hf_tiny import save_random
-from data_tiny import make_corpus, make_tokenizer
+from data_tiny import make_corpus, make_eval_dir, make_tokenizer
 
 JET = os.environ.get("JET_BIN", "build/jet")
 ENV = dict(os.environ, OMP_NUM_THREADS="1")  # bit-exact resume compares runs at one thread count
@@ -121,6 +122,43 @@ def main():
            f"importance table {['%.4f' % g for g in gains]}, all-linear {r['all_linear']:.4f} < best {r['top'][0]['score']:.4f} <= teacher")
     expect("full-attn gain" in out and "top 1:" in out, "place prints the table and the top placements")
 
+    # Placement on real-benchmark data: mc on a benchmark (acc_norm, ties broken by the gold choice's
+    # log-probability), niah on RULER's niah_single; the teacher's score equals `jet eval` on the same items
+    # (the objective samples with seed + 29 / + 31).
+    edir = os.path.join(tmp, "eval")
+    make_eval_dir(edir, 5, n_arc=5)
+    pargs = ["postnas", "place", "--teacher", teacher, "--data", data, "--supernet", sn, "--full", 1, "--swa", 0,
+             "--seed", 2]
+    jet(*pargs, "--eval-dir", edir, "--objective", "mc", "--mc-task", "arc_easy", "--mc-items", 5, "--out", os.path.join(tmp, "pmc.json"))
+    jet("eval", "--model", teacher, "--tasks", "arc_easy", "--eval-dir", edir, "--limit", 5, "--seed", 31,
+        "--json", os.path.join(tmp, "emc.json"))
+    pmc = json.load(open(os.path.join(tmp, "pmc.json")))
+    arc = json.load(open(os.path.join(tmp, "emc.json")))["models"][0]["metrics"]["arc_easy"]
+    golds = [json.loads(l)["gold"] for l in open(os.path.join(edir, "arc_easy.jsonl"))]
+    gold_lp = [ll[g] - max(ll) - math.log(sum(math.exp(x - max(ll)) for x in ll)) for ll, g in zip(arc["ll"], golds)]
+    want = arc["acc_norm"] + 1e-4 * sum(gold_lp) / len(gold_lp)
+    expect(arc["items"] == 5 and pmc["objective"] == "mc" and pmc["options"]["mc_task"] == "arc_easy"
+           and abs(pmc["teacher"] - want) < 1e-9 and len(pmc["full_gain"]) == 4 and "score" in pmc["uniform"],
+           f"place --objective mc --mc-task arc_easy: the teacher's score {pmc['teacher']:.6f} == jet eval's acc_norm "
+           f"{arc['acc_norm']} + 1e-4 x the gold choice's mean log-probability ({want:.6f})")
+    jet(*pargs, "--eval-dir", edir, "--objective", "niah", "--passkey-length", 500, "--passkey-samples", 2, "--out", os.path.join(tmp, "pniah.json"))
+    jet("eval", "--model", teacher, "--tasks", "niah_single", "--eval-dir", edir, "--lengths", 500, "--samples", 2,
+        "--seed", 33, "--json", os.path.join(tmp, "eniah.json"))
+    pn = json.load(open(os.path.join(tmp, "pniah.json")))
+    en = json.load(open(os.path.join(tmp, "eniah.json")))["models"][0]["metrics"]["niah_single"][0]
+    expect(pn["objective"] == "niah" and abs(pn["teacher"] - en["score"]) < 1e-12 and len(pn["full_gain"]) == 4,
+           f"place --objective niah: the teacher's score {pn['teacher']} == jet eval niah_single at 500 tokens {en['score']}")
+    for extra, what, want in [(["--objective", "niah", "--eval-dir", os.path.join(tmp, "noeval")], "missing RULER data",
+                               "ruler_essays.jsonl"),
+                              (["--eval-dir", edir, "--objective", "mc", "--mc-task", "mmlu"], "missing benchmark file",
+                               "mmlu_dev.jsonl"),
+                              (["--eval-dir", edir, "--objective", "mc", "--mc-task", "quiz"], "unknown mc task", "'quiz'")]:
+        p = jet(*pargs, *extra, "--out", os.path.join(tmp, "x5.json"), check=False)
+        lines = p.stderr.strip().splitlines()
+        expect(p.returncode == 1 and p.stderr.count("error") == 1 and lines[-1].startswith("jet: error:")
+               and want in lines[-1] and not os.path.exists(os.path.join(tmp, "x5.json")),
+               f"{what}: {lines[-1] if lines else '(no message)'}")
+
     # Export -> load -> generate; finetune.
     hyb = os.path.join(tmp, "hybrid")
     jet("postnas", "export", "--teacher", teacher, "--supernet", sn, "--placement", place, "--out", hyb)
@@ -153,7 +191,8 @@ def main():
               "--swa-window", 16, "--eval-windows", 2, "--eval-seq-len", 32).stdout
     rows = json.load(open(sel))["blocks"]
     expect([r["type"] for r in rows] == ["jet", "gdn", "deltanet", "gla", "retnet", "mamba2"]
-           and all(r["heldout_kl"] > 0 and len(r["losses"]) == 4 and r["state_bytes_per_layer"] > 0 for r in rows)
+           and all(r["heldout_kl"] > 0 and r["heldout_ppl"] > 1 and len(r["losses"]) == 4 and r["state_bytes_per_layer"] > 0
+                   for r in rows)
            and "held-out KL" in out, "select: one row per block type " +
            ", ".join(f"{r['type']} KL {r['heldout_kl']:.3f}" for r in rows))
 
@@ -176,8 +215,11 @@ def main():
                "supernet": {"steps": 12, "batch": 2, "seq_len": 32, "lr": 1e-2, "swa_window": 16, "checkpoint_every": 6},
                "place": {"objectives": ["kl", "passkey", "mc"], "eval_windows": 2, "eval_seq_len": 32,
                          "passkey_length": 400, "passkey_samples": 2, "mc_items": 4, "mc_context": 12, "mc_choice": 4},
+               "hwsearch": {"heads": "2", "head_dims": "16", "steps": 2, "batch": 2, "seq_len": 32, "swa_window": 16,
+                            "eval_windows": 2, "eval_seq_len": 32, "time_batch": 2, "time_len": 16, "time_iters": 1},
                "finetune": {"steps": 4, "batch": 2, "seq_len": 32},
-               "eval": {"tasks": "ppl,passkey", "seq_len": 32, "ppl_windows": 4, "passkey_lengths": [400], "samples": 2}},
+               "eval": {"tasks": "ppl,passkey,arc_easy", "seq_len": 32, "ppl_windows": 4, "passkey_lengths": [400],
+                        "samples": 2, "eval_dir": edir, "limit": 3, "batch_tokens": 256}},
               open(cfg_path, "w"))
     t0 = time.time()
     r1 = jet("postnas", "run", "--config", cfg_path)
@@ -188,6 +230,23 @@ def main():
            f"run: eval table of teacher + learned + uniform hybrids ({time.time() - t0:.1f} s)")
     objs = [json.load(open(os.path.join(run_dir, f"place-{o}.json")))["objective"] for o in ("kl", "passkey", "mc")]
     expect(objs == ["kl", "passkey", "mc"], "run: one placement per objective")
+    hwr = json.load(open(os.path.join(run_dir, "hwsearch.json")))
+    expect([(c["heads"], c["d_k"]) for c in hwr["candidates"]] == [(2, 16)]
+           and hwr["options"]["placement"] == os.path.join(run_dir, "place-kl.json"),
+           "run: the hwsearch section runs on the first objective's placement")
+    expect(all(m["metrics"]["arc_easy"]["items"] == 3 for m in ev["models"]) and ev["settings"]["batch_tokens"] == 256,
+           "run: eval's limit, eval_dir and batch_tokens reach the report")
+    # tools/quality_report.py on the run's real outputs (and a `jet bench --json` of the learned hybrid).
+    jet("bench", "--model", os.path.join(run_dir, "hybrid-kl"), "--synthetic-cache", "--batch", 2, "--context", 64,
+        "--gen", 4, "--json", os.path.join(run_dir, "bench-hybrid-kl-64.json"))
+    rep = os.path.join(tmp, "report")
+    q = subprocess.run([sys.executable, os.path.join(os.environ.get("JET_ROOT", "."), "tools", "quality_report.py"),
+                        run_dir, "--out", rep], capture_output=True, text=True)
+    md = open(os.path.join(rep, "tables.md")).read() if q.returncode == 0 else q.stderr
+    expect(q.returncode == 0 and md.count("not run") == 1 and "| 2 | 16 | 32 | 1024 |" in md
+           and "| arc_easy acc_norm (%) |" in md and "| decode tok/s @ 64 (batch) | - | " in md
+           and all(os.path.exists(os.path.join(rep, f)) for f in ("placement.png", "hwsearch.png", "final.png")),
+           "quality_report reads the run's outputs (select not run): " + md.strip().splitlines()[-1][:200])
     r2 = jet("postnas", "run", "--config", cfg_path)
     expect(r2.stderr.count("done already") >= 9, "rerun skips every finished step")
     # A run stopped inside a step (the uniform finetune, after its checkpoint at step 2 of 4) fails with one
@@ -207,10 +266,12 @@ def main():
            and open(os.path.join(uni, "model.safetensors"), "rb").read() == before
            and os.path.exists(os.path.join(run_dir, "eval.json")),
            "a run stopped inside finetune continues it from its checkpoint when rerun: same weights, eval written")
-    bad = dict(json.load(open(cfg_path)), surprise=1)
-    json.dump(bad, open(cfg_path, "w"))
-    p = jet("postnas", "run", "--config", cfg_path, check=False)
-    expect(p.returncode == 1 and "unknown key 'surprise'" in p.stderr, "run: an unknown config key is an error")
+    good = json.load(open(cfg_path))
+    for bad, want in [(dict(good, surprise=1), "unknown key 'surprise'"),
+                      (dict(good, eval=dict(good["eval"], lengths="1024")), "eval option 'lengths' has the wrong type")]:
+        json.dump(bad, open(cfg_path, "w"))
+        p = jet("postnas", "run", "--config", cfg_path, check=False)
+        expect(p.returncode == 1 and want in p.stderr and p.stderr.count("\n") == 1, f"run: {p.stderr.strip()}")
 
     # Bad input: one error line, exit 1, no output left behind.
     for args, what in [
