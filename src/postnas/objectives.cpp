@@ -18,7 +18,7 @@ namespace jet::postnas {
 
 std::vector<Option> objective_options() {
   return {{"objective", "kl", "kl (held-out KL to the teacher) | passkey (retrieval accuracy) | niah (RULER niah_single) | "
-                              "mc (multiple choice)"},
+                              "mc (multiple choice) | a sum of them: kl+niah"},
           {"eval_windows", 8, "kl: held-out windows"},
           {"eval_seq_len", 256, "kl: tokens per window"},
           {"eval_batch", 4, "rows per forward"},
@@ -59,6 +59,22 @@ Objective benchmark_objective(const nlohmann::json& o, const text::Tokenizer& to
 Objective make_objective(Supernet& net, const nlohmann::json& o, const text::Tokenizer* tok) {
   const std::string name = o["objective"];
   const uint64_t seed = o["seed"];
+  // "a+b": the sum of the parts' scores (e.g. kl+niah: retrieval first, the KL breaking its ties and steps).
+  if (const size_t plus = name.find('+'); plus != std::string::npos) {
+    std::vector<Objective> parts;
+    for (size_t a = 0, b; a <= name.size(); a = b + 1) {
+      b = std::min(name.find('+', a), name.size());
+      JET_CHECK(b > a, "place: empty part in objective '{}'", name);
+      nlohmann::json part = o;
+      part["objective"] = name.substr(a, b - a);
+      parts.push_back(make_objective(net, part, tok));
+    }
+    return {name, [parts](Supernet& n) {
+              double sum = 0;
+              for (const auto& p : parts) sum += p.score(n);
+              return sum;
+            }};
+  }
   const auto text = [&]() -> const text::Tokenizer& {
     JET_CHECK(tok, "{} objective: the teacher has no tokenizer", name);
     return *tok;

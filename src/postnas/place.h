@@ -19,7 +19,7 @@ namespace jet::postnas {
 
 // Scores the supernet's current placement; higher is better.
 struct Objective {
-  std::string name;  // kl | passkey | mc
+  std::string name;  // kl | passkey | niah | mc | a sum (kl+niah)
   std::function<double(Supernet&)> score;
 };
 

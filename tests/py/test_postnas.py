@@ -148,6 +148,12 @@ def main():
     en = json.load(open(os.path.join(tmp, "eniah.json")))["models"][0]["metrics"]["niah_single"][0]
     expect(pn["objective"] == "niah" and abs(pn["teacher"] - en["score"]) < 1e-12 and len(pn["full_gain"]) == 4,
            f"place --objective niah: the teacher's score {pn['teacher']} == jet eval niah_single at 500 tokens {en['score']}")
+    # A sum of objectives scores every placement as the sum of its parts (the teacher's score included).
+    jet(*pargs, "--eval-dir", edir, "--objective", "mc+niah", "--mc-task", "arc_easy", "--mc-items", 5,
+        "--passkey-length", 500, "--passkey-samples", 2, "--out", os.path.join(tmp, "psum.json"))
+    ps = json.load(open(os.path.join(tmp, "psum.json")))
+    expect(ps["objective"] == "mc+niah" and abs(ps["teacher"] - (pmc["teacher"] + pn["teacher"])) < 1e-9,
+           f"place --objective mc+niah: the teacher's score {ps['teacher']:.6f} == mc's + niah's")
     for extra, what, want in [(["--objective", "niah", "--eval-dir", os.path.join(tmp, "noeval")], "missing RULER data",
                                "ruler_essays.jsonl"),
                               (["--eval-dir", edir, "--objective", "mc", "--mc-task", "mmlu"], "missing benchmark file",
