@@ -1,6 +1,7 @@
-// `jet postnas run`: the whole chain from one config (data → supernet → place per objective →
-// [select] → [hwsearch] → export + finetune of the learned and uniform placements → eval), each step
-// skipped when its output exists. plan_run (run.h) resolves every step's options first.
+// `jet postnas run`: the whole chain from one config (data → supernet → place per objective → export +
+// finetune of the learned and uniform placements → eval → [select] → [hwsearch]; the two reports last, so a
+// run cut short by its time budget still has its hybrids and their evaluation), each step skipped when its
+// output exists. plan_run (run.h) resolves every step's options first.
 #include "postnas/run.h"
 
 #include <algorithm>
@@ -214,10 +215,6 @@ void run_pipeline(const json& cfg, const std::string& where) {
     }
   }
 
-  // 3b. Optional reports: block selection, hardware-aware search.
-  if (p.select) run_step(*p.select);
-  if (p.hwsearch) run_step(*p.hwsearch);
-
   // 4. Export + finetune of each hybrid.
   for (const auto& [exp, fin] : p.hybrids) {
     run_step(exp);
@@ -227,10 +224,14 @@ void run_pipeline(const json& cfg, const std::string& where) {
   // 5. Evaluation: the teacher and the hybrids side by side.
   if (path_exists(p.eval.json_out)) {
     say("eval: done already (" + p.eval.json_out + " exists)");
-    return;
+  } else {
+    say("eval: " + fmt::format("{}", fmt::join(p.eval.models, ", ")));
+    eval::run_report(p.eval);
   }
-  say("eval: " + fmt::format("{}", fmt::join(p.eval.models, ", ")));
-  eval::run_report(p.eval);
+
+  // 6. Optional reports: block selection, hardware-aware search.
+  if (p.select) run_step(*p.select);
+  if (p.hwsearch) run_step(*p.hwsearch);
 }
 
 }  // namespace jet::postnas
