@@ -14,7 +14,8 @@
 # Options (environment): JET_PROBE=0 keeps the config's step counts (no speed probe); JET_RUN_TESTS=0 skips the
 # gpu tests beside the run; JET_BENCH_CONTEXTS="4096 16384 65536" times decode (`jet bench`, synthetic cache, the
 # largest batch) of the teacher and each hybrid after the run (bench-<model>-<context>.json in the run folder);
-# JET_TEACHER_EVAL="hellaswag,mmlu,..." then scores the teacher on those full sets (teacher-full.json). Data may come
+# JET_TEACHER_EVAL="hellaswag,mmlu,..." then scores the teacher on those full sets (teacher-full.json). The run's
+# select/hwsearch reports run after those benches (job below). Data may come
 # as cargo (scripts/device_prepare.sh with JET_CARGO="data/tokens-smollm2 data/eval": .cargoK pieces, in `pieces`
 # calls or beside the last teacher piece): the run then sees it as its data/ folder.
 # The run's config is JET_CONFIG (default configs/postnas-smollm2-gpu.json; e.g.
@@ -86,9 +87,7 @@ json.dump(c, open(sys.argv[4] + "/config.json", "w"), indent=1)
 PY
   # Probe: 12 supernet steps at the run's shapes -> tokens/s -> step counts for the time budget.
   [ "${JET_PROBE:-1}" = 0 ] || probe
-  setsid bash -c "$BIN/jet postnas run --config $RUN/config.json > $DEV/run.log 2>&1; echo \$? > $DEV/run.code; \
-      bash $PWD/scripts/gpu_postnas.sh after >> $DEV/run.log 2>&1; cat $DEV/run.code > $DEV/run.rc" \
-    < /dev/null > /dev/null 2>&1 &
+  setsid bash -c "bash $PWD/scripts/gpu_postnas.sh job > $DEV/run.log 2>&1" < /dev/null > /dev/null 2>&1 &
   stamp "run started"
   [ "${JET_RUN_TESTS:-1}" = 0 ] || gpu_tests
   wait_run $(( ${CALL_S:-560} - ($(date +%s) - T0) ))
@@ -140,27 +139,34 @@ gpu_tests() {
   echo "== py"; tail -3 "$OUT/parity.log"; tail -3 "$OUT/teacher_gpu.log"
 }
 
-# After the run (in its background job, in $DEV/work): decode speed of the teacher and the hybrids, then the
-# teacher's full benchmark sets.
-after() {
+# The run's background job (in $DEV/work): the chain without its reports (select, hwsearch), the decode speed of
+# the teacher and the hybrids, the reports, then the teacher's full benchmark sets; run.rc at the end holds the
+# chain's exit status.
+job() {
   source scripts/device_env.sh
-  local T m name ctx
+  local T m name ctx code
   T=$(teacher_path)
+  python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); [c.pop(k, None) for k in ("select", "hwsearch")]; json.dump(c, open(sys.argv[2], "w"), indent=1)' \
+    $RUN/config.json $RUN/config-main.json
+  $BIN/jet postnas run --config $RUN/config-main.json; code=$?
+  echo "== chain rc=$code"
   for ctx in ${JET_BENCH_CONTEXTS:-}; do
     for m in $T $RUN/hybrid-*/; do
       [ -f "$m" ] || [ -f "$m/config.json" ] || continue
-      case "$m" in *-init/) continue ;; esac
+      case "$m" in *-init/|*-uniform/) continue ;; esac  # uniform: the same layer types elsewhere, the same speed
       name=$(basename "$m"); name=${name%.gguf}
       echo "== bench $name context $ctx"
       timeout 120 $BIN/jet bench --model "$m" --device cuda --dtype bf16 --synthetic-cache --max-batch --context $ctx \
         --gen 64 --json $RUN/bench-$name-$ctx.json 2>&1 | tail -4
     done
   done
+  [ $code != 0 ] || { $BIN/jet postnas run --config $RUN/config.json; echo "== reports rc=$?"; }
   if [ -n "${JET_TEACHER_EVAL:-}" ]; then
     echo "== teacher full sets: $JET_TEACHER_EVAL"
     timeout 600 $BIN/jet eval --model $T --device cuda --dtype bf16 --tasks "$JET_TEACHER_EVAL" --batch-tokens 65536 \
       --json $RUN/teacher-full.json 2>&1 | tr '\r' '\n' | grep -v '^\s*$' | awk '!/\[#/' | tail -30
   fi
+  echo $code > $DEV/run.rc
 }
 
 phase3() { cd $DEV/work && wait_run 480; }
@@ -170,5 +176,5 @@ case "$PHASE" in
   pieces) teacher_take; cargo_take; if [ -d "$DATA" ]; then mkdir -p $DEV/data && rm -rf $DEV/data/$(basename $DATA) && cp -r $DATA $DEV/data/; fi ;;
   2) phase2 ;;
   3) phase3 ;;
-  after) after ;;
+  job) job ;;
 esac
