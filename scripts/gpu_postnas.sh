@@ -11,7 +11,7 @@
 #            gtests and the gpu py tests; then wait for the run (up to the call's time)
 #   phase 3  (only if phase 2 said "still running") wait up to 8 minutes more; rerunning phase 2's
 #            `jet postnas run` in $DEV/work continues a stopped run from its checkpoints
-# Options (environment): JET_PROBE=0 keeps the config's step counts (no speed probe); JET_RUN_TESTS=0 skips the
+# Options (environment): JET_PROBE=0 keeps the config's step counts (no speed probe), JET_SCALE=0.7 scales them; JET_RUN_TESTS=0 skips the
 # gpu tests beside the run; JET_BENCH_CONTEXTS="4096 16384 65536" times decode (`jet bench`, synthetic cache, the
 # largest batch) of the teacher and each hybrid after the run (bench-<model>-<context>.json in the run folder);
 # JET_TEACHER_EVAL="hellaswag,mmlu,..." then scores the teacher on those full sets (teacher-full.json). The run's
@@ -79,10 +79,17 @@ phase2() {
     tar -xf - -C $DEV/work
   cd $DEV/work && mkdir -p $RUN && ln -sfn $DATA_ROOT data  # data/eval (benchmarks) is found as in a checkout
   python3 - "$T" "$DATA_ROOT/$(basename $DATA)" "$CONFIG" "$RUN" <<'PY'
-import json, sys
+import json, os, sys
 c = json.load(open(sys.argv[3]))
 c["teacher"], c["data"]["dir"] = sys.argv[1], sys.argv[2]
 c["data"].pop("input", None), c["data"].pop("holdout_input", None)  # prepared here; the text is not carried
+scale = float(os.environ.get("JET_SCALE", "1"))  # < 1: a shorter session (fewer supernet/finetune steps)
+if scale != 1:
+    for sec, keys in (("supernet", ("transfer_steps", "steps")), ("finetune", ("steps",))):
+        for k in keys:
+            if k in c.get(sec, {}):
+                c[sec][k] = max(10, int(c[sec][k] * scale))
+    print("JET_SCALE", scale, {k: c[k].get("steps") for k in ("supernet", "finetune")})
 json.dump(c, open(sys.argv[4] + "/config.json", "w"), indent=1)
 PY
   # Probe: 12 supernet steps at the run's shapes -> tokens/s -> step counts for the time budget.
