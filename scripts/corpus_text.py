@@ -4,7 +4,7 @@ book, play, page or chapter) under OUT/train/<source>/ and OUT/holdout/<source>/
 (name, package, licence, files, bytes) in each split folder. Standard library only; deterministic
 (sorted inputs, no timestamps). Usage: corpus_text.py --out DIR --shakespeare DIR --kjv FILE
 --python-docs DIR --debian-reference DIR --debian-handbook DIR --hotpotqa FILE --squad FILE
---wiki-summaries FILE --wordnet DIR --gcide FILE --linux-doc DIR --python-stdlib DIR"""
+--wiki-summaries FILE --wordnet DIR --gcide FILE --linux-doc DIR --python-stdlib DIR --austen FILE --spurgeon FILE"""
 import argparse
 import gzip
 import html
@@ -255,6 +255,46 @@ def linux_doc(src, out):
     return n, b
 
 
+def austen(src, out):
+    """Rscript's dump of janeaustenr::austen_books(): "### Book title" lines, then the book's lines. One file per novel."""
+    n = b = 0
+    with open(src, encoding="utf-8") as f:
+        parts = re.split(r"^### (.+)$", f.read(), flags=re.M)
+    for title, text in zip(parts[1::2], parts[2::2]):
+        b += write(out, re.sub(r"[^A-Za-z]+", "-", title).strip("-").lower() + ".txt", title + "\n\n" + text)
+        n += 1
+    return n, b
+
+
+def spurgeon(src, out):
+    """`mod2imp TDavid` (SWORD import format): "$$$Psalms C:V" headers, OSIS markup in the entries. One file per
+    Psalm (its entries in order), the markup dropped, titles and paragraphs kept as lines."""
+    psalms, order = {}, []
+    key = None
+    with open(src, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            m = re.match(r"^\$\$\$Psalms (\d+):", line)
+            if m:
+                key = int(m.group(1))
+                if key not in psalms:
+                    psalms[key] = []
+                    order.append(key)
+                continue
+            if key is None or line.startswith("$$$"):
+                continue
+            text = re.sub(r"<(div|title|lb|p)[^>]*/?>", "\n", line)
+            text = html.unescape(re.sub(r"<[^>]+>", "", text))
+            psalms[key].append(re.sub(r"[ \t]+", " ", text))
+    n = b = 0
+    for k in order:
+        text = "\n".join(psalms[k])
+        if len(text.strip()) < 200:
+            continue
+        b += write(out, f"psalm-{k:03d}.txt", f"Psalm {k}\n\n" + text)
+        n += 1
+    return n, b
+
+
 def python_stdlib(src, out):
     """The Python standard library's own source (*.py), site-/dist-packages left out, one document per file."""
     n = b = 0
@@ -290,6 +330,10 @@ SOURCES = {
     "linux-doc": ("train", "Debian linux-doc-6.1: the kernel's reStructuredText documentation", "GPL-2.0"),
     "python-stdlib": ("train", "Debian libpython3.X-stdlib: the Python standard library's source (*.py)",
                       "PSF License Version 2"),
+    "austen": ("train", "Debian r-cran-janeaustenr: Jane Austen's six completed novels (austen_books(), dumped by "
+               "Rscript)", "public domain texts; package MIT"),
+    "spurgeon": ("train", "Debian sword-comm-tdavid: C. H. Spurgeon, The Treasury of David (SWORD module TDavid, "
+                 "exported by libsword-utils' mod2imp)", "public domain"),
     "debian-handbook": ("holdout", "Debian debian-handbook: The Debian Administrator's Handbook (Hertzog, Mas), "
                         "en-US HTML", "GPL-2.0+ or CC-BY-SA-3.0"),
 }
@@ -310,6 +354,8 @@ def main():
     ap.add_argument("--gcide", required=True)
     ap.add_argument("--linux-doc", required=True)
     ap.add_argument("--python-stdlib", required=True)
+    ap.add_argument("--austen", required=True, help="Rscript dump of janeaustenr::austen_books()")
+    ap.add_argument("--spurgeon", required=True, help="mod2imp TDavid output")
     a = ap.parse_args()
     jobs = {
         "shakespeare": lambda o: shakespeare(a.shakespeare, o),
@@ -323,6 +369,8 @@ def main():
         "gcide": lambda o: gcide(a.gcide, o),
         "linux-doc": lambda o: linux_doc(a.linux_doc, o),
         "python-stdlib": lambda o: python_stdlib(a.python_stdlib, o),
+        "austen": lambda o: austen(a.austen, o),
+        "spurgeon": lambda o: spurgeon(a.spurgeon, o),
     }
     listing = {"train": [], "holdout": []}
     for name, (split, what, licence) in SOURCES.items():
