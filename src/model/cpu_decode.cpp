@@ -21,38 +21,21 @@
 namespace jet::model {
 namespace {
 
-// Per-thread scratch: buffer i of at least n floats.
-float* scratch(int i, int64_t n) {
-  thread_local std::vector<std::vector<float>> bufs;
-  if (int(bufs.size()) <= i) bufs.resize(i + 1);
-  if (int64_t(bufs[i].size()) < n) bufs[i].resize(n);
-  return bufs[i].data();
-}
+using ops::cpu::scratch;
 
-int64_t out_features(const Linear& l) { return l.qweight.defined() ? l.qweight.rows : l.weight.size(0); }
-
-// y [B, N] (row stride ldy) = x [B, K] · layers' weights (packed into one GEMM when load_weights packed them,
-// else one per layer into its column block), + biases.
+// y [B, N] (row stride ldy) = x [B, K] · layers' quantized weights (one GEMM when load_weights packed them, else one
+// per layer into its column block), + biases.
 void linear_rows(const float* x, int64_t B, int64_t K, const std::vector<const Linear*>& layers, float* y,
                  int64_t ldy) {
-  const ops::QWeight packed = packed_qweight(layers);
-  if (packed.defined()) {
-    ops::qmatmul_out(x, B, K, packed, y, ldy);
-  } else {
-    int64_t col = 0;
-    for (const Linear* l : layers) {
-      if (l->qweight.defined()) {
-        ops::qmatmul_out(x, B, K, l->qweight, y + col, ldy);
-      } else {  // a weight load_weights could not quantize (width not a multiple of 32)
-        const at::Tensor yb = at::from_blob(y + col, {B, l->weight.size(0)}, {ldy, 1}, at::kFloat);
-        yb.copy_(at::mm(at::from_blob(const_cast<float*>(x), {B, K}, at::kFloat), l->weight.t()));
-      }
-      col += out_features(*l);
-    }
+  std::vector<const ops::QWeight*> ws;
+  for (const Linear* l : layers) {
+    JET_CHECK(l->qweight.defined(), "CPU decode step: a Linear weight is not quantized");
+    ws.push_back(&l->qweight);
   }
+  qmatmul_rows(x, B, K, ws, y, ldy);
   int64_t col = 0;
   for (const Linear* l : layers) {
-    const int64_t n = out_features(*l);
+    const int64_t n = l->qweight.rows;
     if (l->bias.defined()) {
       const at::Tensor bias = l->bias.to(at::kFloat).contiguous();
       const float* bp = bias.data_ptr<float>();

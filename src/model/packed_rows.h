@@ -29,8 +29,16 @@ at::Tensor packed_rows(const std::vector<const at::Tensor*>& parts);
 // or only some of the biases exist / are packed. Quantized layers (Linear::qweight) are packed when their blocks
 // are consecutive rows of one buffer (load_weights packs them so).
 std::pair<bool, at::Tensor> packed_linear(const at::Tensor& x, const std::vector<const Linear*>& layers);
-// The packed quantized weight of the layers (their Linear::qweight blocks are consecutive rows of one buffer, one
-// type and width), else undefined.
+// The packed quantized weight of ws (their blocks are consecutive rows of one buffer, one type and width), else
+// undefined; the second form of the layers' Linear::qweight.
+ops::QWeight packed_qweight(const std::vector<const ops::QWeight*>& ws);
 ops::QWeight packed_qweight(const std::vector<const Linear*>& layers);
+// Binds ws (all defined, one type and width) to consecutive row blocks of one new buffer that holds their blocks
+// (the old buffers are released); false, nothing changed, otherwise.
+bool pack_qweights(const std::vector<ops::QWeight*>& ws);
+// y [B, Σ rows] (row stride ldy) = x [B, K] (row stride ldx) · the quantized weights (defined, K columns each): one
+// GEMM when they are packed, else one per weight into its column block (ops::qmatmul_out).
+void qmatmul_rows(const float* x, int64_t B, int64_t ldx, const std::vector<const ops::QWeight*>& ws, float* y,
+                  int64_t ldy);
 
 }  // namespace jet::model

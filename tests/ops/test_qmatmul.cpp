@@ -119,6 +119,33 @@ TEST(QMatmul, QuantizeQ8_0RoundTrip) {
   EXPECT_TRUE(back[2].eq(0).all().item<bool>());
 }
 
+TEST(QMatmul, Q8_0OfAnyWidthPadsItsLastBlock) {
+  // Widths that are no multiple of 32 (a float weight quantized on load): the last block of each row is padded with
+  // zeros and x's columns past K count as zeros, on every path.
+  at::Generator gen = test::seeded(6);
+  for (int64_t K : {17, 48, 144, 200}) {
+    SCOPED_TRACE(K);
+    const at::Tensor wf = test::randn({23, K}, gen);
+    const QWeight w = quantize_q8_0(wf);
+    EXPECT_EQ(w.block_cols(), (K + 31) / 32 * 32);
+    EXPECT_EQ(w.row_bytes(), w.block_cols() / 32 * 34);
+    const at::Tensor back = dequantize(w);
+    ASSERT_EQ(back.sizes(), wf.sizes());
+    EXPECT_LE(rel_err(back, wf), 1e-2);
+    for (int64_t M : {1, 5, 33}) {
+      const at::Tensor x = test::randn({M, K}, gen), want = qmatmul_ref(x, w);
+      EXPECT_LE(rel_err(qmatmul(x, w, {}, QKernel::fallback), want), 1e-5) << "M=" << M;
+      EXPECT_LE(rel_err(qmatmul(x, w, {}, QKernel::gemm), want), 1e-2) << "M=" << M;
+      if (!qmatmul_int8_available()) continue;
+      const at::Tensor got = qmatmul(x, w, {}, QKernel::int8);
+      const at::Tensor xp = at::constant_pad_nd(x, {0, w.block_cols() - K});
+      const QWeight wp = quantize_q8_0(at::constant_pad_nd(wf, {0, w.block_cols() - K}));
+      EXPECT_TRUE((got.to(at::kDouble) - want).abs().le(int8_bound(xp, wp)).all().item<bool>()) << "M=" << M;
+      EXPECT_TRUE(got.equal(qmatmul(xp, wp, {}, QKernel::int8))) << "M=" << M;  // the same as explicit zero padding
+    }
+  }
+}
+
 TEST(QMatmul, RowsAndBadInput) {
   const QWeight w = random_weight(Type::Q4_1, 6, 64, 2);
   const QWeight r = qweight_rows(w, at::tensor(std::vector<int64_t>{4, 1}));
@@ -127,7 +154,8 @@ TEST(QMatmul, RowsAndBadInput) {
   EXPECT_THROW(qmatmul(at::ones({2, 64}, at::kDouble), w), Error);  // not fp32
   EXPECT_THROW(qweight_from_blocks(Type::Q2_K, 1, 256, nullptr), Error);
   EXPECT_THROW(qweight_from_blocks(Type::Q4_0, 1, 48, nullptr), Error);
-  EXPECT_THROW(quantize_q8_0(at::ones({2, 40})), Error);
+  EXPECT_THROW(quantize_q8_0(at::ones({40})), Error);    // not a matrix
+  EXPECT_THROW(quantize_q8_0(at::ones({2, 0})), Error);  // no columns
 }
 
 }  // namespace

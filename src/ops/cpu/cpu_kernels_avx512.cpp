@@ -34,6 +34,10 @@ inline __m512 exp16(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
+inline __m512 silu16(__m512 v) {
+  return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+}
+
 float inv_rms(const float* x, float eps, int64_t n) {
   __m512 ss = _mm512_setzero_ps();
   for (int64_t i = 0; i < n; i += 16) {
@@ -63,12 +67,41 @@ void add_rms_norm_avx512(float* x, const float* y, const float* w, float eps, in
 }
 
 void silu_mul_avx512(const float* g, const float* u, int64_t n, float* out) {
-  const __m512 one = _mm512_set1_ps(1.f);
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 m = tail_mask(n - i);
-    const __m512 gv = _mm512_maskz_loadu_ps(m, g + i);
-    const __m512 s = _mm512_div_ps(gv, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
-    _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, u + i)));
+    _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(silu16(_mm512_maskz_loadu_ps(m, g + i)), _mm512_maskz_loadu_ps(m, u + i)));
+  }
+}
+
+void silu_avx512(const float* x, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm512_mask_storeu_ps(out + i, m, silu16(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
+void delta_rule_step_avx512(const float* q, const float* k, const float* v, float decay, float beta, int64_t K,
+                            int64_t V, float* S, float* o) {
+  // As the portable body: per block of 16 columns, pass 1 (decay, Sᵀ k), pass 2 (S += k uᵀ, Sᵀ q).
+  const __m512 dec = _mm512_set1_ps(decay), bet = _mm512_set1_ps(beta);
+  for (int64_t j0 = 0; j0 < V; j0 += 16) {
+    const __mmask16 m = tail_mask(V - j0);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < K; ++i) {
+      float* s = S + i * V + j0;
+      const __m512 sv = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s), dec);
+      _mm512_mask_storeu_ps(s, m, sv);
+      acc = _mm512_fmadd_ps(_mm512_set1_ps(k[i]), sv, acc);
+    }
+    const __m512 u = _mm512_mul_ps(bet, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, v + j0), acc));
+    acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < K; ++i) {
+      float* s = S + i * V + j0;
+      const __m512 sv = _mm512_fmadd_ps(_mm512_set1_ps(k[i]), u, _mm512_maskz_loadu_ps(m, s));
+      _mm512_mask_storeu_ps(s, m, sv);
+      acc = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), sv, acc);
+    }
+    _mm512_mask_storeu_ps(o + j0, m, acc);
   }
 }
 

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "core/check.h"
@@ -12,7 +13,12 @@
 
 namespace jet::ops {
 
-int64_t QWeight::row_bytes() const { return cols / gguf::type_block_elems(type) * gguf::type_block_bytes(type); }
+int64_t QWeight::block_cols() const {
+  const int64_t be = gguf::type_block_elems(type);
+  return (cols + be - 1) / be * be;
+}
+
+int64_t QWeight::row_bytes() const { return block_cols() / gguf::type_block_elems(type) * gguf::type_block_bytes(type); }
 
 bool qmatmul_supports(gguf::Type t) {
   using T = gguf::Type;
@@ -32,10 +38,11 @@ QWeight qweight_from_blocks(gguf::Type t, int64_t rows, int64_t cols, const uint
 }
 
 QWeight quantize_q8_0(const at::Tensor& w) {
-  JET_CHECK(w.dim() == 2 && w.size(1) % 32 == 0, "quantize to Q8_0: weight {} needs [N, K] with K a multiple of 32",
+  JET_CHECK(w.dim() == 2 && w.size(1) >= 1, "quantize to Q8_0: weight {} needs [N, K] with K >= 1",
             shape_str(w.sizes()));
-  const at::Tensor f = w.to(at::kCPU, at::kFloat).contiguous();
-  const int64_t N = f.size(0), K = f.size(1), nb = K / 32, bb = gguf::type_block_bytes(gguf::Type::Q8_0);
+  const int64_t N = w.size(0), K = w.size(1), nb = (K + 31) / 32, bb = gguf::type_block_bytes(gguf::Type::Q8_0);
+  // Rows padded with zeros to whole blocks.
+  const at::Tensor f = at::constant_pad_nd(w.to(at::kCPU, at::kFloat), {0, nb * 32 - K}).contiguous();
   QWeight q{gguf::Type::Q8_0, N, K, at::empty({N, nb * bb}, at::kByte)};
   const float* src = f.data_ptr<float>();
   uint8_t* dst = q.data.data_ptr<uint8_t>();
@@ -62,7 +69,13 @@ QWeight qweight_rows(const QWeight& w, const at::Tensor& idx) {
 }
 
 void dequantize_row(const QWeight& w, int64_t row, float* out) {
-  gguf::dequantize_row(w.type, w.data.data_ptr<uint8_t>() + row * w.row_bytes(), out, w.cols);
+  const uint8_t* src = w.data.data_ptr<uint8_t>() + row * w.row_bytes();
+  const int64_t be = gguf::type_block_elems(w.type), full = w.cols / be * be;
+  gguf::dequantize_row(w.type, src, out, full);
+  if (full == w.cols) return;
+  float last[256];  // the padded last block (block_elems <= 256)
+  gguf::dequantize_row(w.type, src + full / be * gguf::type_block_bytes(w.type), last, be);
+  std::copy(last, last + (w.cols - full), out + full);
 }
 
 namespace {
@@ -105,11 +118,11 @@ void int8_path(const float* x, int64_t M, int64_t ldx, const QWeight& w, float* 
   uint8_t* act = act_scratch(size_t(M * qk::act_row_bytes(K)));
   qk::quantize_rows_avx512(x, M, ldx, K, act);
   const uint8_t* wd = w.data.data_ptr<uint8_t>();
-  const int64_t rb = w.row_bytes();
+  const int64_t rb = w.row_bytes(), Kb = w.block_cols();
   // Rows of the weight split across the pool; each thread reads its rows once for all M.
   const int64_t grain = std::max<int64_t>(16, (int64_t(1) << 14) / std::max<int64_t>(rb, 1));
   at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {
-    qk::gemm_rows_avx512(w.type, wd, rb, K, n0, n1, act, M, y, ldy);
+    qk::gemm_rows_avx512(w.type, wd, rb, Kb, n0, n1, act, M, y, ldy);
   });
 }
 
@@ -125,7 +138,9 @@ void qmatmul_out(const float* x, int64_t M, int64_t ldx, const QWeight& w, float
   }
   // Dequantize into per-thread buffers that grow once (no fresh pages per call), then one ATen GEMM (bf16 on the
   // gemm path, fp32 in the fallback).
+  // Normal tensors even when first made under InferenceMode (an inference tensor refuses in-place writes outside it).
   thread_local at::Tensor wf, wb;
+  c10::InferenceMode normal(false);
   if (!wf.defined() || wf.numel() < w.rows * w.cols) wf = at::empty({w.rows * w.cols}, at::kFloat);
   dequantize_into(w, wf.data_ptr<float>());
   at::Tensor wt = wf.narrow(0, 0, w.rows * w.cols).view({w.rows, w.cols});

@@ -1,7 +1,9 @@
 // Matrix products with GGUF-quantized weights kept in their blocks (CPU): y = x · Wᵀ (+ bias), x fp32.
 //
-// A QWeight is a [rows, cols] matrix whose every row is cols / block_elems GGUF blocks of one type, byte for
-// byte as in the file (io/gguf.h has the layouts). Three ways to multiply, picked per call:
+// A QWeight is a [rows, cols] matrix whose every row is block_cols() / block_elems GGUF blocks of one type, byte
+// for byte as in the file (io/gguf.h has the layouts); block_cols() rounds cols up to the block (a GGUF weight's
+// cols always are a multiple; a Q8_0 weight quantized here from a float one of another width has its last block
+// padded with zeros, and x's columns past cols count as zeros). Three ways to multiply, picked per call:
 //   * int8 (the decode path, M = rows of x below kQMatmulGemmRows): each row of x is quantized once per call to
 //     8-bit blocks of 32 (scale = max|x| / 127, and the scaled sum of every 16 values), and every 64 weight values
 //     are unpacked to unsigned bytes u with a scale and an offset per 16 (w = scale·u + offset) and multiplied
@@ -29,6 +31,7 @@ struct QWeight {
   at::Tensor data;  // uint8 [rows, row_bytes()], contiguous, CPU
 
   bool defined() const { return data.defined(); }
+  int64_t block_cols() const;  // cols rounded up to the block
   int64_t row_bytes() const;
   int64_t nbytes() const { return rows * row_bytes(); }
 };
@@ -37,7 +40,8 @@ struct QWeight {
 bool qmatmul_supports(gguf::Type t);
 // A QWeight holding a copy of rows · cols values' blocks at src (cols a multiple of the block size).
 QWeight qweight_from_blocks(gguf::Type t, int64_t rows, int64_t cols, const uint8_t* src);
-// w [N, K] (any float dtype, K a multiple of 32) quantized to Q8_0 (per 32: d = max|w| / 127, round(w / d)).
+// w [N, K] (any float dtype, K >= 1) quantized to Q8_0 (per 32: d = max|w| / 127, round(w / d)); a last block of
+// fewer than 32 values is padded with zeros.
 QWeight quantize_q8_0(const at::Tensor& w);
 // Rows of a weight (a view when idx is a contiguous range, else a copy) and the rows of several stacked
 // into one new buffer.

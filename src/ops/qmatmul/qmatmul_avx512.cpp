@@ -246,7 +246,12 @@ void gemm_type(gguf::Type t, const uint8_t* w, int64_t row_bytes, int64_t K, int
 }  // namespace
 
 void quantize_rows_avx512(const float* x, int64_t M, int64_t ldx, int64_t K, uint8_t* act) {
-  const int64_t chunks = act_chunks(K), blocks = K / 32;
+  const int64_t chunks = act_chunks(K), blocks = (K + 31) / 32;
+  // Lanes of the values before K (a last block of fewer than 32 reads zeros past K).
+  auto mask = [&](int64_t k0) -> __mmask16 {
+    const int64_t left = K - k0;
+    return left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+  };
   for (int64_t m = 0; m < M; ++m) {
     uint8_t* base = act + m * act_row_bytes(K);
     int8_t* q = reinterpret_cast<int8_t*>(base);
@@ -255,7 +260,8 @@ void quantize_rows_avx512(const float* x, int64_t M, int64_t ldx, int64_t K, uin
     const float* xr = x + m * ldx;
     const __m512 sign = _mm512_set1_ps(-0.f);
     for (int64_t b = 0; b < blocks; ++b) {
-      const __m512 x0 = _mm512_loadu_ps(xr + 32 * b), x1 = _mm512_loadu_ps(xr + 32 * b + 16);
+      const __m512 x0 = _mm512_maskz_loadu_ps(mask(32 * b), xr + 32 * b);
+      const __m512 x1 = _mm512_maskz_loadu_ps(mask(32 * b + 16), xr + 32 * b + 16);
       const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, x0), _mm512_andnot_ps(sign, x1)));
       const float d = amax / 127.f, id = amax > 0 ? 127.f / amax : 0.f;
       const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, _mm512_set1_ps(id)));

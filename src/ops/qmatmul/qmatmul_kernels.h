@@ -19,11 +19,12 @@ inline int64_t act_row_bytes(int64_t K) { return act_chunks(K) * (64 + 16 * 4 + 
 // The CPU runs AVX-512 F/BW/VL + VNNI + F16C (cpuid at run time, once).
 bool avx512_vnni_ok();
 
-// x [M, K] (row stride ldx, K a multiple of 32) -> Q8 rows at act.
+// x [M, K] (row stride ldx, any K >= 1) -> Q8 rows at act (values past K are zeros: the layout of K rounded up to 32).
 void quantize_rows_avx512(const float* x, int64_t M, int64_t ldx, int64_t K, uint8_t* act);
 
 // y[m, n] = Σ_k w[n, k] · x[m, k] for n in [n0, n1), m in [0, M): w rows of `row_bytes` bytes of type t (a
-// qmatmul_supports() type, K a multiple of its block), act the Q8 rows of x. y row stride ldy.
+// qmatmul_supports() type, K = QWeight::block_cols(), a multiple of its block), act the Q8 rows of x. y row stride
+// ldy.
 void gemm_rows_avx512(gguf::Type t, const uint8_t* w, int64_t row_bytes, int64_t K, int64_t n0, int64_t n1,
                       const uint8_t* act, int64_t M, float* y, int64_t ldy);
 
