@@ -178,16 +178,6 @@ struct Q6_K {
   }
 };
 
-// The odd last 32-block of a row (block types of 32 when K / 32 is odd): dequantized, times x's 8-bit values.
-float tail_block(gguf::Type t, const uint8_t* blk, const Act& a, int64_t k0) {
-  float w[32];
-  gguf::dequantize_row(t, blk, w, 32);
-  const float d = a.dl[(k0 / 64) * 16 + ((k0 / 32) % 2) * 8];
-  float s = 0;
-  for (int i = 0; i < 32; ++i) s += w[i] * float(a.q[k0 + i]);
-  return s * d;
-}
-
 inline float hsum128(__m128 v) {
   v = _mm_add_ps(v, _mm_movehl_ps(v, v));
   v = _mm_add_ss(v, _mm_movehdup_ps(v));
@@ -200,17 +190,21 @@ void rows(gguf::Type t, const uint8_t* w, int64_t row_bytes, int64_t K, int64_t 
   constexpr int kChunks = D::kElems / 64;
   const int64_t bb = gguf::type_block_bytes(t);
   const int64_t units = K / D::kElems;
-  const bool tail = K % D::kElems != 0;  // one 32-block left (K / 32 odd)
+  // An odd last 32-block (K / 32 odd) is decoded as a unit from a copy followed by a zero block: the activations'
+  // padding past K (q, d and sums 0) makes the second half count nothing.
+  const bool tail = K % D::kElems != 0;
+  alignas(64) uint8_t last[2 * 64] = {};
   const __m512i lane4 = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
   for (int64_t n = n0; n < n1; ++n) {
     const uint8_t* row = w + n * row_bytes;
     __m512 acc[MT];
     __m128 oacc[MT];
     for (int m = 0; m < MT; ++m) acc[m] = _mm512_setzero_ps(), oacc[m] = _mm_setzero_ps();
-    for (int64_t i = 0; i < units; ++i) {
+    if (tail) std::memcpy(last, row + units * D::kBlocks * bb, bb);
+    for (int64_t i = 0; i < units + tail; ++i) {
       __m512i u[kChunks];
       __m128 sc[kChunks], off[kChunks];
-      D::unit(row + i * D::kBlocks * bb, bb, u, sc, off);
+      D::unit(i < units ? row + i * D::kBlocks * bb : last, bb, u, sc, off);
       for (int c = 0; c < kChunks; ++c) {
         const int64_t ch = i * kChunks + c;
         const __m512 scw = _mm512_permutexvar_ps(lane4, _mm512_castps128_ps512(sc[c]));
@@ -221,11 +215,7 @@ void rows(gguf::Type t, const uint8_t* w, int64_t row_bytes, int64_t K, int64_t 
         }
       }
     }
-    for (int m = 0; m < MT; ++m) {
-      float s = _mm512_reduce_add_ps(acc[m]) + hsum128(oacc[m]);
-      if (tail) s += tail_block(t, row + units * D::kBlocks * bb, a[m], units * D::kElems);
-      y[m * ldy + n] = s;
-    }
+    for (int m = 0; m < MT; ++m) y[m * ldy + n] = _mm512_reduce_add_ps(acc[m]) + hsum128(oacc[m]);
   }
 }
 
