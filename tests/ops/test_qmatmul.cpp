@@ -1,11 +1,13 @@
 // ops/qmatmul: every supported GGUF type on random blocks (odd row counts, odd block counts, odd batch), each
 // path against the float64 product of the dequantized weight; the int8 path within its stated bound (x's
-// rounding to 8-bit blocks) and bit-identical between batched and single rows; Q8_0 quantization; bad input.
+// rounding to 8-bit blocks) and bit-identical between batched and single rows, for AVX-512 VNNI and AVX2 (forced with
+// JET_CPU_ISA), which agree up to summation order; Q8_0 quantization of any width; bad input.
 #include <gtest/gtest.h>
 
 #include <c10/util/Half.h>
 
 #include "core/check.h"
+#include "ops/cpu/isa.h"
 #include "ops/qmatmul/qmatmul.h"
 #include "test_util.h"
 
@@ -62,23 +64,59 @@ std::vector<Case> cases() {
           {Type::Q8_0, 32 * 11}, {Type::Q4_0, 64}, {Type::Q4_K, 768}, {Type::Q5_K, 768}, {Type::Q6_K, 768}};
 }
 
+// The int8 kernel of each instruction set this CPU runs (AVX-512 VNNI, AVX2 forced through JET_CPU_ISA).
 TEST(QMatmul, Int8PathWithinBoundEveryType) {
-  if (!qmatmul_int8_available()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  int ran = 0;
+  test::for_each_isa({"avx512", "avx2"}, [&](const char* isa) {
+    ++ran;
+    for (const Case& c : cases()) {
+      SCOPED_TRACE(std::string(isa) + " " + gguf::type_name(c.type) + " K=" + std::to_string(c.K));
+      const QWeight w = random_weight(c.type, 37, c.K, c.K + int64_t(c.type));
+      at::Generator gen = test::seeded(7);
+      for (int64_t M : {1, 3, 6}) {
+        const at::Tensor x = test::randn({M, c.K}, gen);
+        const at::Tensor got = qmatmul(x, w, {}, QKernel::int8), want = qmatmul_ref(x, w);
+        const at::Tensor err = (got.to(at::kDouble) - want).abs();
+        EXPECT_TRUE((err <= int8_bound(x, w)).all().item<bool>()) << "M=" << M << " max err " << err.max().item<double>();
+        EXPECT_LE(rel_err(got, want), 2e-2) << "M=" << M;
+        // Batched rows (tiles of 4) equal the rows one by one, bit for bit.
+        for (int64_t m = 0; m < M; ++m)
+          EXPECT_TRUE(qmatmul(x.narrow(0, m, 1), w, {}, QKernel::int8).equal(got.narrow(0, m, 1))) << "row " << m;
+      }
+    }
+  });
+  if (ran == 0) GTEST_SKIP() << "neither AVX2 nor AVX-512 VNNI on this CPU";
+}
+
+TEST(QMatmul, Avx2EqualsAvx512UpToSummationOrder) {
+  // The same 8-bit activations and integer block products; only the fp32 sums run in another order.
   for (const Case& c : cases()) {
     SCOPED_TRACE(std::string(gguf::type_name(c.type)) + " K=" + std::to_string(c.K));
-    const QWeight w = random_weight(c.type, 37, c.K, c.K + int64_t(c.type));
-    at::Generator gen = test::seeded(7);
-    for (int64_t M : {1, 3, 6}) {
-      const at::Tensor x = test::randn({M, c.K}, gen);
-      const at::Tensor got = qmatmul(x, w, {}, QKernel::int8), want = qmatmul_ref(x, w);
-      const at::Tensor err = (got.to(at::kDouble) - want).abs();
-      EXPECT_TRUE((err <= int8_bound(x, w)).all().item<bool>()) << "M=" << M << " max err " << err.max().item<double>();
-      EXPECT_LE(rel_err(got, want), 2e-2) << "M=" << M;
-      // Batched rows (tiles of 4) equal the rows one by one, bit for bit.
-      for (int64_t m = 0; m < M; ++m)
-        EXPECT_TRUE(qmatmul(x.narrow(0, m, 1), w, {}, QKernel::int8).equal(got.narrow(0, m, 1))) << "row " << m;
+    const QWeight w = random_weight(c.type, 21, c.K, 5 + c.K);
+    at::Generator gen = test::seeded(8);
+    const at::Tensor x = test::randn({5, c.K}, gen);
+    at::Tensor y[2];
+    int i = 0;
+    for (const char* isa : {"avx512", "avx2"}) {
+      test::ForceIsa force(isa);
+      if (!force.ok()) GTEST_SKIP() << "no " << isa << " on this CPU";
+      y[i++] = qmatmul(x, w, {}, QKernel::int8);
     }
+    EXPECT_LE(rel_err(y[1], y[0]), 1e-6);
   }
+}
+
+TEST(QMatmul, CpuIsaFromTheEnvironment) {
+  {
+    test::ForceIsa force("portable");
+    EXPECT_EQ(qmatmul_kernel_name(), "fallback");
+    EXPECT_FALSE(qmatmul_int8_available());
+    EXPECT_THROW(qmatmul(at::ones({1, 64}), quantize_q8_0(at::ones({3, 64})), {}, QKernel::int8), Error);
+  }
+  setenv("JET_CPU_ISA", "sse9", 1);
+  EXPECT_THROW(cpu::reload_isa(), Error);
+  unsetenv("JET_CPU_ISA");
+  cpu::reload_isa();
 }
 
 TEST(QMatmul, GemmAndFallbackPathsMatchReference) {
@@ -136,12 +174,13 @@ TEST(QMatmul, Q8_0OfAnyWidthPadsItsLastBlock) {
       const at::Tensor x = test::randn({M, K}, gen), want = qmatmul_ref(x, w);
       EXPECT_LE(rel_err(qmatmul(x, w, {}, QKernel::fallback), want), 1e-5) << "M=" << M;
       EXPECT_LE(rel_err(qmatmul(x, w, {}, QKernel::gemm), want), 1e-2) << "M=" << M;
-      if (!qmatmul_int8_available()) continue;
-      const at::Tensor got = qmatmul(x, w, {}, QKernel::int8);
-      const at::Tensor xp = at::constant_pad_nd(x, {0, w.block_cols() - K});
-      const QWeight wp = quantize_q8_0(at::constant_pad_nd(wf, {0, w.block_cols() - K}));
-      EXPECT_TRUE((got.to(at::kDouble) - want).abs().le(int8_bound(xp, wp)).all().item<bool>()) << "M=" << M;
-      EXPECT_TRUE(got.equal(qmatmul(xp, wp, {}, QKernel::int8))) << "M=" << M;  // the same as explicit zero padding
+      test::for_each_isa({"avx512", "avx2"}, [&](const char* isa) {
+        const at::Tensor got = qmatmul(x, w, {}, QKernel::int8);
+        const at::Tensor xp = at::constant_pad_nd(x, {0, w.block_cols() - K});
+        const QWeight wp = quantize_q8_0(at::constant_pad_nd(wf, {0, w.block_cols() - K}));
+        EXPECT_TRUE((got.to(at::kDouble) - want).abs().le(int8_bound(xp, wp)).all().item<bool>()) << isa << " M=" << M;
+        EXPECT_TRUE(got.equal(qmatmul(xp, wp, {}, QKernel::int8))) << isa << " M=" << M;  // = explicit zero padding
+      });
     }
   }
 }

@@ -5,13 +5,11 @@
 #include <cmath>
 #include <vector>
 
+#include "ops/cpu/isa.h"
+
 namespace jet::ops::cpu {
 
-bool avx512() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  return ok;
-}
+bool avx512() { return isa() == Isa::avx512; }
 
 float* scratch(int slot, int64_t n) {
   thread_local std::vector<std::vector<float>> bufs;

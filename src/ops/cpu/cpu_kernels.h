@@ -1,13 +1,14 @@
 // Raw fp32 kernels of the CPU decode step (model/cpu_decode.cpp): pointers in, pointers out, no allocation, no
 // ATen dispatch — at batch 1 on one or two cores a decode step of a 135M model is ~10 ms, and a few thousand ATen
-// ops would cost as much as the math. Each has an AVX-512 body (cpu_kernels_avx512.cpp, picked at run time) and
-// a portable one; tests compare both with the float64 references of ops/norms, ops/activations, ops/attention.
+// ops would cost as much as the math. Each has an AVX-512 body (cpu_kernels_avx512.cpp) and a portable one, picked at
+// run time (ops/cpu/isa.h); tests compare both with the float64 references of ops/norms, ops/activations,
+// ops/attention, ops/linear_attention and the conv steps.
 #pragma once
 #include <cstdint>
 
 namespace jet::ops::cpu {
 
-// The AVX-512 bodies run here (AVX-512 F/BW/VL/DQ at run time).
+// The AVX-512 bodies run here (isa() == Isa::avx512; the portable ones otherwise).
 bool avx512();
 
 // Per-thread scratch buffer `slot` of at least n floats (grows, never shrinks: no allocation once warm). Slots 0-2

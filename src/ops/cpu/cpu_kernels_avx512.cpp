@@ -10,6 +10,7 @@
 #pragma GCC push_options
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12: its own _mm512_reduce_* helpers
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx2")
 
 namespace jet::ops::cpu::detail {

@@ -9,6 +9,7 @@
 
 #include "core/check.h"
 #include "core/shape.h"
+#include "ops/cpu/isa.h"
 #include "ops/qmatmul/qmatmul_kernels.h"
 
 namespace jet::ops {
@@ -94,9 +95,12 @@ at::Tensor dequantize(const QWeight& w) {
   return out;
 }
 
-bool qmatmul_int8_available() { return qk::avx512_vnni_ok(); }
+bool qmatmul_int8_available() { return cpu::isa() != cpu::Isa::portable; }
 
-std::string qmatmul_kernel_name() { return qmatmul_int8_available() ? "avx512-vnni" : "fallback"; }
+std::string qmatmul_kernel_name() {
+  const cpu::Isa i = cpu::isa();
+  return i == cpu::Isa::avx512 ? "avx512-vnni" : i == cpu::Isa::avx2 ? "avx2" : "fallback";
+}
 
 namespace {
 
@@ -116,14 +120,14 @@ uint8_t* act_scratch(size_t bytes) {
 void int8_path(const float* x, int64_t M, int64_t ldx, const QWeight& w, float* y, int64_t ldy) {
   const int64_t K = w.cols, N = w.rows;
   uint8_t* act = act_scratch(size_t(M * qk::act_row_bytes(K)));
-  qk::quantize_rows_avx512(x, M, ldx, K, act);
+  const bool avx512 = cpu::isa() == cpu::Isa::avx512;
+  (avx512 ? qk::quantize_rows_avx512 : qk::quantize_rows_avx2)(x, M, ldx, K, act);
+  const auto gemm_rows = avx512 ? qk::gemm_rows_avx512 : qk::gemm_rows_avx2;
   const uint8_t* wd = w.data.data_ptr<uint8_t>();
   const int64_t rb = w.row_bytes(), Kb = w.block_cols();
   // Rows of the weight split across the pool; each thread reads its rows once for all M.
   const int64_t grain = std::max<int64_t>(16, (int64_t(1) << 14) / std::max<int64_t>(rb, 1));
-  at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {
-    qk::gemm_rows_avx512(w.type, wd, rb, Kb, n0, n1, act, M, y, ldy);
-  });
+  at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) { gemm_rows(w.type, wd, rb, Kb, n0, n1, act, M, y, ldy); });
 }
 
 }  // namespace
@@ -133,7 +137,7 @@ void qmatmul_out(const float* x, int64_t M, int64_t ldx, const QWeight& w, float
   if (which == QKernel::automatic)
     which = !qmatmul_int8_available() ? QKernel::fallback : M >= kQMatmulGemmRows ? QKernel::gemm : QKernel::int8;
   if (which == QKernel::int8) {
-    JET_CHECK(qmatmul_int8_available(), "quantized matmul: the int8 kernel needs AVX-512 VNNI, which this CPU lacks");
+    JET_CHECK(qmatmul_int8_available(), "quantized matmul: the int8 kernel needs AVX2 or AVX-512 VNNI, which this CPU lacks");
     return int8_path(x, M, ldx, w, y, ldy);
   }
   // Dequantize into per-thread buffers that grow once (no fresh pages per call), then one ATen GEMM (bf16 on the

@@ -7,12 +7,13 @@
 //   * int8 (the decode path, M = rows of x below kQMatmulGemmRows): each row of x is quantized once per call to
 //     8-bit blocks of 32 (scale = max|x| / 127, and the scaled sum of every 16 values), and every 64 weight values
 //     are unpacked to unsigned bytes u with a scale and an offset per 16 (w = scale·u + offset) and multiplied
-//     with VNNI integer dot products (AVX-512 VNNI): Σ w·x = Σ_16 scale·dx·Σ u·q + offset·dx·Σ q. Weights are read
+//     with integer dot products (AVX-512 VNNI, or AVX2's vpmaddubsw; ops/cpu/isa.h picks): Σ w·x = Σ_16 scale·dx·Σ
+//     u·q + offset·dx·Σ q. Weights are read
 //     once per call, 4.5 bits per value for Q4_1: the point of the format on a memory-bound decode step.
 //   * bf16 GEMM (M >= kQMatmulGemmRows: prefill, evaluation): the weight is dequantized to a bf16 scratch matrix
 //     and multiplied by ATen's bf16 GEMM (x rounded to bf16): the dequantization is amortised over M rows and the
 //     GEMM runs on the CPU's bf16 dot-product units.
-//   * fallback (no AVX-512 VNNI): dequantize to fp32, ATen sgemm.
+//   * fallback (neither AVX2 nor AVX-512 VNNI, or JET_CPU_ISA=portable): dequantize to fp32, ATen sgemm.
 // Accuracy against the float64 product of the dequantized weight (qmatmul_ref): int8 path |error| <= Σ_k |w_k|
 // · dx_k / 2 (x's rounding to its 8-bit blocks) plus fp32 rounding; bf16 path ~2⁻⁸ relative per product.
 #pragma once
@@ -53,9 +54,9 @@ void dequantize_row(const QWeight& w, int64_t row, float* out);
 
 enum class QKernel { automatic, int8, gemm, fallback };
 constexpr int64_t kQMatmulGemmRows = 32;
-// The int8 kernel exists on this CPU (AVX-512 VNNI + F16C at run time).
+// The int8 kernel runs here (cpu::isa() is avx2 or avx512).
 bool qmatmul_int8_available();
-// "avx512-vnni" or "fallback": what automatic picks for M < kQMatmulGemmRows here.
+// "avx512-vnni", "avx2" or "fallback": what automatic picks for M < kQMatmulGemmRows here.
 std::string qmatmul_kernel_name();
 
 // x [..., K] fp32 (contiguous rows), K == w.cols -> y [..., N] fp32; bias [N] fp32 or undefined.
