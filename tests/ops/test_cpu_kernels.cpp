@@ -104,7 +104,7 @@ TEST(CpuKernels, DeltaRuleStepMatchesLinearAttentionStep) {
     SCOPED_TRACE(isa);
     at::Generator gen = test::seeded(5);
     const LinearAttentionOptions opt{Decay::scalar, /*delta=*/true, /*qk_l2norm=*/false, /*scale=*/1.0};
-    for (auto [K, V] : std::vector<std::pair<int64_t, int64_t>>{{16, 16}, {32, 24}, {8, 53}}) {
+    for (auto [K, V] : std::vector<std::pair<int64_t, int64_t>>{{16, 16}, {32, 24}, {8, 53}, {5, 130}}) {
       SCOPED_TRACE("K " + std::to_string(K) + " V " + std::to_string(V));
       const at::Tensor q = test::randn({1, 1, K}, gen), v = test::randn({1, 1, V}, gen);
       const at::Tensor k = l2_normalize(test::randn({1, 1, K}, gen));
