@@ -50,8 +50,7 @@ struct Q4_0 {
   static constexpr bool kSigned = false;
   static void unit(const uint8_t* b, int64_t bb, Halves* u, __m128* sc, __m128* off) {
     u[0] = {{nibbles_16(b + 2), nibbles_16(b + bb + 2)}};
-    sc[0] = pair(f16(b), f16(b + bb));
-    off[0] = _mm_mul_ps(sc[0], _mm_set1_ps(-8.f));
+    d_scales(b, bb, 8.f, sc, off);
   }
 };
 struct Q4_1 {
@@ -68,8 +67,7 @@ struct Q5_0 {
   static void unit(const uint8_t* b, int64_t bb, Halves* u, __m128* sc, __m128* off) {
     u[0] = {{_mm256_or_si256(nibbles_16(b + 6), bit5(u32(b + 2))),
              _mm256_or_si256(nibbles_16(b + bb + 6), bit5(u32(b + bb + 2)))}};
-    sc[0] = pair(f16(b), f16(b + bb));
-    off[0] = _mm_mul_ps(sc[0], _mm_set1_ps(-16.f));
+    d_scales(b, bb, 16.f, sc, off);
   }
 };
 struct Q5_1 {
@@ -86,8 +84,7 @@ struct Q8_0 {
   static constexpr bool kSigned = true;
   static void unit(const uint8_t* b, int64_t bb, Halves* u, __m128* sc, __m128* off) {
     u[0] = {{_mm256_loadu_si256((const __m256i*)(b + 2)), _mm256_loadu_si256((const __m256i*)(b + bb + 2))}};
-    sc[0] = pair(f16(b), f16(b + bb));
-    off[0] = _mm_setzero_ps();
+    d_scales(b, bb, 0.f, sc, off);
   }
 };
 struct Q4_K {
@@ -172,13 +169,10 @@ inline int32_t hsum_epi32(__m256i v) {
 }  // namespace
 
 void quantize_rows_avx2(const float* x, int64_t M, int64_t ldx, int64_t K, uint8_t* act) {
-  const int64_t chunks = act_chunks(K), blocks = (K + 31) / 32;
+  const int64_t blocks = (K + 31) / 32;
   const __m256i lane = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0);
   for (int64_t m = 0; m < M; ++m) {
-    uint8_t* base = act + m * act_row_bytes(K);
-    int8_t* q = reinterpret_cast<int8_t*>(base);
-    float* dl = reinterpret_cast<float*>(base + chunks * 64);
-    float* s16 = reinterpret_cast<float*>(base + chunks * 128);
+    const ActOut r = act_out(act, K, m);
     const float* xr = x + m * ldx;
     const __m256 sign = _mm256_set1_ps(-0.f);
     for (int64_t b = 0; b < blocks; ++b) {
@@ -197,16 +191,12 @@ void quantize_rows_avx2(const float* x, int64_t M, int64_t ldx, int64_t K, uint8
       for (int i = 0; i < 4; ++i) qi[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], _mm256_set1_ps(id)));
       // int32 -> int8 in order: the packs interleave 128-bit lanes, the permutation restores it.
       const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]), _mm256_packs_epi32(qi[2], qi[3]));
-      _mm256_storeu_si256((__m256i*)(q + 32 * b), _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
-      _mm256_storeu_ps(dl + 8 * b, _mm256_set1_ps(d));
-      s16[2 * b] = d * float(hsum_epi32(_mm256_add_epi32(qi[0], qi[1])));
-      s16[2 * b + 1] = d * float(hsum_epi32(_mm256_add_epi32(qi[2], qi[3])));
+      _mm256_storeu_si256((__m256i*)(r.q + 32 * b), _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+      _mm256_storeu_ps(r.dl + 8 * b, _mm256_set1_ps(d));
+      r.s16[2 * b] = d * float(hsum_epi32(_mm256_add_epi32(qi[0], qi[1])));
+      r.s16[2 * b + 1] = d * float(hsum_epi32(_mm256_add_epi32(qi[2], qi[3])));
     }
-    if (blocks % 2) {  // pad the last chunk
-      std::memset(q + 32 * blocks, 0, 32);
-      std::memset(dl + 8 * blocks, 0, 32);
-      s16[2 * blocks] = s16[2 * blocks + 1] = 0;
-    }
+    pad_last_chunk(r, blocks);
   }
 }
 

@@ -49,8 +49,7 @@ struct Q4_0 {
   static constexpr int kElems = 64, kBlocks = 2;
   static void unit(const uint8_t* b, int64_t bb, __m512i* u, __m128* sc, __m128* off) {
     u[0] = nibbles_2x16(b + 2, b + bb + 2);
-    sc[0] = pair(f16(b), f16(b + bb));
-    off[0] = _mm_mul_ps(sc[0], _mm_set1_ps(-8.f));
+    d_scales(b, bb, 8.f, sc, off);
   }
 };
 struct Q4_1 {
@@ -64,8 +63,7 @@ struct Q5_0 {
   static constexpr int kElems = 64, kBlocks = 2;
   static void unit(const uint8_t* b, int64_t bb, __m512i* u, __m128* sc, __m128* off) {
     u[0] = _mm512_or_si512(nibbles_2x16(b + 6, b + bb + 6), bit5(uint64_t(u32(b + 2)) | uint64_t(u32(b + bb + 2)) << 32));
-    sc[0] = pair(f16(b), f16(b + bb));
-    off[0] = _mm_mul_ps(sc[0], _mm_set1_ps(-16.f));
+    d_scales(b, bb, 16.f, sc, off);
   }
 };
 struct Q5_1 {
@@ -81,8 +79,7 @@ struct Q8_0 {
     const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)(b + 2))),
                                          _mm256_loadu_si256((const __m256i*)(b + bb + 2)), 1);
     u[0] = _mm512_xor_si512(q, _mm512_set1_epi8(char(0x80)));  // q + 128
-    sc[0] = pair(f16(b), f16(b + bb));
-    off[0] = _mm_mul_ps(sc[0], _mm_set1_ps(-128.f));
+    d_scales(b, bb, 128.f, sc, off);
   }
 };
 
@@ -147,17 +144,14 @@ struct Dot {
 }  // namespace
 
 void quantize_rows_avx512(const float* x, int64_t M, int64_t ldx, int64_t K, uint8_t* act) {
-  const int64_t chunks = act_chunks(K), blocks = (K + 31) / 32;
+  const int64_t blocks = (K + 31) / 32;
   // Lanes of the values before K (a last block of fewer than 32 reads zeros past K).
   auto mask = [&](int64_t k0) -> __mmask16 {
     const int64_t left = K - k0;
     return left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
   };
   for (int64_t m = 0; m < M; ++m) {
-    uint8_t* base = act + m * act_row_bytes(K);
-    int8_t* q = reinterpret_cast<int8_t*>(base);
-    float* dl = reinterpret_cast<float*>(base + chunks * 64);
-    float* s16 = reinterpret_cast<float*>(base + chunks * 128);
+    const ActOut r = act_out(act, K, m);
     const float* xr = x + m * ldx;
     const __m512 sign = _mm512_set1_ps(-0.f);
     for (int64_t b = 0; b < blocks; ++b) {
@@ -167,17 +161,13 @@ void quantize_rows_avx512(const float* x, int64_t M, int64_t ldx, int64_t K, uin
       const float d = amax / 127.f, id = amax > 0 ? 127.f / amax : 0.f;
       const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, _mm512_set1_ps(id)));
       const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, _mm512_set1_ps(id)));
-      _mm_storeu_si128((__m128i*)(q + 32 * b), _mm512_cvtsepi32_epi8(q0));
-      _mm_storeu_si128((__m128i*)(q + 32 * b + 16), _mm512_cvtsepi32_epi8(q1));
-      _mm256_storeu_ps(dl + 8 * b, _mm256_set1_ps(d));
-      s16[2 * b] = d * float(_mm512_reduce_add_epi32(q0));
-      s16[2 * b + 1] = d * float(_mm512_reduce_add_epi32(q1));
+      _mm_storeu_si128((__m128i*)(r.q + 32 * b), _mm512_cvtsepi32_epi8(q0));
+      _mm_storeu_si128((__m128i*)(r.q + 32 * b + 16), _mm512_cvtsepi32_epi8(q1));
+      _mm256_storeu_ps(r.dl + 8 * b, _mm256_set1_ps(d));
+      r.s16[2 * b] = d * float(_mm512_reduce_add_epi32(q0));
+      r.s16[2 * b + 1] = d * float(_mm512_reduce_add_epi32(q1));
     }
-    if (blocks % 2) {  // pad the last chunk
-      std::memset(q + 32 * blocks, 0, 32);
-      std::memset(dl + 8 * blocks, 0, 32);
-      s16[2 * blocks] = s16[2 * blocks + 1] = 0;
-    }
+    pad_last_chunk(r, blocks);
   }
 }
 
