@@ -82,17 +82,6 @@ bool pack_qweights(const std::vector<ops::QWeight*>& ws) {
   return true;
 }
 
-void qmatmul_rows(const float* x, int64_t B, int64_t ldx, const std::vector<const ops::QWeight*>& ws, float* y,
-                  int64_t ldy) {
-  const ops::QWeight packed = packed_qweight(ws);
-  if (packed.defined()) return ops::qmatmul_out(x, B, ldx, packed, y, ldy);
-  int64_t col = 0;
-  for (const ops::QWeight* w : ws) {
-    ops::qmatmul_out(x, B, ldx, *w, y + col, ldy);
-    col += w->rows;
-  }
-}
-
 std::pair<bool, at::Tensor> packed_linear(const at::Tensor& x, const std::vector<const Linear*>& layers) {
   std::vector<const at::Tensor*> weights, biases;
   for (const Linear* l : layers) {

@@ -34,11 +34,8 @@ std::pair<bool, at::Tensor> packed_linear(const at::Tensor& x, const std::vector
 ops::QWeight packed_qweight(const std::vector<const ops::QWeight*>& ws);
 ops::QWeight packed_qweight(const std::vector<const Linear*>& layers);
 // Binds ws (all defined, one type and width) to consecutive row blocks of one new buffer that holds their blocks
-// (the old buffers are released); false, nothing changed, otherwise.
+// (the old buffers are released; ops::qmatmul_out then multiplies them in one pass); false, nothing changed,
+// otherwise.
 bool pack_qweights(const std::vector<ops::QWeight*>& ws);
-// y [B, Σ rows] (row stride ldy) = x [B, K] (row stride ldx) · the quantized weights (defined, K columns each): one
-// GEMM when they are packed, else one per weight into its column block (ops::qmatmul_out).
-void qmatmul_rows(const float* x, int64_t B, int64_t ldx, const std::vector<const ops::QWeight*>& ws, float* y,
-                  int64_t ldy);
 
 }  // namespace jet::model

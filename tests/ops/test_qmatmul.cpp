@@ -185,6 +185,35 @@ TEST(QMatmul, Q8_0OfAnyWidthPadsItsLastBlock) {
   }
 }
 
+TEST(QMatmul, SeveralWeightsOfOneX) {
+  // Weights whose blocks follow each other in one buffer run as one pass; apart (a gap between them), one call each;
+  // both fill the same columns as single products.
+  at::Generator gen = test::seeded(10);
+  const at::Tensor wf = test::randn({16, 96}, gen);
+  const QWeight all = quantize_q8_0(wf);
+  const at::Tensor gapped = at::cat({all.data.narrow(0, 0, 5), at::zeros({1, all.row_bytes()}, at::kByte),
+                                     all.data.narrow(0, 5, 11)}, 0);
+  const QWeight a{all.type, 5, 96, all.data.narrow(0, 0, 5)}, b{all.type, 11, 96, all.data.narrow(0, 5, 11)};
+  const QWeight a2{all.type, 5, 96, gapped.narrow(0, 0, 5)}, b2{all.type, 11, 96, gapped.narrow(0, 6, 11)};
+  EXPECT_TRUE(qweights_consecutive({&a, &b}));
+  EXPECT_FALSE(qweights_consecutive({&a2, &b2}));
+  for (int64_t M : {1, 3, 40}) {
+    const at::Tensor x = test::randn({M, 96}, gen), want = qmatmul(x, all);
+    for (const auto& ws : {std::vector<const QWeight*>{&a, &b}, std::vector<const QWeight*>{&a2, &b2}}) {
+      at::Tensor y = at::full({M, 20}, 7.f);  // row stride 20: columns past 16 untouched
+      qmatmul_out(x.data_ptr<float>(), M, 96, ws, y.data_ptr<float>(), 20);
+      if (M < kQMatmulGemmRows)  // int8: bit for bit; the bf16 GEMM of other column blocks may round otherwise
+        EXPECT_TRUE(y.narrow(1, 0, 16).equal(want)) << "M=" << M;
+      else
+        EXPECT_LE(rel_err(y.narrow(1, 0, 16), want), 1e-5) << "M=" << M;
+      EXPECT_TRUE(y.narrow(1, 16, 4).eq(7.f).all().item<bool>());
+    }
+  }
+  const QWeight narrow = quantize_q8_0(test::randn({2, 64}, gen));
+  at::Tensor y = at::empty({1, 18});
+  EXPECT_THROW(qmatmul_out(at::ones({1, 96}).data_ptr<float>(), 1, 96, {&a, &narrow}, y.data_ptr<float>(), 18), Error);
+}
+
 TEST(QMatmul, RowsAndBadInput) {
   const QWeight w = random_weight(Type::Q4_1, 6, 64, 2);
   const QWeight r = qweight_rows(w, at::tensor(std::vector<int64_t>{4, 1}));

@@ -73,9 +73,9 @@ class LinearBlock {
   // Options of the block's activations and conv tails: the dtype of its first parameter outside keeps_fp32() that
   // is not in blocks (fp32 when there is none: a quantized model), the device of its parameters.
   at::TensorOptions act_options() const;
-  // The quantized weights `names`, packed into one buffer on first use (pack_qweights) so that one GEMM computes
-  // them; empty when one of them is not quantized.
-  std::vector<const ops::QWeight*> qweights(const std::vector<std::string>& names);
+  // The quantized weights `names`, packed into one buffer on first use (pack_qweights) so that one pass of
+  // ops::qmatmul_out computes them; empty when one of them is not quantized.
+  std::vector<const ops::QWeight*> qweights(at::ArrayRef<std::string> names);
   // The shared raw tail of the gated delta-rule blocks' step_cpu (JetBlock, Gated DeltaNet), on B rows of y (row
   // stride ld) that hold at column offsets: q, k [H·K] (after their SiLU), v [H·V] (after its conv and SiLU), a, b
   // [H] and the output gate g [H·V] (g < 0: none, plain RMSNorm). Per row and head: q, k L2-normalised (q times

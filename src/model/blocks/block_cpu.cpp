@@ -1,6 +1,7 @@
 // The raw CPU decode step of the linear blocks in a quantized model (LinearBlock::step_cpu): what JetBlock and
 // Gated DeltaNet share. Every projection is an int8 GEMM of the rows (ops/qmatmul), the rest per row and head on
-// raw fp32 memory (ops/cpu): no ATen call, no allocation once the scratch buffers have grown.
+// raw fp32 memory (ops/cpu): no ATen operator (ATen's thread pool splits the GEMM rows and the heads), no tensor
+// allocated once the scratch buffers have grown (a vector of a few weight pointers per step is the one allocation).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -8,12 +9,12 @@
 
 #include "core/check.h"
 #include "model/blocks/block.h"
-#include "model/packed_rows.h"
+#include "model/packed_rows.h"  // pack_qweights
 #include "ops/cpu/cpu_kernels.h"
 
 namespace jet::model {
 
-std::vector<const ops::QWeight*> LinearBlock::qweights(const std::vector<std::string>& names) {
+std::vector<const ops::QWeight*> LinearBlock::qweights(at::ArrayRef<std::string> names) {
   std::vector<ops::QWeight*> ws;
   for (const std::string& n : names) {
     ops::QWeight& w = qparams_[index_.at(n)];
@@ -21,7 +22,7 @@ std::vector<const ops::QWeight*> LinearBlock::qweights(const std::vector<std::st
     ws.push_back(&w);
   }
   std::vector<const ops::QWeight*> out(ws.begin(), ws.end());
-  if (!packed_qweight(out).defined()) pack_qweights(ws);  // once; separate GEMMs if the types differ
+  if (!ops::qweights_consecutive(out)) pack_qweights(ws);  // once; separate passes if the types differ
   return out;
 }
 

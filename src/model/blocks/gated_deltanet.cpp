@@ -6,7 +6,6 @@
 
 #include "core/check.h"
 #include "model/blocks/blocks.h"
-#include "model/packed_rows.h"
 #include "ops/cpu/cpu_kernels.h"
 #include "ops/linear_attention/linear_attention.h"
 
@@ -62,15 +61,16 @@ class GatedDeltaNet final : public LinearBlock {
 
   // One GEMM for q, k, v, a, b (and g), the SiLU short convs of q, k, v in place, then the shared delta-rule tail.
   bool step_cpu(const float* x, int64_t B, BlockState& state, float* out) override {
-    std::vector<std::string> names = {"q_proj.weight", "k_proj.weight", "v_proj.weight", "a_proj.weight", "b_proj.weight"};
-    if (c_.use_gate) names.push_back("g_proj.weight");
-    const std::vector<const ops::QWeight*> in = qweights(names);
+    static const std::vector<std::string> kInputs = {"q_proj.weight", "k_proj.weight", "v_proj.weight",
+                                                     "a_proj.weight", "b_proj.weight", "g_proj.weight"};
+    const std::vector<const ops::QWeight*> in =
+        qweights(at::ArrayRef<std::string>(kInputs).slice(0, kInputs.size() - (c_.use_gate ? 0 : 1)));
     if (in.empty() || !q("o_proj.weight").defined() || !cpu_state_fits(state, B)) return false;
     const int64_t HK = H_ * K_, HV = H_ * V_, W = c_.conv_size;
     const int64_t ld = 2 * HK + HV + 2 * H_ + (c_.use_gate ? HV : 0);
     const DeltaRows r{ops::cpu::scratch(0, B * ld), ld, 0, HK, 2 * HK, 2 * HK + HV, 2 * HK + HV + H_,
                       c_.use_gate ? 2 * HK + HV + 2 * H_ : -1};
-    qmatmul_rows(x, B, c_.hidden_size, in, r.y, r.ld);
+    ops::qmatmul_out(x, B, c_.hidden_size, in, r.y, r.ld);
     const char* convs[] = {"q", "k", "v"};
     const int64_t offsets[] = {r.q, r.k, r.v}, widths[] = {HK, HK, HV};
     for (int i = 0; i < 3; ++i) {

@@ -8,7 +8,6 @@
 
 #include "core/check.h"
 #include "model/blocks/blocks.h"
-#include "model/packed_rows.h"
 #include "ops/cpu/cpu_kernels.h"
 #include "ops/dynamic_conv/dynamic_conv.h"
 #include "ops/linear_attention/linear_attention.h"
@@ -119,7 +118,7 @@ class JetBlock final : public LinearBlock {
     const DeltaRows r{ops::cpu::scratch(0, B * (2 * HK + 2 * HV + 2 * H_ + gen)), 2 * HK + 2 * HV + 2 * H_ + gen,
                       0, HK, 2 * HK, 2 * HK + 2 * HV, 2 * HK + 2 * HV + H_, 2 * HK + HV};
     const int64_t hid = r.b + H_;
-    qmatmul_rows(x, B, D, in, r.y, r.ld);
+    ops::qmatmul_out(x, B, D, in, r.y, r.ld);
     float* kernels = ops::cpu::scratch(2, B * HV * W);
     for (int64_t b = 0; b < B; ++b) ops::cpu::silu(r.y + b * r.ld + hid, gen, r.y + b * r.ld + hid);
     ops::qmatmul_out(r.y + hid, B, r.ld, w2, kernels, HV * W);

@@ -117,28 +117,33 @@ uint8_t* act_scratch(size_t bytes) {
   return buf.data();
 }
 
-void int8_path(const float* x, int64_t M, int64_t ldx, const QWeight& w, float* y, int64_t ldy) {
-  const int64_t K = w.cols, N = w.rows;
+// The int8 kernel on N rows of blocks of type t at wd (K columns each).
+void int8_path(const float* x, int64_t M, int64_t ldx, gguf::Type t, int64_t N, int64_t K, const uint8_t* wd, float* y,
+               int64_t ldy) {
   uint8_t* act = act_scratch(size_t(M * qk::act_row_bytes(K)));
   const bool avx512 = cpu::isa() == cpu::Isa::avx512;
   (avx512 ? qk::quantize_rows_avx512 : qk::quantize_rows_avx2)(x, M, ldx, K, act);
   const auto gemm_rows = avx512 ? qk::gemm_rows_avx512 : qk::gemm_rows_avx2;
-  const uint8_t* wd = w.data.data_ptr<uint8_t>();
-  const int64_t rb = w.row_bytes(), Kb = w.block_cols();
+  const QWeight shape{t, N, K, {}};
+  const int64_t rb = shape.row_bytes(), Kb = shape.block_cols();
   // Rows of the weight split across the pool; each thread reads its rows once for all M.
   const int64_t grain = std::max<int64_t>(16, (int64_t(1) << 14) / std::max<int64_t>(rb, 1));
-  at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) { gemm_rows(w.type, wd, rb, Kb, n0, n1, act, M, y, ldy); });
+  at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) { gemm_rows(t, wd, rb, Kb, n0, n1, act, M, y, ldy); });
+}
+
+QKernel pick(QKernel which, int64_t M) {
+  if (which != QKernel::automatic) return which;
+  return !qmatmul_int8_available() ? QKernel::fallback : M >= kQMatmulGemmRows ? QKernel::gemm : QKernel::int8;
 }
 
 }  // namespace
 
 void qmatmul_out(const float* x, int64_t M, int64_t ldx, const QWeight& w, float* y, int64_t ldy, QKernel which) {
   check_args(w, w.cols);
-  if (which == QKernel::automatic)
-    which = !qmatmul_int8_available() ? QKernel::fallback : M >= kQMatmulGemmRows ? QKernel::gemm : QKernel::int8;
+  which = pick(which, M);
   if (which == QKernel::int8) {
     JET_CHECK(qmatmul_int8_available(), "quantized matmul: the int8 kernel needs AVX2 or AVX-512 VNNI, which this CPU lacks");
-    return int8_path(x, M, ldx, w, y, ldy);
+    return int8_path(x, M, ldx, w.type, w.rows, w.cols, w.data.data_ptr<uint8_t>(), y, ldy);
   }
   // Dequantize into per-thread buffers that grow once (no fresh pages per call), then one ATen GEMM (bf16 on the
   // gemm path, fp32 in the fallback).
@@ -155,6 +160,34 @@ void qmatmul_out(const float* x, int64_t M, int64_t ldx, const QWeight& w, float
   const at::Tensor xt = at::from_blob(const_cast<float*>(x), {M, w.cols}, {ldx, 1}, at::kFloat);
   const at::Tensor yt = at::from_blob(y, {M, w.rows}, {ldy, 1}, at::kFloat);
   yt.copy_(at::mm(xt.to(wt.scalar_type()), wt.t()));
+}
+
+bool qweights_consecutive(at::ArrayRef<const QWeight*> ws) {
+  if (ws.empty() || !ws[0]->defined()) return false;
+  const uint8_t* next = ws[0]->data.data_ptr<uint8_t>();
+  for (const QWeight* w : ws) {
+    if (!w->defined() || w->type != ws[0]->type || w->cols != ws[0]->cols || w->data.data_ptr<uint8_t>() != next)
+      return false;
+    next += w->nbytes();
+  }
+  return true;
+}
+
+void qmatmul_out(const float* x, int64_t M, int64_t ldx, at::ArrayRef<const QWeight*> ws, float* y, int64_t ldy) {
+  JET_CHECK(!ws.empty(), "quantized matmul: no weights");
+  if (pick(QKernel::automatic, M) == QKernel::int8 && qweights_consecutive(ws)) {
+    int64_t rows = 0;
+    for (const QWeight* w : ws) rows += w->rows;
+    check_args(*ws[0], ws[0]->cols);
+    return int8_path(x, M, ldx, ws[0]->type, rows, ws[0]->cols, ws[0]->data.data_ptr<uint8_t>(), y, ldy);
+  }
+  int64_t col = 0;
+  for (const QWeight* w : ws) {
+    JET_CHECK(w->cols == ws[0]->cols, "quantized matmul: weights of {} and {} columns read the same x", ws[0]->cols,
+              w->cols);
+    qmatmul_out(x, M, ldx, *w, y + col, ldy);
+    col += w->rows;
+  }
 }
 
 at::Tensor qmatmul(const at::Tensor& x, const QWeight& w, const at::Tensor& bias, QKernel which) {

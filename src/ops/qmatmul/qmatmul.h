@@ -67,6 +67,12 @@ at::Tensor qmatmul(const at::Tensor& x, const QWeight& w, const at::Tensor& bias
 // int8 path beyond a per-thread scratch that grows once).
 void qmatmul_out(const float* x, int64_t M, int64_t ldx, const QWeight& w, float* y, int64_t ldy,
                  QKernel which = QKernel::automatic);
+// y [M, Σ rows] = x · several weights that read the same x (one type and width, cols == K), each into its column
+// block: one int8 pass over all their rows when their blocks are consecutive in memory (qweights_consecutive), else
+// one call per weight. No allocation, no ATen call on the int8 path.
+void qmatmul_out(const float* x, int64_t M, int64_t ldx, at::ArrayRef<const QWeight*> ws, float* y, int64_t ldy);
+// The weights' blocks follow each other in memory (one type and width): what packs them for one pass.
+bool qweights_consecutive(at::ArrayRef<const QWeight*> ws);
 // Float64 reference: the dequantized weight times x in double (tests). Returns fp64 [..., N].
 at::Tensor qmatmul_ref(const at::Tensor& x, const QWeight& w, const at::Tensor& bias = {});
 
