@@ -26,6 +26,7 @@
 #include "engine/cuda_graph.h"
 #include "engine/engine.h"
 #include "model/causal_lm.h"
+#include "ops/qmatmul/qmatmul.h"
 
 namespace {
 
@@ -156,7 +157,9 @@ void run(const Opts& o) {
 
   const std::string machine = device.is_cuda() ? jet::engine::cuda_device_name(device)
                                                : fmt::format("{} ({} threads)", cpu_name(), at::get_num_threads());
-  const std::string mode = device.is_cuda() ? (engine.uses_graphs() ? "cuda graph" : "eager") : "eager";
+  const std::string mode = device.is_cuda() ? (engine.uses_graphs() ? "cuda graph" : "eager")
+                           : mdtype.quantized ? "eager, " + jet::ops::qmatmul_kernel_name() + " kernels"
+                                              : "eager";
   fmt::print("machine: {} | {} {} | {} | copy bandwidth {:.1f} GB/s\n", machine, device.str(), mdtype.name(),
              mode, copy_bw / 1e9);
   fmt::print("model:   {} ({:.1f}M parameters, {:.1f} MB weights, {} layers)\n", where, lm.num_parameters() / 1e6,

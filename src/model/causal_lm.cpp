@@ -120,7 +120,7 @@ void CausalLM::bind_quantized(const io::TensorMap& weights, const QuantMap& quan
       *p.qslot = it->second;
     } else {
       const at::Tensor& t = weights.at(p.name);
-      if (t.dim() != 2 || t.size(1) % 32 != 0) continue;  // stays a float tensor
+      if (t.dim() != 2) continue;  // stays a float tensor
       *p.qslot = ops::quantize_q8_0(t);
     }
     *p.slot = at::Tensor();
@@ -129,20 +129,12 @@ void CausalLM::bind_quantized(const io::TensorMap& weights, const QuantMap& quan
   // Groups of one type and width go into one buffer, each weight a row block of it.
   for_each_group(params_, [&](const std::string& prefix, const std::vector<const char*>& parts) {
     std::vector<ops::QWeight*> qs;
-    std::vector<at::Tensor> data;
     for (const char* part : parts) {
       auto it = by_name.find(prefix + part + ".weight");
       if (it == by_name.end() || !bound.count(it->first)) return;
       qs.push_back(it->second->qslot);
-      if (qs.back()->type != qs[0]->type || qs.back()->cols != qs[0]->cols) return;
-      data.push_back(qs.back()->data);
     }
-    const at::Tensor buf = at::cat(data, 0);
-    int64_t row = 0;
-    for (ops::QWeight* q : qs) {
-      q->data = buf.narrow(0, row, q->rows);
-      row += q->rows;
-    }
+    pack_qweights(qs);
   });
 }
 

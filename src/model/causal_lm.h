@@ -51,9 +51,10 @@ class CausalLM {
   // mis-shaped, non-float and unexpected weights throw naming the weight and `where` (the checkpoint path).
   void check_weights(const io::TensorMap& weights, const std::string& where, const QuantMap* quantized = nullptr) const;
   // check_weights(), then binds every declared weight from `weights` (HF names), converted to dtype on device.
-  // With `quantized` (a quantized model: CPU, fp32 activations): the embedding, the LM head and every Linear
-  // weight stay in GGUF blocks (ops::qmatmul), those of `quantized` as they are, float ones quantized to Q8_0
-  // here (HF directories, random init); norms, biases and the linear blocks' own parameters stay fp32.
+  // With `quantized` (a quantized model: CPU, fp32 activations): the embedding, the LM head, every Linear weight
+  // and the linear blocks' projections stay in GGUF blocks (ops::qmatmul), those of `quantized` as they are, float
+  // ones quantized to Q8_0 here (HF directories, random init); norms, biases, convs, the linear blocks' decay
+  // parameters and their recurrent and conv states stay fp32.
   void load_weights(const io::TensorMap& weights, at::ScalarType dtype, at::Device device,
                     const std::string& where, const QuantMap* quantized = nullptr);
   bool quantized() const { return embed_q_.defined(); }

@@ -3,11 +3,13 @@
 // ~2,500 operator calls per step (reshapes, views, small kernels, allocations) would cost about as much as the
 // math: here each layer is two or three int8 GEMMs (ops/qmatmul, split across ATen's thread pool), fused
 // residual-add + RMSNorm, RoPE, the cache write and one attention kernel per query head (ops/cpu). Scratch rows
-// live in per-thread buffers that grow once; the logits are the only allocation of a step. A mixer without a raw
-// path (the linear blocks) runs its own decode_rows on a tensor view of the rows.
+// live in per-thread buffers that grow once; the logits are the only tensor a step allocates. JetBlock and Gated
+// DeltaNet have a raw path too (LinearBlock::step_cpu, model/blocks/block_cpu.cpp); a mixer without one (DeltaNet,
+// GLA, RetNet, Mamba2) runs its own decode_rows (ATen, quantized projections) on a tensor view of the rows.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <array>
 #include <cmath>
 #include <vector>
 
@@ -21,38 +23,22 @@
 namespace jet::model {
 namespace {
 
-// Per-thread scratch: buffer i of at least n floats.
-float* scratch(int i, int64_t n) {
-  thread_local std::vector<std::vector<float>> bufs;
-  if (int(bufs.size()) <= i) bufs.resize(i + 1);
-  if (int64_t(bufs[i].size()) < n) bufs[i].resize(n);
-  return bufs[i].data();
-}
+using ops::cpu::scratch;
 
-int64_t out_features(const Linear& l) { return l.qweight.defined() ? l.qweight.rows : l.weight.size(0); }
-
-// y [B, N] (row stride ldy) = x [B, K] · layers' weights (packed into one GEMM when load_weights packed them,
-// else one per layer into its column block), + biases.
+// y [B, N] (row stride ldy) = x [B, K] · layers' quantized weights (one pass when load_weights packed them, else one
+// per layer into its column block), + biases.
 void linear_rows(const float* x, int64_t B, int64_t K, const std::vector<const Linear*>& layers, float* y,
                  int64_t ldy) {
-  const ops::QWeight packed = packed_qweight(layers);
-  if (packed.defined()) {
-    ops::qmatmul_out(x, B, K, packed, y, ldy);
-  } else {
-    int64_t col = 0;
-    for (const Linear* l : layers) {
-      if (l->qweight.defined()) {
-        ops::qmatmul_out(x, B, K, l->qweight, y + col, ldy);
-      } else {  // a weight load_weights could not quantize (width not a multiple of 32)
-        const at::Tensor yb = at::from_blob(y + col, {B, l->weight.size(0)}, {ldy, 1}, at::kFloat);
-        yb.copy_(at::mm(at::from_blob(const_cast<float*>(x), {B, K}, at::kFloat), l->weight.t()));
-      }
-      col += out_features(*l);
-    }
+  std::array<const ops::QWeight*, 4> ws;
+  JET_CHECK(layers.size() <= ws.size(), "CPU decode step: {} Linear layers read one x", layers.size());
+  for (size_t i = 0; i < layers.size(); ++i) {
+    JET_CHECK(layers[i]->qweight.defined(), "CPU decode step: a Linear weight is not quantized");
+    ws[i] = &layers[i]->qweight;
   }
+  ops::qmatmul_out(x, B, K, at::ArrayRef<const ops::QWeight*>(ws.data(), layers.size()), y, ldy);
   int64_t col = 0;
   for (const Linear* l : layers) {
-    const int64_t n = out_features(*l);
+    const int64_t n = l->qweight.rows;
     if (l->bias.defined()) {
       const at::Tensor bias = l->bias.to(at::kFloat).contiguous();
       const float* bp = bias.data_ptr<float>();

@@ -32,6 +32,8 @@ class LinearMixer : public Mixer {
   at::Tensor forward_rows(const at::Tensor& x, const ForwardContext& ctx, MixerState& state,
                           int64_t row) override;
   at::Tensor decode_rows(const at::Tensor& x, const ForwardContext& ctx, MixerState& state) override;
+  // The block's step_cpu on rows [0, B) of the state (JetBlock, Gated DeltaNet; the others run decode_rows).
+  bool decode_rows_cpu(const float* x, const CpuStep& step, MixerState& state, float* out) override;
   bool decode_needs_host() const override;
   std::unique_ptr<MixerState> new_state(int64_t batch, int64_t max_len,
                                         const at::TensorOptions& opts) const override;

@@ -46,6 +46,12 @@ at::Tensor LinearMixer::forward_rows(const at::Tensor& x, const ForwardContext& 
   return y;
 }
 
+bool LinearMixer::decode_rows_cpu(const float* x, const CpuStep& step, MixerState& state, float* out) {
+  BlockState& all = static_cast<LinearState&>(state).block;
+  JET_CHECK(step.batch <= all.S.size(0), "linear decode: {} rows for a state of {}", step.batch, all.S.size(0));
+  return !decode_needs_host() && block_->step_cpu(x, step.batch, all, out);
+}
+
 bool LinearMixer::decode_needs_host() const { return block_->type() == "retnet"; }
 
 at::Tensor LinearMixer::decode_rows(const at::Tensor& x, const ForwardContext& ctx, MixerState& state) {

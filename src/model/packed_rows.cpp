@@ -48,16 +48,38 @@ at::Tensor packed_rows(const std::vector<const at::Tensor*>& parts) {
   return a.as_strided(sizes, a.strides());
 }
 
-ops::QWeight packed_qweight(const std::vector<const Linear*>& layers) {
-  const ops::QWeight& q0 = layers.at(0)->qweight;
+ops::QWeight packed_qweight(const std::vector<const ops::QWeight*>& ws) {
+  const ops::QWeight& q0 = *ws.at(0);
   std::vector<const at::Tensor*> data;
-  for (const Linear* l : layers) {
-    if (!l->qweight.defined() || l->qweight.type != q0.type || l->qweight.cols != q0.cols) return {};
-    data.push_back(&l->qweight.data);
+  for (const ops::QWeight* w : ws) {
+    if (!w->defined() || w->type != q0.type || w->cols != q0.cols) return {};
+    data.push_back(&w->data);
   }
   ops::QWeight q{q0.type, 0, q0.cols, packed_rows(data)};
   if (q.data.defined()) q.rows = q.data.size(0);
   return q;
+}
+
+ops::QWeight packed_qweight(const std::vector<const Linear*>& layers) {
+  std::vector<const ops::QWeight*> ws;
+  for (const Linear* l : layers) ws.push_back(&l->qweight);
+  return packed_qweight(ws);
+}
+
+bool pack_qweights(const std::vector<ops::QWeight*>& ws) {
+  std::vector<at::Tensor> data;
+  for (const ops::QWeight* w : ws) {
+    if (!w->defined() || w->type != ws[0]->type || w->cols != ws[0]->cols) return false;
+    data.push_back(w->data);
+  }
+  if (data.empty()) return false;
+  const at::Tensor buf = at::cat(data, 0);
+  int64_t row = 0;
+  for (ops::QWeight* w : ws) {
+    w->data = buf.narrow(0, row, w->rows);
+    row += w->rows;
+  }
+  return true;
 }
 
 std::pair<bool, at::Tensor> packed_linear(const at::Tensor& x, const std::vector<const Linear*>& layers) {

@@ -29,8 +29,13 @@ at::Tensor packed_rows(const std::vector<const at::Tensor*>& parts);
 // or only some of the biases exist / are packed. Quantized layers (Linear::qweight) are packed when their blocks
 // are consecutive rows of one buffer (load_weights packs them so).
 std::pair<bool, at::Tensor> packed_linear(const at::Tensor& x, const std::vector<const Linear*>& layers);
-// The packed quantized weight of the layers (their Linear::qweight blocks are consecutive rows of one buffer, one
-// type and width), else undefined.
+// The packed quantized weight of ws (their blocks are consecutive rows of one buffer, one type and width), else
+// undefined; the second form of the layers' Linear::qweight.
+ops::QWeight packed_qweight(const std::vector<const ops::QWeight*>& ws);
 ops::QWeight packed_qweight(const std::vector<const Linear*>& layers);
+// Binds ws (all defined, one type and width) to consecutive row blocks of one new buffer that holds their blocks
+// (the old buffers are released; ops::qmatmul_out then multiplies them in one pass); false, nothing changed,
+// otherwise.
+bool pack_qweights(const std::vector<ops::QWeight*>& ws);
 
 }  // namespace jet::model

@@ -1,11 +1,13 @@
 // ops/qmatmul: every supported GGUF type on random blocks (odd row counts, odd block counts, odd batch), each
 // path against the float64 product of the dequantized weight; the int8 path within its stated bound (x's
-// rounding to 8-bit blocks) and bit-identical between batched and single rows; Q8_0 quantization; bad input.
+// rounding to 8-bit blocks) and bit-identical between batched and single rows, for AVX-512 VNNI and AVX2 (forced with
+// JET_CPU_ISA), which agree up to summation order; Q8_0 quantization of any width; bad input.
 #include <gtest/gtest.h>
 
 #include <c10/util/Half.h>
 
 #include "core/check.h"
+#include "ops/cpu/isa.h"
 #include "ops/qmatmul/qmatmul.h"
 #include "test_util.h"
 
@@ -62,23 +64,59 @@ std::vector<Case> cases() {
           {Type::Q8_0, 32 * 11}, {Type::Q4_0, 64}, {Type::Q4_K, 768}, {Type::Q5_K, 768}, {Type::Q6_K, 768}};
 }
 
+// The int8 kernel of each instruction set this CPU runs (AVX-512 VNNI, AVX2 forced through JET_CPU_ISA).
 TEST(QMatmul, Int8PathWithinBoundEveryType) {
-  if (!qmatmul_int8_available()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  int ran = 0;
+  test::for_each_isa({"avx512", "avx2"}, [&](const char* isa) {
+    ++ran;
+    for (const Case& c : cases()) {
+      SCOPED_TRACE(std::string(isa) + " " + gguf::type_name(c.type) + " K=" + std::to_string(c.K));
+      const QWeight w = random_weight(c.type, 37, c.K, c.K + int64_t(c.type));
+      at::Generator gen = test::seeded(7);
+      for (int64_t M : {1, 3, 6}) {
+        const at::Tensor x = test::randn({M, c.K}, gen);
+        const at::Tensor got = qmatmul(x, w, {}, QKernel::int8), want = qmatmul_ref(x, w);
+        const at::Tensor err = (got.to(at::kDouble) - want).abs();
+        EXPECT_TRUE((err <= int8_bound(x, w)).all().item<bool>()) << "M=" << M << " max err " << err.max().item<double>();
+        EXPECT_LE(rel_err(got, want), 2e-2) << "M=" << M;
+        // Batched rows (tiles of 4) equal the rows one by one, bit for bit.
+        for (int64_t m = 0; m < M; ++m)
+          EXPECT_TRUE(qmatmul(x.narrow(0, m, 1), w, {}, QKernel::int8).equal(got.narrow(0, m, 1))) << "row " << m;
+      }
+    }
+  });
+  if (ran == 0) GTEST_SKIP() << "neither AVX2 nor AVX-512 VNNI on this CPU";
+}
+
+TEST(QMatmul, Avx2EqualsAvx512UpToSummationOrder) {
+  // The same 8-bit activations and integer block products; only the fp32 sums run in another order.
   for (const Case& c : cases()) {
     SCOPED_TRACE(std::string(gguf::type_name(c.type)) + " K=" + std::to_string(c.K));
-    const QWeight w = random_weight(c.type, 37, c.K, c.K + int64_t(c.type));
-    at::Generator gen = test::seeded(7);
-    for (int64_t M : {1, 3, 6}) {
-      const at::Tensor x = test::randn({M, c.K}, gen);
-      const at::Tensor got = qmatmul(x, w, {}, QKernel::int8), want = qmatmul_ref(x, w);
-      const at::Tensor err = (got.to(at::kDouble) - want).abs();
-      EXPECT_TRUE((err <= int8_bound(x, w)).all().item<bool>()) << "M=" << M << " max err " << err.max().item<double>();
-      EXPECT_LE(rel_err(got, want), 2e-2) << "M=" << M;
-      // Batched rows (tiles of 4) equal the rows one by one, bit for bit.
-      for (int64_t m = 0; m < M; ++m)
-        EXPECT_TRUE(qmatmul(x.narrow(0, m, 1), w, {}, QKernel::int8).equal(got.narrow(0, m, 1))) << "row " << m;
+    const QWeight w = random_weight(c.type, 21, c.K, 5 + c.K);
+    at::Generator gen = test::seeded(8);
+    const at::Tensor x = test::randn({5, c.K}, gen);
+    at::Tensor y[2];
+    int i = 0;
+    for (const char* isa : {"avx512", "avx2"}) {
+      test::ForceIsa force(isa);
+      if (!force.ok()) GTEST_SKIP() << "no " << isa << " on this CPU";
+      y[i++] = qmatmul(x, w, {}, QKernel::int8);
     }
+    EXPECT_LE(rel_err(y[1], y[0]), 1e-6);
   }
+}
+
+TEST(QMatmul, CpuIsaFromTheEnvironment) {
+  {
+    test::ForceIsa force("portable");
+    EXPECT_EQ(qmatmul_kernel_name(), "fallback");
+    EXPECT_FALSE(qmatmul_int8_available());
+    EXPECT_THROW(qmatmul(at::ones({1, 64}), quantize_q8_0(at::ones({3, 64})), {}, QKernel::int8), Error);
+  }
+  setenv("JET_CPU_ISA", "sse9", 1);
+  EXPECT_THROW(cpu::reload_isa(), Error);
+  unsetenv("JET_CPU_ISA");
+  cpu::reload_isa();
 }
 
 TEST(QMatmul, GemmAndFallbackPathsMatchReference) {
@@ -119,6 +157,63 @@ TEST(QMatmul, QuantizeQ8_0RoundTrip) {
   EXPECT_TRUE(back[2].eq(0).all().item<bool>());
 }
 
+TEST(QMatmul, Q8_0OfAnyWidthPadsItsLastBlock) {
+  // Widths that are no multiple of 32 (a float weight quantized on load): the last block of each row is padded with
+  // zeros and x's columns past K count as zeros, on every path.
+  at::Generator gen = test::seeded(6);
+  for (int64_t K : {17, 48, 144, 200}) {
+    SCOPED_TRACE(K);
+    const at::Tensor wf = test::randn({23, K}, gen);
+    const QWeight w = quantize_q8_0(wf);
+    EXPECT_EQ(w.block_cols(), (K + 31) / 32 * 32);
+    EXPECT_EQ(w.row_bytes(), w.block_cols() / 32 * 34);
+    const at::Tensor back = dequantize(w);
+    ASSERT_EQ(back.sizes(), wf.sizes());
+    EXPECT_LE(rel_err(back, wf), 1e-2);
+    for (int64_t M : {1, 5, 33}) {
+      const at::Tensor x = test::randn({M, K}, gen), want = qmatmul_ref(x, w);
+      EXPECT_LE(rel_err(qmatmul(x, w, {}, QKernel::fallback), want), 1e-5) << "M=" << M;
+      EXPECT_LE(rel_err(qmatmul(x, w, {}, QKernel::gemm), want), 1e-2) << "M=" << M;
+      test::for_each_isa({"avx512", "avx2"}, [&](const char* isa) {
+        const at::Tensor got = qmatmul(x, w, {}, QKernel::int8);
+        const at::Tensor xp = at::constant_pad_nd(x, {0, w.block_cols() - K});
+        const QWeight wp = quantize_q8_0(at::constant_pad_nd(wf, {0, w.block_cols() - K}));
+        EXPECT_TRUE((got.to(at::kDouble) - want).abs().le(int8_bound(xp, wp)).all().item<bool>()) << isa << " M=" << M;
+        EXPECT_TRUE(got.equal(qmatmul(xp, wp, {}, QKernel::int8))) << isa << " M=" << M;  // = explicit zero padding
+      });
+    }
+  }
+}
+
+TEST(QMatmul, SeveralWeightsOfOneX) {
+  // Weights whose blocks follow each other in one buffer run as one pass; apart (a gap between them), one call each;
+  // both fill the same columns as single products.
+  at::Generator gen = test::seeded(10);
+  const at::Tensor wf = test::randn({16, 96}, gen);
+  const QWeight all = quantize_q8_0(wf);
+  const at::Tensor gapped = at::cat({all.data.narrow(0, 0, 5), at::zeros({1, all.row_bytes()}, at::kByte),
+                                     all.data.narrow(0, 5, 11)}, 0);
+  const QWeight a{all.type, 5, 96, all.data.narrow(0, 0, 5)}, b{all.type, 11, 96, all.data.narrow(0, 5, 11)};
+  const QWeight a2{all.type, 5, 96, gapped.narrow(0, 0, 5)}, b2{all.type, 11, 96, gapped.narrow(0, 6, 11)};
+  EXPECT_TRUE(qweights_consecutive({&a, &b}));
+  EXPECT_FALSE(qweights_consecutive({&a2, &b2}));
+  for (int64_t M : {1, 3, 40}) {
+    const at::Tensor x = test::randn({M, 96}, gen), want = qmatmul(x, all);
+    for (const auto& ws : {std::vector<const QWeight*>{&a, &b}, std::vector<const QWeight*>{&a2, &b2}}) {
+      at::Tensor y = at::full({M, 20}, 7.f);  // row stride 20: columns past 16 untouched
+      qmatmul_out(x.data_ptr<float>(), M, 96, ws, y.data_ptr<float>(), 20);
+      if (M < kQMatmulGemmRows)  // int8: bit for bit; the bf16 GEMM of other column blocks may round otherwise
+        EXPECT_TRUE(y.narrow(1, 0, 16).equal(want)) << "M=" << M;
+      else
+        EXPECT_LE(rel_err(y.narrow(1, 0, 16), want), 1e-5) << "M=" << M;
+      EXPECT_TRUE(y.narrow(1, 16, 4).eq(7.f).all().item<bool>());
+    }
+  }
+  const QWeight narrow = quantize_q8_0(test::randn({2, 64}, gen));
+  at::Tensor y = at::empty({1, 18});
+  EXPECT_THROW(qmatmul_out(at::ones({1, 96}).data_ptr<float>(), 1, 96, {&a, &narrow}, y.data_ptr<float>(), 18), Error);
+}
+
 TEST(QMatmul, RowsAndBadInput) {
   const QWeight w = random_weight(Type::Q4_1, 6, 64, 2);
   const QWeight r = qweight_rows(w, at::tensor(std::vector<int64_t>{4, 1}));
@@ -127,7 +222,8 @@ TEST(QMatmul, RowsAndBadInput) {
   EXPECT_THROW(qmatmul(at::ones({2, 64}, at::kDouble), w), Error);  // not fp32
   EXPECT_THROW(qweight_from_blocks(Type::Q2_K, 1, 256, nullptr), Error);
   EXPECT_THROW(qweight_from_blocks(Type::Q4_0, 1, 48, nullptr), Error);
-  EXPECT_THROW(quantize_q8_0(at::ones({2, 40})), Error);
+  EXPECT_THROW(quantize_q8_0(at::ones({40})), Error);    // not a matrix
+  EXPECT_THROW(quantize_q8_0(at::ones({2, 0})), Error);  // no columns
 }
 
 }  // namespace

@@ -5,7 +5,12 @@
 #include <ATen/Parallel.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <initializer_list>
 #include <limits>
+#include <string>
+
+#include "ops/cpu/isa.h"
 
 namespace jet::test {
 
@@ -31,6 +36,41 @@ class SingleThread {
  private:
   int prev_;
 };
+
+// Runs a test body with the CPU kernels JET_CPU_ISA=`isa` picks (portable, avx2, avx512; ops/cpu/isa.h), the
+// variable and the choice restored afterwards. ok(): this CPU runs that ISA (else the body should skip it).
+class ForceIsa {
+ public:
+  explicit ForceIsa(const char* isa) {
+    if (const char* v = std::getenv("JET_CPU_ISA")) old_ = v, had_ = true;
+    setenv("JET_CPU_ISA", isa, 1);
+    ops::cpu::reload_isa();
+    ok_ = std::string(ops::cpu::isa_name(ops::cpu::isa())) == isa;
+  }
+  ~ForceIsa() {
+    if (had_)
+      setenv("JET_CPU_ISA", old_.c_str(), 1);
+    else
+      unsetenv("JET_CPU_ISA");
+    ops::cpu::reload_isa();
+  }
+  ForceIsa(const ForceIsa&) = delete;
+  ForceIsa& operator=(const ForceIsa&) = delete;
+  bool ok() const { return ok_; }
+
+ private:
+  std::string old_;
+  bool had_ = false, ok_ = false;
+};
+
+// fn(isa) under each of `isas` that this CPU runs (ForceIsa).
+template <class Fn>
+void for_each_isa(std::initializer_list<const char*> isas, const Fn& fn) {
+  for (const char* isa : isas) {
+    ForceIsa force(isa);
+    if (force.ok()) fn(isa);
+  }
+}
 
 inline at::Generator seeded(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
 

@@ -19,6 +19,12 @@ const at::Tensor& LinearBlock::p(const std::string& name) const {
   return params_[it->second].second;
 }
 
+const ops::QWeight& LinearBlock::q(const std::string& name) const {
+  auto it = index_.find(name);
+  JET_CHECK(it != index_.end(), "{} block has no parameter '{}'", type(), name);
+  return qparams_[it->second];
+}
+
 void LinearBlock::set(const std::string& name, const at::Tensor& value) {
   auto it = index_.find(name);
   JET_CHECK(it != index_.end(), "{} block has no parameter '{}'", type(), name);
@@ -31,6 +37,7 @@ void LinearBlock::set(const std::string& name, const at::Tensor& value) {
 void LinearBlock::add(const std::string& name, at::Tensor value) {
   index_[name] = params_.size();
   params_.emplace_back(name, std::move(value));
+  qparams_.emplace_back();
 }
 
 bool LinearBlock::keeps_fp32(const std::string& name) {
@@ -44,19 +51,42 @@ bool LinearBlock::is_linear(const std::string& name) {
 
 void LinearBlock::to(at::Device device, at::ScalarType dtype) {
   for (auto& [name, t] : params_) {
+    if (!t.defined()) continue;  // in blocks (qparams_): a quantized model stays on the CPU
     const bool grad = t.requires_grad();
     t = t.detach().to(device, keeps_fp32(name) ? at::kFloat : dtype).requires_grad_(grad);
   }
 }
 
 void LinearBlock::declare(ParamList& params, const std::string& prefix) {
-  for (auto& [name, t] : params_) params.push_back({prefix + name, t.sizes().vec(), &t, keeps_fp32(name)});
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto& [name, t] = params_[i];
+    const bool weight = name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
+    params.push_back({prefix + name, t.sizes().vec(), &t, keeps_fp32(name),
+                      is_linear(name) && weight && t.dim() == 2 ? &qparams_[i] : nullptr});
+  }
+}
+
+at::Tensor LinearBlock::linear(const at::Tensor& x, const std::string& weight, const std::string& bias) const {
+  const at::Tensor b = bias.empty() ? at::Tensor() : p(bias);
+  const ops::QWeight& w = q(weight);
+  return w.defined() ? ops::qmatmul(x, w, b) : dense(x, p(weight), b);
+}
+
+at::TensorOptions LinearBlock::act_options() const {
+  at::TensorOptions o = at::TensorOptions().dtype(at::kFloat);
+  bool dtype_set = false;
+  for (const auto& [name, t] : params_) {
+    if (!t.defined()) continue;
+    o = o.device(t.device());
+    if (!dtype_set && !keeps_fp32(name)) o = o.dtype(t.scalar_type()), dtype_set = true;
+  }
+  return o;
 }
 
 at::Tensor LinearBlock::proj_conv(const std::string& n, const at::Tensor& x, const at::Tensor& tail,
                                   at::Tensor* new_tail) const {
   const std::string bias = n + "_conv1d.bias";
-  const at::Tensor raw = dense(x, p(n + "_proj.weight"));
+  const at::Tensor raw = linear(x, n + "_proj.weight");
   const at::Tensor taps = conv_taps(p(n + "_conv1d.weight"));
   if (new_tail) *new_tail = ops::conv_tail_after(raw, tail, taps.size(1));
   return ops::short_conv(raw, taps, has(bias) ? p(bias) : at::Tensor(), tail, true);
@@ -64,7 +94,7 @@ at::Tensor LinearBlock::proj_conv(const std::string& n, const at::Tensor& x, con
 
 at::Tensor LinearBlock::proj_conv_step(const std::string& n, const at::Tensor& x, at::Tensor& tail) const {
   const std::string bias = n + "_conv1d.bias";
-  return ops::short_conv_step(dense(x, p(n + "_proj.weight")), conv_taps(p(n + "_conv1d.weight")),
+  return ops::short_conv_step(linear(x, n + "_proj.weight"), conv_taps(p(n + "_conv1d.weight")),
                               has(bias) ? p(bias) : at::Tensor(), tail, true);
 }
 
@@ -101,12 +131,12 @@ at::Tensor LinearBlock::norm_gate_out(const at::Tensor& o, const at::Tensor& x, 
                                       double eps) const {
   at::Tensor n;
   if (has("g_proj.weight")) {
-    const at::Tensor gate = split_heads(dense(x, p("g_proj.weight")), o.size(-2));
+    const at::Tensor gate = split_heads(linear(x, "g_proj.weight"), o.size(-2));
     n = ops::gated_rms_norm(o, gate, p(norm), eps, true);
   } else {
     n = ops::rms_norm(o, p(norm), eps);
   }
-  return dense(merge_heads(n).to(x.scalar_type()), p("o_proj.weight"));
+  return linear(merge_heads(n).to(x.scalar_type()), "o_proj.weight");
 }
 
 Init::Init(uint64_t seed) : draw_(seed != kUninitialised), gen_(at::make_generator<at::CPUGeneratorImpl>(seed)) {}

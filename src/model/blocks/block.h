@@ -40,11 +40,18 @@ class LinearBlock {
   virtual at::Tensor forward(const at::Tensor& x, BlockState* state = nullptr) = 0;
   // x [B, D] → y [B, D]; updates state in place (S and tails).
   virtual at::Tensor step(const at::Tensor& x, BlockState& state) = 0;
+  // step() of a quantized model on raw fp32 rows (model/cpu_decode.cpp): x [B, D] → out [B, D], rows [0, B) of the
+  // state updated in place, no ATen call. False (nothing done) where the block has no such path or its weights and
+  // state do not fit it (not all projections quantized, state not fp32 and contiguous): the caller runs step().
+  virtual bool step_cpu(const float* x, int64_t B, BlockState& state, float* out) { return false; }
 
   // Parameters by official name (relative to the layer: "q_proj.weight", ...). A loader copies into
   // them (or replaces them by name with set()), an optimizer trains them.
   NamedTensors& parameters() { return params_; }
   const at::Tensor& p(const std::string& name) const;
+  // The weight `name` in GGUF blocks (a quantized model's loader fills it through the qslot declare() gives every
+  // Linear weight; p(name) is then undefined), else undefined.
+  const ops::QWeight& q(const std::string& name) const;
   void set(const std::string& name, const at::Tensor& value);  // same shape required
   // Moves/casts every parameter (those keeps_fp32() names stay fp32 when dtype is reduced).
   void to(at::Device device, at::ScalarType dtype);
@@ -60,6 +67,30 @@ class LinearBlock {
  protected:
   void add(const std::string& name, at::Tensor value);
   bool has(const std::string& name) const { return index_.count(name) > 0; }
+  // x [..., in] · W(weight)ᵀ (+ the parameter `bias` when named): through ops::qmatmul when the weight is in
+  // blocks (x fp32 on the CPU), else dense().
+  at::Tensor linear(const at::Tensor& x, const std::string& weight, const std::string& bias = {}) const;
+  // Options of the block's activations and conv tails: the dtype of its first parameter outside keeps_fp32() that
+  // is not in blocks (fp32 when there is none: a quantized model), the device of its parameters.
+  at::TensorOptions act_options() const;
+  // The quantized weights `names`, packed into one buffer on first use (pack_qweights) so that one pass of
+  // ops::qmatmul_out computes them; empty when one of them is not quantized.
+  std::vector<const ops::QWeight*> qweights(at::ArrayRef<std::string> names);
+  // The shared raw tail of the gated delta-rule blocks' step_cpu (JetBlock, Gated DeltaNet), on B rows of y (row
+  // stride ld) that hold at column offsets: q, k [H·K] (after their SiLU), v [H·V] (after its conv and SiLU), a, b
+  // [H] and the output gate g [H·V] (g < 0: none, plain RMSNorm). Per row and head: q, k L2-normalised (q times
+  // K^-1/2), β = σ(b), decay exp(−exp(A_log)·softplus(a + dt_bias)), the delta rule on S (rows [0, B) of [*, H, K,
+  // V] fp32), RMSNorm of o with "o_norm.weight" times SiLU(g), then o_proj into out [B, D]. y is overwritten.
+  struct DeltaRows {
+    float* y;
+    int64_t ld, q, k, v, a, b, g;
+  };
+  void gated_delta_rows_cpu(const DeltaRows& r, int64_t B, int64_t H, int64_t K, int64_t V, double eps,
+                            BlockState& state, float* out) const;
+  // state's S and conv tails are fp32, contiguous, with at least B rows (what step_cpu writes through raw pointers).
+  static bool cpu_state_fits(const BlockState& state, int64_t B);
+  // The values of parameter `name` for step_cpu (checked: a contiguous fp32 CPU tensor).
+  const float* raw(const std::string& name) const;
   // SiLU(short_conv(x W, conv)) for W = "{n}_proj.weight", conv = "{n}_conv1d.{weight,bias}" (fla's
   // ShortConvolution). x [B, T, D] reads the tail [B, C, W−1] (or zeros) and, given new_tail, stores
   // the tail after x there; the step form (x [B, D]) updates the tail in place.
@@ -78,6 +109,7 @@ class LinearBlock {
 
  private:
   NamedTensors params_;
+  std::vector<ops::QWeight> qparams_;  // parallel to params_
   std::unordered_map<std::string, size_t> index_;
 };
 

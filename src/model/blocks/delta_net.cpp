@@ -37,7 +37,7 @@ class DeltaNet final : public LinearBlock {
   std::string type() const override { return "deltanet"; }
 
   BlockState init_state(int64_t batch) const override {
-    const at::TensorOptions o = p("q_proj.weight").options();
+    const at::TensorOptions o = act_options();
     const int64_t W1 = c_.conv_size - 1;
     BlockState s;
     s.S = at::zeros({batch, H_, key_dim_ / H_, value_dim_ / H_}, o.dtype(at::kFloat));
@@ -56,7 +56,7 @@ class DeltaNet final : public LinearBlock {
   }
 
  private:
-  at::Tensor beta(const at::Tensor& x) const { return at::sigmoid(dense(x, p("b_proj.weight"))); }
+  at::Tensor beta(const at::Tensor& x) const { return at::sigmoid(linear(x, "b_proj.weight")); }
   static ops::LinearAttentionOptions options() { return {ops::Decay::none, /*delta=*/true, /*qk_l2norm=*/true}; }
 
   DeltaNetConfig c_;

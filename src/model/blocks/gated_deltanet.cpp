@@ -6,6 +6,7 @@
 
 #include "core/check.h"
 #include "model/blocks/blocks.h"
+#include "ops/cpu/cpu_kernels.h"
 #include "ops/linear_attention/linear_attention.h"
 
 namespace jet::model {
@@ -41,7 +42,7 @@ class GatedDeltaNet final : public LinearBlock {
   std::string type() const override { return "gdn"; }
 
   BlockState init_state(int64_t batch) const override {
-    const at::TensorOptions o = p("q_proj.weight").options();
+    const at::TensorOptions o = act_options();
     const int64_t W1 = c_.conv_size - 1;
     BlockState s;
     s.S = at::zeros({batch, H_, K_, V_}, o.dtype(at::kFloat));
@@ -58,10 +59,38 @@ class GatedDeltaNet final : public LinearBlock {
     return conv_qkv_step(x, state, H_, log_decay(x), beta(x), options(), c_.norm_eps);
   }
 
+  // One GEMM for q, k, v, a, b (and g), the SiLU short convs of q, k, v in place, then the shared delta-rule tail.
+  bool step_cpu(const float* x, int64_t B, BlockState& state, float* out) override {
+    static const std::vector<std::string> kInputs = {"q_proj.weight", "k_proj.weight", "v_proj.weight",
+                                                     "a_proj.weight", "b_proj.weight", "g_proj.weight"};
+    const std::vector<const ops::QWeight*> in =
+        qweights(at::ArrayRef<std::string>(kInputs).slice(0, kInputs.size() - (c_.use_gate ? 0 : 1)));
+    if (in.empty() || !q("o_proj.weight").defined() || !cpu_state_fits(state, B)) return false;
+    const int64_t HK = H_ * K_, HV = H_ * V_, W = c_.conv_size;
+    const int64_t ld = 2 * HK + HV + 2 * H_ + (c_.use_gate ? HV : 0);
+    const DeltaRows r{ops::cpu::scratch(0, B * ld), ld, 0, HK, 2 * HK, 2 * HK + HV, 2 * HK + HV + H_,
+                      c_.use_gate ? 2 * HK + HV + 2 * H_ : -1};
+    ops::qmatmul_out(x, B, c_.hidden_size, in, r.y, r.ld);
+    const char* convs[] = {"q", "k", "v"};
+    const int64_t offsets[] = {r.q, r.k, r.v}, widths[] = {HK, HK, HV};
+    for (int i = 0; i < 3; ++i) {
+      const std::string n = convs[i];
+      const float* taps = raw(n + "_conv1d.weight");
+      const float* bias = c_.conv_bias ? raw(n + "_conv1d.bias") : nullptr;
+      float* tail = state.conv[i].data_ptr<float>();
+      for (int64_t b = 0; b < B; ++b) {
+        float* y = r.y + b * ld + offsets[i];
+        ops::cpu::conv_step(y, taps, bias, widths[i], W, tail + b * widths[i] * (W - 1), true, y);
+      }
+    }
+    gated_delta_rows_cpu(r, B, H_, K_, V_, c_.norm_eps, state, out);
+    return true;
+  }
+
  private:
-  at::Tensor beta(const at::Tensor& x) const { return at::sigmoid(dense(x, p("b_proj.weight"))); }
+  at::Tensor beta(const at::Tensor& x) const { return at::sigmoid(linear(x, "b_proj.weight")); }
   at::Tensor log_decay(const at::Tensor& x) const {
-    return ssm_log_decay(dense(x, p("a_proj.weight")), p("A_log"), p("dt_bias"));
+    return ssm_log_decay(linear(x, "a_proj.weight"), p("A_log"), p("dt_bias"));
   }
   static ops::LinearAttentionOptions options() { return {ops::Decay::scalar, /*delta=*/true, /*qk_l2norm=*/true}; }
 

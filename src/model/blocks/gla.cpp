@@ -36,7 +36,7 @@ class GLA final : public LinearBlock {
 
   BlockState init_state(int64_t batch) const override {
     BlockState s;
-    s.S = at::zeros({batch, H_, key_dim_ / H_, value_dim_ / H_}, p("q_proj.weight").options().dtype(at::kFloat));
+    s.S = at::zeros({batch, H_, key_dim_ / H_, value_dim_ / H_}, act_options().dtype(at::kFloat));
     return s;
   }
 
@@ -65,10 +65,10 @@ class GLA final : public LinearBlock {
   };
   Proj project(const at::Tensor& x) const {
     Proj r;
-    r.q = split_heads(dense(x, p("q_proj.weight")), H_);
-    r.k = split_heads(dense(x, p("k_proj.weight")), H_);
-    r.v = split_heads(dense(x, p("v_proj.weight")), H_);
-    const at::Tensor gk = dense(dense(x, p("gk_proj.0.weight")), p("gk_proj.1.weight"), p("gk_proj.1.bias"));
+    r.q = split_heads(linear(x, "q_proj.weight"), H_);
+    r.k = split_heads(linear(x, "k_proj.weight"), H_);
+    r.v = split_heads(linear(x, "v_proj.weight"), H_);
+    const at::Tensor gk = linear(linear(x, "gk_proj.0.weight"), "gk_proj.1.weight", "gk_proj.1.bias");
     r.gk = split_heads(at::log_sigmoid(gk.to(at::kFloat)) / c_.gate_logit_normalizer, H_);
     return r;
   }

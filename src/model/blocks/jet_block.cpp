@@ -8,6 +8,7 @@
 
 #include "core/check.h"
 #include "model/blocks/blocks.h"
+#include "ops/cpu/cpu_kernels.h"
 #include "ops/dynamic_conv/dynamic_conv.h"
 #include "ops/linear_attention/linear_attention.h"
 #ifdef JET_CUDA
@@ -56,10 +57,10 @@ class JetBlock final : public LinearBlock {
   std::string type() const override { return "jet"; }
 
   BlockState init_state(int64_t batch) const override {
-    const at::Tensor& w = p("v_proj.weight");
+    const at::TensorOptions o = act_options();
     BlockState s;
-    s.S = at::zeros({batch, H_, K_, V_}, w.options().dtype(at::kFloat));
-    s.conv = {at::zeros({batch, value_dim_, c_.conv_size - 1}, w.options())};
+    s.S = at::zeros({batch, H_, K_, V_}, o.dtype(at::kFloat));
+    s.conv = {at::zeros({batch, value_dim_, c_.conv_size - 1}, o)};
     return s;
   }
 
@@ -104,6 +105,36 @@ class JetBlock final : public LinearBlock {
     return norm_gate_out(o, x, "o_norm.weight", c_.norm_eps);
   }
 
+  // One GEMM for q, k, v, g, a, b and the kernel generator's w1 (packed on first use), SiLU, w2 (+ bias), the dynamic
+  // conv of v, then the shared delta-rule tail.
+  bool step_cpu(const float* x, int64_t B, BlockState& state, float* out) override {
+    static const std::vector<std::string> kInputs = {"q_proj.weight", "k_proj.weight", "v_proj.weight",
+                                                     "g_proj.weight", "a_proj.weight", "b_proj.weight",
+                                                     "dynamic_conv1d.kernel_generator.w1.weight"};
+    const std::vector<const ops::QWeight*> in = qweights(kInputs);
+    const ops::QWeight& w2 = q("dynamic_conv1d.kernel_generator.w2.weight");
+    if (in.empty() || !w2.defined() || !q("o_proj.weight").defined() || !cpu_state_fits(state, B)) return false;
+    const int64_t D = c_.hidden_size, W = c_.conv_size, gen = w2.cols, HK = key_dim_, HV = value_dim_;
+    const DeltaRows r{ops::cpu::scratch(0, B * (2 * HK + 2 * HV + 2 * H_ + gen)), 2 * HK + 2 * HV + 2 * H_ + gen,
+                      0, HK, 2 * HK, 2 * HK + 2 * HV, 2 * HK + 2 * HV + H_, 2 * HK + HV};
+    const int64_t hid = r.b + H_;
+    ops::qmatmul_out(x, B, D, in, r.y, r.ld);
+    float* kernels = ops::cpu::scratch(2, B * HV * W);
+    for (int64_t b = 0; b < B; ++b) ops::cpu::silu(r.y + b * r.ld + hid, gen, r.y + b * r.ld + hid);
+    ops::qmatmul_out(r.y + hid, B, r.ld, w2, kernels, HV * W);
+    const float* bias = raw("dynamic_conv1d.kernel_generator.w2.bias");
+    float* tail = state.conv[0].data_ptr<float>();
+    for (int64_t b = 0; b < B; ++b) {
+      float* row = r.y + b * r.ld;
+      float* kb = kernels + b * HV * W;
+      for (int64_t i = 0; i < HV * W; ++i) kb[i] += bias[i];
+      ops::cpu::conv_step(row + r.v, kb, nullptr, HV, W, tail + b * HV * (W - 1), true, row + r.v);
+      ops::cpu::silu(row, 2 * HK, row);  // q, k
+    }
+    gated_delta_rows_cpu(r, B, H_, K_, V_, c_.norm_eps, state, out);
+    return true;
+  }
+
  private:
   struct Proj {
     at::Tensor q, k;     // [..., H, K]
@@ -115,14 +146,14 @@ class JetBlock final : public LinearBlock {
   // Everything computed token-wise from x [..., D].
   Proj project(const at::Tensor& x) const {
     Proj r;
-    r.q = split_heads(at::silu(dense(x, p("q_proj.weight"))), H_);
-    r.k = split_heads(at::silu(dense(x, p("k_proj.weight"))), H_);
-    r.v_raw = dense(x, p("v_proj.weight"));
-    const at::Tensor hid = at::silu(dense(x, p("dynamic_conv1d.kernel_generator.w1.weight")));
-    r.kernels = dense(hid, p("dynamic_conv1d.kernel_generator.w2.weight"), p("dynamic_conv1d.kernel_generator.w2.bias"))
+    r.q = split_heads(at::silu(linear(x, "q_proj.weight")), H_);
+    r.k = split_heads(at::silu(linear(x, "k_proj.weight")), H_);
+    r.v_raw = linear(x, "v_proj.weight");
+    const at::Tensor hid = at::silu(linear(x, "dynamic_conv1d.kernel_generator.w1.weight"));
+    r.kernels = linear(hid, "dynamic_conv1d.kernel_generator.w2.weight", "dynamic_conv1d.kernel_generator.w2.bias")
                     .unflatten(-1, {value_dim_, c_.conv_size});
-    r.beta = at::sigmoid(dense(x, p("b_proj.weight")));
-    r.g = ssm_log_decay(dense(x, p("a_proj.weight")), p("A_log"), p("dt_bias"));
+    r.beta = at::sigmoid(linear(x, "b_proj.weight"));
+    r.g = ssm_log_decay(linear(x, "a_proj.weight"), p("A_log"), p("dt_bias"));
     return r;
   }
 

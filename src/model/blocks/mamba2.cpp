@@ -41,7 +41,7 @@ class Mamba2 final : public LinearBlock {
   std::string type() const override { return "mamba2"; }
 
   BlockState init_state(int64_t batch) const override {
-    const at::TensorOptions o = p("in_proj.weight").options();
+    const at::TensorOptions o = act_options();
     BlockState s;
     s.S = at::zeros({batch, H_, c_.state_size, c_.head_dim}, o.dtype(at::kFloat));
     s.conv = {at::zeros({batch, conv_dim_, c_.conv_kernel - 1}, o)};
@@ -49,7 +49,7 @@ class Mamba2 final : public LinearBlock {
   }
 
   at::Tensor forward(const at::Tensor& x, BlockState* state) override {
-    const at::Tensor zxbcdt = dense(x, p("in_proj.weight"));
+    const at::Tensor zxbcdt = linear(x, "in_proj.weight");
     const at::Tensor xbc_raw = zxbcdt.narrow(-1, inner_, conv_dim_);
     const at::Tensor tail = state ? state->conv[0] : at::Tensor();
     const at::Tensor xbc = ops::short_conv(xbc_raw, conv_taps(p("conv1d.weight")), bias(), tail, true);
@@ -67,7 +67,7 @@ class Mamba2 final : public LinearBlock {
 
   at::Tensor step(const at::Tensor& x, BlockState& state) override {
     c10::NoGradGuard no_grad;
-    const at::Tensor zxbcdt = dense(x, p("in_proj.weight"));
+    const at::Tensor zxbcdt = linear(x, "in_proj.weight");
     const at::Tensor xbc = ops::short_conv_step(zxbcdt.narrow(-1, inner_, conv_dim_), conv_taps(p("conv1d.weight")),
                                                 bias(), state.conv[0], true);
     const Ssm s = ssm_inputs(zxbcdt, xbc);
@@ -107,7 +107,7 @@ class Mamba2 final : public LinearBlock {
     const at::Tensor y = merge_heads(o.to(at::kFloat) + xh.to(at::kFloat) * p("D").to(at::kFloat).unsqueeze(-1));
     const at::Tensor n = ops::gated_rms_norm(y, zxbcdt.narrow(-1, 0, inner_), p("norm.weight"), c_.norm_eps,
                                              /*norm_before_gate=*/false, inner_ / c_.n_groups);
-    return dense(n.to(zxbcdt.scalar_type()), p("out_proj.weight"));
+    return linear(n.to(zxbcdt.scalar_type()), "out_proj.weight");
   }
 
   static ops::LinearAttentionOptions options() { return {ops::Decay::scalar, /*delta=*/false, /*qk_l2norm=*/false, /*scale=*/1.0}; }

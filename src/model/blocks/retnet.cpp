@@ -38,7 +38,7 @@ class RetNet final : public LinearBlock {
 
   BlockState init_state(int64_t batch) const override {
     BlockState s;
-    s.S = at::zeros({batch, H_, key_dim_ / H_, value_dim_ / H_}, p("q_proj.weight").options().dtype(at::kFloat));
+    s.S = at::zeros({batch, H_, key_dim_ / H_, value_dim_ / H_}, act_options().dtype(at::kFloat));
     return s;
   }
 
@@ -46,8 +46,8 @@ class RetNet final : public LinearBlock {
     const int64_t T = x.size(1), start = state ? state->offset : 0;
     const at::Tensor pos = at::arange(start, start + T, x.options().dtype(at::kFloat)).view({1, T, 1, 1});
     ops::LinearAttentionOutput la = ops::linear_attention_chunked(
-        {rope(split_heads(dense(x, p("q_proj.weight")), H_), pos), rope(split_heads(dense(x, p("k_proj.weight")), H_), pos),
-         split_heads(dense(x, p("v_proj.weight")), H_), log_gamma_.to(x.device()), at::Tensor(),
+        {rope(split_heads(linear(x, "q_proj.weight"), H_), pos), rope(split_heads(linear(x, "k_proj.weight"), H_), pos),
+         split_heads(linear(x, "v_proj.weight"), H_), log_gamma_.to(x.device()), at::Tensor(),
          state ? state->S : at::Tensor(), at::Tensor()},
         options());
     if (state) {
@@ -61,8 +61,8 @@ class RetNet final : public LinearBlock {
     c10::NoGradGuard no_grad;
     const at::Tensor pos = at::full({1, 1, 1}, static_cast<double>(state.offset), x.options().dtype(at::kFloat));
     const at::Tensor o = ops::linear_attention_step(
-        rope(split_heads(dense(x, p("q_proj.weight")), H_), pos), rope(split_heads(dense(x, p("k_proj.weight")), H_), pos),
-        split_heads(dense(x, p("v_proj.weight")), H_), log_gamma_.to(x.device()), at::Tensor(), state.S, options());
+        rope(split_heads(linear(x, "q_proj.weight"), H_), pos), rope(split_heads(linear(x, "k_proj.weight"), H_), pos),
+        split_heads(linear(x, "v_proj.weight"), H_), log_gamma_.to(x.device()), at::Tensor(), state.S, options());
     state.offset += 1;
     return norm_gate_out(o, x, "g_norm_swish_gate.weight", c_.norm_eps);
   }

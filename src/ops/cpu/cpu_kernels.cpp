@@ -1,14 +1,21 @@
 // Portable bodies of the CPU decode-step kernels and the run-time choice of the AVX-512 ones.
 #include "ops/cpu/cpu_kernels.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
+
+#include "ops/cpu/isa.h"
 
 namespace jet::ops::cpu {
 
-bool avx512() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  return ok;
+bool avx512() { return isa() == Isa::avx512; }
+
+float* scratch(int slot, int64_t n) {
+  thread_local std::vector<std::vector<float>> bufs;
+  if (int(bufs.size()) <= slot) bufs.resize(slot + 1);
+  if (int64_t(bufs[slot].size()) < n) bufs[slot].resize(n);
+  return bufs[slot].data();
 }
 
 namespace {
@@ -36,6 +43,54 @@ void add_rms_norm(float* x, const float* y, const float* w, float eps, int64_t n
 void silu_mul(const float* g, const float* u, int64_t n, float* out) {
   if (avx512()) return detail::silu_mul_avx512(g, u, n, out);
   for (int64_t i = 0; i < n; ++i) out[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
+}
+
+void silu(const float* x, int64_t n, float* out) {
+  if (avx512()) return detail::silu_avx512(x, n, out);
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] / (1.f + std::exp(-x[i]));
+}
+
+void l2_normalize(float* x, int64_t n, float scale) {
+  float ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += x[i] * x[i];
+  const float r = scale / std::sqrt(ss + 1e-6f);
+  for (int64_t i = 0; i < n; ++i) x[i] *= r;
+}
+
+void conv_step(const float* x, const float* taps, const float* bias, int64_t C, int64_t W, float* tail, bool silu,
+               float* out) {
+  for (int64_t c = 0; c < C; ++c) {
+    const float* w = taps + c * W;
+    float* t = tail + c * (W - 1);
+    const float xc = x[c];
+    float y = bias ? bias[c] : 0.f;
+    for (int64_t j = 0; j + 1 < W; ++j) y += w[j] * t[j];
+    y += w[W - 1] * xc;
+    for (int64_t j = 0; j + 2 < W; ++j) t[j] = t[j + 1];
+    if (W > 1) t[W - 2] = xc;
+    out[c] = silu ? y / (1.f + std::exp(-y)) : y;
+  }
+}
+
+void delta_rule_step(const float* q, const float* k, const float* v, float decay, float beta, int64_t K, int64_t V,
+                     float* S, float* o) {
+  if (avx512()) return detail::delta_rule_step_avx512(q, k, v, decay, beta, K, V, S, o);
+  // Columns in blocks of 16: pass 1 decays S and forms Sᵀ k, pass 2 adds k uᵀ and forms Sᵀ q (a block's K × 16
+  // values stay in L1 between the passes).
+  for (int64_t j0 = 0; j0 < V; j0 += 16) {
+    const int64_t n = std::min<int64_t>(16, V - j0);
+    float u[16] = {}, acc[16] = {};
+    for (int64_t i = 0; i < K; ++i) {
+      float* s = S + i * V + j0;
+      for (int64_t j = 0; j < n; ++j) acc[j] += k[i] * (s[j] *= decay);
+    }
+    for (int64_t j = 0; j < n; ++j) u[j] = beta * (v[j0 + j] - acc[j]), acc[j] = 0;
+    for (int64_t i = 0; i < K; ++i) {
+      float* s = S + i * V + j0;
+      for (int64_t j = 0; j < n; ++j) acc[j] += q[i] * (s[j] += k[i] * u[j]);
+    }
+    for (int64_t j = 0; j < n; ++j) o[j0 + j] = acc[j];
+  }
 }
 
 void attend(const float* q, const float* k, const float* v, int64_t ld, int64_t S, int64_t D, float scale,

@@ -10,6 +10,7 @@
 #pragma GCC push_options
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12: its own _mm512_reduce_* helpers
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx2")
 
 namespace jet::ops::cpu::detail {
@@ -32,6 +33,10 @@ inline __m512 exp16(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
   return _mm512_scalef_ps(p, n);
+}
+
+inline __m512 silu16(__m512 v) {
+  return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
 }
 
 float inv_rms(const float* x, float eps, int64_t n) {
@@ -63,12 +68,52 @@ void add_rms_norm_avx512(float* x, const float* y, const float* w, float eps, in
 }
 
 void silu_mul_avx512(const float* g, const float* u, int64_t n, float* out) {
-  const __m512 one = _mm512_set1_ps(1.f);
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 m = tail_mask(n - i);
-    const __m512 gv = _mm512_maskz_loadu_ps(m, g + i);
-    const __m512 s = _mm512_div_ps(gv, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
-    _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, u + i)));
+    _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(silu16(_mm512_maskz_loadu_ps(m, g + i)), _mm512_maskz_loadu_ps(m, u + i)));
+  }
+}
+
+void silu_avx512(const float* x, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm512_mask_storeu_ps(out + i, m, silu16(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
+void delta_rule_step_avx512(const float* q, const float* k, const float* v, float decay, float beta, int64_t K,
+                            int64_t V, float* S, float* o) {
+  // As the portable body, 64 columns at a time: pass 1 (decay, Sᵀ k), pass 2 (S += k uᵀ, Sᵀ q), four independent
+  // accumulators per pass (one FMA chain per 16 columns would wait on its latency).
+  const __m512 dec = _mm512_set1_ps(decay), bet = _mm512_set1_ps(beta);
+  for (int64_t j0 = 0; j0 < V; j0 += 64) {
+    __mmask16 m[4];
+    for (int c = 0; c < 4; ++c) m[c] = j0 + 16 * c < V ? tail_mask(V - j0 - 16 * c) : __mmask16(0);
+    __m512 acc[4], u[4];
+    for (int c = 0; c < 4; ++c) acc[c] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < K; ++i) {
+      float* s = S + i * V + j0;
+      const __m512 ki = _mm512_set1_ps(k[i]);
+      for (int c = 0; c < 4; ++c) {
+        const __m512 sv = _mm512_mul_ps(_mm512_maskz_loadu_ps(m[c], s + 16 * c), dec);
+        _mm512_mask_storeu_ps(s + 16 * c, m[c], sv);
+        acc[c] = _mm512_fmadd_ps(ki, sv, acc[c]);
+      }
+    }
+    for (int c = 0; c < 4; ++c) {
+      u[c] = _mm512_mul_ps(bet, _mm512_sub_ps(_mm512_maskz_loadu_ps(m[c], v + j0 + 16 * c), acc[c]));
+      acc[c] = _mm512_setzero_ps();
+    }
+    for (int64_t i = 0; i < K; ++i) {
+      float* s = S + i * V + j0;
+      const __m512 ki = _mm512_set1_ps(k[i]), qi = _mm512_set1_ps(q[i]);
+      for (int c = 0; c < 4; ++c) {
+        const __m512 sv = _mm512_fmadd_ps(ki, u[c], _mm512_maskz_loadu_ps(m[c], s + 16 * c));
+        _mm512_mask_storeu_ps(s + 16 * c, m[c], sv);
+        acc[c] = _mm512_fmadd_ps(qi, sv, acc[c]);
+      }
+    }
+    for (int c = 0; c < 4; ++c) _mm512_mask_storeu_ps(o + j0 + 16 * c, m[c], acc[c]);
   }
 }
 

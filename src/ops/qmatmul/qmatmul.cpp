@@ -4,15 +4,22 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "core/check.h"
 #include "core/shape.h"
+#include "ops/cpu/isa.h"
 #include "ops/qmatmul/qmatmul_kernels.h"
 
 namespace jet::ops {
 
-int64_t QWeight::row_bytes() const { return cols / gguf::type_block_elems(type) * gguf::type_block_bytes(type); }
+int64_t QWeight::block_cols() const {
+  const int64_t be = gguf::type_block_elems(type);
+  return (cols + be - 1) / be * be;
+}
+
+int64_t QWeight::row_bytes() const { return block_cols() / gguf::type_block_elems(type) * gguf::type_block_bytes(type); }
 
 bool qmatmul_supports(gguf::Type t) {
   using T = gguf::Type;
@@ -32,10 +39,11 @@ QWeight qweight_from_blocks(gguf::Type t, int64_t rows, int64_t cols, const uint
 }
 
 QWeight quantize_q8_0(const at::Tensor& w) {
-  JET_CHECK(w.dim() == 2 && w.size(1) % 32 == 0, "quantize to Q8_0: weight {} needs [N, K] with K a multiple of 32",
+  JET_CHECK(w.dim() == 2 && w.size(1) >= 1, "quantize to Q8_0: weight {} needs [N, K] with K >= 1",
             shape_str(w.sizes()));
-  const at::Tensor f = w.to(at::kCPU, at::kFloat).contiguous();
-  const int64_t N = f.size(0), K = f.size(1), nb = K / 32, bb = gguf::type_block_bytes(gguf::Type::Q8_0);
+  const int64_t N = w.size(0), K = w.size(1), nb = (K + 31) / 32, bb = gguf::type_block_bytes(gguf::Type::Q8_0);
+  // Rows padded with zeros to whole blocks.
+  const at::Tensor f = at::constant_pad_nd(w.to(at::kCPU, at::kFloat), {0, nb * 32 - K}).contiguous();
   QWeight q{gguf::Type::Q8_0, N, K, at::empty({N, nb * bb}, at::kByte)};
   const float* src = f.data_ptr<float>();
   uint8_t* dst = q.data.data_ptr<uint8_t>();
@@ -62,7 +70,13 @@ QWeight qweight_rows(const QWeight& w, const at::Tensor& idx) {
 }
 
 void dequantize_row(const QWeight& w, int64_t row, float* out) {
-  gguf::dequantize_row(w.type, w.data.data_ptr<uint8_t>() + row * w.row_bytes(), out, w.cols);
+  const uint8_t* src = w.data.data_ptr<uint8_t>() + row * w.row_bytes();
+  const int64_t be = gguf::type_block_elems(w.type), full = w.cols / be * be;
+  gguf::dequantize_row(w.type, src, out, full);
+  if (full == w.cols) return;
+  float last[256];  // the padded last block (block_elems <= 256)
+  gguf::dequantize_row(w.type, src + full / be * gguf::type_block_bytes(w.type), last, be);
+  std::copy(last, last + (w.cols - full), out + full);
 }
 
 namespace {
@@ -81,9 +95,12 @@ at::Tensor dequantize(const QWeight& w) {
   return out;
 }
 
-bool qmatmul_int8_available() { return qk::avx512_vnni_ok(); }
+bool qmatmul_int8_available() { return cpu::isa() != cpu::Isa::portable; }
 
-std::string qmatmul_kernel_name() { return qmatmul_int8_available() ? "avx512-vnni" : "fallback"; }
+std::string qmatmul_kernel_name() {
+  const cpu::Isa i = cpu::isa();
+  return i == cpu::Isa::avx512 ? "avx512-vnni" : i == cpu::Isa::avx2 ? "avx2" : "fallback";
+}
 
 namespace {
 
@@ -100,32 +117,39 @@ uint8_t* act_scratch(size_t bytes) {
   return buf.data();
 }
 
-void int8_path(const float* x, int64_t M, int64_t ldx, const QWeight& w, float* y, int64_t ldy) {
-  const int64_t K = w.cols, N = w.rows;
+// The int8 kernel on N rows of blocks of type t at wd (K columns each).
+void int8_path(const float* x, int64_t M, int64_t ldx, gguf::Type t, int64_t N, int64_t K, const uint8_t* wd, float* y,
+               int64_t ldy) {
   uint8_t* act = act_scratch(size_t(M * qk::act_row_bytes(K)));
-  qk::quantize_rows_avx512(x, M, ldx, K, act);
-  const uint8_t* wd = w.data.data_ptr<uint8_t>();
-  const int64_t rb = w.row_bytes();
+  const bool avx512 = cpu::isa() == cpu::Isa::avx512;
+  (avx512 ? qk::quantize_rows_avx512 : qk::quantize_rows_avx2)(x, M, ldx, K, act);
+  const auto gemm_rows = avx512 ? qk::gemm_rows_avx512 : qk::gemm_rows_avx2;
+  const QWeight shape{t, N, K, {}};
+  const int64_t rb = shape.row_bytes(), Kb = shape.block_cols();
   // Rows of the weight split across the pool; each thread reads its rows once for all M.
   const int64_t grain = std::max<int64_t>(16, (int64_t(1) << 14) / std::max<int64_t>(rb, 1));
-  at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {
-    qk::gemm_rows_avx512(w.type, wd, rb, K, n0, n1, act, M, y, ldy);
-  });
+  at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) { gemm_rows(t, wd, rb, Kb, n0, n1, act, M, y, ldy); });
+}
+
+QKernel pick(QKernel which, int64_t M) {
+  if (which != QKernel::automatic) return which;
+  return !qmatmul_int8_available() ? QKernel::fallback : M >= kQMatmulGemmRows ? QKernel::gemm : QKernel::int8;
 }
 
 }  // namespace
 
 void qmatmul_out(const float* x, int64_t M, int64_t ldx, const QWeight& w, float* y, int64_t ldy, QKernel which) {
   check_args(w, w.cols);
-  if (which == QKernel::automatic)
-    which = !qmatmul_int8_available() ? QKernel::fallback : M >= kQMatmulGemmRows ? QKernel::gemm : QKernel::int8;
+  which = pick(which, M);
   if (which == QKernel::int8) {
-    JET_CHECK(qmatmul_int8_available(), "quantized matmul: the int8 kernel needs AVX-512 VNNI, which this CPU lacks");
-    return int8_path(x, M, ldx, w, y, ldy);
+    JET_CHECK(qmatmul_int8_available(), "quantized matmul: the int8 kernel needs AVX2 or AVX-512 VNNI, which this CPU lacks");
+    return int8_path(x, M, ldx, w.type, w.rows, w.cols, w.data.data_ptr<uint8_t>(), y, ldy);
   }
   // Dequantize into per-thread buffers that grow once (no fresh pages per call), then one ATen GEMM (bf16 on the
   // gemm path, fp32 in the fallback).
+  // Normal tensors even when first made under InferenceMode (an inference tensor refuses in-place writes outside it).
   thread_local at::Tensor wf, wb;
+  c10::InferenceMode normal(false);
   if (!wf.defined() || wf.numel() < w.rows * w.cols) wf = at::empty({w.rows * w.cols}, at::kFloat);
   dequantize_into(w, wf.data_ptr<float>());
   at::Tensor wt = wf.narrow(0, 0, w.rows * w.cols).view({w.rows, w.cols});
@@ -136,6 +160,34 @@ void qmatmul_out(const float* x, int64_t M, int64_t ldx, const QWeight& w, float
   const at::Tensor xt = at::from_blob(const_cast<float*>(x), {M, w.cols}, {ldx, 1}, at::kFloat);
   const at::Tensor yt = at::from_blob(y, {M, w.rows}, {ldy, 1}, at::kFloat);
   yt.copy_(at::mm(xt.to(wt.scalar_type()), wt.t()));
+}
+
+bool qweights_consecutive(at::ArrayRef<const QWeight*> ws) {
+  if (ws.empty() || !ws[0]->defined()) return false;
+  const uint8_t* next = ws[0]->data.data_ptr<uint8_t>();
+  for (const QWeight* w : ws) {
+    if (!w->defined() || w->type != ws[0]->type || w->cols != ws[0]->cols || w->data.data_ptr<uint8_t>() != next)
+      return false;
+    next += w->nbytes();
+  }
+  return true;
+}
+
+void qmatmul_out(const float* x, int64_t M, int64_t ldx, at::ArrayRef<const QWeight*> ws, float* y, int64_t ldy) {
+  JET_CHECK(!ws.empty(), "quantized matmul: no weights");
+  if (pick(QKernel::automatic, M) == QKernel::int8 && qweights_consecutive(ws)) {
+    int64_t rows = 0;
+    for (const QWeight* w : ws) rows += w->rows;
+    check_args(*ws[0], ws[0]->cols);
+    return int8_path(x, M, ldx, ws[0]->type, rows, ws[0]->cols, ws[0]->data.data_ptr<uint8_t>(), y, ldy);
+  }
+  int64_t col = 0;
+  for (const QWeight* w : ws) {
+    JET_CHECK(w->cols == ws[0]->cols, "quantized matmul: weights of {} and {} columns read the same x", ws[0]->cols,
+              w->cols);
+    qmatmul_out(x, M, ldx, *w, y + col, ldy);
+    col += w->rows;
+  }
 }
 
 at::Tensor qmatmul(const at::Tensor& x, const QWeight& w, const at::Tensor& bias, QKernel which) {

@@ -1,6 +1,6 @@
 // AVX-512 VNNI kernels of ops/qmatmul (see qmatmul.h for the math, qmatmul_kernels.h for the layouts).
 // Compiled for AVX-512 by the pragma below (and without the precompiled header, so that no inline function of a
-// shared header gets an AVX-512 body here); nothing in this file runs unless avx512_vnni_ok().
+// shared header gets an AVX-512 body here); nothing in this file runs unless cpu::isa() is avx512.
 //
 // Every weight type is a decoder that turns one unit (two 32-blocks, or one 256-value super-block) into 64-value
 // chunks: 64 unsigned bytes u (the quantized values, made non-negative), and per 16 values a float scale and
@@ -17,13 +17,6 @@
 
 namespace jet::ops::qk {
 
-bool avx512_vnni_ok() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
-                         __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
-  return ok;
-}
-
 #pragma GCC push_options
 #pragma GCC diagnostic push
 // GCC 12 warns inside its own AVX-512 headers (the undefined upper lanes of the cast intrinsics).
@@ -32,29 +25,7 @@ bool avx512_vnni_ok() {
 
 namespace {
 
-inline float f16(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return _cvtsh_ss(h);
-}
-inline uint32_t u32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-
-// Activation row views.
-struct Act {
-  const int8_t* q;
-  const float* dl;
-  const float* s16;
-};
-inline Act act_row(const uint8_t* act, int64_t K, int64_t m) {
-  const int64_t c = act_chunks(K);
-  const uint8_t* base = act + m * act_row_bytes(K);
-  return {reinterpret_cast<const int8_t*>(base), reinterpret_cast<const float*>(base + c * 64),
-          reinterpret_cast<const float*>(base + c * 128)};
-}
+#include "ops/qmatmul/qmatmul_simd.inc"
 
 inline __m512i nibbles_2x16(const uint8_t* q0, const uint8_t* q1) {
   // [q0 low nibbles, q0 high nibbles, q1 low, q1 high]: the element order of two 32-blocks.
@@ -70,7 +41,6 @@ inline __m512i nibbles_32(const uint8_t* q) {  // [32 low nibbles, 32 high nibbl
   return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, m)),
                             _mm256_and_si256(_mm256_srli_epi16(v, 4), m), 1);
 }
-inline __m128 pair(float a, float b) { return _mm_set_ps(b, b, a, a); }  // per 16 values of two 32-blocks
 // Bit j of the 64-bit mask set -> byte j = 0x10 (the fifth bit of Q5 values).
 inline __m512i bit5(uint64_t bits) { return _mm512_maskz_mov_epi8(bits, _mm512_set1_epi8(0x10)); }
 
@@ -79,34 +49,28 @@ struct Q4_0 {
   static constexpr int kElems = 64, kBlocks = 2;
   static void unit(const uint8_t* b, int64_t bb, __m512i* u, __m128* sc, __m128* off) {
     u[0] = nibbles_2x16(b + 2, b + bb + 2);
-    sc[0] = pair(f16(b), f16(b + bb));
-    off[0] = _mm_mul_ps(sc[0], _mm_set1_ps(-8.f));
+    d_scales(b, bb, 8.f, sc, off);
   }
 };
 struct Q4_1 {
   static constexpr int kElems = 64, kBlocks = 2;
   static void unit(const uint8_t* b, int64_t bb, __m512i* u, __m128* sc, __m128* off) {
     u[0] = nibbles_2x16(b + 4, b + bb + 4);
-    const __m128 dm = _mm_cvtph_ps(_mm_set_epi32(0, 0, int(u32(b + bb)), int(u32(b))));  // d0 m0 d1 m1
-    sc[0] = _mm_shuffle_ps(dm, dm, _MM_SHUFFLE(2, 2, 0, 0));
-    off[0] = _mm_shuffle_ps(dm, dm, _MM_SHUFFLE(3, 3, 1, 1));
+    dm_scales(b, bb, sc, off);
   }
 };
 struct Q5_0 {
   static constexpr int kElems = 64, kBlocks = 2;
   static void unit(const uint8_t* b, int64_t bb, __m512i* u, __m128* sc, __m128* off) {
     u[0] = _mm512_or_si512(nibbles_2x16(b + 6, b + bb + 6), bit5(uint64_t(u32(b + 2)) | uint64_t(u32(b + bb + 2)) << 32));
-    sc[0] = pair(f16(b), f16(b + bb));
-    off[0] = _mm_mul_ps(sc[0], _mm_set1_ps(-16.f));
+    d_scales(b, bb, 16.f, sc, off);
   }
 };
 struct Q5_1 {
   static constexpr int kElems = 64, kBlocks = 2;
   static void unit(const uint8_t* b, int64_t bb, __m512i* u, __m128* sc, __m128* off) {
     u[0] = _mm512_or_si512(nibbles_2x16(b + 8, b + bb + 8), bit5(uint64_t(u32(b + 4)) | uint64_t(u32(b + bb + 4)) << 32));
-    const __m128 dm = _mm_cvtph_ps(_mm_set_epi32(0, 0, int(u32(b + bb)), int(u32(b))));
-    sc[0] = _mm_shuffle_ps(dm, dm, _MM_SHUFFLE(2, 2, 0, 0));
-    off[0] = _mm_shuffle_ps(dm, dm, _MM_SHUFFLE(3, 3, 1, 1));
+    dm_scales(b, bb, sc, off);
   }
 };
 struct Q8_0 {
@@ -115,27 +79,10 @@ struct Q8_0 {
     const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)(b + 2))),
                                          _mm256_loadu_si256((const __m256i*)(b + bb + 2)), 1);
     u[0] = _mm512_xor_si512(q, _mm512_set1_epi8(char(0x80)));  // q + 128
-    sc[0] = pair(f16(b), f16(b + bb));
-    off[0] = _mm_mul_ps(sc[0], _mm_set1_ps(-128.f));
+    d_scales(b, bb, 128.f, sc, off);
   }
 };
 
-// Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins (12 bytes at b + 4).
-inline void k4_scales(const uint8_t* b, __m128* sc, __m128* off) {
-  const float d = f16(b), dmin = f16(b + 2);
-  const uint8_t* s = b + 4;
-  float scf[8], mnf[8];
-  for (int i = 0; i < 4; ++i) {
-    scf[i] = d * float(s[i] & 0x3f);
-    mnf[i] = -dmin * float(s[i + 4] & 0x3f);
-    scf[i + 4] = d * float((s[i + 8] & 0x0f) | ((s[i] >> 2) & 0x30));
-    mnf[i + 4] = -dmin * float((s[i + 8] >> 4) | ((s[i + 4] >> 2) & 0x30));
-  }
-  for (int j = 0; j < 4; ++j) {
-    sc[j] = pair(scf[2 * j], scf[2 * j + 1]);
-    off[j] = pair(mnf[2 * j], mnf[2 * j + 1]);
-  }
-}
 struct Q4_K {
   static constexpr int kElems = 256, kBlocks = 1;
   static void unit(const uint8_t* b, int64_t, __m512i* u, __m128* sc, __m128* off) {
@@ -161,7 +108,6 @@ struct Q6_K {
   static void unit(const uint8_t* b, int64_t, __m512i* u, __m128* sc, __m128* off) {
     const uint8_t* ql = b;
     const uint8_t* qh = b + 128;
-    const float d = f16(b + 208);
     const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(3);
     for (int c = 0; c < 4; ++c) {
       const int h = c / 2, p = c % 2;  // half of the super-block, pair of 32-runs within it
@@ -170,123 +116,64 @@ struct Q6_K {
       const __m512i hh = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_srl_epi16(hv, _mm_cvtsi32_si128(4 * p))),
                                             _mm256_srl_epi16(hv, _mm_cvtsi32_si128(4 * p + 2)), 1);
       u[c] = _mm512_or_si512(l, _mm512_slli_epi16(_mm512_and_si512(hh, m2), 4));
-      int32_t s4;
-      std::memcpy(&s4, b + 192 + 4 * c, 4);
-      sc[c] = _mm_mul_ps(_mm_cvtepi32_ps(_mm_cvtepi8_epi32(_mm_cvtsi32_si128(s4))), _mm_set1_ps(d));
-      off[c] = _mm_mul_ps(sc[c], _mm_set1_ps(-32.f));
+      q6k_scales(b, c, sc + c, off + c);
     }
   }
 };
 
-// The odd last 32-block of a row (block types of 32 when K / 32 is odd): dequantized, times x's 8-bit values.
-float tail_block(gguf::Type t, const uint8_t* blk, const Act& a, int64_t k0) {
-  float w[32];
-  gguf::dequantize_row(t, blk, w, 32);
-  const float d = a.dl[(k0 / 64) * 16 + ((k0 / 32) % 2) * 8];
-  float s = 0;
-  for (int i = 0; i < 32; ++i) s += w[i] * float(a.q[k0 + i]);
-  return s * d;
-}
-
-inline float hsum128(__m128 v) {
-  v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-  v = _mm_add_ss(v, _mm_movehdup_ps(v));
-  return _mm_cvtss_f32(v);
-}
-
-template <class D, int MT>
-void rows(gguf::Type t, const uint8_t* w, int64_t row_bytes, int64_t K, int64_t n0, int64_t n1, const Act* a,
-          float* y, int64_t ldy) {
-  constexpr int kChunks = D::kElems / 64;
-  const int64_t bb = gguf::type_block_bytes(t);
-  const int64_t units = K / D::kElems;
-  const bool tail = K % D::kElems != 0;  // one 32-block left (K / 32 odd)
-  const __m512i lane4 = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-  for (int64_t n = n0; n < n1; ++n) {
-    const uint8_t* row = w + n * row_bytes;
-    __m512 acc[MT];
-    __m128 oacc[MT];
-    for (int m = 0; m < MT; ++m) acc[m] = _mm512_setzero_ps(), oacc[m] = _mm_setzero_ps();
-    for (int64_t i = 0; i < units; ++i) {
-      __m512i u[kChunks];
-      __m128 sc[kChunks], off[kChunks];
-      D::unit(row + i * D::kBlocks * bb, bb, u, sc, off);
-      for (int c = 0; c < kChunks; ++c) {
-        const int64_t ch = i * kChunks + c;
-        const __m512 scw = _mm512_permutexvar_ps(lane4, _mm512_castps128_ps512(sc[c]));
-        for (int m = 0; m < MT; ++m) {
-          const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[c], _mm512_loadu_si512(a[m].q + ch * 64));
-          acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(scw, _mm512_loadu_ps(a[m].dl + ch * 16)), acc[m]);
-          oacc[m] = _mm_fmadd_ps(off[c], _mm_loadu_ps(a[m].s16 + ch * 4), oacc[m]);
-        }
-      }
-    }
-    for (int m = 0; m < MT; ++m) {
-      float s = _mm512_reduce_add_ps(acc[m]) + hsum128(oacc[m]);
-      if (tail) s += tail_block(t, row + units * D::kBlocks * bb, a[m], units * D::kElems);
-      y[m * ldy + n] = s;
-    }
+// The chunk product: vpdpbusd (u8 × s8 → int32 lanes of 4 values), to float, times scale · dx per lane.
+struct Dot {
+  using Chunk = __m512i;
+  using Acc = __m512;
+  using Scale = __m512;  // the chunk's 4 scales, one per lane of 4 values
+  static Acc zero() { return _mm512_setzero_ps(); }
+  static Scale scale(__m128 sc) {
+    return _mm512_permutexvar_ps(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),
+                                 _mm512_castps128_ps512(sc));
   }
-}
+  template <class D>
+  static void madd(const Chunk& u, const Scale& scw, const Act& a, int64_t ch, Acc& acc) {
+    const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(a.q + ch * 64));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(scw, _mm512_loadu_ps(a.dl + ch * 16)), acc);
+  }
+  static float sum(const Acc& acc) { return _mm512_reduce_add_ps(acc); }
+};
 
-template <class D>
-void gemm_type(gguf::Type t, const uint8_t* w, int64_t row_bytes, int64_t K, int64_t n0, int64_t n1,
-               const uint8_t* act, int64_t M, float* y, int64_t ldy) {
-  int64_t m = 0;
-  for (; m + 4 <= M; m += 4) {
-    const Act a[4] = {act_row(act, K, m), act_row(act, K, m + 1), act_row(act, K, m + 2), act_row(act, K, m + 3)};
-    rows<D, 4>(t, w, row_bytes, K, n0, n1, a, y + m * ldy, ldy);
-  }
-  for (; m < M; ++m) {
-    const Act a[1] = {act_row(act, K, m)};
-    rows<D, 1>(t, w, row_bytes, K, n0, n1, a, y + m * ldy, ldy);
-  }
-}
+#include "ops/qmatmul/qmatmul_rows.inc"
 
 }  // namespace
 
 void quantize_rows_avx512(const float* x, int64_t M, int64_t ldx, int64_t K, uint8_t* act) {
-  const int64_t chunks = act_chunks(K), blocks = K / 32;
+  const int64_t blocks = (K + 31) / 32;
+  // Lanes of the values before K (a last block of fewer than 32 reads zeros past K).
+  auto mask = [&](int64_t k0) -> __mmask16 {
+    const int64_t left = K - k0;
+    return left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+  };
   for (int64_t m = 0; m < M; ++m) {
-    uint8_t* base = act + m * act_row_bytes(K);
-    int8_t* q = reinterpret_cast<int8_t*>(base);
-    float* dl = reinterpret_cast<float*>(base + chunks * 64);
-    float* s16 = reinterpret_cast<float*>(base + chunks * 128);
+    const ActOut r = act_out(act, K, m);
     const float* xr = x + m * ldx;
     const __m512 sign = _mm512_set1_ps(-0.f);
     for (int64_t b = 0; b < blocks; ++b) {
-      const __m512 x0 = _mm512_loadu_ps(xr + 32 * b), x1 = _mm512_loadu_ps(xr + 32 * b + 16);
+      const __m512 x0 = _mm512_maskz_loadu_ps(mask(32 * b), xr + 32 * b);
+      const __m512 x1 = _mm512_maskz_loadu_ps(mask(32 * b + 16), xr + 32 * b + 16);
       const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, x0), _mm512_andnot_ps(sign, x1)));
       const float d = amax / 127.f, id = amax > 0 ? 127.f / amax : 0.f;
       const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, _mm512_set1_ps(id)));
       const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, _mm512_set1_ps(id)));
-      _mm_storeu_si128((__m128i*)(q + 32 * b), _mm512_cvtsepi32_epi8(q0));
-      _mm_storeu_si128((__m128i*)(q + 32 * b + 16), _mm512_cvtsepi32_epi8(q1));
-      _mm256_storeu_ps(dl + 8 * b, _mm256_set1_ps(d));
-      s16[2 * b] = d * float(_mm512_reduce_add_epi32(q0));
-      s16[2 * b + 1] = d * float(_mm512_reduce_add_epi32(q1));
+      _mm_storeu_si128((__m128i*)(r.q + 32 * b), _mm512_cvtsepi32_epi8(q0));
+      _mm_storeu_si128((__m128i*)(r.q + 32 * b + 16), _mm512_cvtsepi32_epi8(q1));
+      _mm256_storeu_ps(r.dl + 8 * b, _mm256_set1_ps(d));
+      r.s16[2 * b] = d * float(_mm512_reduce_add_epi32(q0));
+      r.s16[2 * b + 1] = d * float(_mm512_reduce_add_epi32(q1));
     }
-    if (blocks % 2) {  // pad the last chunk
-      std::memset(q + 32 * blocks, 0, 32);
-      std::memset(dl + 8 * blocks, 0, 32);
-      s16[2 * blocks] = s16[2 * blocks + 1] = 0;
-    }
+    pad_last_chunk(r, blocks);
   }
 }
 
 void gemm_rows_avx512(gguf::Type t, const uint8_t* w, int64_t row_bytes, int64_t K, int64_t n0, int64_t n1,
                       const uint8_t* act, int64_t M, float* y, int64_t ldy) {
-  switch (t) {
-    case gguf::Type::Q4_0: return gemm_type<Q4_0>(t, w, row_bytes, K, n0, n1, act, M, y, ldy);
-    case gguf::Type::Q4_1: return gemm_type<Q4_1>(t, w, row_bytes, K, n0, n1, act, M, y, ldy);
-    case gguf::Type::Q5_0: return gemm_type<Q5_0>(t, w, row_bytes, K, n0, n1, act, M, y, ldy);
-    case gguf::Type::Q5_1: return gemm_type<Q5_1>(t, w, row_bytes, K, n0, n1, act, M, y, ldy);
-    case gguf::Type::Q8_0: return gemm_type<Q8_0>(t, w, row_bytes, K, n0, n1, act, M, y, ldy);
-    case gguf::Type::Q4_K: return gemm_type<Q4_K>(t, w, row_bytes, K, n0, n1, act, M, y, ldy);
-    case gguf::Type::Q5_K: return gemm_type<Q5_K>(t, w, row_bytes, K, n0, n1, act, M, y, ldy);
-    case gguf::Type::Q6_K: return gemm_type<Q6_K>(t, w, row_bytes, K, n0, n1, act, M, y, ldy);
-    default: return;  // qmatmul.cpp only calls with supported types
-  }
+  gemm_rows_of<Dot>(t, w, row_bytes, K, n0, n1, act, M, y, ldy);
 }
 
 #pragma GCC diagnostic pop
