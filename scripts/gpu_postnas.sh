@@ -50,11 +50,12 @@ wait_run() {  # $1: seconds at most
   local waited=0
   while [ ! -f $DEV/run.rc ] && [ $waited -lt "$1" ]; do sleep 5; waited=$((waited + 5)); done
   tr '\r' '\n' < $DEV/run.log | grep -v '^\s*$' | awk '!/\[#/ || NR % 25 == 0' | tail -50
-  for f in $RUN/*.json $RUN/*.png $RUN/supernet/supernet.json; do
-    [ -f "$f" ] && cp "$f" "$OUT/"
-  done
-  for f in $RUN/hybrid-*/config.json; do [ -f "$f" ] && cp "$f" "$OUT/$(basename $(dirname $f))-config.json"; done
-  cp $DEV/run.log "$OUT/run.log" 2>/dev/null
+  # One tarball: only a few files come back per call, and none whose name has a '+' (hybrid-kl+passkey).
+  local pack=$DEV/pack
+  rm -rf $pack && mkdir -p $pack
+  cp $RUN/*.json $RUN/*.png $RUN/supernet/supernet.json $DEV/run.log $pack/ 2>/dev/null
+  for f in $RUN/hybrid-*/config.json; do [ -f "$f" ] && cp "$f" "$pack/$(basename $(dirname $f))-config.json"; done
+  tar -C $pack -czf "$OUT/run-results.tgz" . && echo "results: \$OUT/run-results.tgz ($(ls $pack | wc -l) files)"
   if [ -f $DEV/run.rc ]; then echo "DONE rc=$(cat $DEV/run.rc)"; else echo "still running"; fi
 }
 
