@@ -26,7 +26,7 @@ void setup(CLI::App& app) {
   app.add_option("--mc-jsonl", o->mc_jsonl, "a multiple-choice set in JSON Lines instead of holdout-cloze-4");
   app.add_option("--eval-dir", o->eval_dir, "benchmark files of scripts/eval_data.sh (default data/eval)");
   app.add_option("--limit", o->limit, "benchmark items per task, a seeded subsample (default 0 = all)");
-  app.add_option("--batch-tokens", o->batch_tokens, "benchmark scoring: tokens per forward (default 16384)");
+  app.add_option("--batch-tokens", o->batch_tokens, "benchmark scoring: tokens per forward (default 0: 16384 on CUDA, 512 on the CPU)");
   app.add_option("--lengths", o->lengths, "RULER task lengths in tokens (default 1024,2048,4096,8192)")->delimiter(',');
   app.add_option("--seed", o->seed, "seed of the passkey, cloze and RULER tasks and of --limit (default 0)");
   app.add_option("--device", o->device, "cpu | cuda (default cpu)");

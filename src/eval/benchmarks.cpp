@@ -279,14 +279,14 @@ std::vector<LlRequest> encode_benchmark(const Benchmark& b, const text::Tokenize
 }
 
 BenchScore score_benchmark(const model::CausalLM& lm, const Benchmark& b, const std::vector<LlRequest>& reqs,
-                           const OnProgress& on_progress) {
+                           const OnProgress& on_progress, int64_t batch_tokens) {
   std::vector<int64_t> ends;  // the requests of item k end at ends[k]
   for (const auto& item : b.items) ends.push_back((ends.empty() ? 0 : ends.back()) + static_cast<int64_t>(item.choices.size()));
   JET_CHECK(!ends.empty() && ends.back() == static_cast<int64_t>(reqs.size()), "{}: {} requests for {} choices", b.name,
             reqs.size(), ends.empty() ? 0 : ends.back());
   const auto ll = loglikelihoods(lm, reqs, on_progress ? OnProgress([&](int64_t done) {
     on_progress(std::upper_bound(ends.begin(), ends.end(), done) - ends.begin());
-  }) : OnProgress());
+  }) : OnProgress(), batch_tokens);
   BenchScore s;
   size_t r = 0;
   double sum_ll = 0;

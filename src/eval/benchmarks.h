@@ -68,9 +68,9 @@ struct BenchScore {
   std::vector<int32_t> pred, pred_norm;   // per item: argmax (first of ties) of ll and of ll / chars
   std::vector<int> correct, correct_norm; // per item: counted by acc (lambada: greedy) and by acc_norm
 };
-// reqs: encode_benchmark(b, tok).
+// reqs: encode_benchmark(b, tok); scored by loglikelihoods() in batches of about batch_tokens.
 BenchScore score_benchmark(const model::CausalLM& lm, const Benchmark& b, const std::vector<LlRequest>& reqs,
-                           const OnProgress& on_progress = {});
+                           const OnProgress& on_progress = {}, int64_t batch_tokens = 16384);
 
 // RULER's data, read once: the essay haystack's words, SQuAD's paragraphs and answerable questions.
 struct RulerData {

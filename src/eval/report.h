@@ -25,7 +25,7 @@ struct ReportOptions {
   std::vector<int64_t> passkey_lengths = {512, 1024, 2048, 4096};
   std::string eval_dir = "data/eval";              // scripts/eval_data.sh's benchmark files
   int64_t limit = 0;                               // benchmark items per task (seeded subsample); 0 = all
-  int64_t batch_tokens = 16384;                    // benchmark log-likelihood batches (rows x length)
+  int64_t batch_tokens = 0;  // benchmark log-likelihood batches (rows x length); 0: 16384 on CUDA, 512 on the CPU
   std::vector<int64_t> lengths = {1024, 2048, 4096, 8192};  // RULER task lengths (samples per length: samples)
   uint64_t seed = 0;
 };

@@ -228,9 +228,21 @@ json complete_scored(const ApiRequest& r, Scheduler& sched, const text::Tokenize
     if (!r.batch_ids.empty()) one.prompt_ids = r.batch_ids[i];
     prepared.push_back(prepare(one, tok, vocab, ctx_size));
   }
+  // A greedy one-token completion with logprobs (what lm-evaluation-harness's local-completions sends for
+  // log-likelihoods) is not generated: its token is the most likely after the prompt, which the prompt's
+  // scoring forward reads anyway (the same forward, once instead of a prefill and a scoring).
+  auto from_score = [&](size_t i) { return r.logprobs && r.sampling.temperature == 0 && prepared[i].max_tokens == 1; };
+  auto score = [&](std::vector<int32_t> ids, int64_t top_k, bool next) {
+    try {
+      return sched.score(std::move(ids), top_k, next).get();
+    } catch (const std::exception& e) {
+      throw ApiError(500, fmt::format("scoring failed: {}", e.what()), "", "server_error");
+    }
+  };
   std::vector<std::shared_ptr<Stream>> streams(n);
   for (size_t i = 0; i < n; ++i)
-    if (prepared[i].max_tokens > 0) streams[i] = sched.submit({prepared[i].prompt, prepared[i].max_tokens, r.sampling});
+    if (prepared[i].max_tokens > 0 && !from_score(i))
+      streams[i] = sched.submit({prepared[i].prompt, prepared[i].max_tokens, r.sampling});
   json choices = json::array();
   Usage usage;
   for (size_t i = 0; i < n; ++i) {
@@ -238,7 +250,17 @@ json complete_scored(const ApiRequest& r, Scheduler& sched, const text::Tokenize
     std::vector<int32_t> gen;
     std::string finish = "length";
     TextAssembler text(tok, r.stop);
-    if (streams[i]) {
+    ScoreResult sc;
+    if (from_score(i)) {
+      sc = score(prompt, *r.logprobs, /*next=*/true);
+      const auto [next_id, next_logprob] = sc.next.front();
+      gen.push_back(next_id);
+      text.push(next_id);
+      if (text.stopped() || sched.is_stop(next_id)) finish = "stop";
+      sc.logprob.push_back(next_logprob);
+      sc.next.resize(std::min(sc.next.size(), static_cast<size_t>(*r.logprobs)));  // logprobs: 0 asks for none
+      sc.top.push_back(std::move(sc.next));
+    } else if (streams[i]) {
       for (int32_t t; !text.stopped() && streams[i]->next(t);) {
         gen.push_back(t);
         text.push(t);
@@ -257,14 +279,7 @@ json complete_scored(const ApiRequest& r, Scheduler& sched, const text::Tokenize
     if (r.logprobs) {
       std::vector<int32_t> all(prompt);
       all.insert(all.end(), gen.begin(), gen.end());
-      ScoreResult sc;
-      if (all.size() >= 2) {
-        try {
-          sc = sched.score(all, *r.logprobs).get();
-        } catch (const std::exception& e) {
-          throw ApiError(500, fmt::format("scoring failed: {}", e.what()), "", "server_error");
-        }
-      }
+      if (!from_score(i) && all.size() >= 2) sc = score(all, *r.logprobs, /*next=*/false);
       // Positions reported: the prompt's (with echo) and the generated tokens'.
       const size_t first = r.echo ? 0 : prompt.size();
       json tokens = json::array(), lps = json::array(), tops = json::array(), offsets = json::array();

@@ -61,7 +61,8 @@ Prepared prepare(const ApiRequest& r, const text::Tokenizer& tok, int64_t vocab,
 // Requests that need complete_scored(): logprobs, echo or several prompts.
 bool needs_scoring(const ApiRequest& r);
 // Such a request, answered whole (not streamed): every prompt is generated from as usual (max_tokens may
-// be 0 with echo), then prompt + completion are scored by the scheduler; choice i is prompt i, with
+// be 0 with echo), then prompt + completion are scored by the scheduler (a greedy one-token completion with
+// logprobs is not generated: its token is read from the prompt's scoring forward); choice i is prompt i, with
 // "logprobs": {tokens, token_logprobs, top_logprobs, text_offset} (OpenAI's completions format; with echo
 // they start at the prompt's first token, whose log-probability is null).
 nlohmann::json complete_scored(const ApiRequest& r, Scheduler& sched, const text::Tokenizer& tok, int64_t vocab,

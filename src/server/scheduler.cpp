@@ -4,6 +4,7 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
+#include <ATen/ops/argmax.h>
 #include <ATen/ops/log_softmax.h>
 #include <ATen/ops/tensor.h>
 #include <ATen/ops/topk.h>
@@ -16,15 +17,16 @@
 namespace jet::server {
 namespace {
 
-ScoreResult score_ids(const model::CausalLM& lm, const std::vector<int32_t>& ids, int64_t top_k) {
+ScoreResult score_ids(const model::CausalLM& lm, const std::vector<int32_t>& ids, int64_t top_k, bool next) {
   at::NoGradGuard no_grad;
   const auto T = static_cast<int64_t>(ids.size());
   const std::vector<int64_t> v(ids.begin(), ids.end());
   const at::Tensor h = lm.hidden(at::tensor(v, at::kLong).view({1, T}).to(lm.device()))[0];
   ScoreResult r;
   constexpr int64_t kRows = 256;  // positions per LM-head call (bounds the fp32 logits)
-  for (int64_t p0 = 0; p0 + 1 < T; p0 += kRows) {
-    const int64_t p1 = std::min(T - 1, p0 + kRows);
+  const int64_t P = next ? T : T - 1;  // position p predicts ids[p + 1]; with next, the last one what follows
+  for (int64_t p0 = 0; p0 < P; p0 += kRows) {
+    const int64_t p1 = std::min(P, p0 + kRows);
     const at::Tensor lp = at::log_softmax(lm.lm_head(h.slice(0, p0, p1)).to(at::kFloat), -1).to(at::kDouble).to(at::kCPU);
     const double* a = lp.data_ptr<double>();
     const int64_t V = lp.size(1);
@@ -34,12 +36,21 @@ ScoreResult score_ids(const model::CausalLM& lm, const std::vector<int32_t>& ids
       top_i = top_i.contiguous();
     }
     for (int64_t p = p0; p < p1; ++p) {
-      r.logprob.push_back(a[(p - p0) * V + ids[p + 1]]);
-      r.top.emplace_back();
+      std::vector<std::pair<int32_t, double>> top;
       for (int64_t k = 0; k < (top_k > 0 ? top_i.size(1) : 0); ++k) {
         const int64_t id = top_i.data_ptr<int64_t>()[(p - p0) * top_i.size(1) + k];
-        r.top.back().emplace_back(static_cast<int32_t>(id), a[(p - p0) * V + id]);
+        top.emplace_back(static_cast<int32_t>(id), a[(p - p0) * V + id]);
       }
+      if (p + 1 == T) {  // what follows, led by greedy decoding's token: the argmax, the first of ties
+        const auto g = static_cast<int32_t>(lp[p - p0].argmax().item<int64_t>());
+        top.erase(std::remove_if(top.begin(), top.end(), [&](const auto& t) { return t.first == g; }), top.end());
+        top.insert(top.begin(), {g, a[(p - p0) * V + g]});
+        if (static_cast<int64_t>(top.size()) > std::max<int64_t>(1, top_k)) top.pop_back();
+        r.next = std::move(top);
+        continue;
+      }
+      r.logprob.push_back(a[(p - p0) * V + ids[p + 1]]);
+      r.top.push_back(std::move(top));
     }
   }
   return r;
@@ -129,8 +140,8 @@ std::shared_ptr<Stream> Scheduler::submit(GenRequest req) {
   return stream;
 }
 
-std::future<ScoreResult> Scheduler::score(std::vector<int32_t> ids, int64_t top_k) {
-  ScoreJob job{std::move(ids), top_k, {}};
+std::future<ScoreResult> Scheduler::score(std::vector<int32_t> ids, int64_t top_k, bool next) {
+  ScoreJob job{std::move(ids), top_k, next, {}};
   auto fut = job.done.get_future();
   {
     std::lock_guard<std::mutex> g(mu_);
@@ -169,7 +180,7 @@ void Scheduler::emit(int64_t slot, int32_t id) {
   Seq& s = *slots_[slot];
   s.stream->push(id);
   ++s.generated;
-  if (std::find(stop_ids_.begin(), stop_ids_.end(), id) != stop_ids_.end())
+  if (is_stop(id))
     end(slot, Finish::stop);
   else if (s.generated >= s.req.max_tokens || engine_->length(slot) >= opts_.ctx_size)
     end(slot, Finish::length);  // max_tokens, or no room in the cache to feed this token
@@ -222,7 +233,7 @@ void Scheduler::loop() {
     // Scoring requests: one forward each, between decode steps.
     for (auto& j : scoring) {
       try {
-        j.done.set_value(score_ids(lm_, j.ids, j.top_k));
+        j.done.set_value(score_ids(lm_, j.ids, j.top_k, j.next));
       } catch (const std::exception&) {
         j.done.set_exception(std::current_exception());
       }

@@ -4,6 +4,7 @@
 // every live slot together, and frees a slot when its sequence stops (a stop id), reaches max_tokens
 // or the context, or is cancelled.
 #pragma once
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -58,6 +59,7 @@ struct GenRequest {
 struct ScoreResult {
   std::vector<double> logprob;                               // [i]: log p(ids[i + 1] | ids[0..i])
   std::vector<std::vector<std::pair<int32_t, double>>> top;  // [i]: the top_k tokens there, most likely first
+  std::vector<std::pair<int32_t, double>> next;               // score(next = true): what may follow the last id
 };
 
 struct SchedulerOptions {
@@ -78,13 +80,15 @@ class Scheduler {
 
   // Queues a request (validated by the caller: 0 < prompt < ctx_size); its tokens come through the stream.
   std::shared_ptr<Stream> submit(GenRequest req);
-  // Scores ids (>= 2 tokens, < ctx_size, ids checked by the caller) with one forward of the model on the
-  // engine thread, between decode steps; the future throws what failed (a shutdown included).
-  std::future<ScoreResult> score(std::vector<int32_t> ids, int64_t top_k);
+  // Scores ids (>= 2 tokens, or >= 1 with next; < ctx_size; ids checked by the caller) with one forward of the
+  // model on the engine thread, between decode steps; the future throws what failed (a shutdown included).
+  // next: also the top_k tokens (at least one) after the last id, led by greedy decoding's (argmax, first of ties).
+  std::future<ScoreResult> score(std::vector<int32_t> ids, int64_t top_k, bool next = false);
   // Ends the thread: waiting and live sequences end as cancelled. Idempotent.
   void shutdown();
 
   const SchedulerOptions& options() const { return opts_; }
+  bool is_stop(int32_t id) const { return std::find(stop_ids_.begin(), stop_ids_.end(), id) != stop_ids_.end(); }
   int64_t live() const { return live_count_; }  // sequences in slots
   int64_t waiting();                             // requests waiting for a slot
 
@@ -112,6 +116,7 @@ class Scheduler {
   struct ScoreJob {
     std::vector<int32_t> ids;
     int64_t top_k = 0;
+    bool next = false;
     std::promise<ScoreResult> done;
   };
   std::deque<ScoreJob> scoring_;
