@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -231,17 +232,10 @@ TEST(JetBlock, OfficialNamesShapesAndInit) {
   EXPECT_THROW(b->set("o_norm.weight", at::ones({31})), Error);
 }
 
-// JetBlock's forward against the layer's formulas spelled out in float64 with the oracle ops, reading
-// the parameters by their official names (kernel layout "(d w)": channel-major, tap-minor).
-TEST(JetBlock, ForwardMatchesOfficialFormulasInFloat64) {
-  test::SingleThread one_thread;
-  c10::NoGradGuard no_grad;
-  const Case jet = cases()[0];
-  const auto b = perturbed(jet, 21);
-  const int64_t B = 2, T = 19, H = 2, K = 8, V = 16, W = 4;
-  at::Generator gen = test::seeded(9);
-  const at::Tensor x = test::randn({B, T, D}, gen).to(at::kDouble);
-  auto P = [&](const char* n) { return b->p(n).to(at::kDouble); };
+// JetBlock's layer formulas spelled out in float64 with the oracle ops, reading the parameters by their official
+// names from P (kernel layout "(d w)": channel-major, tap-minor).
+at::Tensor jet_formulas(const at::Tensor& x, const std::function<at::Tensor(const char*)>& P) {
+  const int64_t B = x.size(0), T = x.size(1), H = 2, K = 8, V = 16, W = 4;
   auto lin = [&](const at::Tensor& t, const char* n) { return at::matmul(t, P(n).t()); };
   const at::Tensor q = at::silu(lin(x, "q_proj.weight")).view({B, T, H, K});
   const at::Tensor k = at::silu(lin(x, "k_proj.weight")).view({B, T, H, K});
@@ -257,8 +251,40 @@ TEST(JetBlock, ForwardMatchesOfficialFormulasInFloat64) {
   opt.decay = ops::Decay::scalar, opt.delta = true, opt.qk_l2norm = true;
   const at::Tensor o = ops::linear_attention_ref({q, k, v, g, beta, at::Tensor(), at::Tensor()}, opt).o;
   const at::Tensor n = ops::gated_rms_norm_ref(o, lin(x, "g_proj.weight").view({B, T, H, V}), P("o_norm.weight"), 1e-5);
-  const at::Tensor want = lin(n.reshape({B, T, H * V}), "o_proj.weight");
+  return lin(n.reshape({B, T, H * V}), "o_proj.weight");
+}
+
+TEST(JetBlock, ForwardMatchesOfficialFormulasInFloat64) {
+  test::SingleThread one_thread;
+  c10::NoGradGuard no_grad;
+  const auto b = perturbed(cases()[0], 21);
+  at::Generator gen = test::seeded(9);
+  const at::Tensor x = test::randn({2, 19, D}, gen).to(at::kDouble);
+  const at::Tensor want = jet_formulas(x, [&](const char* n) { return b->p(n).to(at::kDouble); });
   EXPECT_LE(rel_err(b->forward(x.to(at::kFloat)), want), kTol);
+}
+
+// The training path (the projections in one GEMM, the fused gates and norms where they apply): the gradients of
+// x and of every parameter against autograd through the float64 formulas.
+TEST(JetBlock, TrainingGradientsMatchOfficialFormulasInFloat64) {
+  test::SingleThread one_thread;
+  const auto b = perturbed(cases()[0], 22);
+  for (auto& [name, t] : b->parameters()) t = t.detach().requires_grad_(true);
+  std::map<std::string, at::Tensor> ref;
+  for (auto& [name, t] : b->parameters()) ref[name] = t.detach().to(at::kDouble).requires_grad_(true);
+  at::Generator gen = test::seeded(10);
+  const at::Tensor x = test::randn({2, 67, D}, gen), dy = test::randn({2, 67, D}, gen);
+  const at::Tensor xf = x.clone().requires_grad_(true), xd = x.to(at::kDouble).requires_grad_(true);
+  const at::Tensor y = b->forward(xf);
+  (y * dy).sum().backward();
+  const at::Tensor want = jet_formulas(xd, [&](const char* n) { return ref.at(n); });
+  (want * dy.to(at::kDouble)).sum().backward();
+  EXPECT_LE(rel_err(y, want), kTol);
+  EXPECT_LE(rel_err(xf.grad(), xd.grad()), kTol) << "dx";
+  for (auto& [name, t] : b->parameters()) {
+    ASSERT_TRUE(t.grad().defined()) << name;
+    EXPECT_LE(rel_err(t.grad(), ref.at(name).grad()), kTol) << name;
+  }
 }
 
 // Mamba2 against the selective-state-space recurrence of fla's decode path written out in float64

@@ -1,7 +1,8 @@
 // The fused CUDA RMSNorm / residual add + RMSNorm (ops/norms/norms.cu) and silu(gate) · up
 // (ops/activations/silu_mul.cu) vs the float64 references: bf16 and fp32, odd and model widths, one row and
 // many, with and without a weight, unaligned views (the scalar path), row-strided halves of a packed gate/up;
-// the dispatchers take the kernels without autograd and the ATen path with it.
+// the dispatchers take the kernels without autograd and the ATen path with it. The gated RMSNorm's forward and
+// backward kernels (with and without autograd) vs the float64 oracle's output and gradients.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -105,6 +106,85 @@ TEST(SiluMulCuda, MatchesReference) {
       EXPECT_LT(rel_err(jet::ops::silu_mul_cuda(gh, uh), jet::ops::silu_mul_ref(gh, uh)), tol(dt));
     }
   }
+}
+
+// The oracle's output and gradients of x, gate and weight for the output gradient dy, in float64 on the CPU.
+std::vector<at::Tensor> gated_oracle(const at::Tensor& x, const at::Tensor& z, const at::Tensor& w, const at::Tensor& dy,
+                                     double eps) {
+  auto leaf = [](const at::Tensor& t) { return t.detach().to(at::kCPU, at::kDouble).requires_grad_(true); };
+  at::Tensor xd = leaf(x), zd = leaf(z), wd = leaf(w);
+  const at::Tensor y = jet::ops::gated_rms_norm_ref(xd, zd, wd, eps, true);
+  (y * dy.to(at::kCPU, at::kDouble)).sum().backward();
+  return {y.detach(), xd.grad(), zd.grad(), wd.grad()};
+}
+
+TEST(GatedRmsNormCuda, KernelsMatchOracleWithGradients) {
+  ASSERT_TRUE(at::hasCUDA());
+  const double eps = 1e-5;
+  for (auto dt : {at::kBFloat16, at::kFloat}) {
+    auto o = at::TensorOptions().dtype(dt).device(at::kCUDA);
+    for (int64_t V : {1, 37, 128, 256, 300, 1024}) {
+      for (bool fp32_weight : {true, false}) {
+        at::manual_seed(V * 3 + fp32_weight);
+        const int64_t B = 2, T = 7, H = 3;
+        SCOPED_TRACE(testing::Message() << c10::toString(dt) << " V " << V << " fp32 weight " << fp32_weight);
+        // x contiguous [B, T, H, V]; the gate a column slice of a wider [B, T, H·V + 5] GEMM output, as the
+        // blocks pass it; dy a row-strided view.
+        const at::Tensor x = 2 * at::randn({B, T, H, V}, o);
+        const at::Tensor z = (3 * at::randn({B, T, H * V + 5}, o)).narrow(-1, 2, H * V).unflatten(-1, {H, V});
+        const at::Tensor dy = at::randn({B, T, H, V + 3}, o).narrow(-1, 1, V);
+        const at::Tensor w = (1 + 0.5 * at::randn({V}, o)).to(fp32_weight ? at::kFloat : dt);
+        ASSERT_TRUE(jet::ops::gated_rms_norm_cuda_supports(x, z, w));
+        const auto want = gated_oracle(x, z, w, dy, eps);
+        const at::Tensor y = jet::ops::gated_rms_norm_cuda(x, z, w, eps);
+        EXPECT_EQ(y.scalar_type(), dt);
+        EXPECT_LT(rel_err(y, want[0]), tol(dt));
+        const auto g = jet::ops::gated_rms_norm_backward_cuda(dy, x, z, w, eps);
+        EXPECT_EQ(g[2].scalar_type(), w.scalar_type());
+        const double gt = dt == at::kFloat ? 1e-5 : 1.5e-2;
+        EXPECT_LT(rel_err(g[0], want[1]), gt) << "dx";
+        EXPECT_LT(rel_err(g[1], want[2]), gt) << "dgate";
+        EXPECT_LT(rel_err(g[2], want[3]), fp32_weight || dt == at::kFloat ? gt : 2e-2) << "dweight";
+        // The dispatcher: the kernel bit for bit without autograd; the autograd function with it.
+        EXPECT_TRUE(jet::ops::gated_rms_norm(x, z, w, eps).equal(y));
+        const at::Tensor xa = x.clone().requires_grad_(true), za = z.clone().requires_grad_(true),
+                         wa = w.clone().requires_grad_(true);
+        const at::Tensor ya = jet::ops::gated_rms_norm(xa, za, wa, eps);
+        ASSERT_TRUE(ya.requires_grad());
+        ya.backward(dy);
+        EXPECT_TRUE(ya.detach().equal(y));
+        EXPECT_LT(rel_err(xa.grad(), want[1]), gt) << "autograd dx";
+        EXPECT_LT(rel_err(za.grad(), want[2]), gt) << "autograd dgate";
+        EXPECT_LT(rel_err(wa.grad(), want[3]), fp32_weight || dt == at::kFloat ? gt : 2e-2) << "autograd dweight";
+      }
+    }
+  }
+}
+
+TEST(GatedRmsNormCuda, ManyRowsPerWarpAndEdgeCases) {
+  ASSERT_TRUE(at::hasCUDA());
+  auto o = at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA);
+  at::manual_seed(11);
+  // SmolLM2's JetBlock at B16×512 (9 heads × 128): more rows than warps in the grid, the weight gradient summed
+  // over many blocks.
+  const at::Tensor x = at::randn({16, 512, 9, 128}, o), z = at::randn({16, 512, 9, 128}, o);
+  const at::Tensor dy = at::randn({16, 512, 9, 128}, o);
+  const at::Tensor w = 1 + 0.1 * at::randn({128}, o.dtype(at::kFloat));
+  const auto want = gated_oracle(x, z, w, dy, 1e-6);
+  EXPECT_LT(rel_err(jet::ops::gated_rms_norm_cuda(x, z, w, 1e-6), want[0]), tol(at::kBFloat16));
+  const auto g = jet::ops::gated_rms_norm_backward_cuda(dy, x, z, w, 1e-6);
+  EXPECT_LT(rel_err(g[0], want[1]), 1.5e-2);
+  EXPECT_LT(rel_err(g[1], want[2]), 1.5e-2);
+  EXPECT_LT(rel_err(g[2], want[3]), 1e-4);  // fp32 sums of 73,728 rows
+  // No rows: empty outputs, a zero weight gradient.
+  const at::Tensor e = at::empty({0, 3, 128}, o);
+  EXPECT_EQ(jet::ops::gated_rms_norm_cuda(e, e, w, 1e-6).numel(), 0);
+  EXPECT_TRUE(jet::ops::gated_rms_norm_backward_cuda(e, e, e, w, 1e-6)[2].eq(0).all().item<bool>());
+  // Outside the kernels: too wide, mixed dtypes, no weight (the ATen path takes them).
+  const at::Tensor wide = at::randn({2, jet::ops::kGatedRmsNormMaxWidth + 1}, o);
+  EXPECT_FALSE(jet::ops::gated_rms_norm_cuda_supports(wide, wide, at::ones({wide.size(1)}, o)));
+  EXPECT_FALSE(jet::ops::gated_rms_norm_cuda_supports(x, z.to(at::kFloat), w));
+  EXPECT_FALSE(jet::ops::gated_rms_norm_cuda_supports(x, z, at::Tensor()));
 }
 
 }  // namespace

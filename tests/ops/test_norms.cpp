@@ -38,6 +38,27 @@ TEST(Norms, GatedRmsNormMatchesOracle) {
   }
 }
 
+// The blocks' layout: o [B, T, H, V] at an odd V, the gate a column slice of a wider GEMM output split into heads.
+TEST(Norms, GatedRmsNormOddWidthStridedGateMatchesOracle) {
+  test::SingleThread one_thread;
+  const int64_t B = 2, T = 3, H = 3, V = 37;
+  at::Generator gen = test::seeded(7);
+  const at::Tensor x = test::randn({B, T, H, V}, gen), wide = 2 * test::randn({B, T, H * V + 5}, gen);
+  const at::Tensor w = 1.0 + 0.1 * test::randn({V}, gen), dy = test::randn({B, T, H, V}, gen).to(at::kDouble);
+  auto run = [&](bool ref, at::ScalarType dt) {
+    at::Tensor xa = x.to(dt).requires_grad_(true), za = wide.to(dt).requires_grad_(true);
+    at::Tensor wa = w.to(dt).requires_grad_(true);
+    const at::Tensor z = za.narrow(-1, 3, H * V).unflatten(-1, {H, V});
+    at::Tensor y = ref ? gated_rms_norm_ref(xa, z, wa, 1e-6) : gated_rms_norm(xa, z, wa, 1e-6);
+    (y.to(at::kDouble) * dy).sum().backward();
+    return std::vector<at::Tensor>{y, xa.grad(), za.grad(), wa.grad()};
+  };
+  const auto want = run(true, at::kDouble), got = run(false, at::kFloat);
+  const char* names[] = {"y", "dx", "dgate", "dweight"};
+  for (int i = 0; i < 4; ++i) EXPECT_LE(rel_err(got[i], want[i]), kTol) << names[i];
+  EXPECT_EQ(got[2].narrow(-1, 0, 3).abs().sum().item<double>(), 0.0);  // columns outside the slice
+}
+
 TEST(Norms, RmsNormMatchesOracleAndKeepsDtype) {
   test::SingleThread one_thread;
   at::Generator gen = test::seeded(1);

@@ -127,12 +127,12 @@ at::Tensor LinearBlock::conv_qkv_step(const at::Tensor& x, BlockState& state, in
   return norm_gate_out(o, x, "o_norm.weight", eps);
 }
 
-at::Tensor LinearBlock::norm_gate_out(const at::Tensor& o, const at::Tensor& x, const std::string& norm,
-                                      double eps) const {
+at::Tensor LinearBlock::norm_gate_out(const at::Tensor& o, const at::Tensor& x, const std::string& norm, double eps,
+                                      const at::Tensor& gate) const {
   at::Tensor n;
   if (has("g_proj.weight")) {
-    const at::Tensor gate = split_heads(linear(x, "g_proj.weight"), o.size(-2));
-    n = ops::gated_rms_norm(o, gate, p(norm), eps, true);
+    const at::Tensor z = split_heads(gate.defined() ? gate : linear(x, "g_proj.weight"), o.size(-2));
+    n = ops::gated_rms_norm(o, z, p(norm), eps, true);
   } else {
     n = ops::rms_norm(o, p(norm), eps);
   }

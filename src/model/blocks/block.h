@@ -97,8 +97,10 @@ class LinearBlock {
   at::Tensor proj_conv(const std::string& n, const at::Tensor& x, const at::Tensor& tail,
                        at::Tensor* new_tail = nullptr) const;
   at::Tensor proj_conv_step(const std::string& n, const at::Tensor& x, at::Tensor& tail) const;
-  // o [..., H, V] → o_proj(RMSNorm_V(o) with weight `norm`, times SiLU(x W_g) when g_proj exists).
-  at::Tensor norm_gate_out(const at::Tensor& o, const at::Tensor& x, const std::string& norm, double eps) const;
+  // o [..., H, V] → o_proj(RMSNorm_V(o) with weight `norm`, times SiLU(x W_g) when g_proj exists); `gate` is x W_g
+  // [..., H·V] when the caller has it already (JetBlock's one input GEMM), else it is computed here.
+  at::Tensor norm_gate_out(const at::Tensor& o, const at::Tensor& x, const std::string& norm, double eps,
+                           const at::Tensor& gate = {}) const;
   // The short-conv delta-rule blocks (DeltaNet, Gated DeltaNet): q, k, v = proj_conv("q"/"k"/"v") with
   // tails conv[0..2], split into `heads` heads, the op with log decay g (undefined: none) and beta,
   // then norm_gate_out with "o_norm.weight". The forward (x [B, T, D]) and the step (x [B, D]).

@@ -76,21 +76,7 @@ class JetBlock final : public LinearBlock {
       state->conv[0] = ops::conv_tail_after(pr.v_raw, tail, c_.conv_size);
       state->offset += x.size(1);
     }
-#ifdef JET_CUDA
-    // Prefill/eval on CUDA: the fused output gate of the decode step over all B·T rows (one kernel instead
-    // of the ATen RMSNorm + SiLU chain), when nothing needs a gradient.
-    const at::Tensor& norm = p("o_norm.weight");
-    const bool grad = la.o.requires_grad() ||
-                      (c10::GradMode::is_enabled() && (norm.requires_grad() || p("g_proj.weight").requires_grad()));
-    if (x.is_cuda() && !grad && norm.scalar_type() == at::kFloat && la.o.scalar_type() == x.scalar_type()) {
-      const int64_t B = x.size(0), T = x.size(1);
-      const at::Tensor gate = dense(x, p("g_proj.weight")).reshape({B * T, value_dim_});
-      const at::Tensor n = ops::gated_rms_norm_step_cuda(la.o.reshape({B * T, H_, V_}).contiguous(), gate, norm,
-                                                         c_.norm_eps);
-      return dense(n.view({B, T, value_dim_}), p("o_proj.weight"));
-    }
-#endif
-    return norm_gate_out(la.o, x, "o_norm.weight", c_.norm_eps);
+    return norm_gate_out(la.o, x, "o_norm.weight", c_.norm_eps, pr.gate);
   }
 
   at::Tensor step(const at::Tensor& x, BlockState& state) override {
@@ -102,15 +88,12 @@ class JetBlock final : public LinearBlock {
     const at::Tensor v = ops::dynamic_conv_step(pr.v_raw, pr.kernels, state.conv[0], true);
     const at::Tensor o = ops::linear_attention_step(pr.q, pr.k, split_heads(v, H_), pr.g, pr.beta, state.S, options());
     state.offset += 1;
-    return norm_gate_out(o, x, "o_norm.weight", c_.norm_eps);
+    return norm_gate_out(o, x, "o_norm.weight", c_.norm_eps, pr.gate);
   }
 
   // One GEMM for q, k, v, g, a, b and the kernel generator's w1 (packed on first use), SiLU, w2 (+ bias), the dynamic
   // conv of v, then the shared delta-rule tail.
   bool step_cpu(const float* x, int64_t B, BlockState& state, float* out) override {
-    static const std::vector<std::string> kInputs = {"q_proj.weight", "k_proj.weight", "v_proj.weight",
-                                                     "g_proj.weight", "a_proj.weight", "b_proj.weight",
-                                                     "dynamic_conv1d.kernel_generator.w1.weight"};
     const std::vector<const ops::QWeight*> in = qweights(kInputs);
     const ops::QWeight& w2 = q("dynamic_conv1d.kernel_generator.w2.weight");
     if (in.empty() || !w2.defined() || !q("o_proj.weight").defined() || !cpu_state_fits(state, B)) return false;
@@ -136,25 +119,65 @@ class JetBlock final : public LinearBlock {
   }
 
  private:
+  // Every projection of x, in the order of their one concatenated GEMM (input_weight(), step_cpu's qmatmul).
+  static inline const std::vector<std::string> kInputs = {"q_proj.weight", "k_proj.weight", "v_proj.weight",
+                                                          "g_proj.weight", "a_proj.weight", "b_proj.weight",
+                                                          "dynamic_conv1d.kernel_generator.w1.weight"};
+
   struct Proj {
     at::Tensor q, k;     // [..., H, K]
     at::Tensor v_raw;    // [..., H·V] before the conv
     at::Tensor kernels;  // [..., H·V, W]
     at::Tensor g, beta;  // [..., H] (g fp32)
+    at::Tensor gate;     // [..., H·V] x W_g, the output gate before its SiLU
   };
 
-  // Everything computed token-wise from x [..., D].
-  Proj project(const at::Tensor& x) const {
+  // Everything computed token-wise from x [..., D]: the projections in one GEMM where input_weight() gives one
+  // weight, else one GEMM each.
+  Proj project(const at::Tensor& x) {
+    at::Tensor q, k, v, g, a, b, hid;
+    const at::Tensor w = input_weight(x);
+    if (w.defined()) {
+      // split_with_sizes, not narrow: the backward joins the slices' gradients in one cat (a narrow's backward
+      // would zero-fill a full-width gradient per slice, then add them).
+      const int64_t gen = value_dim_ / c_.dconv_generator_reduction;
+      const std::vector<at::Tensor> y =
+          dense(x, w).split_with_sizes({key_dim_, key_dim_, value_dim_, value_dim_, H_, H_, gen}, -1);
+      q = y[0], k = y[1], v = y[2], g = y[3], a = y[4], b = y[5], hid = y[6];
+    } else {
+      at::Tensor* outs[] = {&q, &k, &v, &g, &a, &b, &hid};
+      for (size_t i = 0; i < kInputs.size(); ++i) *outs[i] = linear(x, kInputs[i]);
+    }
     Proj r;
-    r.q = split_heads(at::silu(linear(x, "q_proj.weight")), H_);
-    r.k = split_heads(at::silu(linear(x, "k_proj.weight")), H_);
-    r.v_raw = linear(x, "v_proj.weight");
-    const at::Tensor hid = at::silu(linear(x, "dynamic_conv1d.kernel_generator.w1.weight"));
-    r.kernels = linear(hid, "dynamic_conv1d.kernel_generator.w2.weight", "dynamic_conv1d.kernel_generator.w2.bias")
+    r.q = split_heads(at::silu(q), H_);
+    r.k = split_heads(at::silu(k), H_);
+    r.v_raw = v;
+    r.kernels = linear(at::silu(hid), "dynamic_conv1d.kernel_generator.w2.weight", "dynamic_conv1d.kernel_generator.w2.bias")
                     .unflatten(-1, {value_dim_, c_.conv_size});
-    r.beta = at::sigmoid(linear(x, "b_proj.weight"));
-    r.g = ssm_log_decay(linear(x, "a_proj.weight"), p("A_log"), p("dt_bias"));
+    r.beta = at::sigmoid(b);
+    r.g = ssm_log_decay(a, p("A_log"), p("dt_bias"));
+    r.gate = g;
     return r;
+  }
+
+  // The weights of every projection of x concatenated [Σ widths, D] (kInputs order) for one GEMM: while autograd
+  // records and a parameter needs a gradient, an at::cat of the parameters per call (autograd hands each its slice of the
+  // gradient; the parameters stay separate tensors that an optimizer updates in place); for CUDA inference the
+  // cached buffer of fused_input_weight(); else undefined (separate GEMMs: a quantized weight, CPU inference).
+  at::Tensor input_weight(const at::Tensor& x) {
+    std::vector<at::Tensor> ws;
+    bool grad = false;
+    for (const std::string& name : kInputs) {
+      const at::Tensor& t = p(name);
+      if (!t.defined() || t.device() != x.device()) return {};
+      grad = grad || t.requires_grad();
+      ws.push_back(t);
+    }
+    if (grad && c10::GradMode::is_enabled()) return at::cat(ws, 0);
+#ifdef JET_CUDA
+    if (x.is_cuda()) return fused_input_weight(x);
+#endif
+    return {};
   }
 
 #ifdef JET_CUDA
@@ -170,7 +193,7 @@ class JetBlock final : public LinearBlock {
     const at::Tensor w = fused_input_weight(x);
     at::Tensor q, k, v, g, a, b, hid;
     if (w.defined()) {
-      const at::Tensor y = dense(x, w);  // [B, Σ widths], in kFusedInputs order
+      const at::Tensor y = dense(x, w);  // [B, Σ widths], in kInputs order
       int64_t off = 0;
       auto take = [&](int64_t n) { return y.narrow(1, (off += n) - n, n); };
       q = take(key_dim_), k = take(key_dim_), v = take(value_dim_), g = take(value_dim_), a = take(H_), b = take(H_);
@@ -200,12 +223,9 @@ class JetBlock final : public LinearBlock {
   // (separate GEMMs) while parameters need gradients or a CUDA graph is being captured before the first
   // build, and when the weights differ in dtype or device from x.
   at::Tensor fused_input_weight(const at::Tensor& x) {
-    static constexpr const char* kFusedInputs[] = {"q_proj.weight", "k_proj.weight", "v_proj.weight", "g_proj.weight",
-                                                   "a_proj.weight", "b_proj.weight",
-                                                   "dynamic_conv1d.kernel_generator.w1.weight"};
     bool views = fused_.defined(), usable = true;
     int64_t rows = 0;
-    for (const char* name : kFusedInputs) {
+    for (const std::string& name : kInputs) {
       const at::Tensor& t = p(name);
       usable = usable && !t.requires_grad() && t.scalar_type() == x.scalar_type() && t.device() == x.device();
       views = views && t.defined() && fused_.defined() && t.is_contiguous() && t.scalar_type() == fused_.scalar_type() &&
@@ -221,10 +241,10 @@ class JetBlock final : public LinearBlock {
     c10::InferenceMode normal(false);
     c10::NoGradGuard no_grad;
     std::vector<at::Tensor> ws;
-    for (const char* name : kFusedInputs) ws.push_back(p(name));
+    for (const std::string& name : kInputs) ws.push_back(p(name));
     fused_ = at::cat(ws, 0);
     rows = 0;
-    for (const char* name : kFusedInputs) {
+    for (const std::string& name : kInputs) {
       const int64_t n = p(name).size(0);
       set(name, fused_.narrow(0, rows, n).detach());
       rows += n;

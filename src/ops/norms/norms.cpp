@@ -1,11 +1,14 @@
 // ATen path of RMSNorm, residual add + RMSNorm and gated RMSNorm (autograd backward), and the dispatch to
-// the CUDA kernel (norms.cu) when no gradient is needed.
+// the CUDA kernels (norms.cu): without autograd, and the gated form also with it (GatedRmsNormFunction).
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
 #include "core/check.h"
 #include "core/shape.h"
 #include "ops/norms/norms.h"
+#ifdef JET_CUDA
+#include <torch/csrc/autograd/custom_function.h>
+#endif
 
 namespace jet::ops {
 namespace {
@@ -62,10 +65,39 @@ std::pair<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& x, const at::Te
   return {std::move(h), std::move(n)};
 }
 
-#ifndef JET_CUDA
+#ifdef JET_CUDA
+namespace {
+
+// gated_rms_norm's kernels as an autograd function: only the inputs are saved (the backward recomputes the row
+// statistics). Not twice differentiable.
+struct GatedRmsNormFunction : torch::autograd::Function<GatedRmsNormFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& gate,
+                            const at::Tensor& weight, double eps) {
+    ctx->save_for_backward({x, gate, weight});
+    ctx->saved_data["eps"] = eps;
+    return gated_rms_norm_cuda(x, gate, weight, eps);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto s = ctx->get_saved_variables();
+    std::vector<at::Tensor> g = gated_rms_norm_backward_cuda(grads[0], s[0], s[1], s[2], ctx->saved_data["eps"].toDouble());
+    return {g[0], g[1], g[2], at::Tensor()};
+  }
+};
+
+}  // namespace
+#else
 bool rms_norm_cuda_supports(const at::Tensor&, const at::Tensor&, const at::Tensor&) { return false; }
 std::pair<at::Tensor, at::Tensor> rms_norm_cuda(const at::Tensor&, const at::Tensor&, const at::Tensor&, double) {
   JET_FAIL("rms_norm_cuda needs a build with -DJET_CUDA=ON");
+}
+bool gated_rms_norm_cuda_supports(const at::Tensor&, const at::Tensor&, const at::Tensor&) { return false; }
+at::Tensor gated_rms_norm_cuda(const at::Tensor&, const at::Tensor&, const at::Tensor&, double) {
+  JET_FAIL("gated_rms_norm_cuda needs a build with -DJET_CUDA=ON");
+}
+std::vector<at::Tensor> gated_rms_norm_backward_cuda(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                                     const at::Tensor&, double) {
+  JET_FAIL("gated_rms_norm_backward_cuda needs a build with -DJET_CUDA=ON");
 }
 #endif
 
@@ -74,6 +106,13 @@ at::Tensor gated_rms_norm(const at::Tensor& x, const at::Tensor& gate, const at:
   JET_CHECK(gate.sizes() == x.sizes(), "gated_rms_norm: gate {} must match x {}", shape_str(gate.sizes()),
             shape_str(x.sizes()));
   const int64_t g = checked_group(x, weight, group_size);
+#ifdef JET_CUDA
+  if (norm_before_gate && g == x.size(-1) && gated_rms_norm_cuda_supports(x, gate, weight)) {
+    const bool grad =
+        at::GradMode::is_enabled() && (x.requires_grad() || gate.requires_grad() || weight.requires_grad());
+    return grad ? GatedRmsNormFunction::apply(x, gate, weight, eps) : gated_rms_norm_cuda(x, gate, weight, eps);
+  }
+#endif
   const at::ScalarType ct = compute_type(x);
   const at::Tensor xf = x.to(ct), sg = at::silu(gate.to(ct));
   const at::Tensor y = norm_before_gate ? normalise(xf, weight, eps, g) * sg : normalise(xf * sg, weight, eps, g);

@@ -6,7 +6,10 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <type_traits>
+#include <vector>
 
 #include "core/check.h"
 #include "core/shape.h"
@@ -94,6 +97,130 @@ rms_norm_kernel(const T* __restrict__ x, const T* __restrict__ y, const T* __res
   }
 }
 
+// Gated RMSNorm, norm first (norms.h): one warp per row of V channels, lane l holding channels l + 32·j (j < CPL,
+// so every load of the warp is 32 consecutive elements), fp32 math. A row (m, h) of the [M, H, V] views starts at
+// m·s0 + h·s1 (the gate may be a column slice of a wider GEMM output); y, dx, dgate are written contiguous.
+constexpr int kRowsPerBlock = kThreads / 32;
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+struct RowViews {
+  int64_t rows, H;
+  int64_t xs0, xs1, zs0, zs1, gs0, gs1;  // row strides of x, gate, dy
+  __device__ int64_t offset(int64_t r, int64_t s0, int64_t s1) const { return (r / H) * s0 + (r % H) * s1; }
+};
+
+template <typename T, int CPL>
+__global__ void __launch_bounds__(kThreads)
+gated_rms_norm_fwd_kernel(const T* __restrict__ x, const T* __restrict__ z, const float* __restrict__ w,
+                          T* __restrict__ y, RowViews rv, int V, float eps) {
+  const int lane = threadIdx.x & 31;
+  const int64_t nwarps = static_cast<int64_t>(gridDim.x) * kRowsPerBlock;
+  for (int64_t r = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + (threadIdx.x >> 5); r < rv.rows; r += nwarps) {
+    const T* xr = x + rv.offset(r, rv.xs0, rv.xs1);
+    const T* zr = z + rv.offset(r, rv.zs0, rv.zs1);
+    float xv[CPL], ss = 0.f;
+#pragma unroll
+    for (int j = 0; j < CPL; ++j) {
+      const int c = lane + 32 * j;
+      xv[j] = c < V ? to_f(xr[c]) : 0.f;
+      ss = fmaf(xv[j], xv[j], ss);
+    }
+    const float inv = rsqrtf(warp_sum(ss) / static_cast<float>(V) + eps);
+#pragma unroll
+    for (int j = 0; j < CPL; ++j) {
+      const int c = lane + 32 * j;
+      if (c < V) {
+        const float g = to_f(zr[c]);
+        y[r * V + c] = from_f<T>(xv[j] * inv * w[c] * (g / (1.f + __expf(-g))));
+      }
+    }
+  }
+}
+
+// With n = x·inv, s = SiLU(z), σ = sigmoid(z): dz = dy·n·w·σ(1 + z(1 − σ)); dn = dy·w·s; dx = inv·(dn − n·mean(dn·n));
+// dw = Σ_rows dy·n·s, summed per block over its warps' rows into dw_part[block, V] (the host sums the blocks).
+template <typename T, int CPL>
+__global__ void __launch_bounds__(kThreads)
+gated_rms_norm_bwd_kernel(const T* __restrict__ dy, const T* __restrict__ x, const T* __restrict__ z,
+                          const float* __restrict__ w, T* __restrict__ dx, T* __restrict__ dz,
+                          float* __restrict__ dw_part, RowViews rv, int V, float eps) {
+  __shared__ float part[kRowsPerBlock][CPL * 32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t nwarps = static_cast<int64_t>(gridDim.x) * kRowsPerBlock;
+  float dw[CPL];
+#pragma unroll
+  for (int j = 0; j < CPL; ++j) dw[j] = 0.f;
+  for (int64_t r = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + warp; r < rv.rows; r += nwarps) {
+    const T* xr = x + rv.offset(r, rv.xs0, rv.xs1);
+    const T* zr = z + rv.offset(r, rv.zs0, rv.zs1);
+    const T* gr = dy + rv.offset(r, rv.gs0, rv.gs1);
+    float xv[CPL], dn[CPL], ss = 0.f;
+#pragma unroll
+    for (int j = 0; j < CPL; ++j) {
+      const int c = lane + 32 * j;
+      xv[j] = c < V ? to_f(xr[c]) : 0.f;
+      ss = fmaf(xv[j], xv[j], ss);
+    }
+    const float inv = rsqrtf(warp_sum(ss) / static_cast<float>(V) + eps);
+    float dot = 0.f;
+#pragma unroll
+    for (int j = 0; j < CPL; ++j) {
+      const int c = lane + 32 * j;
+      dn[j] = 0.f;
+      if (c < V) {
+        const float g = to_f(zr[c]), d = to_f(gr[c]), wc = w[c], n = xv[j] * inv;
+        const float sig = 1.f / (1.f + __expf(-g)), s = g * sig;
+        dn[j] = d * wc * s;
+        dot = fmaf(dn[j], n, dot);
+        dw[j] = fmaf(d * n, s, dw[j]);
+        dz[r * V + c] = from_f<T>(d * n * wc * sig * (1.f + g * (1.f - sig)));
+      }
+    }
+    const float mean_dot = warp_sum(dot) / static_cast<float>(V);
+#pragma unroll
+    for (int j = 0; j < CPL; ++j) {
+      const int c = lane + 32 * j;
+      if (c < V) dx[r * V + c] = from_f<T>(inv * (dn[j] - xv[j] * inv * mean_dot));
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < CPL; ++j) part[warp][lane + 32 * j] = dw[j];
+  __syncthreads();
+  for (int c = threadIdx.x; c < V; c += kThreads) {
+    float t = 0.f;
+#pragma unroll
+    for (int k = 0; k < kRowsPerBlock; ++k) t += part[k][c];
+    dw_part[static_cast<int64_t>(blockIdx.x) * V + c] = t;
+  }
+}
+
+// x [..., V] as [M, H, V] with a unit channel stride (a view where the leading dimensions allow, else a copy).
+at::Tensor rows_view(const at::Tensor& t) {
+  at::Tensor r = t.dim() == 1 ? t.view({1, 1, t.size(0)}) : t.dim() == 2 ? t.unsqueeze(0) : t.flatten(0, -3);
+  return r.stride(2) == 1 ? r : r.contiguous();
+}
+
+// Calls f(CPL tag) with the smallest channels-per-lane count that covers V (≤ kGatedRmsNormMaxWidth).
+template <typename F>
+void with_cpl(int64_t V, F&& f) {
+  if (V <= 32) f(std::integral_constant<int, 1>{});
+  else if (V <= 64) f(std::integral_constant<int, 2>{});
+  else if (V <= 128) f(std::integral_constant<int, 4>{});
+  else if (V <= 256) f(std::integral_constant<int, 8>{});
+  else if (V <= 512) f(std::integral_constant<int, 16>{});
+  else f(std::integral_constant<int, 32>{});
+}
+
+unsigned row_blocks(int64_t rows) {
+  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  return static_cast<unsigned>(std::max<int64_t>(1, std::min((rows + kRowsPerBlock - 1) / kRowsPerBlock, sms * 8)));
+}
+
 bool aligned16(const at::Tensor& t) { return !t.defined() || reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; }
 
 }  // namespace
@@ -140,6 +267,86 @@ std::pair<at::Tensor, at::Tensor> rms_norm_cuda(const at::Tensor& x, const at::T
       go(float{}, std::integral_constant<int, 1>{});
   }
   return {h, out};
+}
+
+bool gated_rms_norm_cuda_supports(const at::Tensor& x, const at::Tensor& gate, const at::Tensor& weight) {
+  const auto st = x.scalar_type();
+  if (!x.is_cuda() || (st != at::kBFloat16 && st != at::kFloat) || x.dim() < 1) return false;
+  const int64_t V = x.size(-1);
+  if (V < 1 || V > kGatedRmsNormMaxWidth || x.numel() / V >= (int64_t{1} << 31)) return false;
+  if (!gate.defined() || !gate.is_cuda() || gate.scalar_type() != st || gate.sizes() != x.sizes()) return false;
+  return weight.defined() && weight.is_cuda() && (weight.scalar_type() == at::kFloat || weight.scalar_type() == st) &&
+         weight.dim() == 1 && weight.size(0) == V;
+}
+
+namespace {
+
+void check_gated(const at::Tensor& x, const at::Tensor& gate, const at::Tensor& weight, const char* who) {
+  JET_CHECK(gated_rms_norm_cuda_supports(x, gate, weight), "{}: unsupported x {} {}, gate {}, weight {}", who,
+            shape_str(x.sizes()), c10::toString(x.scalar_type()), gate.defined() ? shape_str(gate.sizes()) : "none",
+            weight.defined() ? shape_str(weight.sizes()) : "none");
+}
+
+RowViews row_views(const at::Tensor& x3, const at::Tensor& z3, const at::Tensor& g3) {
+  return {x3.size(0) * x3.size(1), x3.size(1), x3.stride(0), x3.stride(1), z3.stride(0), z3.stride(1),
+          g3.defined() ? g3.stride(0) : 0, g3.defined() ? g3.stride(1) : 0};
+}
+
+}  // namespace
+
+at::Tensor gated_rms_norm_cuda(const at::Tensor& x, const at::Tensor& gate, const at::Tensor& weight, double eps) {
+  check_gated(x, gate, weight, "gated_rms_norm_cuda");
+  c10::cuda::CUDAGuard guard(x.device());
+  const at::Tensor x3 = rows_view(x), z3 = rows_view(gate), w = weight.to(at::kFloat).contiguous();
+  at::Tensor y = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
+  const RowViews rv = row_views(x3, z3, at::Tensor());
+  const int64_t V = x.size(-1);
+  if (rv.rows == 0) return y;
+  auto stream = at::cuda::getCurrentCUDAStream();
+  with_cpl(V, [&](auto cpl) {
+    constexpr int CPL = decltype(cpl)::value;
+    auto go = [&](auto tag) {
+      using T = decltype(tag);
+      gated_rms_norm_fwd_kernel<T, CPL><<<row_blocks(rv.rows), kThreads, 0, stream>>>(
+          reinterpret_cast<const T*>(x3.data_ptr()), reinterpret_cast<const T*>(z3.data_ptr()), w.data_ptr<float>(),
+          reinterpret_cast<T*>(y.data_ptr()), rv, static_cast<int>(V), static_cast<float>(eps));
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    };
+    if (x.scalar_type() == at::kBFloat16) go(__nv_bfloat16{}); else go(float{});
+  });
+  return y;
+}
+
+std::vector<at::Tensor> gated_rms_norm_backward_cuda(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& gate,
+                                                     const at::Tensor& weight, double eps) {
+  check_gated(x, gate, weight, "gated_rms_norm_backward_cuda");
+  JET_CHECK(dy.sizes() == x.sizes() && dy.is_cuda(), "gated_rms_norm_backward_cuda: dy {} must match x {}",
+            shape_str(dy.sizes()), shape_str(x.sizes()));
+  c10::cuda::CUDAGuard guard(x.device());
+  const at::Tensor x3 = rows_view(x), z3 = rows_view(gate), g3 = rows_view(dy.to(x.scalar_type()));
+  const at::Tensor w = weight.to(at::kFloat).contiguous();
+  const auto contiguous = x.options().memory_format(at::MemoryFormat::Contiguous);
+  at::Tensor dx = at::empty(x.sizes(), contiguous), dz = at::empty(x.sizes(), contiguous);
+  const RowViews rv = row_views(x3, z3, g3);
+  const int64_t V = x.size(-1);
+  if (rv.rows == 0) return {dx, dz, at::zeros_like(weight)};
+  const unsigned blocks = row_blocks(rv.rows);
+  at::Tensor dw_part = at::empty({blocks, V}, x.options().dtype(at::kFloat));
+  auto stream = at::cuda::getCurrentCUDAStream();
+  with_cpl(V, [&](auto cpl) {
+    constexpr int CPL = decltype(cpl)::value;
+    auto go = [&](auto tag) {
+      using T = decltype(tag);
+      auto P = [](const at::Tensor& t) { return reinterpret_cast<const T*>(t.data_ptr()); };
+      gated_rms_norm_bwd_kernel<T, CPL><<<blocks, kThreads, 0, stream>>>(
+          P(g3), P(x3), P(z3), w.data_ptr<float>(), reinterpret_cast<T*>(dx.data_ptr()),
+          reinterpret_cast<T*>(dz.data_ptr()), dw_part.data_ptr<float>(), rv, static_cast<int>(V),
+          static_cast<float>(eps));
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    };
+    if (x.scalar_type() == at::kBFloat16) go(__nv_bfloat16{}); else go(float{});
+  });
+  return {dx, dz, dw_part.sum(0).to(weight.scalar_type())};
 }
 
 }  // namespace jet::ops

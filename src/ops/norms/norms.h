@@ -6,11 +6,14 @@
 // group_size > 0 normalises each group of that many channels separately (Mamba2 with n_groups > 1).
 //   add_rms_norm(x, y)   = (h, rms_norm(h)) with h = x + y in x's dtype (the decoder's residual stream)
 // On CUDA, without autograd, rms_norm (group_size 0) and add_rms_norm are one kernel (norms.cu); else ATen.
+// The gated form the linear blocks use (norm first, one group, a weight) is one CUDA kernel forward and one
+// backward (a custom autograd function) on CUDA, with or without autograd.
 #pragma once
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
 #include <utility>
+#include <vector>
 
 namespace jet::ops {
 
@@ -36,5 +39,15 @@ at::Tensor gated_rms_norm(const at::Tensor& x, const at::Tensor& gate, const at:
                           bool norm_before_gate = true, int64_t group_size = 0);
 at::Tensor gated_rms_norm_ref(const at::Tensor& x, const at::Tensor& gate, const at::Tensor& weight, double eps,
                               bool norm_before_gate = true, int64_t group_size = 0);
+
+// The CUDA kernels behind gated_rms_norm's norm-first, ungrouped form (no autograd of their own): x, gate [..., V]
+// of one dtype (bf16 or fp32; any strides whose leading dimensions flatten to rows of the heads, e.g. a column
+// slice of a wider GEMM output), weight [V] fp32 or x's dtype, V ≤ kGatedRmsNormMaxWidth. fp32 math, one rounding.
+// The backward returns {dx, dgate, dweight} for the gradient dy of y (dweight in weight's dtype).
+constexpr int64_t kGatedRmsNormMaxWidth = 1024;
+bool gated_rms_norm_cuda_supports(const at::Tensor& x, const at::Tensor& gate, const at::Tensor& weight);
+at::Tensor gated_rms_norm_cuda(const at::Tensor& x, const at::Tensor& gate, const at::Tensor& weight, double eps);
+std::vector<at::Tensor> gated_rms_norm_backward_cuda(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& gate,
+                                                     const at::Tensor& weight, double eps);
 
 }  // namespace jet::ops
