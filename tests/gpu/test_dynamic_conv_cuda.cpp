@@ -123,3 +123,21 @@ TEST(DynamicConvCuda, BackwardPartialAndWideFallback) {
   EXPECT_THROW(jet::ops::dynamic_conv_backward_cuda(dy, x, k5.detach(), at::Tensor(), true, true, true, true),
                std::exception);
 }
+
+// x as a column slice of a wider GEMM output (JetBlock's v inside its one input GEMM): the kernels read its rows
+// in place, forward and backward equal the contiguous copy's bit for bit; B = 1 and T = 1 slices too.
+TEST(DynamicConvCuda, RowStridedInputEqualsContiguous) {
+  auto o = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  for (auto [B, T] : std::vector<std::pair<int64_t, int64_t>>{{2, 300}, {1, 7}, {3, 1}}) {
+    const int64_t C = 96, W = 4;
+    at::manual_seed(B * 1000 + T);
+    const at::Tensor wide = at::randn({B, T, 3 * C + 5}, o), x = wide.narrow(-1, C + 1, C);
+    const at::Tensor kern = at::randn({B, T, C, W}, o), tail = at::randn({B, C, W - 1}, o), dy = at::randn({B, T, C}, o);
+    ASSERT_FALSE(x.is_contiguous());
+    const at::Tensor xc = x.contiguous();
+    EXPECT_TRUE(at::equal(jet::ops::dynamic_conv_cuda(x, kern, tail, true), jet::ops::dynamic_conv_cuda(xc, kern, tail, true)));
+    const auto a = jet::ops::dynamic_conv_backward_cuda(dy, x, kern, tail, true, true, true, true);
+    const auto b = jet::ops::dynamic_conv_backward_cuda(dy, xc, kern, tail, true, true, true, true);
+    for (int n = 0; n < 3; ++n) EXPECT_TRUE(at::equal(a[n], b[n])) << "B " << B << " T " << T << " output " << n;
+  }
+}

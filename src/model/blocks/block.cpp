@@ -185,10 +185,6 @@ at::Tensor dense(const at::Tensor& x, const at::Tensor& weight, const at::Tensor
   return at::linear(x, weight.to(x.scalar_type()), bias.defined() ? bias.to(x.scalar_type()) : bias);
 }
 
-at::Tensor ssm_log_decay(const at::Tensor& a, const at::Tensor& A_log, const at::Tensor& dt_bias) {
-  return -A_log.to(at::kFloat).exp() * at::softplus(a.to(at::kFloat) + dt_bias.to(at::kFloat));
-}
-
 bool close_to_integer(double x) {
   return std::abs(x - static_cast<double>(static_cast<int64_t>(x))) <= 1e-5 * std::abs(x);
 }

@@ -147,9 +147,6 @@ at::Tensor merge_heads(const at::Tensor& x);
 // x [..., in] · weightᵀ (+ bias): a bias-free nn.Linear unless bias is given.
 at::Tensor dense(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {});
 
-// Log decay of Mamba2-style gates, fp32: −exp(A_log) · softplus(a + dt_bias); a [..., H], A_log, dt_bias [H].
-at::Tensor ssm_log_decay(const at::Tensor& a, const at::Tensor& A_log, const at::Tensor& dt_bias);
-
 // |x − int(x)| ≤ 1e-5·|x| (math.isclose(int(x), x, rel_tol=1e-5), the references' width check).
 bool close_to_integer(double x);
 

@@ -7,6 +7,7 @@
 #include "core/check.h"
 #include "model/blocks/blocks.h"
 #include "ops/cpu/cpu_kernels.h"
+#include "ops/gates/delta_gates.h"
 #include "ops/linear_attention/linear_attention.h"
 
 namespace jet::model {
@@ -51,12 +52,14 @@ class GatedDeltaNet final : public LinearBlock {
   }
 
   at::Tensor forward(const at::Tensor& x, BlockState* state) override {
-    return conv_qkv_forward(x, state, H_, log_decay(x), beta(x), options(), c_.norm_eps);
+    const auto [g, beta] = gates(x);
+    return conv_qkv_forward(x, state, H_, g, beta, options(), c_.norm_eps);
   }
 
   at::Tensor step(const at::Tensor& x, BlockState& state) override {
     c10::NoGradGuard no_grad;
-    return conv_qkv_step(x, state, H_, log_decay(x), beta(x), options(), c_.norm_eps);
+    const auto [g, beta] = gates(x);
+    return conv_qkv_step(x, state, H_, g, beta, options(), c_.norm_eps);
   }
 
   // One GEMM for q, k, v, a, b (and g), the SiLU short convs of q, k, v in place, then the shared delta-rule tail.
@@ -88,9 +91,9 @@ class GatedDeltaNet final : public LinearBlock {
   }
 
  private:
-  at::Tensor beta(const at::Tensor& x) const { return at::sigmoid(linear(x, "b_proj.weight")); }
-  at::Tensor log_decay(const at::Tensor& x) const {
-    return ssm_log_decay(linear(x, "a_proj.weight"), p("A_log"), p("dt_bias"));
+  // {log decay g, β} of x.
+  std::pair<at::Tensor, at::Tensor> gates(const at::Tensor& x) const {
+    return ops::delta_gates(linear(x, "a_proj.weight"), linear(x, "b_proj.weight"), p("A_log"), p("dt_bias"));
   }
   static ops::LinearAttentionOptions options() { return {ops::Decay::scalar, /*delta=*/true, /*qk_l2norm=*/true}; }
 

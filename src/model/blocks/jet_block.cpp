@@ -6,10 +6,13 @@
 // re-draw every Linear including W_1/W_2; we follow the layer's own init as the brief asks.)
 #include <ATen/ATen.h>
 
+#include <tuple>
+
 #include "core/check.h"
 #include "model/blocks/blocks.h"
 #include "ops/cpu/cpu_kernels.h"
 #include "ops/dynamic_conv/dynamic_conv.h"
+#include "ops/gates/delta_gates.h"
 #include "ops/linear_attention/linear_attention.h"
 #ifdef JET_CUDA
 #include <c10/cuda/CUDAGraphsC10Utils.h>
@@ -128,7 +131,7 @@ class JetBlock final : public LinearBlock {
     at::Tensor q, k;     // [..., H, K]
     at::Tensor v_raw;    // [..., H·V] before the conv
     at::Tensor kernels;  // [..., H·V, W]
-    at::Tensor g, beta;  // [..., H] (g fp32)
+    at::Tensor g, beta;  // [..., H] fp32
     at::Tensor gate;     // [..., H·V] x W_g, the output gate before its SiLU
   };
 
@@ -154,8 +157,7 @@ class JetBlock final : public LinearBlock {
     r.v_raw = v;
     r.kernels = linear(at::silu(hid), "dynamic_conv1d.kernel_generator.w2.weight", "dynamic_conv1d.kernel_generator.w2.bias")
                     .unflatten(-1, {value_dim_, c_.conv_size});
-    r.beta = at::sigmoid(b);
-    r.g = ssm_log_decay(a, p("A_log"), p("dt_bias"));
+    std::tie(r.g, r.beta) = ops::delta_gates(a, b, p("A_log"), p("dt_bias"));
     r.gate = g;
     return r;
   }

@@ -32,7 +32,7 @@ __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return
 template <typename T>
 __global__ void __launch_bounds__(256)
 dynamic_conv_kernel(const T* __restrict__ x, const T* __restrict__ kern, const T* __restrict__ tail,
-                    T* __restrict__ y, int64_t n, int T_, int C, int W, bool silu) {
+                    T* __restrict__ y, int64_t n, int T_, int C, int64_t ldx, int W, bool silu) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
   const int c = static_cast<int>(i % C);
@@ -45,7 +45,7 @@ dynamic_conv_kernel(const T* __restrict__ x, const T* __restrict__ kern, const T
     const int s = t - W + 1 + j;  // source token; negative indexes the tail
     float src = 0.f;
     if (s >= 0)
-      src = to_f(x[(b * T_ + s) * C + c]);
+      src = to_f(x[(b * T_ + s) * ldx + c]);
     else if (tail)
       src = to_f(tail[(b * C + c) * (W - 1) + (W - 1 + s)]);
     acc += to_f(kp[j]) * src;
@@ -90,10 +90,11 @@ __device__ __forceinline__ void store_taps(T* p, const float (&k)[W]) {
 // Tokens per thread in the backward: enough threads at B·C ≈ 25K (B 8, C 3072) and a small halo (W−1).
 constexpr int kBwdRun = 128;
 
-// The value of x at token s (< 0: the tail, zeros without one) for channel c of sequence b.
+// The value of x (rows of ldx) at token s (< 0: the tail, zeros without one) for channel c of sequence b.
 template <typename T>
-__device__ __forceinline__ float conv_input(const T* x, const T* tail, int64_t b, int s, int T_, int C, int c, int W) {
-  if (s >= 0) return to_f(x[(b * T_ + s) * C + c]);
+__device__ __forceinline__ float conv_input(const T* x, const T* tail, int64_t b, int s, int T_, int C, int64_t ldx,
+                                            int c, int W) {
+  if (s >= 0) return to_f(x[(b * T_ + s) * ldx + c]);
   return tail ? to_f(tail[(b * C + c) * (W - 1) + (W - 1 + s)]) : 0.f;
 }
 
@@ -107,7 +108,7 @@ template <typename T, int W>
 __global__ void __launch_bounds__(128)
 dynamic_conv_bwd_kernel(const T* __restrict__ x, const T* __restrict__ kern, const T* __restrict__ tail,
                         const T* __restrict__ dy, T* __restrict__ dx, T* __restrict__ dkern, T* __restrict__ dtail,
-                        int T_, int C, bool silu) {
+                        int T_, int C, int64_t ldx, bool silu) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= C) return;
   const int64_t b = blockIdx.z;
@@ -115,7 +116,7 @@ dynamic_conv_bwd_kernel(const T* __restrict__ x, const T* __restrict__ kern, con
   const int top = min(t1 + W - 2, T_ - 1);
   float xw[W], acc[W], kt[W], kn[W];
 #pragma unroll
-  for (int j = 0; j < W; ++j) xw[j] = conv_input(x, tail, b, top - W + 1 + j, T_, C, c, W), acc[j] = 0.f;
+  for (int j = 0; j < W; ++j) xw[j] = conv_input(x, tail, b, top - W + 1 + j, T_, C, ldx, c, W), acc[j] = 0.f;
   auto taps = [&](int t) { return kern + ((b * T_ + t) * C + c) * W; };
   load_taps<T, W>(taps(top), kt);
   float gy = to_f(dy[(b * T_ + top) * C + c]);
@@ -125,7 +126,7 @@ dynamic_conv_bwd_kernel(const T* __restrict__ x, const T* __restrict__ kern, con
     if (t > t0) {
       load_taps<T, W>(taps(t - 1), kn);
       gn = to_f(dy[(b * T_ + t - 1) * C + c]);
-      xn = conv_input(x, tail, b, t - W, T_, C, c, W);
+      xn = conv_input(x, tail, b, t - W, T_, C, ldx, c, W);
     }
     float z = 0.f;
 #pragma unroll
@@ -160,6 +161,14 @@ dynamic_conv_bwd_kernel(const T* __restrict__ x, const T* __restrict__ kern, con
     for (int j = 0; j + 1 < W; ++j) dtail[(b * C + c) * (W - 1) + j] = from_f<T>(acc[j]);
   }
 }
+// x [B, T, C] as tokens of C channels at one row stride (stride(1); a column slice of a wider GEMM output is read
+// in place), else a contiguous copy.
+at::Tensor conv_rows(const at::Tensor& x) {
+  const bool rows = x.stride(2) == 1 && x.stride(1) >= x.size(2) &&
+                    (x.size(0) <= 1 || x.stride(0) == x.size(1) * x.stride(1));
+  return rows ? x : x.contiguous();
+}
+
 }  // namespace
 
 at::Tensor dynamic_conv_cuda(const at::Tensor& x, const at::Tensor& kernels, const at::Tensor& tail, bool silu) {
@@ -178,8 +187,8 @@ at::Tensor dynamic_conv_cuda(const at::Tensor& x, const at::Tensor& kernels, con
     tl = tail.to(x.scalar_type()).contiguous();
   }
   c10::cuda::CUDAGuard guard(x.device());
-  const at::Tensor xc = x.contiguous(), kc = kernels.contiguous();
-  at::Tensor y = at::empty({B, T, C}, x.options());
+  const at::Tensor xc = conv_rows(x), kc = kernels.contiguous();
+  at::Tensor y = at::empty({B, T, C}, x.options().memory_format(at::MemoryFormat::Contiguous));
   const int64_t n = B * T * C;
   if (n == 0) return y;
   const int64_t blocks = (n + 255) / 256;
@@ -189,7 +198,7 @@ at::Tensor dynamic_conv_cuda(const at::Tensor& x, const at::Tensor& kernels, con
     dynamic_conv_kernel<E><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(
         reinterpret_cast<const E*>(xc.data_ptr()), reinterpret_cast<const E*>(kc.data_ptr()),
         tl.defined() ? reinterpret_cast<const E*>(tl.data_ptr()) : nullptr, reinterpret_cast<E*>(y.data_ptr()), n,
-        static_cast<int>(T), static_cast<int>(C), static_cast<int>(W), silu);
+        static_cast<int>(T), static_cast<int>(C), xc.stride(1), static_cast<int>(W), silu);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   };
   if (x.scalar_type() == at::kFloat)
@@ -224,7 +233,7 @@ std::vector<at::Tensor> dynamic_conv_backward_cuda(const at::Tensor& dy, const a
     tl = tail.to(dt).contiguous();
   }
   c10::cuda::CUDAGuard guard(x.device());
-  const at::Tensor xc = x.contiguous(), gc = dy.to(dt).contiguous();
+  const at::Tensor xc = conv_rows(x), gc = dy.to(dt).contiguous();
   at::Tensor kc = kernels.contiguous();
   // W = 4 taps are read as one vector per token: a view that starts off that alignment is copied first.
   if (W == 4 && reinterpret_cast<uintptr_t>(kc.data_ptr()) % (4 * kc.element_size()) != 0) kc = kc.clone();
@@ -243,7 +252,7 @@ std::vector<at::Tensor> dynamic_conv_backward_cuda(const at::Tensor& dy, const a
       auto out = [](at::Tensor& t) { return t.defined() ? reinterpret_cast<E*>(t.data_ptr()) : nullptr; };
       dynamic_conv_bwd_kernel<E, kW><<<grid, 128, 0, stream>>>(in(xc), in(kc), in(tl), in(gc), out(dx), out(dk),
                                                                W > 1 ? out(dtl) : nullptr, static_cast<int>(T),
-                                                               static_cast<int>(C), silu);
+                                                               static_cast<int>(C), xc.stride(1), silu);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     };
     auto by_w = [&](auto tag) {

@@ -7,7 +7,8 @@
 
 namespace jet::ops {
 
-// x [B, T, C] and kernels [B, T, C, W], both contiguous, one dtype (fp32 or bf16); tail [B, C, W−1] or
+// x [B, T, C] (read in place when its tokens are rows at one stride with unit channel stride, e.g. a column slice
+// of a wider GEMM output; else copied) and kernels [B, T, C, W], one dtype (fp32 or bf16); tail [B, C, W−1] or
 // undefined (zeros). Returns y [B, T, C] in x's dtype, y = act(Σ_j κ[.., j] · x_{t−W+1+j}), fp32 math.
 at::Tensor dynamic_conv_cuda(const at::Tensor& x, const at::Tensor& kernels, const at::Tensor& tail, bool silu);
 
