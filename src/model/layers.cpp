@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <vector>
 
 #include "model/packed_rows.h"
 #include "ops/activations/silu_mul.h"
@@ -38,8 +39,10 @@ at::Tensor Mlp::operator()(const at::Tensor& x) const {
   // gate and up in one GEMM when load_weights packed them (model/packed_rows.h).
   const auto [packed, gu] = packed_linear(x, {&gate_proj, &up_proj});
   if (packed) {
-    const int64_t n = gu.size(-1) / 2;
-    return down_proj(ops::silu_mul(gu.narrow(-1, 0, n), gu.narrow(-1, n, n)));
+    // split, not narrow: under autograd the halves' gradients are joined by one cat (a narrow's backward zero-fills
+    // a full-width gradient per half, then adds them).
+    const std::vector<at::Tensor> h = gu.split(gu.size(-1) / 2, -1);
+    return down_proj(ops::silu_mul(h[0], h[1]));
   }
   return down_proj(ops::silu_mul(gate_proj(x), up_proj(x)));
 }

@@ -1,12 +1,14 @@
 // The fused CUDA RMSNorm / residual add + RMSNorm (ops/norms/norms.cu) and silu(gate) · up
 // (ops/activations/silu_mul.cu) vs the float64 references: bf16 and fp32, odd and model widths, one row and
 // many, with and without a weight, unaligned views (the scalar path), row-strided halves of a packed gate/up;
-// the dispatchers take the kernels without autograd and the ATen path with it. The gated RMSNorm's forward and
-// backward kernels (with and without autograd) vs the float64 oracle's output and gradients.
+// the dispatchers take the kernels without autograd; with it, the norms' backward kernels (plain and gated) vs the
+// float64 oracle's gradients.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/function.h>  // grad_fn()->name()
 
+#include <string>
 #include <vector>
 
 #include "ops/activations/silu_mul.h"
@@ -61,20 +63,49 @@ TEST(RmsNormCuda, MatchesReference) {
   }
 }
 
-TEST(RmsNormCuda, AutogradTakesAtenPath) {
+// With autograd: the norm is RmsNormFunction (the forward kernel, the backward kernel), the residual add ATen's;
+// gradients of x, y and the weight vs the float64 oracle under autograd, bf16 and fp32, odd and model widths
+// (SmolLM2's 576), a 3-d input; wider rows than the backward kernel takes stay on the ATen path.
+TEST(RmsNormCuda, AutogradTakesBackwardKernel) {
   ASSERT_TRUE(at::hasCUDA());
-  auto o = at::TensorOptions().dtype(at::kFloat).device(at::kCUDA);
-  at::manual_seed(5);
-  const at::Tensor x = at::randn({4, 3, 40}, o).requires_grad_(true), y = at::randn({4, 3, 40}, o);
-  const at::Tensor w = at::randn({40}, o);
-  auto [h, n] = jet::ops::add_rms_norm(x, y, w, 1e-6);
-  ASSERT_TRUE(n.requires_grad());
-  (h.sum() + (n * n).sum()).backward();
-  const at::Tensor xd = x.detach().to(at::kCPU, at::kDouble).requires_grad_(true);
-  auto [hr, nr] = jet::ops::add_rms_norm_ref(xd, y.cpu(), w.cpu(), 1e-6);
-  (hr.sum() + (nr * nr).sum()).backward();
-  EXPECT_LT(rel_err(x.grad(), xd.grad()), 1e-5);
-  EXPECT_LT(rel_err(n, nr), 1e-6);
+  for (auto dt : {at::kFloat, at::kBFloat16}) {
+    auto o = at::TensorOptions().dtype(dt).device(at::kCUDA);
+    for (int64_t D : {37, 576, 1024, 1025}) {
+      at::manual_seed(D);
+      SCOPED_TRACE(testing::Message() << c10::toString(dt) << " D " << D);
+      const at::Tensor x0 = at::randn({4, 33, D}, o), y0 = at::randn({4, 33, D}, o), w0 = 1 + 0.3 * at::randn({D}, o);
+      const at::Tensor dh = at::randn({4, 33, D}, o), dn = at::randn({4, 33, D}, o);
+      at::Tensor x = x0.clone().requires_grad_(true), y = y0.clone().requires_grad_(true), w = w0.clone().requires_grad_(true);
+      auto [h, n] = jet::ops::add_rms_norm(x, y, w, 1e-6);
+      ASSERT_TRUE(n.requires_grad());
+      const bool kernel = D <= jet::ops::kGatedRmsNormMaxWidth;
+      EXPECT_EQ(n.grad_fn()->name().find("RmsNormFunction") != std::string::npos, kernel) << n.grad_fn()->name();
+      (h.to(at::kFloat) * dh + n.to(at::kFloat) * dn).sum().backward();
+      auto leaf = [](const at::Tensor& t) { return t.to(at::kCPU, at::kDouble).requires_grad_(true); };
+      at::Tensor xd = leaf(x0), yd = leaf(y0), wd = leaf(w0);
+      auto [hr, nr] = jet::ops::add_rms_norm_ref(xd, yd, wd, 1e-6);
+      (hr * dh.to(at::kCPU, at::kDouble) + nr * dn.to(at::kCPU, at::kDouble)).sum().backward();
+      const double t = dt == at::kFloat ? 1e-5 : 1.5e-2;
+      EXPECT_LT(rel_err(n, nr), dt == at::kFloat ? 1e-6 : 1e-2);
+      EXPECT_LT(rel_err(x.grad(), xd.grad()), t);
+      EXPECT_LT(rel_err(y.grad(), yd.grad()), t);
+      EXPECT_LT(rel_err(w.grad(), wd.grad()), dt == at::kFloat ? 1e-5 : 2e-2);
+      // The kernel directly, fp32 weight for bf16 x, and no weight.
+      if (kernel) {
+        const auto [gx, gw] = jet::ops::rms_norm_backward_cuda(dn, x0, w0.to(at::kFloat), 1e-6);
+        EXPECT_EQ(gw.scalar_type(), at::kFloat);
+        at::Tensor xr = leaf(x0), wr = leaf(w0);
+        (jet::ops::rms_norm_ref(xr, wr, 1e-6) * dn.to(at::kCPU, at::kDouble)).sum().backward();
+        EXPECT_LT(rel_err(gx, xr.grad()), t);
+        EXPECT_LT(rel_err(gw, wr.grad()), 1e-4);
+        const auto [ux, uw] = jet::ops::rms_norm_backward_cuda(dn, x0, at::Tensor(), 1e-6);
+        EXPECT_FALSE(uw.defined());
+        at::Tensor xu = leaf(x0);
+        (jet::ops::rms_norm_ref(xu, at::Tensor(), 1e-6) * dn.to(at::kCPU, at::kDouble)).sum().backward();
+        EXPECT_LT(rel_err(ux, xu.grad()), t);
+      }
+    }
+  }
 }
 
 TEST(SiluMulCuda, MatchesReference) {

@@ -1,5 +1,6 @@
 // ATen path of RMSNorm, residual add + RMSNorm and gated RMSNorm (autograd backward), and the dispatch to
-// the CUDA kernels (norms.cu): without autograd, and the gated form also with it (GatedRmsNormFunction).
+// the CUDA kernels (norms.cu): without autograd, and with it as autograd functions (RmsNormFunction,
+// GatedRmsNormFunction) whose backward is a CUDA kernel too.
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
@@ -39,7 +40,7 @@ at::Tensor normalise(const at::Tensor& x, const at::Tensor& weight, double eps, 
   return y;
 }
 
-// The fused kernel has no backward: it serves inference (and no-grad) calls only.
+// No gradient wanted: the forward kernel alone.
 bool use_cuda(const at::Tensor& x, const at::Tensor& y, const at::Tensor& weight) {
   const bool grad = at::GradMode::is_enabled() &&
                     (x.requires_grad() || (y.defined() && y.requires_grad()) || (weight.defined() && weight.requires_grad()));
@@ -48,25 +49,24 @@ bool use_cuda(const at::Tensor& x, const at::Tensor& y, const at::Tensor& weight
 
 }  // namespace
 
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps, int64_t group_size) {
-  const int64_t g = checked_group(x, weight, group_size);
-  if (g == x.size(-1) && use_cuda(x, at::Tensor(), weight)) return rms_norm_cuda(x, at::Tensor(), weight, eps).second;
-  return normalise(x.to(compute_type(x)), weight, eps, g).to(x.scalar_type());
-}
-
-std::pair<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& x, const at::Tensor& y, const at::Tensor& weight,
-                                               double eps) {
-  JET_CHECK(y.sizes() == x.sizes() && y.scalar_type() == x.scalar_type(), "add_rms_norm: y {} {} must match x {} {}",
-            shape_str(y.sizes()), c10::toString(y.scalar_type()), shape_str(x.sizes()), c10::toString(x.scalar_type()));
-  checked_group(x, weight, 0);
-  if (use_cuda(x, y, weight)) return rms_norm_cuda(x, y, weight, eps);
-  at::Tensor h = x + y;
-  at::Tensor n = rms_norm(h, weight, eps);
-  return {std::move(h), std::move(n)};
-}
-
 #ifdef JET_CUDA
 namespace {
+
+// rms_norm's CUDA kernels (weight given) as an autograd function: the input saved, its statistics recomputed.
+struct RmsNormFunction : torch::autograd::Function<RmsNormFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            double eps) {
+    ctx->save_for_backward({x, weight});
+    ctx->saved_data["eps"] = eps;
+    return rms_norm_cuda(x, at::Tensor(), weight, eps).second;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto s = ctx->get_saved_variables();
+    auto [dx, dw] = rms_norm_backward_cuda(grads[0], s[0], s[1], ctx->saved_data["eps"].toDouble());
+    return {dx, dw, at::Tensor()};
+  }
+};
 
 // gated_rms_norm's kernels as an autograd function: only the inputs are saved (the backward recomputes the row
 // statistics). Not twice differentiable.
@@ -86,7 +86,31 @@ struct GatedRmsNormFunction : torch::autograd::Function<GatedRmsNormFunction> {
 };
 
 }  // namespace
-#else
+#endif
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps, int64_t group_size) {
+  const int64_t g = checked_group(x, weight, group_size);
+  if (g == x.size(-1) && use_cuda(x, at::Tensor(), weight)) return rms_norm_cuda(x, at::Tensor(), weight, eps).second;
+#ifdef JET_CUDA
+  if (g == x.size(-1) && weight.defined() && rms_norm_cuda_supports(x, at::Tensor(), weight) &&
+      rms_norm_backward_cuda_supports(x, weight))
+    return RmsNormFunction::apply(x, weight, eps);
+#endif
+  return normalise(x.to(compute_type(x)), weight, eps, g).to(x.scalar_type());
+}
+
+std::pair<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& x, const at::Tensor& y, const at::Tensor& weight,
+                                               double eps) {
+  JET_CHECK(y.sizes() == x.sizes() && y.scalar_type() == x.scalar_type(), "add_rms_norm: y {} {} must match x {} {}",
+            shape_str(y.sizes()), c10::toString(y.scalar_type()), shape_str(x.sizes()), c10::toString(x.scalar_type()));
+  checked_group(x, weight, 0);
+  if (use_cuda(x, y, weight)) return rms_norm_cuda(x, y, weight, eps);
+  at::Tensor h = x + y;
+  at::Tensor n = rms_norm(h, weight, eps);
+  return {std::move(h), std::move(n)};
+}
+
+#ifndef JET_CUDA
 bool rms_norm_cuda_supports(const at::Tensor&, const at::Tensor&, const at::Tensor&) { return false; }
 std::pair<at::Tensor, at::Tensor> rms_norm_cuda(const at::Tensor&, const at::Tensor&, const at::Tensor&, double) {
   JET_FAIL("rms_norm_cuda needs a build with -DJET_CUDA=ON");
@@ -98,6 +122,10 @@ at::Tensor gated_rms_norm_cuda(const at::Tensor&, const at::Tensor&, const at::T
 std::vector<at::Tensor> gated_rms_norm_backward_cuda(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                                      const at::Tensor&, double) {
   JET_FAIL("gated_rms_norm_backward_cuda needs a build with -DJET_CUDA=ON");
+}
+bool rms_norm_backward_cuda_supports(const at::Tensor&, const at::Tensor&) { return false; }
+std::pair<at::Tensor, at::Tensor> rms_norm_backward_cuda(const at::Tensor&, const at::Tensor&, const at::Tensor&, double) {
+  JET_FAIL("rms_norm_backward_cuda needs a build with -DJET_CUDA=ON");
 }
 #endif
 

@@ -144,11 +144,12 @@ gated_rms_norm_fwd_kernel(const T* __restrict__ x, const T* __restrict__ z, cons
 
 // With n = x·inv, s = SiLU(z), σ = sigmoid(z): dz = dy·n·w·σ(1 + z(1 − σ)); dn = dy·w·s; dx = inv·(dn − n·mean(dn·n));
 // dw = Σ_rows dy·n·s, summed per block over its warps' rows into dw_part[block, V] (the host sums the blocks).
-template <typename T, int CPL>
+// GATED = false: the plain RMSNorm's backward (s = 1, no z, no dz).
+template <typename T, int CPL, bool GATED>
 __global__ void __launch_bounds__(kThreads)
-gated_rms_norm_bwd_kernel(const T* __restrict__ dy, const T* __restrict__ x, const T* __restrict__ z,
-                          const float* __restrict__ w, T* __restrict__ dx, T* __restrict__ dz,
-                          float* __restrict__ dw_part, RowViews rv, int V, float eps) {
+rms_norm_bwd_kernel(const T* __restrict__ dy, const T* __restrict__ x, const T* __restrict__ z,
+                    const float* __restrict__ w, T* __restrict__ dx, T* __restrict__ dz, float* __restrict__ dw_part,
+                    RowViews rv, int V, float eps) {
   __shared__ float part[kRowsPerBlock][CPL * 32];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t nwarps = static_cast<int64_t>(gridDim.x) * kRowsPerBlock;
@@ -157,7 +158,7 @@ gated_rms_norm_bwd_kernel(const T* __restrict__ dy, const T* __restrict__ x, con
   for (int j = 0; j < CPL; ++j) dw[j] = 0.f;
   for (int64_t r = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + warp; r < rv.rows; r += nwarps) {
     const T* xr = x + rv.offset(r, rv.xs0, rv.xs1);
-    const T* zr = z + rv.offset(r, rv.zs0, rv.zs1);
+    const T* zr = GATED ? z + rv.offset(r, rv.zs0, rv.zs1) : nullptr;
     const T* gr = dy + rv.offset(r, rv.gs0, rv.gs1);
     float xv[CPL], dn[CPL], ss = 0.f;
 #pragma unroll
@@ -173,12 +174,16 @@ gated_rms_norm_bwd_kernel(const T* __restrict__ dy, const T* __restrict__ x, con
       const int c = lane + 32 * j;
       dn[j] = 0.f;
       if (c < V) {
-        const float g = to_f(zr[c]), d = to_f(gr[c]), wc = w[c], n = xv[j] * inv;
-        const float sig = 1.f / (1.f + __expf(-g)), s = g * sig;
+        const float d = to_f(gr[c]), wc = w ? w[c] : 1.f, n = xv[j] * inv;
+        float s = 1.f;
+        if constexpr (GATED) {
+          const float g = to_f(zr[c]), sig = 1.f / (1.f + __expf(-g));
+          s = g * sig;
+          dz[r * V + c] = from_f<T>(d * n * wc * sig * (1.f + g * (1.f - sig)));
+        }
         dn[j] = d * wc * s;
         dot = fmaf(dn[j], n, dot);
         dw[j] = fmaf(d * n, s, dw[j]);
-        dz[r * V + c] = from_f<T>(d * n * wc * sig * (1.f + g * (1.f - sig)));
       }
     }
     const float mean_dot = warp_sum(dot) / static_cast<float>(V);
@@ -188,6 +193,7 @@ gated_rms_norm_bwd_kernel(const T* __restrict__ dy, const T* __restrict__ x, con
       if (c < V) dx[r * V + c] = from_f<T>(inv * (dn[j] - xv[j] * inv * mean_dot));
     }
   }
+  if (!dw_part) return;
 #pragma unroll
   for (int j = 0; j < CPL; ++j) part[warp][lane + 32 * j] = dw[j];
   __syncthreads();
@@ -317,36 +323,65 @@ at::Tensor gated_rms_norm_cuda(const at::Tensor& x, const at::Tensor& gate, cons
   return y;
 }
 
-std::vector<at::Tensor> gated_rms_norm_backward_cuda(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& gate,
-                                                     const at::Tensor& weight, double eps) {
-  check_gated(x, gate, weight, "gated_rms_norm_backward_cuda");
-  JET_CHECK(dy.sizes() == x.sizes() && dy.is_cuda(), "gated_rms_norm_backward_cuda: dy {} must match x {}",
-            shape_str(dy.sizes()), shape_str(x.sizes()));
+namespace {
+
+// The backward kernel for dy, x (and gate when GATED) of one [..., V] shape: {dx, dgate (GATED), dweight} with dx, dgate
+// contiguous; weight undefined = none (no dweight).
+template <bool GATED>
+std::vector<at::Tensor> norm_backward(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& gate,
+                                      const at::Tensor& weight, double eps) {
   c10::cuda::CUDAGuard guard(x.device());
-  const at::Tensor x3 = rows_view(x), z3 = rows_view(gate), g3 = rows_view(dy.to(x.scalar_type()));
-  const at::Tensor w = weight.to(at::kFloat).contiguous();
+  const at::Tensor x3 = rows_view(x), z3 = GATED ? rows_view(gate) : x3, g3 = rows_view(dy.to(x.scalar_type()));
+  const at::Tensor w = weight.defined() ? weight.to(at::kFloat).contiguous() : weight;
   const auto contiguous = x.options().memory_format(at::MemoryFormat::Contiguous);
-  at::Tensor dx = at::empty(x.sizes(), contiguous), dz = at::empty(x.sizes(), contiguous);
+  at::Tensor dx = at::empty(x.sizes(), contiguous), dz = GATED ? at::empty(x.sizes(), contiguous) : at::Tensor();
   const RowViews rv = row_views(x3, z3, g3);
   const int64_t V = x.size(-1);
-  if (rv.rows == 0) return {dx, dz, at::zeros_like(weight)};
+  if (rv.rows == 0) return {dx, dz, weight.defined() ? at::zeros_like(weight) : at::Tensor()};
   const unsigned blocks = row_blocks(rv.rows);
-  at::Tensor dw_part = at::empty({blocks, V}, x.options().dtype(at::kFloat));
+  at::Tensor dw_part = weight.defined() ? at::empty({blocks, V}, x.options().dtype(at::kFloat)) : at::Tensor();
   auto stream = at::cuda::getCurrentCUDAStream();
   with_cpl(V, [&](auto cpl) {
     constexpr int CPL = decltype(cpl)::value;
     auto go = [&](auto tag) {
       using T = decltype(tag);
       auto P = [](const at::Tensor& t) { return reinterpret_cast<const T*>(t.data_ptr()); };
-      gated_rms_norm_bwd_kernel<T, CPL><<<blocks, kThreads, 0, stream>>>(
-          P(g3), P(x3), P(z3), w.data_ptr<float>(), reinterpret_cast<T*>(dx.data_ptr()),
-          reinterpret_cast<T*>(dz.data_ptr()), dw_part.data_ptr<float>(), rv, static_cast<int>(V),
-          static_cast<float>(eps));
+      rms_norm_bwd_kernel<T, CPL, GATED><<<blocks, kThreads, 0, stream>>>(
+          P(g3), P(x3), GATED ? P(z3) : nullptr, w.defined() ? w.data_ptr<float>() : nullptr,
+          reinterpret_cast<T*>(dx.data_ptr()), GATED ? reinterpret_cast<T*>(dz.data_ptr()) : nullptr,
+          dw_part.defined() ? dw_part.data_ptr<float>() : nullptr, rv, static_cast<int>(V), static_cast<float>(eps));
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     };
     if (x.scalar_type() == at::kBFloat16) go(__nv_bfloat16{}); else go(float{});
   });
-  return {dx, dz, dw_part.sum(0).to(weight.scalar_type())};
+  return {dx, dz, dw_part.defined() ? dw_part.sum(0).to(weight.scalar_type()) : at::Tensor()};
+}
+
+}  // namespace
+
+std::vector<at::Tensor> gated_rms_norm_backward_cuda(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& gate,
+                                                     const at::Tensor& weight, double eps) {
+  check_gated(x, gate, weight, "gated_rms_norm_backward_cuda");
+  JET_CHECK(dy.sizes() == x.sizes() && dy.is_cuda(), "gated_rms_norm_backward_cuda: dy {} must match x {}",
+            shape_str(dy.sizes()), shape_str(x.sizes()));
+  return norm_backward<true>(dy, x, gate, weight, eps);
+}
+
+bool rms_norm_backward_cuda_supports(const at::Tensor& x, const at::Tensor& weight) {
+  const auto st = x.scalar_type();
+  return x.is_cuda() && (st == at::kBFloat16 || st == at::kFloat) && x.dim() >= 1 && x.size(-1) >= 1 &&
+         x.size(-1) <= kGatedRmsNormMaxWidth && x.numel() / x.size(-1) < (int64_t{1} << 31) &&
+         (!weight.defined() || (weight.is_cuda() && (weight.scalar_type() == at::kFloat || weight.scalar_type() == st) &&
+                                weight.dim() == 1 && weight.size(0) == x.size(-1)));
+}
+
+std::pair<at::Tensor, at::Tensor> rms_norm_backward_cuda(const at::Tensor& dy, const at::Tensor& x,
+                                                         const at::Tensor& weight, double eps) {
+  JET_CHECK(rms_norm_backward_cuda_supports(x, weight) && dy.sizes() == x.sizes() && dy.is_cuda(),
+            "rms_norm_backward_cuda: unsupported x {} {}, dy {}, weight {}", shape_str(x.sizes()),
+            c10::toString(x.scalar_type()), shape_str(dy.sizes()), weight.defined() ? shape_str(weight.sizes()) : "none");
+  auto g = norm_backward<false>(dy, x, at::Tensor(), weight, eps);
+  return {g[0], g[2]};
 }
 
 }  // namespace jet::ops

@@ -5,9 +5,10 @@
 //   gated, gate first    = rms_norm(x · SiLU(gate))        (Mamba2's RMSNormGated, norm_before_gate = false)
 // group_size > 0 normalises each group of that many channels separately (Mamba2 with n_groups > 1).
 //   add_rms_norm(x, y)   = (h, rms_norm(h)) with h = x + y in x's dtype (the decoder's residual stream)
-// On CUDA, without autograd, rms_norm (group_size 0) and add_rms_norm are one kernel (norms.cu); else ATen.
-// The gated form the linear blocks use (norm first, one group, a weight) is one CUDA kernel forward and one
-// backward (a custom autograd function) on CUDA, with or without autograd.
+// On CUDA rms_norm (group_size 0) and add_rms_norm are one kernel (norms.cu); with autograd and a weight, the
+// norm is a custom autograd function with a CUDA backward kernel (the residual add stays an ATen add). The gated
+// form the linear blocks use (norm first, one group, a weight) is one CUDA kernel forward and one backward, with or
+// without autograd. Elsewhere (CPU, float64, wider rows than the backward kernel takes) ATen.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -49,5 +50,11 @@ bool gated_rms_norm_cuda_supports(const at::Tensor& x, const at::Tensor& gate, c
 at::Tensor gated_rms_norm_cuda(const at::Tensor& x, const at::Tensor& gate, const at::Tensor& weight, double eps);
 std::vector<at::Tensor> gated_rms_norm_backward_cuda(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& gate,
                                                      const at::Tensor& weight, double eps);
+
+// The plain RMSNorm's backward kernel (rows of at most kGatedRmsNormMaxWidth; weight fp32, x's dtype or
+// undefined): {dx, dweight (undefined without a weight)} for the gradient dy of rms_norm(x, weight).
+bool rms_norm_backward_cuda_supports(const at::Tensor& x, const at::Tensor& weight);
+std::pair<at::Tensor, at::Tensor> rms_norm_backward_cuda(const at::Tensor& dy, const at::Tensor& x,
+                                                         const at::Tensor& weight, double eps);
 
 }  // namespace jet::ops
