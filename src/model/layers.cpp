@@ -4,7 +4,6 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
-#include <vector>
 
 #include "model/packed_rows.h"
 #include "ops/activations/silu_mul.h"
@@ -38,12 +37,7 @@ void Mlp::declare(ParamList& params, const std::string& prefix, const ModelConfi
 at::Tensor Mlp::operator()(const at::Tensor& x) const {
   // gate and up in one GEMM when load_weights packed them (model/packed_rows.h).
   const auto [packed, gu] = packed_linear(x, {&gate_proj, &up_proj});
-  if (packed) {
-    // split, not narrow: under autograd the halves' gradients are joined by one cat (a narrow's backward zero-fills
-    // a full-width gradient per half, then adds them).
-    const std::vector<at::Tensor> h = gu.split(gu.size(-1) / 2, -1);
-    return down_proj(ops::silu_mul(h[0], h[1]));
-  }
+  if (packed) return down_proj(ops::silu_mul_packed(gu));
   return down_proj(ops::silu_mul(gate_proj(x), up_proj(x)));
 }
 

@@ -113,5 +113,21 @@ TEST(Activations, SiluMulMatchesOracleWithGradients) {
   EXPECT_THROW(silu_mul(g, u.narrow(1, 0, 28)), Error);
 }
 
+// The packed form: gu [..., 2F] (odd F), gradient of gu whole against the oracle on its halves.
+TEST(Activations, SiluMulPackedMatchesOracleWithGradients) {
+  test::SingleThread one_thread;
+  at::Generator gen = test::seeded(4);
+  const int64_t F = 29;
+  const at::Tensor gu = 3 * test::randn({2, 3, 2 * F}, gen), dy = test::randn({2, 3, F}, gen);
+  at::Tensor ga = gu.clone().requires_grad_(true), gd = gu.to(at::kDouble).requires_grad_(true);
+  const at::Tensor y = silu_mul_packed(ga);
+  (y * dy).sum().backward();
+  const at::Tensor want = silu_mul_ref(gd.narrow(-1, 0, F), gd.narrow(-1, F, F));
+  (want * dy.to(at::kDouble)).sum().backward();
+  EXPECT_LE(rel_err(y, want), kTol);
+  EXPECT_LE(rel_err(ga.grad(), gd.grad()), kTol);
+  EXPECT_THROW(silu_mul_packed(gu.narrow(-1, 0, 2 * F - 1)), Error);
+}
+
 }  // namespace
 }  // namespace jet::ops

@@ -12,6 +12,7 @@
 #include "core/check.h"
 #include "core/shape.h"
 #include "ops/dynamic_conv/dynamic_conv_cuda.h"
+#include "ops/row_view.h"
 
 #include <cstdint>
 #include <type_traits>
@@ -161,13 +162,9 @@ dynamic_conv_bwd_kernel(const T* __restrict__ x, const T* __restrict__ kern, con
     for (int j = 0; j + 1 < W; ++j) dtail[(b * C + c) * (W - 1) + j] = from_f<T>(acc[j]);
   }
 }
-// x [B, T, C] as tokens of C channels at one row stride (stride(1); a column slice of a wider GEMM output is read
-// in place), else a contiguous copy.
-at::Tensor conv_rows(const at::Tensor& x) {
-  const bool rows = x.stride(2) == 1 && x.stride(1) >= x.size(2) &&
-                    (x.size(0) <= 1 || x.stride(0) == x.size(1) * x.stride(1));
-  return rows ? x : x.contiguous();
-}
+// x [B, T, C] as tokens of C channels at one row stride (a column slice of a wider GEMM output is read in place),
+// else a contiguous copy.
+at::Tensor conv_rows(const at::Tensor& x) { return uniform_row_stride(x) >= 0 ? x : x.contiguous(); }
 
 }  // namespace
 
@@ -198,7 +195,7 @@ at::Tensor dynamic_conv_cuda(const at::Tensor& x, const at::Tensor& kernels, con
     dynamic_conv_kernel<E><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(
         reinterpret_cast<const E*>(xc.data_ptr()), reinterpret_cast<const E*>(kc.data_ptr()),
         tl.defined() ? reinterpret_cast<const E*>(tl.data_ptr()) : nullptr, reinterpret_cast<E*>(y.data_ptr()), n,
-        static_cast<int>(T), static_cast<int>(C), xc.stride(1), static_cast<int>(W), silu);
+        static_cast<int>(T), static_cast<int>(C), uniform_row_stride(xc), static_cast<int>(W), silu);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   };
   if (x.scalar_type() == at::kFloat)
@@ -252,7 +249,7 @@ std::vector<at::Tensor> dynamic_conv_backward_cuda(const at::Tensor& dy, const a
       auto out = [](at::Tensor& t) { return t.defined() ? reinterpret_cast<E*>(t.data_ptr()) : nullptr; };
       dynamic_conv_bwd_kernel<E, kW><<<grid, 128, 0, stream>>>(in(xc), in(kc), in(tl), in(gc), out(dx), out(dk),
                                                                W > 1 ? out(dtl) : nullptr, static_cast<int>(T),
-                                                               static_cast<int>(C), xc.stride(1), silu);
+                                                               static_cast<int>(C), uniform_row_stride(xc), silu);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     };
     auto by_w = [&](auto tag) {

@@ -13,6 +13,7 @@
 #include "core/check.h"
 #include "core/shape.h"
 #include "ops/gates/delta_gates.h"
+#include "ops/row_view.h"
 
 namespace jet::ops {
 namespace {
@@ -88,11 +89,8 @@ delta_gates_bwd_kernel(const float* __restrict__ dg, const float* __restrict__ d
   for (int h = threadIdx.x; h < 2 * r.H; h += kThreads) part[static_cast<int64_t>(blockIdx.x) * 2 * r.H + h] = sums[h];
 }
 
-// t [..., H] as [rows, H] rows at one stride with unit head stride (a view where possible, else a copy).
-at::Tensor gate_rows(const at::Tensor& t) {
-  at::Tensor r = t.dim() == 1 ? t.unsqueeze(0) : t.flatten(0, -2);
-  return r.stride(1) == 1 && (r.size(0) <= 1 || r.stride(0) >= r.size(1)) ? r : r.contiguous();
-}
+// t [..., H] as rows of H at one stride (a column slice of a wider GEMM output is read in place), else a copy.
+at::Tensor gate_rows(const at::Tensor& t) { return uniform_row_stride(t) >= 0 ? t : t.contiguous(); }
 
 unsigned blocks_for(int64_t n) {
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
@@ -126,7 +124,7 @@ std::pair<at::Tensor, at::Tensor> delta_gates_cuda(const at::Tensor& a, const at
   const at::Tensor ar = gate_rows(a), br = gate_rows(b), Al = A_log.contiguous(), dtb = dt_bias.contiguous();
   const auto f32 = a.options().dtype(at::kFloat).memory_format(at::MemoryFormat::Contiguous);
   at::Tensor g = at::empty(a.sizes(), f32), beta = at::empty(a.sizes(), f32);
-  const Rows r{a.numel(), static_cast<int>(a.size(-1)), ar.stride(0), br.stride(0)};
+  const Rows r{a.numel(), static_cast<int>(a.size(-1)), uniform_row_stride(ar), uniform_row_stride(br)};
   if (r.n == 0) return {g, beta};
   by_dtype(a.scalar_type(), [&](auto tag) {
     using T = decltype(tag);
@@ -151,7 +149,7 @@ std::vector<at::Tensor> delta_gates_backward_cuda(const at::Tensor& dg, const at
   const at::Tensor dgc = f32(dg), dbc = f32(dbeta);
   const auto contiguous = a.options().memory_format(at::MemoryFormat::Contiguous);
   at::Tensor da = at::empty(a.sizes(), contiguous), db = at::empty(a.sizes(), contiguous);
-  const Rows r{a.numel(), static_cast<int>(a.size(-1)), ar.stride(0), br.stride(0)};
+  const Rows r{a.numel(), static_cast<int>(a.size(-1)), uniform_row_stride(ar), uniform_row_stride(br)};
   const int64_t H = r.H;
   if (r.n == 0)
     return {da, db, at::zeros_like(A_log), at::zeros_like(dt_bias)};
