@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
+#include <type_traits>
 
 #include "core/check.h"
 #include "core/shape.h"
@@ -46,6 +48,30 @@ silu_mul_kernel(const T* __restrict__ gate, const T* __restrict__ up, T* __restr
       put(o.v[e], x / (1.f + __expf(-x)) * to_f(u.v[e]));
     }
     reinterpret_cast<P*>(out)[i] = o;
+  }
+}
+
+// Calls go(dtype tag, pack width) for a and b of a's dtype: 16-byte packs when both are 16-byte aligned and every
+// length in `multiples` (columns, row strides) is a multiple of the pack, else single elements.
+template <typename F>
+void by_width(const at::Tensor& a, const at::Tensor& b, std::initializer_list<int64_t> multiples, F&& go) {
+  auto aligned = [](const at::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
+  auto fits = [&](int64_t v) {
+    if (!aligned(a) || !aligned(b)) return false;
+    for (int64_t m : multiples)
+      if (m % v != 0) return false;
+    return true;
+  };
+  if (a.scalar_type() == at::kBFloat16) {
+    if (fits(8))
+      go(__nv_bfloat16{}, std::integral_constant<int, 8>{});
+    else
+      go(__nv_bfloat16{}, std::integral_constant<int, 1>{});
+  } else {
+    if (fits(4))
+      go(float{}, std::integral_constant<int, 4>{});
+    else
+      go(float{}, std::integral_constant<int, 1>{});
   }
 }
 
@@ -102,19 +128,7 @@ at::Tensor silu_mul_packed_backward_cuda(const at::Tensor& dy, const at::Tensor&
         reinterpret_cast<T*>(dgu.data_ptr()), rows, F, ds, gs);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   };
-  auto aligned = [](const at::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
-  const bool wide = aligned(g) && aligned(d);
-  if (g.scalar_type() == at::kBFloat16) {
-    if (wide && F % 8 == 0 && gs % 8 == 0 && ds % 8 == 0)
-      go(__nv_bfloat16{}, std::integral_constant<int, 8>{});
-    else
-      go(__nv_bfloat16{}, std::integral_constant<int, 1>{});
-  } else {
-    if (wide && F % 4 == 0 && gs % 4 == 0 && ds % 4 == 0)
-      go(float{}, std::integral_constant<int, 4>{});
-    else
-      go(float{}, std::integral_constant<int, 1>{});
-  }
+  by_width(g, d, {F, gs, ds}, go);
   return dgu;
 }
 
@@ -148,19 +162,7 @@ at::Tensor silu_mul_cuda(const at::Tensor& gate, const at::Tensor& up) {
         reinterpret_cast<T*>(out.data_ptr()), rows, cols, gs, us);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   };
-  auto aligned = [](const at::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
-  const bool wide = aligned(g) && aligned(u);
-  if (g.scalar_type() == at::kBFloat16) {
-    if (wide && cols % 8 == 0 && gs % 8 == 0 && us % 8 == 0)
-      go(__nv_bfloat16{}, std::integral_constant<int, 8>{});
-    else
-      go(__nv_bfloat16{}, std::integral_constant<int, 1>{});
-  } else {
-    if (wide && cols % 4 == 0 && gs % 4 == 0 && us % 4 == 0)
-      go(float{}, std::integral_constant<int, 4>{});
-    else
-      go(float{}, std::integral_constant<int, 1>{});
-  }
+  by_width(g, u, {cols, gs, us}, go);
   return out;
 }
 

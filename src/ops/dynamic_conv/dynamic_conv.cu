@@ -11,6 +11,7 @@
 
 #include "core/check.h"
 #include "core/shape.h"
+#include "ops/bf16.cuh"
 #include "ops/dynamic_conv/dynamic_conv_cuda.h"
 #include "ops/row_view.h"
 
@@ -20,15 +21,6 @@
 
 namespace jet::ops {
 namespace {
-
-__device__ __forceinline__ float to_f(float x) { return x; }
-__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <typename T>
-__device__ __forceinline__ T from_f(float x);
-template <>
-__device__ __forceinline__ float from_f<float>(float x) { return x; }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
 
 template <typename T>
 __global__ void __launch_bounds__(256)

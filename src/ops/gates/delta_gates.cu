@@ -12,6 +12,7 @@
 
 #include "core/check.h"
 #include "core/shape.h"
+#include "ops/bf16.cuh"
 #include "ops/gates/delta_gates.h"
 #include "ops/row_view.h"
 
@@ -20,19 +21,6 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int64_t kMaxHeads = 1024;  // the backward's per-head sums live in shared memory
-
-__device__ __forceinline__ float to_f(float x) { return x; }
-__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <typename T>
-__device__ __forceinline__ T from_f(float x);
-template <>
-__device__ __forceinline__ float from_f<float>(float x) {
-  return x;
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
-  return __float2bfloat16(x);
-}
 
 // Element i = row·H + h of a [rows, H] view whose rows start every `ld` elements (unit head stride).
 struct Rows {

@@ -13,25 +13,13 @@
 
 #include "core/check.h"
 #include "core/shape.h"
+#include "ops/bf16.cuh"
 #include "ops/norms/norms.h"
 
 namespace jet::ops {
 namespace {
 
 constexpr int kThreads = 256;
-
-__device__ __forceinline__ float to_f(float x) { return x; }
-__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <typename T>
-__device__ __forceinline__ T from_f(float x);
-template <>
-__device__ __forceinline__ float from_f<float>(float x) {
-  return x;
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
-  return __float2bfloat16(x);
-}
 
 template <typename T, int V>
 struct alignas(sizeof(T) * V) Pack {
@@ -108,6 +96,19 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// Loads the lane's channels of row xr into xv (0 past V) and returns the row's 1/sqrt(mean(x²) + eps).
+template <typename T, int CPL>
+__device__ __forceinline__ float load_row(const T* xr, int lane, int V, float eps, float (&xv)[CPL]) {
+  float ss = 0.f;
+#pragma unroll
+  for (int j = 0; j < CPL; ++j) {
+    const int c = lane + 32 * j;
+    xv[j] = c < V ? to_f(xr[c]) : 0.f;
+    ss = fmaf(xv[j], xv[j], ss);
+  }
+  return rsqrtf(warp_sum(ss) / static_cast<float>(V) + eps);
+}
+
 struct RowViews {
   int64_t rows, H;
   int64_t xs0, xs1, zs0, zs1, gs0, gs1;  // row strides of x, gate, dy
@@ -123,14 +124,8 @@ gated_rms_norm_fwd_kernel(const T* __restrict__ x, const T* __restrict__ z, cons
   for (int64_t r = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + (threadIdx.x >> 5); r < rv.rows; r += nwarps) {
     const T* xr = x + rv.offset(r, rv.xs0, rv.xs1);
     const T* zr = z + rv.offset(r, rv.zs0, rv.zs1);
-    float xv[CPL], ss = 0.f;
-#pragma unroll
-    for (int j = 0; j < CPL; ++j) {
-      const int c = lane + 32 * j;
-      xv[j] = c < V ? to_f(xr[c]) : 0.f;
-      ss = fmaf(xv[j], xv[j], ss);
-    }
-    const float inv = rsqrtf(warp_sum(ss) / static_cast<float>(V) + eps);
+    float xv[CPL];
+    const float inv = load_row(xr, lane, V, eps, xv);
 #pragma unroll
     for (int j = 0; j < CPL; ++j) {
       const int c = lane + 32 * j;
@@ -160,14 +155,8 @@ rms_norm_bwd_kernel(const T* __restrict__ dy, const T* __restrict__ x, const T* 
     const T* xr = x + rv.offset(r, rv.xs0, rv.xs1);
     const T* zr = GATED ? z + rv.offset(r, rv.zs0, rv.zs1) : nullptr;
     const T* gr = dy + rv.offset(r, rv.gs0, rv.gs1);
-    float xv[CPL], dn[CPL], ss = 0.f;
-#pragma unroll
-    for (int j = 0; j < CPL; ++j) {
-      const int c = lane + 32 * j;
-      xv[j] = c < V ? to_f(xr[c]) : 0.f;
-      ss = fmaf(xv[j], xv[j], ss);
-    }
-    const float inv = rsqrtf(warp_sum(ss) / static_cast<float>(V) + eps);
+    float xv[CPL], dn[CPL];
+    const float inv = load_row(xr, lane, V, eps, xv);
     float dot = 0.f;
 #pragma unroll
     for (int j = 0; j < CPL; ++j) {
