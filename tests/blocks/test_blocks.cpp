@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../ops/test_util.h"
+#include "jet_formulas.h"
 #include "core/check.h"
 #include "model/blocks/blocks.h"
 #include "ops/dynamic_conv/dynamic_conv.h"
@@ -232,35 +233,13 @@ TEST(JetBlock, OfficialNamesShapesAndInit) {
   EXPECT_THROW(b->set("o_norm.weight", at::ones({31})), Error);
 }
 
-// JetBlock's layer formulas spelled out in float64 with the oracle ops, reading the parameters by their official
-// names from P (kernel layout "(d w)": channel-major, tap-minor).
-at::Tensor jet_formulas(const at::Tensor& x, const std::function<at::Tensor(const char*)>& P) {
-  const int64_t B = x.size(0), T = x.size(1), H = 2, K = 8, V = 16, W = 4;
-  auto lin = [&](const at::Tensor& t, const char* n) { return at::matmul(t, P(n).t()); };
-  const at::Tensor q = at::silu(lin(x, "q_proj.weight")).view({B, T, H, K});
-  const at::Tensor k = at::silu(lin(x, "k_proj.weight")).view({B, T, H, K});
-  const at::Tensor kernels =
-      (at::matmul(at::silu(lin(x, "dynamic_conv1d.kernel_generator.w1.weight")),
-                  P("dynamic_conv1d.kernel_generator.w2.weight").t()) +
-       P("dynamic_conv1d.kernel_generator.w2.bias"))
-          .view({B, T, H * V, W});
-  const at::Tensor v = ops::dynamic_conv_ref(lin(x, "v_proj.weight"), kernels, at::Tensor(), true).view({B, T, H, V});
-  const at::Tensor beta = at::sigmoid(lin(x, "b_proj.weight"));
-  const at::Tensor g = -P("A_log").exp() * at::softplus(lin(x, "a_proj.weight") + P("dt_bias"));
-  ops::LinearAttentionOptions opt;
-  opt.decay = ops::Decay::scalar, opt.delta = true, opt.qk_l2norm = true;
-  const at::Tensor o = ops::linear_attention_ref({q, k, v, g, beta, at::Tensor(), at::Tensor()}, opt).o;
-  const at::Tensor n = ops::gated_rms_norm_ref(o, lin(x, "g_proj.weight").view({B, T, H, V}), P("o_norm.weight"), 1e-5);
-  return lin(n.reshape({B, T, H * V}), "o_proj.weight");
-}
-
 TEST(JetBlock, ForwardMatchesOfficialFormulasInFloat64) {
   test::SingleThread one_thread;
   c10::NoGradGuard no_grad;
   const auto b = perturbed(cases()[0], 21);
   at::Generator gen = test::seeded(9);
   const at::Tensor x = test::randn({2, 19, D}, gen).to(at::kDouble);
-  const at::Tensor want = jet_formulas(x, [&](const char* n) { return b->p(n).to(at::kDouble); });
+  const at::Tensor want = test::jet_formulas(x, 2, 8, 16, [&](const char* n) { return b->p(n).to(at::kDouble); });
   EXPECT_LE(rel_err(b->forward(x.to(at::kFloat)), want), kTol);
 }
 
@@ -277,7 +256,7 @@ TEST(JetBlock, TrainingGradientsMatchOfficialFormulasInFloat64) {
   const at::Tensor xf = x.clone().requires_grad_(true), xd = x.to(at::kDouble).requires_grad_(true);
   const at::Tensor y = b->forward(xf);
   (y * dy).sum().backward();
-  const at::Tensor want = jet_formulas(xd, [&](const char* n) { return ref.at(n); });
+  const at::Tensor want = test::jet_formulas(xd, 2, 8, 16, [&](const char* n) { return ref.at(n); });
   (want * dy.to(at::kDouble)).sum().backward();
   EXPECT_LE(rel_err(y, want), kTol);
   EXPECT_LE(rel_err(xf.grad(), xd.grad()), kTol) << "dx";
