@@ -93,7 +93,7 @@ TEST(DynamicConvCuda, BackwardMatchesFloat64Autograd) {
 }
 
 // Only the gradients asked for are computed (the others undefined) and they equal the full call's, also
-// from misaligned taps; a wider conv (W = 5) keeps the ATen autograd path and its gradients.
+// from misaligned taps (the forward's too); a wider conv (W = 5) keeps the ATen autograd path and its gradients.
 TEST(DynamicConvCuda, BackwardPartialAndWideFallback) {
   auto o = at::TensorOptions().device(at::kCUDA);
   const int64_t B = 2, T = 300, C = 64, W = 4;
@@ -109,6 +109,8 @@ TEST(DynamicConvCuda, BackwardPartialAndWideFallback) {
   ASSERT_TRUE(shifted.is_contiguous());
   auto from_shifted = jet::ops::dynamic_conv_backward_cuda(dy, x, shifted, tail, true, true, true, true);
   for (int n = 0; n < 3; ++n) EXPECT_TRUE(at::equal(from_shifted[n], all[n]));
+  // The forward's W = 4 vector loads and its scalar fallback for such taps: the same sums in the same order.
+  EXPECT_TRUE(at::equal(jet::ops::dynamic_conv_cuda(x, shifted, tail, true), jet::ops::dynamic_conv_cuda(x, kern, tail, true)));
   auto only_dk = jet::ops::dynamic_conv_backward_cuda(dy, x, kern, at::Tensor(), true, false, true, true);
   EXPECT_FALSE(only_dk[0].defined());
   EXPECT_FALSE(only_dk[2].defined());  // no tail, no tail gradient

@@ -3,7 +3,7 @@
 // consecutive channels). Forward: one thread per output, each input value read by W neighbouring tokens'
 // threads, mostly from L2. Backward: one thread per (sequence, channel, run of tokens), walking its tokens
 // backwards with the input window and the pending input gradients in registers, so the taps, inputs and
-// output gradients are read once (plus a halo of W−1 tokens per run).
+// output gradients are read once (plus a halo of W−1 tokens per run). W = 4 taps are one vector load in both.
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -21,32 +21,6 @@
 
 namespace jet::ops {
 namespace {
-
-template <typename T>
-__global__ void __launch_bounds__(256)
-dynamic_conv_kernel(const T* __restrict__ x, const T* __restrict__ kern, const T* __restrict__ tail,
-                    T* __restrict__ y, int64_t n, int T_, int C, int64_t ldx, int W, bool silu) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= n) return;
-  const int c = static_cast<int>(i % C);
-  const int64_t bt = i / C;
-  const int t = static_cast<int>(bt % T_);
-  const int64_t b = bt / T_;
-  const T* kp = kern + i * W;
-  float acc = 0.f;
-  for (int j = 0; j < W; ++j) {
-    const int s = t - W + 1 + j;  // source token; negative indexes the tail
-    float src = 0.f;
-    if (s >= 0)
-      src = to_f(x[(b * T_ + s) * ldx + c]);
-    else if (tail)
-      src = to_f(tail[(b * C + c) * (W - 1) + (W - 1 + s)]);
-    acc += to_f(kp[j]) * src;
-  }
-  if (silu) acc = acc / (1.f + __expf(-acc));
-  y[i] = from_f<T>(acc);
-}
-
 
 // One token's W taps of one channel; W = 4 as one 8-byte (bf16) or 16-byte (fp32) access (the host
 // guarantees the alignment), else W scalar accesses.
@@ -154,6 +128,32 @@ dynamic_conv_bwd_kernel(const T* __restrict__ x, const T* __restrict__ kern, con
     for (int j = 0; j + 1 < W; ++j) dtail[(b * C + c) * (W - 1) + j] = from_f<T>(acc[j]);
   }
 }
+// One thread per output. WC = 4: W = 4 taps as one vector load (the host guarantees the alignment); WC = 0: W scalar
+// loads.
+template <typename T, int WC>
+__global__ void __launch_bounds__(256)
+dynamic_conv_kernel(const T* __restrict__ x, const T* __restrict__ kern, const T* __restrict__ tail,
+                    T* __restrict__ y, int64_t n, int T_, int C, int64_t ldx, int W, bool silu) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const int c = static_cast<int>(i % C);
+  const int64_t bt = i / C;
+  const int t = static_cast<int>(bt % T_);
+  const int64_t b = bt / T_;
+  float acc = 0.f;
+  if constexpr (WC > 0) {
+    float k[WC];
+    load_taps<T, WC>(kern + i * WC, k);
+#pragma unroll
+    for (int j = 0; j < WC; ++j) acc += k[j] * conv_input(x, tail, b, t - WC + 1 + j, T_, C, ldx, c, WC);
+  } else {
+    const T* kp = kern + i * W;
+    for (int j = 0; j < W; ++j) acc += to_f(kp[j]) * conv_input(x, tail, b, t - W + 1 + j, T_, C, ldx, c, W);
+  }
+  if (silu) acc = acc / (1.f + __expf(-acc));
+  y[i] = from_f<T>(acc);
+}
+
 // x [B, T, C] as tokens of C channels at one row stride (a column slice of a wider GEMM output is read in place),
 // else a contiguous copy.
 at::Tensor conv_rows(const at::Tensor& x) { return uniform_row_stride(x) >= 0 ? x : x.contiguous(); }
@@ -182,18 +182,26 @@ at::Tensor dynamic_conv_cuda(const at::Tensor& x, const at::Tensor& kernels, con
   if (n == 0) return y;
   const int64_t blocks = (n + 255) / 256;
   auto stream = at::cuda::getCurrentCUDAStream();
-  auto run = [&](auto tag) {
+  // W = 4 taps in one vector load where they are aligned to it (a fresh GEMM output is), else scalar loads.
+  const bool vec4 = W == 4 && reinterpret_cast<uintptr_t>(kc.data_ptr()) % (4 * kc.element_size()) == 0;
+  auto run = [&](auto tag, auto wc) {
     using E = decltype(tag);
-    dynamic_conv_kernel<E><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(
+    dynamic_conv_kernel<E, decltype(wc)::value><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(
         reinterpret_cast<const E*>(xc.data_ptr()), reinterpret_cast<const E*>(kc.data_ptr()),
         tl.defined() ? reinterpret_cast<const E*>(tl.data_ptr()) : nullptr, reinterpret_cast<E*>(y.data_ptr()), n,
         static_cast<int>(T), static_cast<int>(C), uniform_row_stride(xc), static_cast<int>(W), silu);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   };
+  auto by_w = [&](auto tag) {
+    if (vec4)
+      run(tag, std::integral_constant<int, 4>{});
+    else
+      run(tag, std::integral_constant<int, 0>{});
+  };
   if (x.scalar_type() == at::kFloat)
-    run(float{});
+    by_w(float{});
   else
-    run(__nv_bfloat16{});
+    by_w(__nv_bfloat16{});
   return y;
 }
 
