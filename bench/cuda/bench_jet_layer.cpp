@@ -194,7 +194,9 @@ int main() {
     // GB/s counts the least traffic: forward κ + x read, y written; backward κ, x, dy read, dκ, dx written.
     const double conv_bytes = 2.0 * (2 * B * T * C * W + 5 * B * T * C);
     for (bool cuda : {true, false}) {
-      auto conv = cuda ? jet::ops::dynamic_conv : jet::ops::dynamic_conv_aten;
+      auto conv = [cuda](const at::Tensor& x, const at::Tensor& k, const at::Tensor& tail, bool silu) {
+        return cuda ? jet::ops::dynamic_conv(x, k, tail, silu) : jet::ops::dynamic_conv_aten(x, k, tail, silu);
+      };
       row(cuda ? "  dynamic conv fwd+bwd (CUDA)" : "  dynamic conv fwd+bwd (ATen)", B, T,
           median_ms([&] {
             x.mutable_grad() = kern.mutable_grad() = at::Tensor();  // fresh gradients, no accumulation

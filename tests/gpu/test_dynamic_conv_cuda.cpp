@@ -143,3 +143,41 @@ TEST(DynamicConvCuda, RowStridedInputEqualsContiguous) {
     for (int n = 0; n < 3; ++n) EXPECT_TRUE(at::equal(a[n], b[n])) << "B " << B << " T " << T << " output " << n;
   }
 }
+
+// Shared taps [C, W] (JetBlock's kernel-generator bias) through the CUDA forward and backward, and through
+// dynamic_conv's autograd function: every gradient, the shared taps' summed over batch and tokens inside the
+// backward kernel (runs of 128 tokens: T = 1000 sums eight runs per channel), against the float64 oracle; W = 4 (vector
+// taps) and W = 3; the shared taps in bf16 for bf16 (the bias parameter's dtype) and fp32.
+TEST(DynamicConvCuda, SharedTapsMatchFloat64Autograd) {
+  for (auto dt : {at::kFloat, at::kBFloat16})
+    for (int64_t W : {4, 3})
+      for (int64_t T : {1, 70, 1000}) {
+        const int64_t B = 2, C = 300;
+        at::manual_seed(91 + T + W);
+        auto f64 = at::TensorOptions().dtype(at::kDouble);
+        auto round = [&](at::Tensor t) { return t.to(at::kBFloat16).to(at::kDouble); };
+        auto x = round(at::randn({B, T, C}, f64)), kern = round(0.5 * at::randn({B, T, C, W}, f64));
+        auto tail = round(at::randn({B, C, W - 1}, f64)), shared = round(0.5 * at::randn({C, W}, f64));
+        auto dy = round(at::randn({B, T, C}, f64));
+        auto leaf = [](const at::Tensor& t) { return t.clone().requires_grad_(true); };
+        auto xr = leaf(x), kr = leaf(kern), tr = leaf(tail), sr = leaf(shared);
+        const at::Tensor want = jet::ops::dynamic_conv_ref(xr, kr, tr, true, sr);
+        want.backward(dy);
+        auto cu = [&](const at::Tensor& t) { return t.to(at::kCUDA, dt).requires_grad_(true); };
+        auto xc = cu(x), kc = cu(kern), tc = cu(tail), sc = cu(shared);
+        auto y = jet::ops::dynamic_conv(xc, kc, tc, true, sc);
+        ASSERT_NE(y.grad_fn()->name().find("DynamicConvFunction"), std::string::npos) << y.grad_fn()->name();
+        y.backward(dy.to(at::kCUDA, dt));
+        const double tol = dt == at::kFloat ? 1e-5 : 5e-3;
+        SCOPED_TRACE(testing::Message() << c10::toString(dt) << " W " << W << " T " << T);
+        EXPECT_LT(rel_err(y, want), dt == at::kFloat ? 1e-6 : 5e-3);
+        EXPECT_LT(rel_err(xc.grad(), xr.grad()), tol) << "dx";
+        EXPECT_LT(rel_err(kc.grad(), kr.grad()), tol) << "dkernels";
+        EXPECT_LT(rel_err(tc.grad(), tr.grad()), tol) << "dtail";
+        EXPECT_LT(rel_err(sc.grad(), sr.grad()), tol) << "dshared";
+        EXPECT_EQ(sc.grad().scalar_type(), dt);
+        // Without autograd: the same forward kernel.
+        c10::NoGradGuard no_grad;
+        EXPECT_TRUE(at::equal(jet::ops::dynamic_conv(xc, kc, tc, true, sc), y));
+      }
+}

@@ -42,6 +42,30 @@ TEST(DynamicConv, ForwardAndGradsMatchOracle) {
   }
 }
 
+// Shared taps [C, W] added to every token's kernels (JetBlock's kernel-generator bias): output and the gradients
+// of x, kernels, tail and the shared taps against the oracle, which adds them to its kernels; a bad shape throws.
+TEST(DynamicConv, SharedTapsMatchOracle) {
+  test::SingleThread one_thread;
+  const int64_t W = 4, T = 13;
+  at::Generator gen = test::seeded(17);
+  const at::Tensor x = test::randn({B, T, C}, gen), kern = test::randn({B, T, C, W}, gen);
+  const at::Tensor tail = test::randn({B, C, W - 1}, gen), shared = test::randn({C, W}, gen);
+  const at::Tensor dy = test::randn({B, T, C}, gen).to(at::kDouble);
+  auto run = [&](bool ref, at::ScalarType dt) {
+    at::Tensor xa = x.to(dt).requires_grad_(true), ka = kern.to(dt).requires_grad_(true),
+               ta = tail.to(dt).requires_grad_(true), sa = shared.to(dt).requires_grad_(true);
+    at::Tensor y = ref ? dynamic_conv_ref(xa, ka, ta, true, sa) : dynamic_conv(xa, ka, ta, true, sa);
+    (y.to(at::kDouble) * dy).sum().backward();
+    return std::vector<at::Tensor>{y, xa.grad(), ka.grad(), ta.grad(), sa.grad()};
+  };
+  const auto want = run(true, at::kDouble), got = run(false, at::kFloat);
+  const char* names[] = {"y", "dx", "dkernels", "dtail", "dshared"};
+  for (int i = 0; i < 5; ++i) EXPECT_LE(rel_err(got[i], want[i]), kTol) << names[i];
+  // The oracle with shared taps is the oracle of the summed kernels.
+  EXPECT_LE(rel_err(want[0], dynamic_conv_ref(x, kern + shared, tail, true)), 1e-6);
+  EXPECT_THROW(dynamic_conv(x, kern, tail, true, shared.narrow(1, 0, W - 1)), Error);
+}
+
 TEST(DynamicConv, StepsAndContinuationEqualOnePass) {
   test::SingleThread one_thread;
   const int64_t W = 4, T = 11, N = 5;

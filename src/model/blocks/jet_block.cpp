@@ -70,7 +70,7 @@ class JetBlock final : public LinearBlock {
   at::Tensor forward(const at::Tensor& x, BlockState* state) override {
     const Proj pr = project(x);  // [B, T, ...]
     const at::Tensor tail = state ? state->conv[0] : at::Tensor();
-    const at::Tensor v = ops::dynamic_conv(pr.v_raw, pr.kernels, tail, true);
+    const at::Tensor v = ops::dynamic_conv(pr.v_raw, pr.kernels, tail, true, pr.kernel_bias);
     ops::LinearAttentionInput in{pr.q, pr.k, split_heads(v, H_), pr.g, pr.beta,
                                  state ? state->S : at::Tensor(), at::Tensor()};
     ops::LinearAttentionOutput la = ops::linear_attention_chunked(in, options());
@@ -88,7 +88,7 @@ class JetBlock final : public LinearBlock {
     if (x.is_cuda()) return step_cuda(x, state);
 #endif
     const Proj pr = project(x);  // [B, ...]
-    const at::Tensor v = ops::dynamic_conv_step(pr.v_raw, pr.kernels, state.conv[0], true);
+    const at::Tensor v = ops::dynamic_conv_step(pr.v_raw, pr.kernels + pr.kernel_bias, state.conv[0], true);
     const at::Tensor o = ops::linear_attention_step(pr.q, pr.k, split_heads(v, H_), pr.g, pr.beta, state.S, options());
     state.offset += 1;
     return norm_gate_out(o, x, "o_norm.weight", c_.norm_eps, pr.gate);
@@ -130,7 +130,8 @@ class JetBlock final : public LinearBlock {
   struct Proj {
     at::Tensor q, k;     // [..., H, K]
     at::Tensor v_raw;    // [..., H·V] before the conv
-    at::Tensor kernels;  // [..., H·V, W]
+    at::Tensor kernels;      // [..., H·V, W] W_2 SiLU(W_1 x), without the bias b_2
+    at::Tensor kernel_bias;  // [H·V, W] b_2 (the conv adds it: its gradient is summed inside the conv's backward)
     at::Tensor g, beta;  // [..., H] fp32
     at::Tensor gate;     // [..., H·V] x W_g, the output gate before its SiLU
   };
@@ -155,8 +156,8 @@ class JetBlock final : public LinearBlock {
     r.q = split_heads(at::silu(q), H_);
     r.k = split_heads(at::silu(k), H_);
     r.v_raw = v;
-    r.kernels = linear(at::silu(hid), "dynamic_conv1d.kernel_generator.w2.weight", "dynamic_conv1d.kernel_generator.w2.bias")
-                    .unflatten(-1, {value_dim_, c_.conv_size});
+    r.kernels = linear(at::silu(hid), "dynamic_conv1d.kernel_generator.w2.weight").unflatten(-1, {value_dim_, c_.conv_size});
+    r.kernel_bias = p("dynamic_conv1d.kernel_generator.w2.bias").view({value_dim_, c_.conv_size});
     std::tie(r.g, r.beta) = ops::delta_gates(a, b, p("A_log"), p("dt_bias"));
     r.gate = g;
     return r;

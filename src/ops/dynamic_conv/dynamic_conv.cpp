@@ -26,6 +26,12 @@ void check_tail(const at::Tensor& tail, int64_t B, int64_t C, int64_t W, const c
               shape_str(tail.sizes()), B, C, W - 1);
 }
 
+void check_shared(const at::Tensor& shared, const at::Tensor& kernels, const char* who) {
+  if (shared.defined())
+    JET_CHECK(shared.dim() == 2 && shared.size(0) == kernels.size(2) && shared.size(1) == kernels.size(3),
+              "{}: shared taps {} must be [{}, {}]", who, shape_str(shared.sizes()), kernels.size(2), kernels.size(3));
+}
+
 }  // namespace
 
 at::Tensor causal_windows(const at::Tensor& x, const at::Tensor& tail, int64_t W) {
@@ -49,32 +55,34 @@ namespace {
 
 // dynamic_conv on CUDA with gradients: the CUDA forward, and dynamic_conv_backward_cuda as its backward
 // (z recomputed there, so only the inputs are saved). Not twice differentiable. A C++ autograd function
-// takes no undefined tensor, so "no tail" comes in as an empty 1-d tensor (a tail is 3-d).
+// takes no undefined tensor, so "no tail" / "no shared taps" come in as empty 1-d tensors (they are 3-d / 2-d).
 struct DynamicConvFunction : torch::autograd::Function<DynamicConvFunction> {
-  static at::Tensor tail_of(const at::Tensor& t) { return t.dim() == 3 ? t : at::Tensor(); }
+  static at::Tensor or_none(const at::Tensor& t, int64_t dim) { return t.dim() == dim ? t : at::Tensor(); }
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& kernels,
-                            const at::Tensor& tail_or_empty, bool silu) {
-    ctx->save_for_backward({x, kernels, tail_or_empty});
+                            const at::Tensor& tail_or_empty, const at::Tensor& shared_or_empty, bool silu) {
+    ctx->save_for_backward({x, kernels, tail_or_empty, shared_or_empty});
     ctx->saved_data["silu"] = silu;
-    return dynamic_conv_cuda(x, kernels, tail_of(tail_or_empty), silu);
+    return dynamic_conv_cuda(x, kernels, or_none(tail_or_empty, 3), silu, or_none(shared_or_empty, 2));
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    std::vector<at::Tensor> g = dynamic_conv_backward_cuda(grads[0], saved[0], saved[1], tail_of(saved[2]),
-                                                           ctx->saved_data["silu"].toBool(), ctx->needs_input_grad(0),
-                                                           ctx->needs_input_grad(1), ctx->needs_input_grad(2));
-    return {g[0], g[1], g[2], at::Tensor()};
+    std::vector<at::Tensor> g = dynamic_conv_backward_cuda(
+        grads[0], saved[0], saved[1], or_none(saved[2], 3), ctx->saved_data["silu"].toBool(), ctx->needs_input_grad(0),
+        ctx->needs_input_grad(1), ctx->needs_input_grad(2), or_none(saved[3], 2), ctx->needs_input_grad(3));
+    return {g[0], g[1], g[2], g[3], at::Tensor()};
   }
 };
 
 }  // namespace
 #endif
 
-at::Tensor dynamic_conv(const at::Tensor& x, const at::Tensor& kernels, const at::Tensor& tail, bool silu) {
+at::Tensor dynamic_conv(const at::Tensor& x, const at::Tensor& kernels, const at::Tensor& tail, bool silu,
+                        const at::Tensor& shared) {
   JET_CHECK(kernels.dim() == 4 && x.dim() == 3 && kernels.size(0) == x.size(0) && kernels.size(1) == x.size(1) &&
                 kernels.size(2) == x.size(2),
             "dynamic_conv: kernels {} must be [B, T, C, W] for x {}", shape_str(kernels.sizes()), shape_str(x.sizes()));
+  check_shared(shared, kernels, "dynamic_conv");
 #ifdef JET_CUDA
   const int64_t W = kernels.size(3);
   // On CUDA with taps of x's dtype (fp32 or bf16): one fused kernel instead of windows × taps; with a
@@ -83,28 +91,37 @@ at::Tensor dynamic_conv(const at::Tensor& x, const at::Tensor& kernels, const at
       (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kFloat)) {
     check_tail(tail, x.size(0), x.size(2), W, "dynamic_conv");
     const bool grad = c10::GradMode::is_enabled() &&
-                      (x.requires_grad() || kernels.requires_grad() || (tail.defined() && tail.requires_grad()));
-    if (!grad) return dynamic_conv_cuda(x, kernels, tail, silu);
-    if (W <= kDynamicConvBwdMaxW)
-      return DynamicConvFunction::apply(x, kernels, tail.defined() ? tail : at::empty({0}, x.options()), silu);
+                      (x.requires_grad() || kernels.requires_grad() || (tail.defined() && tail.requires_grad()) ||
+                       (shared.defined() && shared.requires_grad()));
+    if (!grad) return dynamic_conv_cuda(x, kernels, tail, silu, shared);
+    if (W <= kDynamicConvBwdMaxW) {
+      const at::Tensor none = at::empty({0}, x.options());
+      return DynamicConvFunction::apply(x, kernels, tail.defined() ? tail : none, shared.defined() ? shared : none, silu);
+    }
   }
 #endif
-  return dynamic_conv_aten(x, kernels, tail, silu);
+  return dynamic_conv_aten(x, kernels, tail, silu, shared);
 }
 
-at::Tensor dynamic_conv_aten(const at::Tensor& x, const at::Tensor& kernels, const at::Tensor& tail, bool silu) {
+at::Tensor dynamic_conv_aten(const at::Tensor& x, const at::Tensor& kernels, const at::Tensor& tail, bool silu,
+                             const at::Tensor& shared) {
   JET_CHECK(kernels.dim() == 4 && x.dim() == 3, "dynamic_conv_aten: x [B, T, C], kernels [B, T, C, W]");
+  check_shared(shared, kernels, "dynamic_conv_aten");
   const at::ScalarType ct = compute_type(x);
-  at::Tensor y = (causal_windows(x.to(ct), tail, kernels.size(3)) * kernels.to(ct)).sum(-1);
+  const at::Tensor taps = shared.defined() ? kernels.to(ct) + shared.to(ct) : kernels.to(ct);
+  at::Tensor y = (causal_windows(x.to(ct), tail, kernels.size(3)) * taps).sum(-1);
   if (silu) y = at::silu(y);
   return y.to(x.scalar_type());
 }
 
-at::Tensor dynamic_conv_ref(const at::Tensor& x, const at::Tensor& kernels, const at::Tensor& tail, bool silu) {
+at::Tensor dynamic_conv_ref(const at::Tensor& x, const at::Tensor& kernels, const at::Tensor& tail, bool silu,
+                            const at::Tensor& shared) {
   JET_CHECK(kernels.dim() == 4 && x.dim() == 3, "dynamic_conv_ref: x [B, T, C], kernels [B, T, C, W]");
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2), W = kernels.size(3);
   check_tail(tail, B, C, W, "dynamic_conv_ref");
-  const at::Tensor xd = x.to(at::kDouble), kd = kernels.to(at::kDouble);
+  check_shared(shared, kernels, "dynamic_conv_ref");
+  const at::Tensor xd = x.to(at::kDouble);
+  const at::Tensor kd = shared.defined() ? kernels.to(at::kDouble) + shared.to(at::kDouble) : kernels.to(at::kDouble);
   const at::Tensor td = tail.defined() ? tail.to(at::kDouble) : at::zeros({B, C, W - 1}, xd.options());
   std::vector<at::Tensor> ys;
   for (int64_t t = 0; t < T; ++t) {

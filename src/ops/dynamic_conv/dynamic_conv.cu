@@ -74,24 +74,32 @@ __device__ __forceinline__ float conv_input(const T* x, const T* tail, int64_t b
 template <typename T, int W>
 __global__ void __launch_bounds__(128)
 dynamic_conv_bwd_kernel(const T* __restrict__ x, const T* __restrict__ kern, const T* __restrict__ tail,
-                        const T* __restrict__ dy, T* __restrict__ dx, T* __restrict__ dkern, T* __restrict__ dtail,
-                        int T_, int C, int64_t ldx, bool silu) {
+                        const T* __restrict__ dy, const float* __restrict__ shared, T* __restrict__ dx,
+                        T* __restrict__ dkern, T* __restrict__ dtail, float* __restrict__ dshared, int T_, int C,
+                        int64_t ldx, bool silu) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= C) return;
   const int64_t b = blockIdx.z;
   const int t0 = blockIdx.y * kBwdRun, t1 = min(t0 + kBwdRun, T_);
   const int top = min(t1 + W - 2, T_ - 1);
-  float xw[W], acc[W], kt[W], kn[W];
+  float xw[W], acc[W], kt[W], kn[W], sh[W], ds[W];
 #pragma unroll
-  for (int j = 0; j < W; ++j) xw[j] = conv_input(x, tail, b, top - W + 1 + j, T_, C, ldx, c, W), acc[j] = 0.f;
-  auto taps = [&](int t) { return kern + ((b * T_ + t) * C + c) * W; };
-  load_taps<T, W>(taps(top), kt);
+  for (int j = 0; j < W; ++j) {
+    xw[j] = conv_input(x, tail, b, top - W + 1 + j, T_, C, ldx, c, W), acc[j] = 0.f, ds[j] = 0.f;
+    sh[j] = shared ? shared[c * W + j] : 0.f;
+  }
+  auto taps = [&](int t, float(&k)[W]) {
+    load_taps<T, W>(kern + ((b * T_ + t) * C + c) * W, k);
+#pragma unroll
+    for (int j = 0; j < W; ++j) k[j] += sh[j];
+  };
+  taps(top, kt);
   float gy = to_f(dy[(b * T_ + top) * C + c]);
   for (int t = top; t >= t0; --t) {
     // Prefetch token t − 1: its taps, output gradient and the window's new first input.
     float gn = 0.f, xn = 0.f;
     if (t > t0) {
-      load_taps<T, W>(taps(t - 1), kn);
+      taps(t - 1, kn);
       gn = to_f(dy[(b * T_ + t - 1) * C + c]);
       xn = conv_input(x, tail, b, t - W, T_, C, ldx, c, W);
     }
@@ -104,11 +112,11 @@ dynamic_conv_bwd_kernel(const T* __restrict__ x, const T* __restrict__ kern, con
       dz *= sg * (1.f + z * (1.f - sg));
     }
     const size_t bt = static_cast<size_t>(b * T_ + t) * C + c;
-    if (t < t1 && dkern) {
+    if (t < t1) {
       float d[W];
 #pragma unroll
-      for (int j = 0; j < W; ++j) d[j] = dz * xw[j];
-      store_taps<T, W>(dkern + bt * W, d);
+      for (int j = 0; j < W; ++j) d[j] = dz * xw[j], ds[j] += d[j];
+      if (dkern) store_taps<T, W>(dkern + bt * W, d);
     }
 #pragma unroll
     for (int j = 0; j < W; ++j) acc[j] += dz * kt[j];
@@ -127,13 +135,18 @@ dynamic_conv_bwd_kernel(const T* __restrict__ x, const T* __restrict__ kern, con
 #pragma unroll
     for (int j = 0; j + 1 < W; ++j) dtail[(b * C + c) * (W - 1) + j] = from_f<T>(acc[j]);
   }
+  if (dshared) {  // this run's share of Σ_{b,t} dκ_t[c, j]
+#pragma unroll
+    for (int j = 0; j < W; ++j) atomicAdd(&dshared[c * W + j], ds[j]);
+  }
 }
 // One thread per output. WC = 4: W = 4 taps as one vector load (the host guarantees the alignment); WC = 0: W scalar
 // loads.
 template <typename T, int WC>
 __global__ void __launch_bounds__(256)
 dynamic_conv_kernel(const T* __restrict__ x, const T* __restrict__ kern, const T* __restrict__ tail,
-                    T* __restrict__ y, int64_t n, int T_, int C, int64_t ldx, int W, bool silu) {
+                    const float* __restrict__ shared, T* __restrict__ y, int64_t n, int T_, int C, int64_t ldx, int W,
+                    bool silu) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
   const int c = static_cast<int>(i % C);
@@ -145,10 +158,12 @@ dynamic_conv_kernel(const T* __restrict__ x, const T* __restrict__ kern, const T
     float k[WC];
     load_taps<T, WC>(kern + i * WC, k);
 #pragma unroll
-    for (int j = 0; j < WC; ++j) acc += k[j] * conv_input(x, tail, b, t - WC + 1 + j, T_, C, ldx, c, WC);
+    for (int j = 0; j < WC; ++j)
+      acc += (k[j] + (shared ? shared[c * WC + j] : 0.f)) * conv_input(x, tail, b, t - WC + 1 + j, T_, C, ldx, c, WC);
   } else {
     const T* kp = kern + i * W;
-    for (int j = 0; j < W; ++j) acc += to_f(kp[j]) * conv_input(x, tail, b, t - W + 1 + j, T_, C, ldx, c, W);
+    for (int j = 0; j < W; ++j)
+      acc += (to_f(kp[j]) + (shared ? shared[c * W + j] : 0.f)) * conv_input(x, tail, b, t - W + 1 + j, T_, C, ldx, c, W);
   }
   if (silu) acc = acc / (1.f + __expf(-acc));
   y[i] = from_f<T>(acc);
@@ -158,9 +173,18 @@ dynamic_conv_kernel(const T* __restrict__ x, const T* __restrict__ kern, const T
 // else a contiguous copy.
 at::Tensor conv_rows(const at::Tensor& x) { return uniform_row_stride(x) >= 0 ? x : x.contiguous(); }
 
+// The shared taps [C, W] as contiguous fp32 (undefined stays undefined).
+at::Tensor shared_taps(const at::Tensor& shared, int64_t C, int64_t W, const char* who) {
+  if (!shared.defined()) return shared;
+  JET_CHECK(shared.is_cuda() && shared.sizes() == at::IntArrayRef({C, W}), "{}: shared taps {} must be CUDA [{}, {}]",
+            who, shape_str(shared.sizes()), C, W);
+  return shared.to(at::kFloat).contiguous();
+}
+
 }  // namespace
 
-at::Tensor dynamic_conv_cuda(const at::Tensor& x, const at::Tensor& kernels, const at::Tensor& tail, bool silu) {
+at::Tensor dynamic_conv_cuda(const at::Tensor& x, const at::Tensor& kernels, const at::Tensor& tail, bool silu,
+                             const at::Tensor& shared) {
   JET_CHECK(x.is_cuda() && x.dim() == 3 && kernels.dim() == 4 && kernels.size(0) == x.size(0) &&
                 kernels.size(1) == x.size(1) && kernels.size(2) == x.size(2),
             "dynamic_conv_cuda: x {} must be CUDA [B, T, C] and kernels {} [B, T, C, W]", shape_str(x.sizes()),
@@ -176,7 +200,7 @@ at::Tensor dynamic_conv_cuda(const at::Tensor& x, const at::Tensor& kernels, con
     tl = tail.to(x.scalar_type()).contiguous();
   }
   c10::cuda::CUDAGuard guard(x.device());
-  const at::Tensor xc = conv_rows(x), kc = kernels.contiguous();
+  const at::Tensor xc = conv_rows(x), kc = kernels.contiguous(), sh = shared_taps(shared, C, W, "dynamic_conv_cuda");
   at::Tensor y = at::empty({B, T, C}, x.options().memory_format(at::MemoryFormat::Contiguous));
   const int64_t n = B * T * C;
   if (n == 0) return y;
@@ -188,8 +212,9 @@ at::Tensor dynamic_conv_cuda(const at::Tensor& x, const at::Tensor& kernels, con
     using E = decltype(tag);
     dynamic_conv_kernel<E, decltype(wc)::value><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(
         reinterpret_cast<const E*>(xc.data_ptr()), reinterpret_cast<const E*>(kc.data_ptr()),
-        tl.defined() ? reinterpret_cast<const E*>(tl.data_ptr()) : nullptr, reinterpret_cast<E*>(y.data_ptr()), n,
-        static_cast<int>(T), static_cast<int>(C), uniform_row_stride(xc), static_cast<int>(W), silu);
+        tl.defined() ? reinterpret_cast<const E*>(tl.data_ptr()) : nullptr, sh.defined() ? sh.data_ptr<float>() : nullptr,
+        reinterpret_cast<E*>(y.data_ptr()), n, static_cast<int>(T), static_cast<int>(C), uniform_row_stride(xc),
+        static_cast<int>(W), silu);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   };
   auto by_w = [&](auto tag) {
@@ -211,7 +236,7 @@ namespace jet::ops {
 
 std::vector<at::Tensor> dynamic_conv_backward_cuda(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& kernels,
                                                    const at::Tensor& tail, bool silu, bool need_dx, bool need_dkernels,
-                                                   bool need_dtail) {
+                                                   bool need_dtail, const at::Tensor& shared, bool need_dshared) {
   JET_CHECK(x.is_cuda() && x.dim() == 3 && kernels.dim() == 4 && kernels.size(0) == x.size(0) &&
                 kernels.size(1) == x.size(1) && kernels.size(2) == x.size(2) && dy.sizes() == x.sizes(),
             "dynamic_conv_backward_cuda: x {} and dy {} must be CUDA [B, T, C], kernels {} [B, T, C, W]",
@@ -237,7 +262,9 @@ std::vector<at::Tensor> dynamic_conv_backward_cuda(const at::Tensor& dy, const a
   at::Tensor dx = need_dx ? at::empty({B, T, C}, x.options()) : at::Tensor();
   at::Tensor dk = need_dkernels ? at::empty({B, T, C, W}, x.options()) : at::Tensor();
   at::Tensor dtl = need_dtail && tail.defined() ? at::zeros({B, C, W - 1}, x.options()) : at::Tensor();
-  if (B * T * C > 0 && (dx.defined() || dk.defined() || (dtl.defined() && W > 1))) {
+  const at::Tensor sh = shared_taps(shared, C, W, "dynamic_conv_backward_cuda");
+  at::Tensor dsh = need_dshared && sh.defined() ? at::zeros({C, W}, x.options().dtype(at::kFloat)) : at::Tensor();
+  if (B * T * C > 0 && (dx.defined() || dk.defined() || (dtl.defined() && W > 1) || dsh.defined())) {
     // The run that starts at t = 0 writes the whole tail gradient, so T = 0 leaves it at zero.
     const dim3 grid(static_cast<unsigned>((C + 127) / 128), static_cast<unsigned>((T + kBwdRun - 1) / kBwdRun),
                     static_cast<unsigned>(B));
@@ -247,9 +274,10 @@ std::vector<at::Tensor> dynamic_conv_backward_cuda(const at::Tensor& dy, const a
       constexpr int kW = decltype(w)::value;
       auto in = [](const at::Tensor& t) { return t.defined() ? reinterpret_cast<const E*>(t.data_ptr()) : nullptr; };
       auto out = [](at::Tensor& t) { return t.defined() ? reinterpret_cast<E*>(t.data_ptr()) : nullptr; };
-      dynamic_conv_bwd_kernel<E, kW><<<grid, 128, 0, stream>>>(in(xc), in(kc), in(tl), in(gc), out(dx), out(dk),
-                                                               W > 1 ? out(dtl) : nullptr, static_cast<int>(T),
-                                                               static_cast<int>(C), uniform_row_stride(xc), silu);
+      dynamic_conv_bwd_kernel<E, kW><<<grid, 128, 0, stream>>>(
+          in(xc), in(kc), in(tl), in(gc), sh.defined() ? sh.data_ptr<float>() : nullptr, out(dx), out(dk),
+          W > 1 ? out(dtl) : nullptr, dsh.defined() ? dsh.data_ptr<float>() : nullptr, static_cast<int>(T),
+          static_cast<int>(C), uniform_row_stride(xc), silu);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     };
     auto by_w = [&](auto tag) {
@@ -266,7 +294,8 @@ std::vector<at::Tensor> dynamic_conv_backward_cuda(const at::Tensor& dy, const a
       by_w(__nv_bfloat16{});
   }
   if (dtl.defined()) dtl = dtl.to(tail.scalar_type());
-  return {dx, dk, dtl};
+  if (dsh.defined()) dsh = dsh.to(shared.scalar_type());
+  return {dx, dk, dtl, dsh};
 }
 
 }  // namespace jet::ops
