@@ -3,7 +3,7 @@
 # (jet vs HF transformers, same call) and the speed-up of its hybrid at long context. Prepare here:
 #   JET_TEACHER=models/qwen2.5-coder-0.5b.gguf JET_PIECES=.qwen JET_PIECE_MB=54 scripts/device_prepare.sh --bin
 # (pieces .qwen1 .. .qwen9 beside the SmolLM2 .teacherK: a call carries at most 64 MiB with the ~8 MB tree), then
-# back-to-back calls of a warm machine, after `scripts/gpu_postnas.sh 1` (or gpu_distill.sh 1) unpacked the binaries:
+# back-to-back calls of a warm machine (keep one in flight: it is given back 30 s after the last call ends), after `scripts/gpu_postnas.sh 1` (or gpu_distill.sh 1) unpacked the binaries:
 #   pieces  carry .qwenK (one or more): keep them; joined (sha256-checked) once all are there
 #   bench   (the GPU otherwise idle) greedy chat answer on CUDA; `jet bench` vs bench/hf_decode.py (generate() and the
 #           plain forward loop; HF gets random weights of the same config: decode speed does not depend on the
@@ -55,8 +55,11 @@ d = sys.argv[1]
 def get(name):
     p = os.path.join(d, name)
     if not os.path.exists(p): return None
-    try: return json.loads(open(p).read().strip().splitlines()[-1])
-    except Exception: return None
+    text = open(p).read().strip()
+    for t in (text, text.splitlines()[-1] if text else ""):  # jet bench writes indented JSON, hf_decode one line
+        try: return json.loads(t)
+        except Exception: pass
+    return None
 def tps(j):
     if not j: return None
     return j.get("decode_tok_per_s") or (j.get("decode") or {}).get("tok_per_s")
@@ -72,7 +75,8 @@ for c in (4096, 16384, 65536):
     if t and h:
         print(f"| {c} | {tps(t):,.0f} ({t.get('batch')}) | {tps(h):,.0f} ({h.get('batch')}) | {tps(h) / tps(t):.1f}x |")
 PY
-  stamp "bench done"
+  tar -C $J -czf $OUT/qwen-bench.tgz . && rm -rf $J  # one file back (a call returns at most 8)
+  stamp "bench done: \$OUT/qwen-bench.tgz"
 }
 
 case "$PHASE" in
