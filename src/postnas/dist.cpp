@@ -349,6 +349,14 @@ struct Hook : torch::autograd::PostAccumulateGradHook {
 GradSync::GradSync(Group& group, const model::ParamList& params, int64_t bucket_bytes)
     : group_(group), params_(params) {
   c10::NoGradGuard no_grad;
+  if (bucket_bytes <= 0) {
+    const char* mb = std::getenv("JET_DIST_BUCKET_MB");
+    char* end = nullptr;
+    const double v = mb ? std::strtod(mb, &end) : 25.0;
+    JET_CHECK(!mb || (*mb && *end == 0 && v > 0 && v <= 1 << 20), "JET_DIST_BUCKET_MB='{}': expected a positive number",
+              mb ? mb : "");
+    bucket_bytes = std::max<int64_t>(1, static_cast<int64_t>(v * (1 << 20)));
+  }
   const size_t n = params_.size();
   bucket_of_.resize(n);
   offset_of_.resize(n);

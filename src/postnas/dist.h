@@ -83,7 +83,7 @@ inline bool leader() { return rank() == 0; }
 at::Device device_of(at::Device requested);
 
 // Gradient averaging over a group, overlapped with the backward. The parameters are split into buckets of about
-// bucket_bytes (fp32), in reverse order (the backward reaches the last layers first). Construction broadcasts
+// bucket_bytes (fp32; a parameter larger than that is a bucket of its own), in reverse order (the backward reaches the last layers first). Construction broadcasts
 // rank 0's parameter values (every rank starts from the same weights). Each step:
 //   arm(root)  before the backward of the step's last micro-batch (earlier micro-batches only accumulate);
 //              the parameters that backward cannot reach are final at once (their gradient, or zeros)
@@ -95,7 +95,8 @@ at::Device device_of(at::Device requested);
 // Without arm() (a step function that does not call it), finish() does all of it after the backward.
 class GradSync {
  public:
-  GradSync(Group& group, const model::ParamList& params, int64_t bucket_bytes = 25 << 20);
+  // bucket_bytes 0: JET_DIST_BUCKET_MB (default 25) MiB.
+  GradSync(Group& group, const model::ParamList& params, int64_t bucket_bytes = 0);
   ~GradSync();
   GradSync(const GradSync&) = delete;
   GradSync& operator=(const GradSync&) = delete;

@@ -128,16 +128,17 @@ at::Tensor distill_loss_backward(const model::CausalLM& student, const at::Tenso
   const at::Tensor kl = chunked_kl(h_s.reshape({B * T, D}), h_teacher.reshape({B * T, D}), student.lm_head_weight(),
                                    opts.kl_chunk, &grad, 1.0, opts.reference);
   if (weight != 1.0) grad.mul_(weight);
+  // A sub-network without a trainable layer (every layer attention) has nothing to learn: no backward.
   if (opts.hidden_mse <= 0) {
     if (before_backward) before_backward(h_s);
-    h_s.backward(grad.view({B, T, D}));
+    if (h_s.requires_grad()) h_s.backward(grad.view({B, T, D}));
     return kl;
   }
   // One backward for both terms: d/dh_s of sum(h_s ⊙ grad) is the KL's gradient.
   const at::Tensor mse = layer_mse(layers_s, teacher_layers);
   const at::Tensor root = (h_s * grad.view({B, T, D})).sum().to(at::kFloat) + mse * (opts.hidden_mse * weight);
   if (before_backward) before_backward(root);
-  root.backward();
+  if (root.requires_grad()) root.backward();
   return kl + opts.hidden_mse * mse.detach().to(at::kDouble);
 }
 
