@@ -16,11 +16,10 @@ import tempfile
 import time
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from checks import Checks
-from hf_tiny import save_random
-from data_tiny import make_corpus, make_eval_dir, make_tokenizer
+from hf_tiny import tiny_llama_teacher
+from data_tiny import make_corpus, make_eval_dir
 
 JET = os.environ.get("JET_BIN", "build/jet")
 ENV = dict(os.environ, OMP_NUM_THREADS="1")  # bit-exact resume compares runs at one thread count
@@ -44,14 +43,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="jet_postnas_")
     make_corpus(os.path.join(tmp, "train"), 80, seed=1)
     make_corpus(os.path.join(tmp, "holdout"), 20, seed=2)
-    tok = make_tokenizer(os.path.join(tmp, "tok"), os.path.join(tmp, "train"))
-    teacher = os.path.join(tmp, "teacher")
-    cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      tie_word_embeddings=False, bos_token_id=0, eos_token_id=0)
-    save_random(LlamaForCausalLM, cfg, teacher, seed=3)
-    for f in ("tokenizer.json", "tokenizer_config.json"):
-        os.replace(os.path.join(tmp, "tok", f), os.path.join(teacher, f))
+    teacher = tiny_llama_teacher(tmp, os.path.join(tmp, "train"))
     data = os.path.join(tmp, "data")
     jet("data", "prepare", "--input", os.path.join(tmp, "train"), "--holdout-input", os.path.join(tmp, "holdout"),
         "--tokenizer", teacher, "--out", data)

@@ -19,13 +19,11 @@ import sys
 import tempfile
 import time
 
-import torch
 from safetensors.torch import load_file
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from checks import Checks
-from data_tiny import make_corpus, make_tokenizer
-from hf_tiny import save_random
+from data_tiny import make_corpus
+from hf_tiny import tiny_llama_teacher
 
 JET = os.environ.get("JET_BIN", "build/jet")
 ENV = {k: v for k, v in os.environ.items()
@@ -66,14 +64,8 @@ def main():
     t_start = time.time()
     tmp = tempfile.mkdtemp(prefix="jet_ddp_")
     make_corpus(os.path.join(tmp, "train"), 40, seed=1)
-    tok = make_tokenizer(os.path.join(tmp, "tok"), os.path.join(tmp, "train"))
-    teacher = os.path.join(tmp, "teacher")
-    cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      tie_word_embeddings=False, bos_token_id=0, eos_token_id=0)
-    save_random(LlamaForCausalLM, cfg, teacher, seed=3)
-    for f in ("tokenizer.json", "tokenizer_config.json"):
-        os.replace(os.path.join(tmp, "tok", f), os.path.join(teacher, f))
+    teacher = tiny_llama_teacher(tmp, os.path.join(tmp, "train"), hidden_size=32, intermediate_size=64,
+                                 max_position_embeddings=256)
     data = os.path.join(tmp, "data")
     jet("data", "prepare", "--input", os.path.join(tmp, "train"), "--tokenizer", teacher, "--out", data,
         "--holdout", 0.1)
