@@ -406,7 +406,11 @@ void GradSync::report(size_t k) {
 }
 
 void GradSync::start_ready() {
-  while (next_ < buckets_.size() && buckets_[next_].missing == 0) group_.allreduce_sum_async(buckets_[next_++].flat);
+  while (next_ < buckets_.size() && buckets_[next_].missing == 0) {
+    group_.allreduce_sum_async(buckets_[next_++].flat);
+    ++started_;
+    started_early_ += !finishing_;
+  }
 }
 
 void GradSync::arm(const at::Tensor& root) {
@@ -443,9 +447,11 @@ void GradSync::on_grad(size_t k) {
 void GradSync::finish() {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    finishing_ = true;
     for (size_t k = 0; k < params_.size(); ++k)
       if (!reported_[k]) report(k);
     start_ready();
+    finishing_ = false;
   }
   group_.wait_all();
   c10::NoGradGuard no_grad;

@@ -103,6 +103,8 @@ class GradSync {
   void arm(const at::Tensor& root);
   void finish();
   size_t buckets() const { return buckets_.size(); }
+  // The share of the buckets (over all finished steps) whose allreduce started before finish(): the overlap.
+  double overlapped() const { return started_ ? double(started_early_) / double(started_) : 0.0; }
   void on_grad(size_t i);  // the hook of parameter i (internal)
 
  private:
@@ -120,7 +122,8 @@ class GradSync {
   std::vector<int64_t> offset_of_;
   std::vector<bool> reported_;
   size_t next_ = 0;
-  bool armed_ = false;
+  bool armed_ = false, finishing_ = false;
+  int64_t started_ = 0, started_early_ = 0;
   std::mutex mu_;
 };
 

@@ -252,6 +252,9 @@ DistillResult distill(model::CausalLM& student, const model::ParamList& trainabl
     if (ckpt && leader) save_checkpoint(opts.dir, step + 1, res.losses, adam, opts.fingerprint);
   }
   if (bar) bar->finish();
+  if (sync && leader)
+    fprintf(stderr, "%s: data parallel over %d ranks, %zu gradient bucket(s), %.0f%% of them started during the backward\n",
+            opts.label.c_str(), group->size(), sync->buckets(), 100 * sync->overlapped());
   res.steps_done = end;
   res.finished = end == opts.steps;
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -3,7 +3,7 @@
 - `supernet --nproc 2` at batch 4 (2 rows a rank) reproduces the one-process run at batch 4: the first step's loss
   bit for bit, every step within 1e-6 relative, the trained blocks within 1e-4 (sums of other sizes, then AdamW's
   normalised steps at lr 1e-2), with the attention transfer and micro-batches on, and with one gradient bucket or
-  one per few parameters;
+  one per few parameters; the buckets start from the gradient hooks during the backward;
 - torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR/PORT; rank 0 hosts the store) is the same run, bit for bit;
 - `finetune --nproc 2` with synthetic retrieval rows and the hidden-state loss reproduces the one-process curve;
 - a 2-rank run stopped after 3 steps resumes with 1 rank, and a 1-rank run with 2, on the uninterrupted curve;
@@ -12,6 +12,7 @@
   world, a world without its port: one error line each."""
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -97,6 +98,11 @@ def main():
     wd = max_diff(blocks(d("one")), blocks(d("two")))
     expect(wd < WEIGHTS, f"supernet --nproc 2: trained blocks within {wd:.1e} of one process's (< {WEIGHTS:g})")
     expect(two.stderr.count("supernet: done") == 1, "only rank 0 speaks (one 'done' line)")
+    m = re.search(r"supernet: data parallel over 2 ranks, (\d+) gradient bucket\(s\), (\d+)% of them started during "
+                  r"the backward", two.stderr)
+    expect(m and int(m.group(1)) > 10 and int(m.group(2)) >= 90,
+           f"gradient buckets start from the hooks during the backward (unused layers' found before it): "
+           f"{m.group(0) if m else '(no line)'}")
 
     # torchrun's environment: each process its own rank, rank 0 hosting the store; default bucket size.
     port = free_port()
