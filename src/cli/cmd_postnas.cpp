@@ -90,6 +90,7 @@ struct Parallel {
     if (nproc > 1 && !std::getenv("WORLD_SIZE")) {
       JET_CHECK(o["batch"].get<int64_t>() % nproc == 0, "--batch {} is not a multiple of --nproc {}",
                 o["batch"].get<int64_t>(), nproc);
+      dist::check_backend(jet::parse_device(o["device"]), nproc);
       dist::launch(nproc, std::chrono::seconds(timeout_s));
       return;
     }

@@ -217,6 +217,23 @@ void launch(int nproc, std::chrono::seconds timeout) {
   JET_CHECK(failed < 0, "rank {} of {} {}; the other ranks were stopped", failed, nproc, describe_status(failed_status));
 }
 
+void check_backend(at::Device device, int ranks) {
+  if (device.is_cpu()) {
+#ifndef JET_GLOO
+    JET_FAIL("data parallel on the CPU needs c10d's Gloo backend, and this build found no gloo headers "
+             "(scripts/gloo_headers.sh, then configure again)");
+#endif
+    return;
+  }
+#if defined(JET_CUDA) && defined(JET_NCCL)
+  JET_CHECK(ranks <= c10::cuda::device_count(), "data parallel: {} ranks but {} CUDA devices (one GPU a rank)", ranks,
+            static_cast<int>(c10::cuda::device_count()));
+#else
+  JET_FAIL("data parallel on CUDA needs c10d's NCCL backend, and this build has none (a JET_CUDA build finds nccl.h "
+           "beside the torch wheel or in the CUDA toolkit)");
+#endif
+}
+
 // ---- Group ---------------------------------------------------------------------------------------
 
 struct Group::Impl {
@@ -242,28 +259,21 @@ Group::Group(const World& world, at::Device device, std::chrono::milliseconds ti
     so.numWorkers = world.size;
     so.waitWorkers = false;
     so.timeout = timeout;
+    check_backend(device_, world.local_rank + 1);
     impl_->store = c10::make_intrusive<c10d::TCPStore>(world.master_addr, so);
-    if (device_.is_cpu()) {
 #ifdef JET_GLOO
+    if (device_.is_cpu())
       impl_->backend = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, world.rank, world.size,
                                                                    c10d::ProcessGroupGloo::Options::create_default(timeout));
-#else
-      JET_FAIL("data parallel on the CPU needs c10d's Gloo backend, and this build found no gloo headers "
-               "(scripts/gloo_headers.sh, then configure again)");
 #endif
-    } else {
 #if defined(JET_CUDA) && defined(JET_NCCL)
-      JET_CHECK(world.local_rank < c10::cuda::device_count(), "data parallel: LOCAL_RANK {} but {} CUDA devices",
-                world.local_rank, static_cast<int>(c10::cuda::device_count()));
+    if (device_.is_cuda()) {
       c10::cuda::set_device(static_cast<c10::DeviceIndex>(world.local_rank));
       auto o = c10d::ProcessGroupNCCL::Options::create();
       o->timeout = timeout;
       impl_->backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, world.rank, world.size, o);
-#else
-      JET_FAIL("data parallel on CUDA needs c10d's NCCL backend, and this build has none (a JET_CUDA build finds "
-               "nccl.h beside the torch wheel)");
-#endif
     }
+#endif
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {

@@ -41,6 +41,10 @@ World world_from_env();
 // (SIGTERM, SIGKILL after a grace) and it throws one line naming the rank; a rank whose launcher dies gets SIGKILL.
 void launch(int nproc, std::chrono::seconds timeout);
 
+// One error line when this build or machine cannot run `ranks` ranks on device (no Gloo / NCCL in the build, fewer
+// GPUs than ranks on one host); the launcher asks before it starts any.
+void check_backend(at::Device device, int ranks);
+
 class Group {
  public:
   // Joins the world (rendezvous waits up to `timeout` for every rank; the collectives time out after it too).

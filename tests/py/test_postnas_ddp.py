@@ -7,7 +7,8 @@
 - torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR/PORT; rank 0 hosts the store) is the same run, bit for bit;
 - `finetune --nproc 2` with synthetic retrieval rows and the hidden-state loss reproduces the one-process curve;
 - a 2-rank run stopped after 3 steps resumes with 1 rank, and a 1-rank run with 2, on the uninterrupted curve;
-- one rank killed: the job stops within seconds, non-zero, its last line naming the rank, no output written;
+- one rank killed: the job stops within seconds, non-zero, its last line naming the rank, no output written (under
+  torchrun's environment: the other rank's next collective fails, in one line);
 - ranks that sample other sub-networks, a batch the ranks cannot split, a step that is not data parallel under a
   world, a world without its port: one error line each."""
 import json
@@ -169,6 +170,31 @@ def main():
     expect(len(children) == 2 and rc == 1 and took < 15 and last.startswith("jet: error: rank 1 of 2 was killed")
            and not os.path.exists(os.path.join(out, "supernet.json")),
            f"rank 1 killed: exit {rc} after {took:.1f} s, last line '{last}'")
+
+    # The same under torchrun's environment (no launcher): rank 0's next collective fails at once, in one line.
+    out, port = d("kill-env"), free_port()
+    procs = [subprocess.Popen(cmd("postnas", "supernet", "--teacher", teacher, "--data", data, "--out", out, "--steps",
+                                  100000, "--batch", 4, "--seq-len", 32, "--checkpoint-every", 5, "--swa-window", 8),
+                              env=dict(ENV, RANK=str(r), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    ck = os.path.join(out, "ckpt", "checkpoint.json")
+    deadline = time.time() + 60
+    while procs[0].poll() is None and time.time() < deadline and not os.path.exists(ck):
+        time.sleep(0.02)
+    killed = time.time()
+    procs[1].kill()
+    try:
+        rc = procs[0].wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        procs[0].kill()
+        rc = None
+    took = time.time() - killed
+    procs[1].wait()
+    err = procs[0].stderr.read().strip().splitlines()
+    last = err[-1] if err else ""
+    expect(rc == 1 and took < 15 and last.startswith("jet: error: data parallel, rank 0 of 2:")
+           and not os.path.exists(os.path.join(out, "supernet.json")),
+           f"torchrun-style, rank 1 killed: rank 0 exits {rc} after {took:.1f} s, '{last}'")
 
     # Misuse: one error line each.
     port = free_port()
