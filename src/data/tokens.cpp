@@ -167,7 +167,8 @@ at::Tensor sample_batch(const TokenSet& set, int64_t batch, int64_t seq_len, uin
                         int64_t first_row) {
   JET_CHECK(batch > 0 && seq_len > 0, "sample_batch: batch and seq_len must be positive, got {} and {}", batch,
             seq_len);
-  JET_CHECK(step >= 0 && first_row >= 0, "sample_batch: step and first_row must be >= 0, got {} and {}", step, first_row);
+  JET_CHECK(step >= 0 && first_row >= 0, "sample_batch: step and first_row must be >= 0, got {} and {}", step,
+            first_row);
   JET_CHECK(set.size() >= seq_len, "{}/{}: {} tokens, fewer than one window of {}", set.dir(), set.split(),
             set.size(), seq_len);
   const uint64_t range = static_cast<uint64_t>(set.size() - seq_len) + 1;  // offsets 0 .. size - seq_len

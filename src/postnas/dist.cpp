@@ -9,8 +9,6 @@
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
-#include <torch/csrc/distributed/c10d/Backend.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,6 +17,8 @@
 #include <fstream>
 #include <iterator>
 #include <thread>
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <unordered_set>
 
 #include "core/check.h"
@@ -30,6 +30,7 @@
 #endif
 #if defined(JET_CUDA) && defined(JET_NCCL)
 #include <c10/cuda/CUDAFunctions.h>
+
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -60,8 +61,13 @@ int env_int(const char* name, int def, int lo, int hi) {
   return static_cast<int>(x);
 }
 
-constexpr const char* kWorldVars[] = {"RANK",        "LOCAL_RANK",  "WORLD_SIZE", "LOCAL_WORLD_SIZE",
-                                      "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_USE_AGENT_STORE"};
+constexpr const char* kWorldVars[] = {"RANK",
+                                      "LOCAL_RANK",
+                                      "WORLD_SIZE",
+                                      "LOCAL_WORLD_SIZE",
+                                      "MASTER_ADDR",
+                                      "MASTER_PORT",
+                                      "TORCHELASTIC_USE_AGENT_STORE"};
 
 std::vector<std::string> own_command_line() {
   std::ifstream f("/proc/self/cmdline", std::ios::binary);
@@ -89,7 +95,8 @@ World world_from_env() {
   World w;
   if (!std::getenv("WORLD_SIZE")) {
     for (const char* v : {"RANK", "LOCAL_RANK"})
-      JET_CHECK(!std::getenv(v), "{} is set but WORLD_SIZE is not (data parallel needs both, as torchrun sets them)", v);
+      JET_CHECK(!std::getenv(v), "{} is set but WORLD_SIZE is not (data parallel needs both, as torchrun sets them)",
+                v);
     return w;
   }
   w.size = env_int("WORLD_SIZE", 1, 1, 1 << 20);
@@ -99,7 +106,8 @@ World world_from_env() {
   if (w.size == 1) return w;
   if (const char* a = std::getenv("MASTER_ADDR")) w.master_addr = a;
   JET_CHECK(!w.master_addr.empty(), "MASTER_ADDR is empty");
-  JET_CHECK(std::getenv("MASTER_PORT"), "WORLD_SIZE={} but MASTER_PORT is not set (the rendezvous store's port)", w.size);
+  JET_CHECK(std::getenv("MASTER_PORT"), "WORLD_SIZE={} but MASTER_PORT is not set (the rendezvous store's port)",
+            w.size);
   w.master_port = env_int("MASTER_PORT", 0, 1, 65535);
   const char* agent = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
   w.agent_store = agent && (std::string(agent) == "True" || std::string(agent) == "1");
@@ -214,14 +222,16 @@ void launch(int nproc, std::chrono::seconds timeout) {
       deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     }
   }
-  JET_CHECK(failed < 0, "rank {} of {} {}; the other ranks were stopped", failed, nproc, describe_status(failed_status));
+  JET_CHECK(failed < 0, "rank {} of {} {}; the other ranks were stopped", failed, nproc,
+            describe_status(failed_status));
 }
 
 void check_backend(at::Device device, int ranks) {
   if (device.is_cpu()) {
 #ifndef JET_GLOO
-    JET_FAIL("data parallel on the CPU needs c10d's Gloo backend, and this build found no gloo headers "
-             "(scripts/gloo_headers.sh, then configure again)");
+    JET_FAIL(
+        "data parallel on the CPU needs c10d's Gloo backend, and this build found no gloo headers "
+        "(scripts/gloo_headers.sh, then configure again)");
 #endif
     return;
   }
@@ -229,8 +239,9 @@ void check_backend(at::Device device, int ranks) {
   JET_CHECK(ranks <= c10::cuda::device_count(), "data parallel: {} ranks but {} CUDA devices (one GPU a rank)", ranks,
             static_cast<int>(c10::cuda::device_count()));
 #else
-  JET_FAIL("data parallel on CUDA needs c10d's NCCL backend, and this build has none (a JET_CUDA build finds nccl.h "
-           "beside the torch wheel or in the CUDA toolkit)");
+  JET_FAIL(
+      "data parallel on CUDA needs c10d's NCCL backend, and this build has none (a JET_CUDA build finds nccl.h "
+      "beside the torch wheel or in the CUDA toolkit)");
 #endif
 }
 
@@ -248,7 +259,8 @@ void Group::fail(const std::exception& e) const {
 }
 
 Group::Group(const World& world, at::Device device, std::chrono::milliseconds timeout)
-    : world_(world), device_(device.is_cuda() ? at::Device(at::kCUDA, world.local_rank) : at::Device(at::kCPU)),
+    : world_(world),
+      device_(device.is_cuda() ? at::Device(at::kCUDA, world.local_rank) : at::Device(at::kCPU)),
       impl_(std::make_unique<Impl>()) {
   JET_CHECK(!g_current, "data parallel: one process group at a time");
   JET_CHECK(world.size > 1, "data parallel: a group needs 2 ranks or more");
@@ -263,8 +275,8 @@ Group::Group(const World& world, at::Device device, std::chrono::milliseconds ti
     impl_->store = c10::make_intrusive<c10d::TCPStore>(world.master_addr, so);
 #ifdef JET_GLOO
     if (device_.is_cpu())
-      impl_->backend = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, world.rank, world.size,
-                                                                   c10d::ProcessGroupGloo::Options::create_default(timeout));
+      impl_->backend = c10::make_intrusive<c10d::ProcessGroupGloo>(
+          impl_->store, world.rank, world.size, c10d::ProcessGroupGloo::Options::create_default(timeout));
 #endif
 #if defined(JET_CUDA) && defined(JET_NCCL)
     if (device_.is_cuda()) {
@@ -389,13 +401,16 @@ GradSync::GradSync(Group& group, const model::ParamList& params, int64_t bucket_
     bucket.flat = at::empty({sizes[b]}, at::TensorOptions().dtype(at::kFloat).device(group_.device()));
     bucket.missing = members[b].size();
     // Rank 0's weights on every rank (through the bucket: fp32 holds bf16 values exactly).
-    for (size_t k : members[b]) bucket.flat.narrow(0, offset_of_[k], params_[k].slot->numel()).copy_(params_[k].slot->reshape(-1));
+    for (size_t k : members[b])
+      bucket.flat.narrow(0, offset_of_[k], params_[k].slot->numel()).copy_(params_[k].slot->reshape(-1));
     group_.broadcast(bucket.flat);
     for (size_t k : members[b])
-      params_[k].slot->copy_(bucket.flat.narrow(0, offset_of_[k], params_[k].slot->numel()).view(params_[k].slot->sizes()));
+      params_[k].slot->copy_(
+          bucket.flat.narrow(0, offset_of_[k], params_[k].slot->numel()).view(params_[k].slot->sizes()));
     buckets_.push_back(std::move(bucket));
   }
-  for (size_t k = 0; k < n; ++k) torch::autograd::impl::set_post_acc_grad_hooks(*params_[k].slot, std::make_unique<Hook>(this, k));
+  for (size_t k = 0; k < n; ++k)
+    torch::autograd::impl::set_post_acc_grad_hooks(*params_[k].slot, std::make_unique<Hook>(this, k));
 }
 
 GradSync::~GradSync() {

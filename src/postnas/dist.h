@@ -87,8 +87,9 @@ inline bool leader() { return rank() == 0; }
 at::Device device_of(at::Device requested);
 
 // Gradient averaging over a group, overlapped with the backward. The parameters are split into buckets of about
-// bucket_bytes (fp32; a parameter larger than that is a bucket of its own), in reverse order (the backward reaches the last layers first). Construction broadcasts
-// rank 0's parameter values (every rank starts from the same weights). Each step:
+// bucket_bytes (fp32; a parameter larger than that is a bucket of its own), in reverse order (the backward reaches the
+// last layers first). Construction broadcasts rank 0's parameter values (every rank starts from the same weights). Each
+// step:
 //   arm(root)  before the backward of the step's last micro-batch (earlier micro-batches only accumulate);
 //              the parameters that backward cannot reach are final at once (their gradient, or zeros)
 //   ...        the backward: each parameter's post-accumulate-grad hook copies its gradient into its bucket;

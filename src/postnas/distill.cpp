@@ -95,7 +95,8 @@ int64_t share_resume(dist::Group& g, int64_t start, std::vector<double>& losses,
   g.broadcast(head);
   start = static_cast<int64_t>(head[0].item<double>());
   if (start == 0) return 0;
-  at::Tensor l = g.leader() ? at::tensor(losses, at::kDouble) : at::empty({static_cast<int64_t>(head[1].item<double>())}, at::kDouble);
+  const auto n = static_cast<int64_t>(head[1].item<double>());
+  at::Tensor l = g.leader() ? at::tensor(losses, at::kDouble) : at::empty({n}, at::kDouble);
   g.broadcast(l);
   losses.assign(l.data_ptr<double>(), l.data_ptr<double>() + l.numel());
   io::TensorMap st = adam.state();  // a std::map: the same order on every rank
@@ -159,9 +160,9 @@ at::Tensor distill_step(const model::CausalLM& student, const at::Tensor& ids, i
     }
     if (hooks.prepare) hooks.prepare(step);
     const double share = double(mb) / double(B);
+    const bool last = m + mb == B;
     at::Tensor l =
-        distill_loss_backward(student, part, h_t, layers_t, opts, share, m + mb == B ? before_backward : BeforeBackward()) *
-        share;
+        distill_loss_backward(student, part, h_t, layers_t, opts, share, last ? before_backward : BeforeBackward()) * share;
     loss = loss.defined() ? loss + l : l;
   }
   return loss;
@@ -214,17 +215,16 @@ DistillResult distill(model::CausalLM& student, const model::ParamList& trainabl
   auto read_back = [&](int64_t steps_done) {
     if (pending.empty()) return;
     const auto n = static_cast<int64_t>(pending.size());
-    at::Tensor values = at::stack(pending);
+    at::Tensor host = at::stack(pending);
     if (group) {  // the ranks' mean losses, and their agreement, in one collective
-      values = group->allreduce_sum(at::cat({values, at::full({1}, agree, values.options())}));
-      const double sum = values[n].item<double>();
-      JET_CHECK(sum == agree * group->size(), "{}: rank {} disagrees with the others about steps {}..{} (e.g. another "
-                "sampled sub-network; every rank must draw them from (seed, step) alone)", opts.label, group->rank(),
-                steps_done - n, steps_done - 1);
-      values = values.narrow(0, 0, n) / double(group->size());
+      host = group->allreduce_sum(at::cat({host, at::full({1}, agree, host.options())})).to(at::kCPU);
+      JET_CHECK(host[n].item<double>() == agree * group->size(), "{}: rank {} disagrees with the others about steps "
+                "{}..{} (e.g. another sampled sub-network; every rank must draw them from (seed, step) alone)",
+                opts.label, group->rank(), steps_done - n, steps_done - 1);
+      host = host.narrow(0, 0, n) / double(group->size());
       agree = 0;
     }
-    const at::Tensor host = values.to(at::kCPU);
+    host = host.to(at::kCPU);
     pending.clear();
     for (int64_t i = 0; i < n; ++i) {
       const double loss = host[i].item<double>();
@@ -253,8 +253,8 @@ DistillResult distill(model::CausalLM& student, const model::ParamList& trainabl
   }
   if (bar) bar->finish();
   if (sync && leader)
-    fprintf(stderr, "%s: data parallel over %d ranks, %zu gradient bucket(s), %.0f%% of them started during the backward\n",
-            opts.label.c_str(), group->size(), sync->buckets(), 100 * sync->overlapped());
+    fprintf(stderr, "%s: data parallel over %d ranks, %zu gradient bucket(s), %.0f%% of them started during the "
+            "backward\n", opts.label.c_str(), group->size(), sync->buckets(), 100 * sync->overlapped());
   res.steps_done = end;
   res.finished = end == opts.steps;
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
