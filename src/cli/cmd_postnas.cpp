@@ -1,7 +1,7 @@
 // `jet postnas <step>`: the PostNAS steps (supernet, place, export, finetune) with one flag per option
-// of the step's table (src/postnas/steps.h), and `run --config FILE` for the whole chain. supernet and finetune
-// also run data parallel (src/postnas/dist.h): `--nproc N` launches N ranks of the same command; under torchrun's
-// environment (WORLD_SIZE, RANK, ...) the process is that rank.
+// of the step's table (src/postnas/steps.h), and `run --config FILE` for the whole chain. The training steps
+// (supernet, finetune, select, hwsearch) also run data parallel (src/postnas/dist.h): `--nproc N` launches N ranks
+// of the same command; under torchrun's environment (WORLD_SIZE, RANK, ...) the process is that rank.
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -105,7 +105,8 @@ struct Parallel {
 // A step or `run` that is not data parallel refuses a world in the environment (every rank would write its outputs).
 void check_alone(const std::string& what) {
   JET_CHECK(jet::postnas::dist::world_from_env().size == 1,
-            "jet postnas {}: runs as one process (data parallel: supernet and finetune, --nproc or torchrun)", what);
+            "jet postnas {}: runs as one process (data parallel: supernet, finetune, select and hwsearch, --nproc or "
+            "torchrun)", what);
 }
 
 void setup(CLI::App& app) {
@@ -115,7 +116,7 @@ void setup(CLI::App& app) {
     auto flags = std::make_shared<StepFlags>(StepFlags{&s, {}, {}});
     flags->add_to(*sub);
     std::shared_ptr<Parallel> par;
-    if (s.name == "supernet" || s.name == "finetune") {
+    if (s.name == "supernet" || s.name == "finetune" || s.name == "select" || s.name == "hwsearch") {
       par = std::make_shared<Parallel>();
       par->add_to(*sub);
     }

@@ -5,7 +5,8 @@
   normalised steps at lr 1e-2), with the attention transfer and micro-batches on, and with one gradient bucket or
   one per few parameters; the buckets start from the gradient hooks during the backward;
 - torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR/PORT; rank 0 hosts the store) is the same run, bit for bit;
-- `finetune --nproc 2` with synthetic retrieval rows and the hidden-state loss reproduces the one-process curve;
+- `finetune --nproc 2` with synthetic retrieval rows and the hidden-state loss, and `select --nproc 2`, reproduce the
+  one-process curves (and held-out KL);
 - a 2-rank run stopped after 3 steps resumes with 1 rank, and a 1-rank run with 2, on the uninterrupted curve;
 - one rank killed: the job stops within seconds, non-zero, its last line naming the rank, no output written (under
   torchrun's environment: the other rank's next collective fails, in one line);
@@ -132,6 +133,18 @@ def main():
     f1, f2 = finetune(d("ft1")), finetune(d("ft2"), "--nproc", 2)
     expect(f1[0] == f2[0] and rel(f1, f2) < REL_ALL and not os.path.exists(d("ft2") + ".ckpt"),
            f"finetune --nproc 2 (retrieval rows, hidden-state loss): first/last loss {f1} vs {f2}")
+
+    # Block selection: every candidate's curve and held-out KL.
+    def select(out, *extra):
+        jet("postnas", "select", "--teacher", teacher, "--data", data, "--out", out, "--types", "jet,gdn", "--steps", 3,
+            "--batch", 4, "--seq-len", 32, "--swa-window", 8, "--eval-windows", 2, "--eval-seq-len", 32, *extra)
+        return json.load(open(out))["blocks"]
+
+    s1, s2 = select(d("sel1.json")), select(d("sel2.json"), "--nproc", 2)
+    expect(len(s1) == len(s2) == 2 and all(a["losses"][0] == b["losses"][0] and rel(a["losses"], b["losses"]) < REL_ALL
+                                           and rel([a["heldout_kl"]], [b["heldout_kl"]]) < REL_ALL for a, b in zip(s1, s2)),
+           "select --nproc 2: each block type's loss curve and held-out KL as one process's: " +
+           ", ".join(f"{a['type']} KL {a['heldout_kl']:.6f} / {b['heldout_kl']:.6f}" for a, b in zip(s1, s2)))
 
     # Resume across world sizes: 2 ranks stopped after 3 steps, then 1 rank; and the reverse.
     supernet(d("r21"), "--nproc", 2, "--stop-after", 3)
