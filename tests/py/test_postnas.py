@@ -70,6 +70,13 @@ def main():
     first, last = sum(losses[:8]) / 8, sum(losses[-8:]) / 8
     expect(len(losses) == 80 and last < 0.8 * first,
            f"supernet loss falls by more than 20%: first 8 steps {first:.4f}, last 8 {last:.4f} ({time.time() - t0:.1f} s)")
+    # A step whose sampled sub-network keeps attention in every layer (windows wider than the rows: the teacher
+    # itself, loss 0) has nothing to train: it passes.
+    sn0 = os.path.join(tmp, "sn-all-attn")
+    jet("postnas", "supernet", "--teacher", teacher, "--data", data, "--out", sn0, "--steps", 2, "--batch", 2,
+        "--seq-len", 32, "--max-full", 2, "--max-swa", 2, "--seed", 1, "--swa-window", 64)
+    l0 = json.load(open(os.path.join(sn0, "supernet.json")))["losses"]
+    expect(l0[0] == 0 and l0[1] > 0, f"a sub-network without linear layers: loss {l0[0]}, then {l0[1]:.4f}")
 
     # The same run killed after its checkpoint at step >= 16, then resumed.
     sn2 = os.path.join(tmp, "sn2")
