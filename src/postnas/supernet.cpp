@@ -189,7 +189,8 @@ at::Tensor Supernet::transfer_loss() const {
   return sum / static_cast<double>(mixers_.size());
 }
 
-at::Tensor transfer_step(Supernet& net, const at::Tensor& ids, int64_t micro_batch) {
+at::Tensor transfer_step(Supernet& net, const at::Tensor& ids, int64_t micro_batch,
+                         const std::function<void(const at::Tensor&)>& before_backward) {
   const int64_t B = ids.size(0), mb = micro_batch > 0 ? micro_batch : B;
   JET_CHECK(B % mb == 0, "transfer: micro_batch {} does not divide batch {}", mb, B);
   const bool pin = net.lm().lm_head_weight().is_cuda();
@@ -201,7 +202,9 @@ at::Tensor transfer_step(Supernet& net, const at::Tensor& ids, int64_t micro_bat
     net.lm().hidden(part, 0, nullptr, nullptr);
     const double share = double(mb) / double(B);
     const at::Tensor loss = net.transfer_loss();
-    (loss * share).backward();
+    const at::Tensor root = loss * share;
+    if (before_backward && m + mb == B) before_backward(root);
+    root.backward();
     const at::Tensor l = loss.detach().to(at::kDouble) * share;
     total = total.defined() ? total + l : l;
   }
