@@ -56,11 +56,28 @@ at::Tensor chunked_kl(const at::Tensor& h_student, const at::Tensor& h_teacher, 
   return total / double(N);
 }
 
+namespace {
+
+int64_t micro_batch_size(int64_t micro_batch, int64_t batch, const std::string& label) {
+  if (micro_batch <= 0) return batch;
+  JET_CHECK(batch % micro_batch == 0, "{}: micro_batch {} does not divide batch {}", label, micro_batch, batch);
+  return micro_batch;
+}
+
+}  // namespace
+
 int64_t micro_batch_of(const DistillOptions& opts, int64_t batch) {
-  if (opts.micro_batch <= 0) return batch;
-  JET_CHECK(batch % opts.micro_batch == 0, "{}: micro_batch {} does not divide batch {}", opts.label, opts.micro_batch,
-            batch);
-  return opts.micro_batch;
+  return micro_batch_size(opts.micro_batch, batch, opts.label);
+}
+
+void for_micro_batches(const at::Tensor& ids, int64_t micro_batch, bool pin, const std::string& label,
+                       const std::function<void(const at::Tensor& part, double share, bool last)>& fn) {
+  const int64_t B = ids.size(0), mb = micro_batch_size(micro_batch, B, label);
+  for (int64_t m = 0; m < B; m += mb) {
+    at::Tensor part = ids.narrow(0, m, mb).contiguous();
+    if (pin) part = part.pin_memory();
+    fn(part, double(mb) / double(B), m + mb == B);
+  }
 }
 
 namespace {
@@ -145,26 +162,21 @@ at::Tensor distill_loss_backward(const model::CausalLM& student, const at::Tenso
 
 at::Tensor distill_step(const model::CausalLM& student, const at::Tensor& ids, int64_t step, const DistillOptions& opts,
                         const DistillHooks& hooks, const BeforeBackward& before_backward) {
-  const int64_t B = ids.size(0), mb = micro_batch_of(opts, B);
-  const bool pin = student.lm_head_weight().is_cuda();
   at::Tensor loss;
-  for (int64_t m = 0; m < B; m += mb) {
-    // Pinned, so that the model's copy to the device does not wait for the queued work.
-    at::Tensor part = ids.narrow(0, m, mb).contiguous();
-    if (pin) part = part.pin_memory();
-    at::Tensor h_t;
-    std::vector<at::Tensor> layers_t;
-    {
-      c10::NoGradGuard no_grad;
-      h_t = hooks.teacher_hidden(part, opts.hidden_mse > 0 ? &layers_t : nullptr);
-    }
-    if (hooks.prepare) hooks.prepare(step);
-    const double share = double(mb) / double(B);
-    const bool last = m + mb == B;
-    at::Tensor l =
-        distill_loss_backward(student, part, h_t, layers_t, opts, share, last ? before_backward : BeforeBackward()) * share;
-    loss = loss.defined() ? loss + l : l;
-  }
+  for_micro_batches(ids, opts.micro_batch, student.lm_head_weight().is_cuda(), opts.label,
+                    [&](const at::Tensor& part, double share, bool last) {
+                      at::Tensor h_t;
+                      std::vector<at::Tensor> layers_t;
+                      {
+                        c10::NoGradGuard no_grad;
+                        h_t = hooks.teacher_hidden(part, opts.hidden_mse > 0 ? &layers_t : nullptr);
+                      }
+                      if (hooks.prepare) hooks.prepare(step);
+                      const at::Tensor l = distill_loss_backward(student, part, h_t, layers_t, opts, share,
+                                                                 last ? before_backward : BeforeBackward()) *
+                                           share;
+                      loss = loss.defined() ? loss + l : l;
+                    });
   return loss;
 }
 

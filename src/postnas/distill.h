@@ -77,6 +77,12 @@ struct DistillHooks {
 // Sequences per micro-batch of a step of `batch` sequences: opts.micro_batch (0 = all), checked to divide it.
 int64_t micro_batch_of(const DistillOptions& opts, int64_t batch);
 
+// Runs fn(part, share, last) on each micro-batch of ids [B, T] (CPU) of `micro_batch` sequences (0 = all; it must
+// divide B; `label` names the step in that error): part is contiguous, pinned when `pin` (a CUDA model's copy to the
+// device then does not wait for the queued work), share = its fraction of B, last = whether it is the step's last.
+void for_micro_batches(const at::Tensor& ids, int64_t micro_batch, bool pin, const std::string& label,
+                       const std::function<void(const at::Tensor& part, double share, bool last)>& fn);
+
 struct DistillResult {
   std::vector<double> losses;  // per step, from step 0 (restored from the checkpoint when resuming)
   int64_t steps_done = 0;
