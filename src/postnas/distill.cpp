@@ -100,10 +100,12 @@ void save_checkpoint(const std::string& dir, int64_t step, const std::vector<dou
   const std::string name = fmt::format("checkpoint-{}.safetensors", step);
   io::save_safetensors(dir + "/" + name, adam.state());
   nlohmann::json j = {{"step", step}, {"tensors", name}, {"losses", losses}, {"fingerprint", fingerprint}};
-  std::string old;
-  if (path_exists(checkpoint_json(dir))) old = read_json(checkpoint_json(dir)).value("tensors", "");
   write_file_atomic(checkpoint_json(dir), j.dump(1) + "\n");
-  if (!old.empty() && old != name) std::remove((dir + "/" + old).c_str());
+  // Every other state file goes: the one this replaces, and any a run killed between its two writes left behind.
+  for (const std::string& f : list_files(dir))
+    if (f != name && f.find('/') == std::string::npos && f.rfind("checkpoint-", 0) == 0 &&
+        f.size() > 12 && f.compare(f.size() - 12, 12, ".safetensors") == 0)
+      std::remove((dir + "/" + f).c_str());
 }
 
 // Data parallel: rank 0's resume state (step, loss curve, optimizer state) on every rank.
