@@ -5,7 +5,7 @@
 #   .devdeps/boost-headers.tar.xz  the Boost libraries (whole header trees) that src/server/http.cpp reaches
 #                 (Beast, Asio and their dependencies: ~2 MB instead of the 9.5 MB libboost1.74-dev deb)
 #   .devdeps/whl  Python wheels the image lacks (gguf oracle, flash-linear-attention peer)
-#   .teacher1 .. .teacherN  the teacher GGUF (JET_TEACHER, default SmolLM2) in N equal pieces of at most
+#   .teacher1 .. .teacherN  the teacher GGUF (JET_TEACHER, default SmolLM2; JET_PIECES=.qwen names them .qwenK) in N pieces of at most
 #                 JET_PIECE_MB (60) MiB, each with a manifest (one call carries at most 64 MiB in all;
 #                 scripts/device_teacher.sh joins them on the device, carried by back-to-back calls in any order).
 #                 SmolLM2: 2 pieces of 47 MiB; Qwen2.5-Coder-0.5B: 8 of 59 MiB
@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 EXCLUDE=$(git rev-parse --git-path info/exclude)  # .git is a file in a worktree
 mkdir -p "$(dirname "$EXCLUDE")"
-for d in .devdeps .devdeps-official '.teacher*' '.cargo*' .xfer-bin; do grep -qxF "/$d/" "$EXCLUDE" 2>/dev/null || echo "/$d/" >> "$EXCLUDE"; done
+for d in .devdeps .devdeps-official '.teacher*' '.qwen*' '.cargo*' .xfer-bin; do grep -qxF "/$d/" "$EXCLUDE" 2>/dev/null || echo "/$d/" >> "$EXCLUDE"; done
 mkdir -p .devdeps/deb .devdeps/whl
 (cd .devdeps/deb && apt-get download libpcre2-dev libpcre2-8-0 2>/dev/null)
 bash scripts/apt_need.sh libboost1.74-dev
@@ -53,8 +53,9 @@ cut_pieces() {
   echo "$(basename "$f"): $n pieces of $((piece >> 20)) MiB, ${pre}1 .. $pre$n (carry each once; any call, any order)"
 }
 T=${JET_TEACHER:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
+P=${JET_PIECES:-.teacher}  # the pieces' prefix: .qwen for a second teacher beside SmolLM2 (scripts/gpu_qwen.sh)
 [ -f "$T" ] || { echo "device_prepare.sh: $T missing (scripts/setup.sh, scripts/teacher.sh NAME)"; exit 1; }
-cut_pieces "$T" .teacher "${JET_PIECE_MB:-60}"
+cut_pieces "$T" "$P" "${JET_PIECE_MB:-60}"
 # JET_CARGO="data/tokens-smollm2 data/eval": those folders as one tar.xz in pieces of JET_CARGO_MB (16) MiB,
 # .cargo1 .. .cargoN (scripts/device_teacher.sh's cargo_take unpacks them on the device).
 if [ -n "${JET_CARGO:-}" ]; then

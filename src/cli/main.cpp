@@ -3,6 +3,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "cli/command.h"
 #include "core/check.h"
@@ -14,7 +18,25 @@ std::vector<Command>& registry() {
 }
 }  // namespace jet::cli
 
+namespace {
+
+// CPU tensors of 128 KB – 32 MB (activations, logits rows) come and go every forward; glibc's default serves them
+// with mmap/munmap, so every use faults its pages in again. Kept on the heap (and the heap trimmed only past 256 MB
+// free) a CPU `jet eval` takes half the page faults and 4–10% less time (SmolLM2, ARC-Easy, 2 threads). A user's own
+// GLIBC_TUNABLES / MALLOC_* settings win.
+void tune_malloc() {
+#ifdef __GLIBC__
+  if (std::getenv("GLIBC_TUNABLES") || std::getenv("MALLOC_MMAP_THRESHOLD_") || std::getenv("MALLOC_TRIM_THRESHOLD_"))
+    return;
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#endif
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  tune_malloc();
   CLI::App app{"jet: Jet-Nemotron in C++ (PostNAS, hybrid linear-attention LMs, generation engine)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "jet 0.1");

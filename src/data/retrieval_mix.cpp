@@ -43,7 +43,8 @@ std::string question_text(uint64_t h, const std::string& key, const std::string&
 }  // namespace
 
 std::vector<std::pair<int64_t, RetrievalRow>> mix_retrieval(at::Tensor& ids, const text::Tokenizer& tok,
-                                                           double fraction, uint64_t seed, int64_t step) {
+                                                           double fraction, uint64_t seed, int64_t step,
+                                                           int64_t first_row) {
   JET_CHECK(fraction >= 0 && fraction <= 1, "retrieval_mix must be in [0, 1], got {}", fraction);
   JET_CHECK(ids.dim() == 2 && ids.scalar_type() == at::kLong && ids.device().is_cpu(),
             "retrieval_mix: ids must be [B, T] int64 on the CPU");
@@ -52,7 +53,7 @@ std::vector<std::pair<int64_t, RetrievalRow>> mix_retrieval(at::Tensor& ids, con
   const int64_t B = ids.size(0), T = ids.size(1);
   auto acc = ids.accessor<int64_t, 2>();
   for (int64_t r = 0; r < B; ++r) {
-    uint64_t h = mix64(mix64(seed ^ 0x52455452ull) ^ mix64(static_cast<uint64_t>(step) * 4096 + r));
+    uint64_t h = mix64(mix64(seed ^ 0x52455452ull) ^ mix64(static_cast<uint64_t>(step) * 4096 + first_row + r));
     auto draw = [&h]() { return h = mix64(h); };
     if (hash_unit(draw()) >= fraction) continue;
     const int64_t n = 1 + static_cast<int64_t>(hash_below(draw(), 4));

@@ -24,9 +24,11 @@ struct RetrievalRow {
 };
 
 // Rewrites about fraction · B of the rows of ids [B, T] (int64, CPU) in place; which rows and their content
-// depend only on (seed, step, row). Rows too short to hold the sentences and a quarter of haystack are left
-// alone. Returns what each rewritten row got (row index → content), for tests and logs.
+// depend only on (seed, step, row), row = first_row + the row's index in ids (data parallel: ids is a rank's
+// slice of the global batch, from its row first_row). Rows too short to hold the sentences and a quarter of
+// haystack are left alone. Returns what each rewritten row got (row index in ids → content), for tests and logs.
 std::vector<std::pair<int64_t, RetrievalRow>> mix_retrieval(at::Tensor& ids, const text::Tokenizer& tok,
-                                                           double fraction, uint64_t seed, int64_t step);
+                                                           double fraction, uint64_t seed, int64_t step,
+                                                           int64_t first_row = 0);
 
 }  // namespace jet::data

@@ -163,17 +163,19 @@ at::Tensor TokenSet::read(int64_t start, int64_t n) const {
   return out;
 }
 
-at::Tensor sample_batch(const TokenSet& set, int64_t batch, int64_t seq_len, uint64_t seed, int64_t step) {
+at::Tensor sample_batch(const TokenSet& set, int64_t batch, int64_t seq_len, uint64_t seed, int64_t step,
+                        int64_t first_row) {
   JET_CHECK(batch > 0 && seq_len > 0, "sample_batch: batch and seq_len must be positive, got {} and {}", batch,
             seq_len);
-  JET_CHECK(step >= 0, "sample_batch: step must be >= 0, got {}", step);
+  JET_CHECK(step >= 0 && first_row >= 0, "sample_batch: step and first_row must be >= 0, got {} and {}", step,
+            first_row);
   JET_CHECK(set.size() >= seq_len, "{}/{}: {} tokens, fewer than one window of {}", set.dir(), set.split(),
             set.size(), seq_len);
   const uint64_t range = static_cast<uint64_t>(set.size() - seq_len) + 1;  // offsets 0 .. size - seq_len
   at::Tensor out = at::empty({batch, seq_len}, at::kLong);
   const uint64_t base = mix64(mix64(seed) ^ static_cast<uint64_t>(step));
   for (int64_t r = 0; r < batch; ++r) {
-    const uint64_t h = mix64(base + static_cast<uint64_t>(r));
+    const uint64_t h = mix64(base + static_cast<uint64_t>(first_row + r));
     const auto off = static_cast<int64_t>(hash_below(h, range));
     out[r].copy_(set.read(off, seq_len));
   }

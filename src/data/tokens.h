@@ -60,8 +60,10 @@ class TokenSet {
 
 // Training batches: int64 [batch, seq_len], row r of `step` is the window at an offset drawn uniformly
 // from [0, size - seq_len] by a counter-based hash of (seed, step, r): the same batch on any machine and
-// thread count, and any step can be drawn without drawing the ones before it (resume).
-at::Tensor sample_batch(const TokenSet& set, int64_t batch, int64_t seq_len, uint64_t seed, int64_t step);
+// thread count, and any step can be drawn without drawing the ones before it (resume). first_row: the rows
+// [first_row, first_row + batch) of that step's batch (data parallel: each rank's slice of the global batch).
+at::Tensor sample_batch(const TokenSet& set, int64_t batch, int64_t seq_len, uint64_t seed, int64_t step,
+                        int64_t first_row = 0);
 
 // Evaluation windows: int64 [count', seq_len], consecutive and non-overlapping from token `first`;
 // count' = min(count, what fits) (count < 0: all that fit). Zero windows fitting is an error.

@@ -7,12 +7,14 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "core/check.h"
 #include "core/fs.h"
 #include "core/progress.h"
 #include "ops/kl/kl_rows.h"
+#include "postnas/dist.h"
 
 namespace jet::postnas {
 
@@ -54,11 +56,28 @@ at::Tensor chunked_kl(const at::Tensor& h_student, const at::Tensor& h_teacher, 
   return total / double(N);
 }
 
+namespace {
+
+int64_t micro_batch_size(int64_t micro_batch, int64_t batch, const std::string& label) {
+  if (micro_batch <= 0) return batch;
+  JET_CHECK(batch % micro_batch == 0, "{}: micro_batch {} does not divide batch {}", label, micro_batch, batch);
+  return micro_batch;
+}
+
+}  // namespace
+
 int64_t micro_batch_of(const DistillOptions& opts, int64_t batch) {
-  if (opts.micro_batch <= 0) return batch;
-  JET_CHECK(batch % opts.micro_batch == 0, "{}: micro_batch {} does not divide batch {}", opts.label, opts.micro_batch,
-            batch);
-  return opts.micro_batch;
+  return micro_batch_size(opts.micro_batch, batch, opts.label);
+}
+
+void for_micro_batches(const at::Tensor& ids, int64_t micro_batch, bool pin, const std::string& label,
+                       const std::function<void(const at::Tensor& part, double share, bool last)>& fn) {
+  const int64_t B = ids.size(0), mb = micro_batch_size(micro_batch, B, label);
+  for (int64_t m = 0; m < B; m += mb) {
+    at::Tensor part = ids.narrow(0, m, mb).contiguous();
+    if (pin) part = part.pin_memory();
+    fn(part, double(mb) / double(B), m + mb == B);
+  }
 }
 
 namespace {
@@ -81,10 +100,28 @@ void save_checkpoint(const std::string& dir, int64_t step, const std::vector<dou
   const std::string name = fmt::format("checkpoint-{}.safetensors", step);
   io::save_safetensors(dir + "/" + name, adam.state());
   nlohmann::json j = {{"step", step}, {"tensors", name}, {"losses", losses}, {"fingerprint", fingerprint}};
-  std::string old;
-  if (path_exists(checkpoint_json(dir))) old = read_json(checkpoint_json(dir)).value("tensors", "");
   write_file_atomic(checkpoint_json(dir), j.dump(1) + "\n");
-  if (!old.empty() && old != name) std::remove((dir + "/" + old).c_str());
+  // Every other state file goes: the one this replaces, and any a run killed between its two writes left behind.
+  for (const std::string& f : list_files(dir))
+    if (f != name && f.find('/') == std::string::npos && f.rfind("checkpoint-", 0) == 0 &&
+        f.size() > 12 && f.compare(f.size() - 12, 12, ".safetensors") == 0)
+      std::remove((dir + "/" + f).c_str());
+}
+
+// Data parallel: rank 0's resume state (step, loss curve, optimizer state) on every rank.
+int64_t share_resume(dist::Group& g, int64_t start, std::vector<double>& losses, AdamW& adam) {
+  at::Tensor head = at::tensor({double(start), double(losses.size())}, at::kDouble);
+  g.broadcast(head);
+  start = static_cast<int64_t>(head[0].item<double>());
+  if (start == 0) return 0;
+  const auto n = static_cast<int64_t>(head[1].item<double>());
+  at::Tensor l = g.leader() ? at::tensor(losses, at::kDouble) : at::empty({n}, at::kDouble);
+  g.broadcast(l);
+  losses.assign(l.data_ptr<double>(), l.data_ptr<double>() + l.numel());
+  io::TensorMap st = adam.state();  // a std::map: the same order on every rank
+  for (auto& [name, t] : st) g.broadcast(t);
+  if (!g.leader()) adam.load_state(st, "rank 0's checkpoint");
+  return start;
 }
 
 }  // namespace
@@ -103,7 +140,7 @@ at::Tensor layer_mse(const std::vector<at::Tensor>& student, const std::vector<a
 
 at::Tensor distill_loss_backward(const model::CausalLM& student, const at::Tensor& ids, const at::Tensor& h_teacher,
                                  const std::vector<at::Tensor>& teacher_layers, const DistillOptions& opts,
-                                 double weight) {
+                                 double weight, const BeforeBackward& before_backward) {
   const int64_t B = ids.size(0), T = ids.size(1), D = h_teacher.size(-1);
   std::vector<at::Tensor> layers_s;
   at::Tensor h_s = student.hidden(ids, 0, nullptr, opts.hidden_mse > 0 ? &layers_s : nullptr);
@@ -111,36 +148,37 @@ at::Tensor distill_loss_backward(const model::CausalLM& student, const at::Tenso
   const at::Tensor kl = chunked_kl(h_s.reshape({B * T, D}), h_teacher.reshape({B * T, D}), student.lm_head_weight(),
                                    opts.kl_chunk, &grad, 1.0, opts.reference);
   if (weight != 1.0) grad.mul_(weight);
+  // A sub-network without a trainable layer (every layer attention) has nothing to learn: no backward.
   if (opts.hidden_mse <= 0) {
-    h_s.backward(grad.view({B, T, D}));
+    if (before_backward) before_backward(h_s);
+    if (h_s.requires_grad()) h_s.backward(grad.view({B, T, D}));
     return kl;
   }
   // One backward for both terms: d/dh_s of sum(h_s ⊙ grad) is the KL's gradient.
   const at::Tensor mse = layer_mse(layers_s, teacher_layers);
-  ((h_s * grad.view({B, T, D})).sum().to(at::kFloat) + mse * (opts.hidden_mse * weight)).backward();
+  const at::Tensor root = (h_s * grad.view({B, T, D})).sum().to(at::kFloat) + mse * (opts.hidden_mse * weight);
+  if (before_backward) before_backward(root);
+  if (root.requires_grad()) root.backward();
   return kl + opts.hidden_mse * mse.detach().to(at::kDouble);
 }
 
 at::Tensor distill_step(const model::CausalLM& student, const at::Tensor& ids, int64_t step, const DistillOptions& opts,
-                        const DistillHooks& hooks) {
-  const int64_t B = ids.size(0), mb = micro_batch_of(opts, B);
-  const bool pin = student.lm_head_weight().is_cuda();
+                        const DistillHooks& hooks, const BeforeBackward& before_backward) {
   at::Tensor loss;
-  for (int64_t m = 0; m < B; m += mb) {
-    // Pinned, so that the model's copy to the device does not wait for the queued work.
-    at::Tensor part = ids.narrow(0, m, mb).contiguous();
-    if (pin) part = part.pin_memory();
-    at::Tensor h_t;
-    std::vector<at::Tensor> layers_t;
-    {
-      c10::NoGradGuard no_grad;
-      h_t = hooks.teacher_hidden(part, opts.hidden_mse > 0 ? &layers_t : nullptr);
-    }
-    if (hooks.prepare) hooks.prepare(step);
-    const double share = double(mb) / double(B);
-    at::Tensor l = distill_loss_backward(student, part, h_t, layers_t, opts, share) * share;
-    loss = loss.defined() ? loss + l : l;
-  }
+  for_micro_batches(ids, opts.micro_batch, student.lm_head_weight().is_cuda(), opts.label,
+                    [&](const at::Tensor& part, double share, bool last) {
+                      at::Tensor h_t;
+                      std::vector<at::Tensor> layers_t;
+                      {
+                        c10::NoGradGuard no_grad;
+                        h_t = hooks.teacher_hidden(part, opts.hidden_mse > 0 ? &layers_t : nullptr);
+                      }
+                      if (hooks.prepare) hooks.prepare(step);
+                      const at::Tensor l = distill_loss_backward(student, part, h_t, layers_t, opts, share,
+                                                                 last ? before_backward : BeforeBackward()) *
+                                           share;
+                      loss = loss.defined() ? loss + l : l;
+                    });
   return loss;
 }
 
@@ -150,11 +188,19 @@ DistillResult distill(model::CausalLM& student, const model::ParamList& trainabl
   JET_CHECK(!opts.dir.empty(), "distill: no checkpoint directory");
   AdamWOptions adam_opts = opts.adam;
   adam_opts.fused = adam_opts.fused && !opts.reference;
+  // Data parallel: gradients averaged over the ranks (constructed before the optimizer: it gives every rank rank 0's
+  // weights, which the optimizer's masters copy).
+  dist::Group* group = dist::current();
+  std::unique_ptr<dist::GradSync> sync;
+  if (group) sync = std::make_unique<dist::GradSync>(*group, trainable);
+  const BeforeBackward before_backward = sync ? BeforeBackward([&](const at::Tensor& root) { sync->arm(root); })
+                                              : BeforeBackward();
+  const bool leader = dist::leader();
   AdamW adam(trainable, adam_opts);
   DistillResult res;
   int64_t start = 0;
-  remove_stale_temp_files(opts.dir);  // a checkpoint write cut by a kill (up to the optimizer state's size)
-  if (path_exists(checkpoint_json(opts.dir))) {
+  if (leader) remove_stale_temp_files(opts.dir);  // a checkpoint write cut by a kill (up to the optimizer state's size)
+  if (leader && path_exists(checkpoint_json(opts.dir))) {
     const std::string where = checkpoint_json(opts.dir);
     JET_CHECK(opts.resume, "{} exists: pass --resume to continue it (or remove the directory)", where);
     nlohmann::json j = read_json(where);
@@ -167,9 +213,11 @@ DistillResult distill(model::CausalLM& student, const model::ParamList& trainabl
     fprintf(stderr, "%s: resumed at step %lld of %lld (%s)\n", opts.label.c_str(), static_cast<long long>(start),
             static_cast<long long>(opts.steps), opts.dir.c_str());
   }
+  if (group) start = share_resume(*group, start, res.losses, adam);
   const int64_t end = opts.stop_after >= 0 ? std::min(opts.steps, start + opts.stop_after) : opts.steps;
-  Progress bar(opts.label, opts.steps, "step");
-  if (start > 0) bar.update(start);  // the resume itself is said once, above
+  std::optional<Progress> bar;  // rank 0's
+  if (leader) bar.emplace(opts.label, opts.steps, "step");
+  if (start > 0 && bar) bar->update(start);  // the resume itself is said once, above
   const auto t0 = std::chrono::steady_clock::now();
   int64_t tokens = 0;
   // The losses and gradient norms stay on the device until read back (every log_every steps, before a
@@ -177,10 +225,20 @@ DistillResult distill(model::CausalLM& student, const model::ParamList& trainabl
   std::vector<at::Tensor> pending;
   at::Tensor gnorm;
   std::string shown;
+  double agree = 0;  // data parallel: the sum of hooks.agree since the last read-back
   auto read_back = [&](int64_t steps_done) {
     if (pending.empty()) return;
-    const at::Tensor host = at::stack(pending).to(at::kCPU);
     const auto n = static_cast<int64_t>(pending.size());
+    at::Tensor host = at::stack(pending);
+    if (group) {  // the ranks' mean losses, and their agreement, in one collective
+      host = group->allreduce_sum(at::cat({host, at::full({1}, agree, host.options())})).to(at::kCPU);
+      JET_CHECK(host[n].item<double>() == agree * group->size(), "{}: rank {} disagrees with the others about steps "
+                "{}..{} (e.g. another sampled sub-network; every rank must draw them from (seed, step) alone)",
+                opts.label, group->rank(), steps_done - n, steps_done - 1);
+      host = host.narrow(0, 0, n) / double(group->size());
+      agree = 0;
+    }
+    host = host.to(at::kCPU);
     pending.clear();
     for (int64_t i = 0; i < n; ++i) {
       const double loss = host[i].item<double>();
@@ -193,17 +251,24 @@ DistillResult distill(model::CausalLM& student, const model::ParamList& trainabl
   };
   for (int64_t step = start; step < end; ++step) {
     const at::Tensor ids = hooks.batch(step);
-    pending.push_back(hooks.step ? hooks.step(ids, step) : distill_step(student, ids, step, opts, hooks));
+    pending.push_back(hooks.step ? hooks.step(ids, step, before_backward)
+                                 : distill_step(student, ids, step, opts, hooks, before_backward));
+    if (group && hooks.agree) agree += hooks.agree(step);
+    if (sync) sync->finish();
     gnorm = adam.step(step);
-    tokens += ids.numel();
+    tokens += ids.numel() * dist::size();
     const bool last = step + 1 == end;
     const bool ckpt = (opts.checkpoint_every > 0 && (step + 1) % opts.checkpoint_every == 0) || last;
     if (ckpt || static_cast<int64_t>(pending.size()) >= std::max<int64_t>(opts.log_every, 1)) read_back(step + 1);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    bar.update(1, fmt::format("{}{}{:.0f} tok/s", shown, shown.empty() ? "" : " | ", tokens / std::max(secs, 1e-9)));
-    if (ckpt) save_checkpoint(opts.dir, step + 1, res.losses, adam, opts.fingerprint);
+    if (bar)
+      bar->update(1, fmt::format("{}{}{:.0f} tok/s", shown, shown.empty() ? "" : " | ", tokens / std::max(secs, 1e-9)));
+    if (ckpt && leader) save_checkpoint(opts.dir, step + 1, res.losses, adam, opts.fingerprint);
   }
-  bar.finish();
+  if (bar) bar->finish();
+  if (sync && leader)
+    fprintf(stderr, "%s: data parallel over %d ranks, %zu gradient bucket(s), %.0f%% of them started during the "
+            "backward\n", opts.label.c_str(), group->size(), sync->buckets(), 100 * sync->overlapped());
   res.steps_done = end;
   res.finished = end == opts.steps;
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

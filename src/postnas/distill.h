@@ -6,6 +6,9 @@
 // (no autograd through the [N, V] logits), and that gradient is fed to the student's backward.
 // Checkpoints are atomic and resume bit-exactly (same device, same thread count): every random
 // choice of a step (its batch, its sampled sub-network) depends only on (seed, step).
+// Data parallel (postnas/dist.h; a current dist::Group): every rank runs this loop on its slice of each step's
+// batch, the gradients are averaged over the ranks before clipping, the logged loss is the ranks' mean (in the
+// read-back's one collective), and rank 0 alone reads and writes the checkpoints (it sends their state to the others).
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -52,6 +55,9 @@ struct DistillOptions {
 };
 
 
+// Called with the root of a step's last backward just before it runs (data parallel: dist::GradSync::arm).
+using BeforeBackward = std::function<void(const at::Tensor& root)>;
+
 struct DistillHooks {
   std::function<at::Tensor(int64_t step)> batch;  // [B, T] int64 ids of a step (CPU), deterministic in step
   // The teacher's final hidden states [B, T, D] for ids (no grad), and into *layers (when not null) its
@@ -61,11 +67,21 @@ struct DistillHooks {
   std::function<void(int64_t step)> prepare;
   // When set, a step's whole forward and backward instead of distill_step (teacher_hidden and prepare
   // unused): another loss on the same loop, optimizer and checkpoints (the supernet's attention transfer).
-  std::function<at::Tensor(const at::Tensor& ids, int64_t step)> step;
+  // It calls before_backward (when set) just before its last backward.
+  std::function<at::Tensor(const at::Tensor& ids, int64_t step, const BeforeBackward& before_backward)> step;
+  // Data parallel: a value (an integer below 2^24) that must be the same on every rank for a step, e.g. a hash of
+  // the supernet's sampled sub-network; summed over the steps between read-backs and checked there. May be empty.
+  std::function<double(int64_t step)> agree;
 };
 
 // Sequences per micro-batch of a step of `batch` sequences: opts.micro_batch (0 = all), checked to divide it.
 int64_t micro_batch_of(const DistillOptions& opts, int64_t batch);
+
+// Runs fn(part, share, last) on each micro-batch of ids [B, T] (CPU) of `micro_batch` sequences (0 = all; it must
+// divide B; `label` names the step in that error): part is contiguous, pinned when `pin` (a CUDA model's copy to the
+// device then does not wait for the queued work), share = its fraction of B, last = whether it is the step's last.
+void for_micro_batches(const at::Tensor& ids, int64_t micro_batch, bool pin, const std::string& label,
+                       const std::function<void(const at::Tensor& part, double share, bool last)>& fn);
 
 struct DistillResult {
   std::vector<double> losses;  // per step, from step 0 (restored from the checkpoint when resuming)
@@ -76,17 +92,18 @@ struct DistillResult {
 
 // One step's loss (KL, + hidden_mse · layer_mse when hidden_mse > 0) of the student on ids against the teacher's
 // h_teacher (and teacher_layers), with its backward: gradients accumulate in the student's parameters, scaled by
-// `weight` (a micro-batch's share of the step). Returns the (unweighted) loss as a 0-dim float64 tensor on the
-// device.
+// `weight` (a micro-batch's share of the step); before_backward (when set) sees the backward's root first. Returns
+// the (unweighted) loss as a 0-dim float64 tensor on the device.
 at::Tensor distill_loss_backward(const model::CausalLM& student, const at::Tensor& ids, const at::Tensor& h_teacher,
                                  const std::vector<at::Tensor>& teacher_layers, const DistillOptions& opts,
-                                 double weight = 1.0);
+                                 double weight = 1.0, const BeforeBackward& before_backward = {});
 
 // One step's forward and backward over ids [B, T] (CPU) in micro-batches of micro_batch_of(opts, B) sequences:
 // the teacher's hidden states, hooks.prepare(step), distill_loss_backward weighted by each micro-batch's share.
 // Gradients accumulate in the student's parameters; returns the step's loss as a 0-dim float64 device tensor.
+// before_backward goes to the last micro-batch's backward.
 at::Tensor distill_step(const model::CausalLM& student, const at::Tensor& ids, int64_t step, const DistillOptions& opts,
-                        const DistillHooks& hooks);
+                        const DistillHooks& hooks, const BeforeBackward& before_backward = {});
 
 // Trains `trainable` (parameters of `student`) by distillation for opts.steps steps.
 DistillResult distill(model::CausalLM& student, const model::ParamList& trainable, const DistillOptions& opts,

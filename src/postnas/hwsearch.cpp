@@ -11,6 +11,7 @@
 #include "core/fs.h"
 #include "data/tokens.h"
 #include "model/blocks/blocks.h"
+#include "postnas/dist.h"
 #include "postnas/step_util.h"
 
 namespace jet::postnas::detail {
@@ -97,6 +98,7 @@ void run_hwsearch(const json& o) {
     }
   JET_CHECK(!rows.empty(), "hwsearch: no (heads, head_dim) pair of the grid divides the state {} into a d_v that is a "
             "multiple of 8", state);
+  if (!dist::leader()) return;  // rank 0 writes the outputs
   printf("%s", table.c_str());
   write_file_atomic(out, json{{"placement", p.to_json()}, {"state", state}, {"options", o}, {"candidates", rows}}.dump(1) + "\n");
   remove_tree(out + ".ckpt");

@@ -10,6 +10,7 @@
 #include "eval/eval.h"
 #include "model/linear_mixer.h"
 #include "postnas/place.h"
+#include "postnas/dist.h"
 #include "postnas/step_util.h"
 
 namespace jet::postnas::detail {
@@ -93,6 +94,7 @@ void run_select(const json& o) {
     table += fmt::format("{:<9} {:>10.3f}M {:>14.1f} {:>12.4f} {:>12.4f} {:>12.3f} {:>9.0f}\n", type, c.params_per_layer / 1e6,
                          c.state_bytes_per_layer / 1024.0, c.train_loss_last10, c.heldout_kl, c.heldout_ppl, c.tokens_per_s);
   }
+  if (!dist::leader()) return;  // rank 0 writes the outputs
   printf("%s", table.c_str());
   write_file_atomic(out, json{{"placement", p.to_json()}, {"options", o}, {"blocks", rows}}.dump(1) + "\n");
   remove_tree(out + ".ckpt");

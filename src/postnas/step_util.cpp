@@ -14,10 +14,13 @@
 #include "data/retrieval_mix.h"
 #include "data/tokens.h"
 #include "io/tensors.h"
+#include "postnas/dist.h"
 
 namespace jet::postnas::detail {
 
-void say(const std::string& s) { fprintf(stderr, "\033[1m[postnas]\033[0m %s\n", s.c_str()); }
+void say(const std::string& s) {
+  if (dist::leader()) fprintf(stderr, "\033[1m[postnas]\033[0m %s\n", s.c_str());
+}
 
 json read_json_file(const std::string& path) {
   std::ifstream f(path);
@@ -74,7 +77,10 @@ DistillOptions distill_options(const json& o, const std::string& dir, const std:
   d.log_every = o["log_every"];
   JET_CHECK(d.kl_chunk > 0 && d.micro_batch >= 0 && d.log_every > 0,
             "{}: kl_chunk and log_every must be positive, micro_batch >= 0", label);
-  micro_batch_of(d, o["batch"]);  // a micro-batch must divide the batch: said before any loading
+  // Data parallel: each rank takes batch / ranks rows of every step; a micro-batch must divide that.
+  const int64_t batch = o["batch"];
+  JET_CHECK(batch % dist::size() == 0, "{}: batch {} is not a multiple of the {} ranks", label, batch, dist::size());
+  micro_batch_of(d, batch / dist::size());
   // JET_DISTILL_REFERENCE=1: the old path (per-tensor AdamW, fp32 KL GEMMs, a host sync per step), for benchmarks
   // and loss-curve comparisons.
   const char* ref = std::getenv("JET_DISTILL_REFERENCE");
@@ -99,12 +105,13 @@ DistillOptions distill_options(const json& o, const std::string& dir, const std:
 
 std::function<at::Tensor(int64_t)> batch_sampler(const json& o, const data::TokenSet& train, const text::Tokenizer* tok,
                                                  uint64_t seed) {
-  const int64_t B = o["batch"], T = o["seq_len"];
+  // Data parallel: rank r takes the rows [r·b, (r+1)·b) of the step's global batch, b = batch / ranks.
+  const int64_t b = o["batch"].get<int64_t>() / dist::size(), first = dist::rank() * b, T = o["seq_len"];
   const double mix = o["retrieval_mix"];
   JET_CHECK(mix == 0 || tok, "retrieval_mix needs the teacher's tokenizer");
-  return [&train, tok, B, T, mix, seed](int64_t step) {
-    at::Tensor ids = data::sample_batch(train, B, T, seed, step);
-    if (mix > 0) data::mix_retrieval(ids, *tok, mix, seed, step);
+  return [&train, tok, b, first, T, mix, seed](int64_t step) {
+    at::Tensor ids = data::sample_batch(train, b, T, seed, step, first);
+    if (mix > 0) data::mix_retrieval(ids, *tok, mix, seed, step, first);
     return ids;
   };
 }
@@ -119,7 +126,7 @@ SupernetOptions supernet_options(const json& o) {
   return s;
 }
 
-Env env_of(const json& o) { return {parse_device(o["device"]), parse_dtype(o["dtype"])}; }
+Env env_of(const json& o) { return {dist::device_of(parse_device(o["device"])), parse_dtype(o["dtype"])}; }
 
 model::Checkpoint load_teacher(const std::string& path) {
   say("teacher " + path);

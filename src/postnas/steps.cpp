@@ -11,10 +11,12 @@
 #include "core/check.h"
 #include "core/device.h"
 #include "core/fs.h"
+#include "core/hash.h"
 #include "data/tokens.h"
 #include "model/causal_lm.h"
 #include "model/checkpoint.h"
 #include "model/linear_mixer.h"
+#include "postnas/dist.h"
 #include "postnas/distill.h"
 #include "postnas/objectives.h"
 #include "postnas/place.h"
@@ -66,7 +68,9 @@ void run_supernet(const json& o) {
     t.fingerprint["transfer_lr"] = t.adam.lr;
     DistillHooks th;
     th.batch = h.batch;
-    th.step = [&](const at::Tensor& ids, int64_t) { return transfer_step(net, ids, d.micro_batch); };
+    th.step = [&](const at::Tensor& ids, int64_t, const BeforeBackward& bb) {
+      return transfer_step(net, ids, d.micro_batch, bb);
+    };
     const DistillResult tr = distill(net.lm(), net.linear_params(), t, th);
     if (!tr.finished) {
       say(fmt::format("supernet: attention transfer stopped after step {} (resume with --resume)", tr.steps_done));
@@ -80,12 +84,19 @@ void run_supernet(const json& o) {
     net.set_teacher();
     return net.lm().hidden(ids, 0, nullptr, layers);
   };
-  h.prepare = [&](int64_t step) { net.set_placement(sample_placement(L, max_full, max_swa, seed, step)); };
+  Placement sampled;
+  h.prepare = [&](int64_t step) {
+    sampled = sample_placement(L, max_full, max_swa, seed, step);
+    net.set_placement(sampled);
+  };
+  // Data parallel: every rank must train the same sub-network in a step (checked at each loss read-back).
+  h.agree = [&](int64_t) { return double(fnv1a64(sampled.str()) & 0xffffff); };
   const DistillResult r = distill(net.lm(), net.linear_params(), d, h);
   if (!r.finished) {
     say(fmt::format("supernet: stopped after step {} (resume with --resume)", r.steps_done));
     return;
   }
+  if (!dist::leader()) return;  // rank 0 writes the outputs
   json meta = {{"teacher", o["teacher"]}, {"options", o}, {"linear_config", default_linear_config(net.teacher_config(), net.options().linear_type)},
                {"losses", r.losses}, {"seconds_this_run", r.seconds}, {"tokens_per_s", r.tokens_per_s},
                {"tokens", o["steps"].get<int64_t>() * B * T}};
@@ -192,6 +203,7 @@ void run_finetune(const json& o) {
     say(fmt::format("finetune: stopped after step {} (resume with --resume)", r.steps_done));
     return;
   }
+  if (!dist::leader()) return;  // rank 0 writes the outputs
   io::TensorMap tensors;
   for (const auto& p : student.params()) tensors[p.name] = p.slot->detach().to(at::kCPU);
   model::ModelConfig c = student.config();

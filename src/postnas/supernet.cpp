@@ -10,6 +10,7 @@
 #include "core/shape.h"
 #include "model/attention.h"
 #include "model/linear_mixer.h"
+#include "postnas/distill.h"
 
 namespace jet::postnas {
 
@@ -189,22 +190,20 @@ at::Tensor Supernet::transfer_loss() const {
   return sum / static_cast<double>(mixers_.size());
 }
 
-at::Tensor transfer_step(Supernet& net, const at::Tensor& ids, int64_t micro_batch) {
-  const int64_t B = ids.size(0), mb = micro_batch > 0 ? micro_batch : B;
-  JET_CHECK(B % mb == 0, "transfer: micro_batch {} does not divide batch {}", mb, B);
-  const bool pin = net.lm().lm_head_weight().is_cuda();
+at::Tensor transfer_step(Supernet& net, const at::Tensor& ids, int64_t micro_batch,
+                         const std::function<void(const at::Tensor&)>& before_backward) {
   net.set_transfer(true);
   at::Tensor total;
-  for (int64_t m = 0; m < B; m += mb) {
-    at::Tensor part = ids.narrow(0, m, mb).contiguous();
-    if (pin) part = part.pin_memory();
-    net.lm().hidden(part, 0, nullptr, nullptr);
-    const double share = double(mb) / double(B);
-    const at::Tensor loss = net.transfer_loss();
-    (loss * share).backward();
-    const at::Tensor l = loss.detach().to(at::kDouble) * share;
-    total = total.defined() ? total + l : l;
-  }
+  for_micro_batches(ids, micro_batch, net.lm().lm_head_weight().is_cuda(), "transfer",
+                    [&](const at::Tensor& part, double share, bool last) {
+                      net.lm().hidden(part, 0, nullptr, nullptr);
+                      const at::Tensor loss = net.transfer_loss();
+                      const at::Tensor root = loss * share;
+                      if (before_backward && last) before_backward(root);
+                      root.backward();
+                      const at::Tensor l = loss.detach().to(at::kDouble) * share;
+                      total = total.defined() ? total + l : l;
+                    });
   net.set_transfer(false);
   return total;
 }

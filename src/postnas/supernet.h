@@ -7,6 +7,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -103,7 +104,8 @@ class Supernet {
 
 // One attention-transfer step's forward and backward over ids [B, T] (CPU) in micro-batches of micro_batch
 // sequences (0: all): gradients accumulate in the linear blocks; returns the mean transfer loss as a 0-dim
-// float64 device tensor (nothing waits for the device).
-at::Tensor transfer_step(Supernet& net, const at::Tensor& ids, int64_t micro_batch);
+// float64 device tensor (nothing waits for the device). before_backward (when set) sees the last backward's root.
+at::Tensor transfer_step(Supernet& net, const at::Tensor& ids, int64_t micro_batch,
+                         const std::function<void(const at::Tensor&)>& before_backward = {});
 
 }  // namespace jet::postnas

@@ -118,6 +118,8 @@ struct Conn : std::enable_shared_from_this<Conn> {
   bool chunked = false;      // the answer being written is chunked
   bool answered = false;     // the whole answer is queued
   bool writing = false;
+  bool watching = false;         // a read that notices the client leaving while its request runs (watch())
+  bool finish_after_watch = false;
   std::deque<std::string> out;
 
   // Shared with the worker that answers the current request.
@@ -131,6 +133,7 @@ struct Conn : std::enable_shared_from_this<Conn> {
   void read_body();
   void on_body(beast::error_code ec);
   void on_read_error(beast::error_code ec);
+  void watch();
   bool partial() const { return buf.size() > 0 || (parser && parser->got_some()); }
 
   // The status line and headers; keep-alive unless the server stops or the client did not ask.
@@ -219,6 +222,12 @@ struct Conn : std::enable_shared_from_this<Conn> {
   }
   // The answer is out: the next request (maybe already buffered), or a lingering close.
   void finish() {
+    if (watching) {  // one read at a time: the watch ends first (its completion calls this again)
+      finish_after_watch = true;
+      beast::error_code ec;
+      stream.socket().cancel(ec);
+      return;
+    }
     stream.expires_never();
     if (keep_alive && !srv.stopping) return read_request();
     linger();
@@ -306,6 +315,29 @@ void Conn::on_body(beast::error_code ec) {
   keep_alive = msg.keep_alive();
   parser.reset();
   srv.dispatch(shared_from_this(), std::move(req));
+  if (phase == Phase::busy && !answered) watch();
+}
+
+// While a request runs, the socket is read anyway: a pipelined next request is kept in buf (up to one request's
+// limits, then reading pauses), and the end of the stream or an error means the client went away. Then the
+// connection closes at once, so the handler sees client_gone() / a failing write() and its generation stops
+// (as HTTP servers commonly do, a client's half-close counts as leaving too). The read is on the raw socket, so
+// the stream's write timeouts do not apply to it.
+void Conn::watch() {
+  if (phase != Phase::busy || buf.size() >= srv.o.max_header_bytes + srv.o.max_body_bytes) return;
+  watching = true;
+  stream.socket().async_read_some(buf.prepare(4096), [self = shared_from_this()](beast::error_code ec, size_t n) {
+    self->watching = false;
+    if (self->phase == Phase::closed) return;
+    if (!ec) self->buf.commit(n);
+    if (self->finish_after_watch) {
+      self->finish_after_watch = false;
+      return self->finish();
+    }
+    if (ec == net::error::operation_aborted) return;
+    if (ec) return self->close();
+    self->watch();
+  });
 }
 
 void Conn::on_read_error(beast::error_code ec) {
@@ -438,6 +470,11 @@ void Reply::start(int status, const std::string& content_type,
   if (state_ != State::none) return;
   state_ = State::streaming;
   net::post(conn_->srv.ioc, [c = conn_, status, content_type, headers] { c->start_stream(status, content_type, headers); });
+}
+
+bool Reply::client_gone() const {
+  std::lock_guard<std::mutex> g(conn_->mu);
+  return conn_->dead;
 }
 
 bool Reply::write(const std::string& data) {

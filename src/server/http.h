@@ -49,6 +49,9 @@ class Reply {
   bool write(const std::string& data);
   void end();
   bool started() const { return state_ != State::none; }
+  // True once the connection is gone (the client closed or reset it while its request ran, a write stalled past
+  // the timeout, or the server gave up draining): a handler that computes before answering stops there.
+  bool client_gone() const;
 
  private:
   enum class State { none, streaming, done };

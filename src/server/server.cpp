@@ -89,7 +89,10 @@ void handle_generate(Context& ctx, const http::Request& req, http::Reply& res, E
     job->stream = ctx.sched.submit({p.prompt, p.max_tokens, r.sampling});
     if (!r.stream) {
       std::string piece, text;
-      while (job->next(piece)) text += piece;
+      while (job->next(piece)) {
+        text += piece;
+        if (res.client_gone()) return;  // the client left: ~Job cancels the generation
+      }
       text += job->text.flush();
       send_json(res, 200, completion_json(ep, job->id, job->created, job->model, text, job->finish(), job->usage));
       return;

@@ -73,6 +73,15 @@ TEST(RetrievalMix, DeterministicInSeedAndStepAndOffAtZero) {
   at::Tensor tiny = haystack(4, 12);
   EXPECT_TRUE(mix_retrieval(tiny, tok, 1.0, 1, 5).empty());
   EXPECT_THROW(mix_retrieval(a, tok, 1.5, 1, 5), Error);
+  // Data parallel: a rank's slice of the rows, from its first row, gets what those rows of the whole batch get.
+  at::Tensor whole = haystack(8, 200), part = haystack(8, 200).narrow(0, 4, 3).clone();
+  const auto rows = mix_retrieval(whole, tok, 0.5, 2, 7);
+  const auto part_rows = mix_retrieval(part, tok, 0.5, 2, 7, 4);
+  EXPECT_TRUE(at::equal(part, whole.narrow(0, 4, 3)));
+  int64_t in_slice = 0;
+  for (const auto& [r, row] : rows) in_slice += r >= 4 && r < 7;
+  EXPECT_GT(in_slice, 0);
+  EXPECT_EQ(static_cast<int64_t>(part_rows.size()), in_slice);
 }
 
 }  // namespace

@@ -132,6 +132,10 @@ TEST(Tokens, SampleBatchDeterministicContiguousInRange) {
   EXPECT_EQ(small, (std::set<int64_t>{0, 1, 2, 3}));
   EXPECT_NE(error_of([&] { sample_batch(s, 1, 1001, 0, 0); }).find("fewer than one window"), std::string::npos);
   EXPECT_NE(error_of([&] { sample_batch(s, 0, 4, 0, 0); }).find("must be positive"), std::string::npos);
+  // Data parallel: the rows [first_row, first_row + b) of a step's batch, the same as slicing the whole batch.
+  const auto whole = sample_batch(s, B, T, 7, 3);
+  for (int64_t first : {0, 2, 5})
+    EXPECT_TRUE(at::equal(sample_batch(s, 3, T, 7, 3, first), whole.narrow(0, first, 3))) << "first_row " << first;
 }
 
 TEST(Tokens, Windows) {

@@ -298,9 +298,17 @@ TEST(Distill, LossFallsAndResumeIsBitExact) {
   waitpid(gone, nullptr, 0);
   const std::string stale = fmt::format("{}/checkpoint-12.safetensors.tmp.{}", d2, gone);
   std::ofstream(stale) << "half a checkpoint";
+  // A kill between a checkpoint's two writes (its tensors, then checkpoint.json) leaves a whole state file that
+  // checkpoint.json does not name (13: no checkpoint of the resumed run has that step); the next checkpoint removes it.
+  const std::string orphan = d2 + "/checkpoint-13.safetensors";
+  std::ofstream(orphan) << "an unreferenced state file";
   auto net3 = make_supernet();  // a fresh process: only the checkpoint carries over
   const auto rest = train(*net3, d2, 24, -1, true);
   EXPECT_FALSE(jet::path_exists(stale));
+  EXPECT_FALSE(jet::path_exists(orphan));
+  int state_files = 0;
+  for (const auto& f : jet::list_files(d2)) state_files += f.rfind("checkpoint-", 0) == 0;
+  EXPECT_EQ(state_files, 1);
   ASSERT_EQ(rest.losses.size(), 24u);
   for (int i = 0; i < 24; ++i) EXPECT_EQ(rest.losses[i], full.losses[i]) << "step " << i;
   const auto w1 = net->linear_weights(), w3 = net3->linear_weights();

@@ -59,3 +59,20 @@ def check_case(name, model, model_dir, tmp, vocab, tol=1e-4, seq_len=23, seed=0)
     print(f"{'ok  ' if ok else 'FAIL'} {name}: T={seq_len} V={vocab} |logits|max={ref.abs().max():.2f} "
           f"max abs err full={err_full:.2e} prefill+decode={err_dec:.2e} (decode vs full {err_self:.2e})")
     return ok
+
+
+def tiny_llama_teacher(tmp, train_dir, hidden_size=64, intermediate_size=128, max_position_embeddings=512):
+    """TMP/teacher: a random 4-layer Llama (4 heads, 2 KV heads) with a byte-level BPE tokenizer trained on
+    train_dir (data_tiny.make_tokenizer, in TMP/tok); the PostNAS tests' teacher. Returns its path."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from data_tiny import make_tokenizer
+    tok = make_tokenizer(os.path.join(tmp, "tok"), train_dir)
+    teacher = os.path.join(tmp, "teacher")
+    cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=hidden_size, intermediate_size=intermediate_size,
+                      num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=max_position_embeddings, tie_word_embeddings=False, bos_token_id=0,
+                      eos_token_id=0)
+    save_random(LlamaForCausalLM, cfg, teacher, seed=3)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        os.replace(os.path.join(tmp, "tok", f), os.path.join(teacher, f))
+    return teacher

@@ -62,8 +62,16 @@ def compare(name, model, model_dir, tok, tmp):
     """Logits on random ids and greedy tokens from a text prompt: official (model) vs jet (model_dir)."""
     g = torch.Generator().manual_seed(3)
     ids = torch.randint(0, model.config.vocab_size, (45,), generator=g).tolist()
+    # With the attention mask a tokenizer returns (generate() passes one too). Without it the official forward
+    # builds its causal mask one key too wide (target length T + 1, as for a static cache): its sliding-window
+    # layers then slice that mask one column off (each query sees the keys before it, not itself; the first row is
+    # unmasked whole) and its JetBlocks read the last row as a padding mask that drops the last token. Seen on the
+    # device (2026-12-07): without the mask, jet vs official logits differed by 0.37 (SWA-only model) and 0.012
+    # (JetBlock-only), the same on jet's CPU and CUDA paths; on the CPU (no fla needed) the SWA model then matches
+    # exactly with the mask, and the official JetBlock's padding mask is all ones with it, [1, ..., 1, 0] without.
     with torch.no_grad():
-        ref = model(torch.tensor([ids], device="cuda")).logits[0].double().cpu()
+        x = torch.tensor([ids], device="cuda")
+        ref = model(x, attention_mask=torch.ones_like(x)).logits[0].double().cpu()
     mine = jet_logits(model_dir, ids, tmp)
     rel = ((mine - ref).norm() / ref.norm()).item()
     same_argmax = (mine.argmax(-1) == ref.argmax(-1)).float().mean().item()

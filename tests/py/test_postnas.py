@@ -16,11 +16,10 @@ import tempfile
 import time
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from checks import Checks
-from hf_tiny import save_random
-from data_tiny import make_corpus, make_eval_dir, make_tokenizer
+from hf_tiny import tiny_llama_teacher
+from data_tiny import make_corpus, make_eval_dir
 
 JET = os.environ.get("JET_BIN", "build/jet")
 ENV = dict(os.environ, OMP_NUM_THREADS="1")  # bit-exact resume compares runs at one thread count
@@ -44,14 +43,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="jet_postnas_")
     make_corpus(os.path.join(tmp, "train"), 80, seed=1)
     make_corpus(os.path.join(tmp, "holdout"), 20, seed=2)
-    tok = make_tokenizer(os.path.join(tmp, "tok"), os.path.join(tmp, "train"))
-    teacher = os.path.join(tmp, "teacher")
-    cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      tie_word_embeddings=False, bos_token_id=0, eos_token_id=0)
-    save_random(LlamaForCausalLM, cfg, teacher, seed=3)
-    for f in ("tokenizer.json", "tokenizer_config.json"):
-        os.replace(os.path.join(tmp, "tok", f), os.path.join(teacher, f))
+    teacher = tiny_llama_teacher(tmp, os.path.join(tmp, "train"))
     data = os.path.join(tmp, "data")
     jet("data", "prepare", "--input", os.path.join(tmp, "train"), "--holdout-input", os.path.join(tmp, "holdout"),
         "--tokenizer", teacher, "--out", data)
@@ -78,6 +70,13 @@ def main():
     first, last = sum(losses[:8]) / 8, sum(losses[-8:]) / 8
     expect(len(losses) == 80 and last < 0.8 * first,
            f"supernet loss falls by more than 20%: first 8 steps {first:.4f}, last 8 {last:.4f} ({time.time() - t0:.1f} s)")
+    # A step whose sampled sub-network keeps attention in every layer (windows wider than the rows: the teacher
+    # itself, loss 0) has nothing to train: it passes.
+    sn0 = os.path.join(tmp, "sn-all-attn")
+    jet("postnas", "supernet", "--teacher", teacher, "--data", data, "--out", sn0, "--steps", 2, "--batch", 2,
+        "--seq-len", 32, "--max-full", 2, "--max-swa", 2, "--seed", 1, "--swa-window", 64)
+    l0 = json.load(open(os.path.join(sn0, "supernet.json")))["losses"]
+    expect(l0[0] == 0 and l0[1] > 0, f"a sub-network without linear layers: loss {l0[0]}, then {l0[1]:.4f}")
 
     # The same run killed after its checkpoint at step >= 16, then resumed.
     sn2 = os.path.join(tmp, "sn2")

@@ -7,7 +7,8 @@ Every wait is bounded (the whole file runs in well under a minute):
   Expect: 100-continue is honoured; malformed requests get 400 and the server carries on;
 - pipelined HTTP/1.1 requests on one connection get one answer each, in order; an HTTP/1.0 client gets a
   close-delimited stream (not chunked); numeric abuse (max_tokens near 2^63, temperature 1e308) gets 400;
-- disconnects mid-header, mid-body and right after the request leave the server serving;
+- disconnects mid-header, mid-body and right after the request leave the server serving; a non-streamed
+  request whose client leaves stops generating;
 - full: past --max-connections the longest-waiting connection makes room; past --max-queue: 503;
 - SIGTERM with idle and slow connections open exits within 10 s; under 32 concurrent requests every
   client gets a full answer or a 503; past --shutdown-timeout running generations are cut (503 / an
@@ -364,6 +365,35 @@ def main():
             for t in ts:
                 t.join(30)
             check(sorted(map(str, results)) == ["200", "200", "503"], f"1 worker, --max-queue 1, 3 requests -> {results}")
+        finally:
+            if srv.p.poll() is None:
+                srv.p.kill()
+                srv.p.wait()
+
+        # 6b. A non-streamed request whose client leaves stops generating: the slot is free at once (before this
+        # was handled it ran on to max_tokens: about 5 s here), and the server carries on.
+        srv = Server(model, "--max-batch", 1, "--ctx-size", 16384, "--threads", 1)
+        try:
+            def live():
+                c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
+                c.request("GET", "/health")
+                n = json.loads(c.getresponse().read())["slots_live"]
+                c.close()
+                return n
+            s = connect(srv.port)
+            s.sendall(post("/v1/completions", {"prompt": "a b", "max_tokens": 16000, "temperature": 0}))
+            t0 = time.monotonic()
+            while not live() and time.monotonic() - t0 < 5:
+                time.sleep(0.01)
+            running = live()
+            s.close()
+            t0 = time.monotonic()
+            while live() and time.monotonic() - t0 < 30:
+                time.sleep(0.02)
+            dt = time.monotonic() - t0
+            st, _, _ = timed_complete(srv.port)
+            check(running == 1 and dt < 1.5 and st == 200,
+                  f"non-streamed client leaves mid-generation: slot free {dt:.2f} s later (running {running}), then {st}")
         finally:
             if srv.p.poll() is None:
                 srv.p.kill()
