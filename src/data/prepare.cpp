@@ -20,6 +20,7 @@
 #include "core/fs.h"
 #include "core/hash.h"
 #include "core/progress.h"
+#include "core/strings.h"
 #include "data/tokens.h"
 #include "text/load.h"
 
@@ -47,10 +48,6 @@ struct Inputs {
 std::string base_name(const std::string& p) {
   const auto s = p.find_last_of('/');
   return s == std::string::npos ? p : p.substr(s + 1);
-}
-
-bool ends_with(const std::string& s, const std::string& suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
 }
 
 Inputs collect(const std::vector<std::string>& args, const std::string& flag, int64_t max_bytes) {

@@ -9,6 +9,7 @@
 
 #include "core/check.h"
 #include "core/shape.h"
+#include "core/strings.h"
 #include "model/packed_rows.h"
 #include "ops/norms/norms.h"
 
@@ -87,9 +88,7 @@ void CausalLM::check_weights(const io::TensorMap& weights, const std::string& wh
     if (declared.count(name)) continue;
     // Tied heads are sometimes saved anyway; old checkpoints carry rotary buffers.
     if (name == "lm_head.weight" && config_.tie_word_embeddings) continue;
-    if (name.size() >= rotary.size() &&
-        name.compare(name.size() - rotary.size(), rotary.size(), rotary) == 0)
-      continue;
+    if (ends_with(name, rotary)) continue;
     JET_FAIL("{}: unexpected weight '{}' (not part of this {} config)", where, name,
              config_.model_type);
   }
@@ -105,7 +104,7 @@ void for_each_group(const ParamList& params, const Fn& fn) {
       {"q_proj.weight", {"q_proj", "k_proj", "v_proj"}}, {"gate_proj.weight", {"gate_proj", "up_proj"}}};
   for (const auto& p : params)
     for (const auto& [first, parts] : groups)
-      if (p.name.size() >= first.size() && p.name.compare(p.name.size() - first.size(), first.size(), first) == 0)
+      if (ends_with(p.name, first))
         fn(p.name.substr(0, p.name.size() - first.size()), parts);
 }
 

@@ -7,6 +7,7 @@
 
 #include "core/check.h"
 #include "core/fs.h"
+#include "core/strings.h"
 #include "io/hf_json.h"
 #include "model/causal_lm.h"
 #include "text/load.h"
@@ -14,10 +15,6 @@
 namespace jet::model {
 namespace fs = std::filesystem;
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 Checkpoint load_hf_dir(const std::string& path, const LoadOptions& opts) {
   Checkpoint ck;

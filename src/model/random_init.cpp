@@ -13,15 +13,12 @@
 
 #include "core/check.h"
 #include "core/shape.h"
+#include "core/strings.h"
 #include "model/causal_lm.h"
 #include "model/linear_mixer.h"
 
 namespace jet::model {
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // splitmix64: a well-spread 64-bit seed per layer.
 uint64_t mix(uint64_t seed, uint64_t layer) {

@@ -13,6 +13,7 @@
 #include "core/check.h"
 #include "core/fs.h"
 #include "core/progress.h"
+#include "core/strings.h"
 #include "ops/kl/kl_rows.h"
 #include "postnas/dist.h"
 
@@ -103,8 +104,7 @@ void save_checkpoint(const std::string& dir, int64_t step, const std::vector<dou
   write_file_atomic(checkpoint_json(dir), j.dump(1) + "\n");
   // Every other state file goes: the one this replaces, and any a run killed between its two writes left behind.
   for (const std::string& f : list_files(dir))
-    if (f != name && f.find('/') == std::string::npos && f.rfind("checkpoint-", 0) == 0 &&
-        f.size() > 12 && f.compare(f.size() - 12, 12, ".safetensors") == 0)
+    if (f != name && f.find('/') == std::string::npos && f.rfind("checkpoint-", 0) == 0 && ends_with(f, ".safetensors"))
       std::remove((dir + "/" + f).c_str());
 }
 

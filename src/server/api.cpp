@@ -217,8 +217,9 @@ bool needs_scoring(const ApiRequest& r) {
   return r.logprobs.has_value() || r.echo || !r.batch_text.empty() || !r.batch_ids.empty();
 }
 
-json complete_scored(const ApiRequest& r, Scheduler& sched, const text::Tokenizer& tok, int64_t vocab,
-                     const std::string& id, int64_t created, const std::string& model) {
+std::optional<json> complete_scored(const ApiRequest& r, Scheduler& sched, const text::Tokenizer& tok, int64_t vocab,
+                                    const std::string& id, int64_t created, const std::string& model,
+                                    const std::function<bool()>& client_gone) {
   const size_t n = std::max<size_t>(1, std::max(r.batch_text.size(), r.batch_ids.size()));
   const int64_t ctx_size = sched.options().ctx_size;
   std::vector<Prepared> prepared;
@@ -240,6 +241,13 @@ json complete_scored(const ApiRequest& r, Scheduler& sched, const text::Tokenize
     }
   };
   std::vector<std::shared_ptr<Stream>> streams(n);
+  struct CancelAll {  // however this returns (an error, the client gone), no generation of it runs on
+    std::vector<std::shared_ptr<Stream>>& s;
+    ~CancelAll() {
+      for (auto& x : s)
+        if (x) x->cancel();
+    }
+  } cancel_all{streams};
   for (size_t i = 0; i < n; ++i)
     if (prepared[i].max_tokens > 0 && !from_score(i))
       streams[i] = sched.submit({prepared[i].prompt, prepared[i].max_tokens, r.sampling});
@@ -264,6 +272,7 @@ json complete_scored(const ApiRequest& r, Scheduler& sched, const text::Tokenize
       for (int32_t t; !text.stopped() && streams[i]->next(t);) {
         gen.push_back(t);
         text.push(t);
+        if (client_gone()) return std::nullopt;
       }
       streams[i]->cancel();
       const Finish f = streams[i]->finish();
@@ -306,8 +315,8 @@ json complete_scored(const ApiRequest& r, Scheduler& sched, const text::Tokenize
     }
     choices.push_back(choice);
   }
-  return {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
-          {"choices", choices}, {"usage", usage_json(usage)}};
+  return json{{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model},
+              {"choices", choices}, {"usage", usage_json(usage)}};
 }
 
 TextAssembler::TextAssembler(const text::Tokenizer& tok, std::vector<std::string> stop)

@@ -3,6 +3,7 @@
 // dropped, stop strings cut, UTF-8-safe streaming pieces) and the response / stream-chunk JSON.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -64,9 +65,11 @@ bool needs_scoring(const ApiRequest& r);
 // be 0 with echo), then prompt + completion are scored by the scheduler (a greedy one-token completion with
 // logprobs is not generated: its token is read from the prompt's scoring forward); choice i is prompt i, with
 // "logprobs": {tokens, token_logprobs, top_logprobs, text_offset} (OpenAI's completions format; with echo
-// they start at the prompt's first token, whose log-probability is null).
-nlohmann::json complete_scored(const ApiRequest& r, Scheduler& sched, const text::Tokenizer& tok, int64_t vocab,
-                               const std::string& id, int64_t created, const std::string& model);
+// they start at the prompt's first token, whose log-probability is null). Every generation it started ends
+// with it (an error included); nullopt when client_gone() turns true while it generates (the client left).
+std::optional<nlohmann::json> complete_scored(const ApiRequest& r, Scheduler& sched, const text::Tokenizer& tok,
+                                              int64_t vocab, const std::string& id, int64_t created,
+                                              const std::string& model, const std::function<bool()>& client_gone);
 
 // Completion text from generated ids: special tokens give no text, pieces are whole UTF-8, and
 // the text ends before the first stop string (held back while it may still be one's beginning).

@@ -74,8 +74,10 @@ void handle_generate(Context& ctx, const http::Request& req, http::Reply& res, E
   try {
     const ApiRequest r = parse_request(parse_body(req.body), ep);
     if (needs_scoring(r)) {  // logprobs / echo / several prompts: answered whole by api.cpp
-      send_json(res, 200, complete_scored(r, ctx.sched, ctx.tok, ctx.vocab, fmt::format("cmpl-{}", ctx.next_id++),
-                                          static_cast<int64_t>(std::time(nullptr)), ctx.model));
+      const auto answer = complete_scored(r, ctx.sched, ctx.tok, ctx.vocab, fmt::format("cmpl-{}", ctx.next_id++),
+                                          static_cast<int64_t>(std::time(nullptr)), ctx.model,
+                                          [&res] { return res.client_gone(); });
+      if (answer) send_json(res, 200, *answer);
       return;
     }
     const Prepared p = prepare(r, ctx.tok, ctx.vocab, ctx.sched.options().ctx_size);

@@ -3,13 +3,10 @@
 #include <sys/stat.h>
 
 #include "core/check.h"
+#include "core/strings.h"
 #include "io/gguf.h"
 
 namespace jet::text {
-
-static bool ends_with(const std::string& s, const std::string& suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
-}
 
 Tokenizer load_tokenizer(const std::string& path) {
   struct stat st {};

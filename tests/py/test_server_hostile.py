@@ -380,20 +380,21 @@ def main():
                 n = json.loads(c.getresponse().read())["slots_live"]
                 c.close()
                 return n
-            s = connect(srv.port)
-            s.sendall(post("/v1/completions", {"prompt": "a b", "max_tokens": 16000, "temperature": 0}))
-            t0 = time.monotonic()
-            while not live() and time.monotonic() - t0 < 5:
-                time.sleep(0.01)
-            running = live()
-            s.close()
-            t0 = time.monotonic()
-            while live() and time.monotonic() - t0 < 30:
-                time.sleep(0.02)
-            dt = time.monotonic() - t0
-            st, _, _ = timed_complete(srv.port)
-            check(running == 1 and dt < 1.5 and st == 200,
-                  f"non-streamed client leaves mid-generation: slot free {dt:.2f} s later (running {running}), then {st}")
+            for label, extra in (("plain", {}), ("with logprobs", {"logprobs": 1})):
+                s = connect(srv.port)
+                s.sendall(post("/v1/completions", dict({"prompt": "a b", "max_tokens": 16000, "temperature": 0}, **extra)))
+                t0 = time.monotonic()
+                while not live() and time.monotonic() - t0 < 5:
+                    time.sleep(0.01)
+                running = live()
+                s.close()
+                t0 = time.monotonic()
+                while live() and time.monotonic() - t0 < 30:
+                    time.sleep(0.02)
+                dt = time.monotonic() - t0
+                st, _, _ = timed_complete(srv.port)
+                check(running == 1 and dt < 1.5 and st == 200, f"non-streamed client ({label}) leaves mid-generation: "
+                      f"slot free {dt:.2f} s later (running {running}), then {st}")
         finally:
             if srv.p.poll() is None:
                 srv.p.kill()

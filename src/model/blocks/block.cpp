@@ -7,6 +7,7 @@
 
 #include "core/check.h"
 #include "core/shape.h"
+#include "core/strings.h"
 #include "ops/dynamic_conv/dynamic_conv.h"
 #include "ops/norms/norms.h"
 #include "ops/short_conv/short_conv.h"
@@ -60,9 +61,8 @@ void LinearBlock::to(at::Device device, at::ScalarType dtype) {
 void LinearBlock::declare(ParamList& params, const std::string& prefix) {
   for (size_t i = 0; i < params_.size(); ++i) {
     auto& [name, t] = params_[i];
-    const bool weight = name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
     params.push_back({prefix + name, t.sizes().vec(), &t, keeps_fp32(name),
-                      is_linear(name) && weight && t.dim() == 2 ? &qparams_[i] : nullptr});
+                      is_linear(name) && ends_with(name, ".weight") && t.dim() == 2 ? &qparams_[i] : nullptr});
   }
 }
 
