@@ -7,6 +7,7 @@
 
 #include "core/check.h"
 #include "core/shape.h"
+#include "ops/compute_type.h"
 #ifdef JET_CUDA
 #include <torch/csrc/autograd/custom_function.h>
 #endif
@@ -59,7 +60,7 @@ std::pair<at::Tensor, at::Tensor> delta_gates(const at::Tensor& a, const at::Ten
 std::pair<at::Tensor, at::Tensor> delta_gates_aten(const at::Tensor& a, const at::Tensor& b, const at::Tensor& A_log,
                                                    const at::Tensor& dt_bias) {
   check_gates(a, b, A_log, dt_bias);
-  const at::ScalarType ct = a.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::ScalarType ct = compute_type(a);
   return {-A_log.to(ct).exp() * at::softplus(a.to(ct) + dt_bias.to(ct)), at::sigmoid(b.to(ct))};
 }
 

@@ -6,6 +6,7 @@
 
 #include "core/check.h"
 #include "core/shape.h"
+#include "ops/compute_type.h"
 #include "ops/norms/norms.h"
 #ifdef JET_CUDA
 #include <torch/csrc/autograd/custom_function.h>
@@ -13,10 +14,6 @@
 
 namespace jet::ops {
 namespace {
-
-at::ScalarType compute_type(const at::Tensor& x) {
-  return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-}
 
 int64_t checked_group(const at::Tensor& x, const at::Tensor& weight, int64_t group_size) {
   const int64_t D = x.size(-1);
