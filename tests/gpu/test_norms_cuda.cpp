@@ -173,7 +173,10 @@ TEST(GatedRmsNormCuda, KernelsMatchOracleWithGradients) {
         const auto g = jet::ops::gated_rms_norm_backward_cuda(dy, x, z, w, eps);
         EXPECT_EQ(g[2].scalar_type(), w.scalar_type());
         const double gt = dt == at::kFloat ? 1e-5 : 1.5e-2;
-        EXPECT_LT(rel_err(g[0], want[1]), gt) << "dx";
+        // One channel: x is its own scale, so dx = inv·dn·(1 − n²) = inv·dn·eps/(x² + eps) is a cancellation that
+        // fp32 resolves only to ~1e-4 of its (tiny) size (measured 1.9e-4 on the H200); every other width to gt.
+        const double gx = V == 1 && dt == at::kFloat ? 1e-3 : gt;
+        EXPECT_LT(rel_err(g[0], want[1]), gx) << "dx";
         EXPECT_LT(rel_err(g[1], want[2]), gt) << "dgate";
         EXPECT_LT(rel_err(g[2], want[3]), fp32_weight || dt == at::kFloat ? gt : 2e-2) << "dweight";
         // The dispatcher: the kernel bit for bit without autograd; the autograd function with it.
@@ -184,7 +187,7 @@ TEST(GatedRmsNormCuda, KernelsMatchOracleWithGradients) {
         ASSERT_TRUE(ya.requires_grad());
         ya.backward(dy);
         EXPECT_TRUE(ya.detach().equal(y));
-        EXPECT_LT(rel_err(xa.grad(), want[1]), gt) << "autograd dx";
+        EXPECT_LT(rel_err(xa.grad(), want[1]), gx) << "autograd dx";
         EXPECT_LT(rel_err(za.grad(), want[2]), gt) << "autograd dgate";
         EXPECT_LT(rel_err(wa.grad(), want[3]), fp32_weight || dt == at::kFloat ? gt : 2e-2) << "autograd dweight";
       }
