@@ -5,7 +5,8 @@
 #   phase 1  carry .devdeps .teacher1 .xfer-bin: unpack; the gpu tests (GPU_TESTS filter, default all); the
 #            JetBlock layer forward+backward (2B shapes) of jet and of the official layer (fla, its Hopper guard
 #            off for timing) in the same call
-#   phase 2  carry .teacher2 data/tokens-smollm2: join the teacher; bench_postnas_step (phase split + loop tok/s,
+#   phase 2  carry .teacher2 and the tokens (data/tokens-smollm2, or its cargo .cargoK carried by this or any earlier
+#            call: scripts/device_prepare.sh with JET_CARGO="data/tokens-smollm2 data/eval"): join the teacher; bench_postnas_step (phase split + loop tok/s,
 #            fast and reference paths, B16x512 and a larger batch); `jet postnas supernet` 200 steps fast vs
 #            reference (loss curves, tok/s); the PyTorch baselines (bench/cuda/bench_distill_torch.py)
 # Logs under $OUT; the summary last.
@@ -24,6 +25,7 @@ phase1() {
     --target $DEV/site .devdeps/whl/*.whl > $DEV/pip.log 2>&1 || tail -3 $DEV/pip.log
   rm -rf $DEV/official && cp -r .devdeps/official $DEV/official
   teacher_take || true
+  cargo_take || true
   for f in .xfer-bin/*.xz; do xz -dc "$f" > $BIN/$(basename "$f" .xz); done
   chmod +x $BIN/*; cp .xfer-bin/commit $DEV/commit
   source scripts/device_env.sh
@@ -41,7 +43,7 @@ phase1() {
 
 supernet() {  # $1 label; env passes through (JET_DISTILL_REFERENCE)
   rm -rf $DEV/sn-$1
-  $BIN/jet postnas supernet --teacher $T --data $DEV/data/tokens-smollm2 --out $DEV/sn-$1 --steps ${SN_STEPS:-200} \
+  $BIN/jet postnas supernet --teacher $T --data $TOKENS --out $DEV/sn-$1 --steps ${SN_STEPS:-200} \
     --batch $BATCH --seq-len $SEQ --device cuda --dtype bf16 --lr 1e-3 --warmup 20 --kl-chunk 2048 \
     --checkpoint-every 0 --max-full 2 --max-swa 2 > $OUT/supernet_$1.log 2>&1
   echo "supernet $1 rc=$?: $(tail -1 $OUT/supernet_$1.log | tr '\r' '\n' | tail -1)"
@@ -51,7 +53,12 @@ supernet() {  # $1 label; env passes through (JET_DISTILL_REFERENCE)
 phase2() {
   teacher_take || exit 1
   T=$(teacher_path)
-  mkdir -p $DEV/data && rm -rf $DEV/data/tokens-smollm2 && cp -r data/tokens-smollm2 $DEV/data/
+  if cargo_take; then
+    TOKENS=$DEV/cargo/root/data/tokens-smollm2
+  else
+    mkdir -p $DEV/data && rm -rf $DEV/data/tokens-smollm2 && cp -r data/tokens-smollm2 $DEV/data/ || exit 1
+    TOKENS=$DEV/data/tokens-smollm2
+  fi
   source scripts/device_env.sh
   export PYTHONPATH=$DEV/site:$PWD/tests/py:${PYTHONPATH:-} PYTHONUNBUFFERED=1 JET_OFFICIAL=$DEV/official
   stamp "bench_postnas_step"
