@@ -10,7 +10,7 @@
 # fla.models package (the official code uses only fla.layers.utils, fla.modules and fla.ops).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-DEV=/tmp/jetdev; BIN=$DEV/bin; SITE=$DEV/site-official
+DEV=/tmp/jetdev; BIN=$DEV/bin-interop; SITE=$DEV/site-official  # its own bin: a run in the background may be using $DEV/bin/jet
 mkdir -p $DEV/root $BIN
 for f in .devdeps/deb/*.deb; do dpkg -x "$f" $DEV/root; done
 rm -rf $SITE
