@@ -32,7 +32,7 @@ phase1() {
   export PYTHONPATH=$DEV/site:$PWD/tests/py:${PYTHONPATH:-} PYTHONUNBUFFERED=1 JET_OFFICIAL=$DEV/official
   echo "commit $(cat $DEV/commit) | $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader)"
   stamp "gpu tests (${GPU_TESTS:-*})"
-  $BIN/jet_gpu_tests --gtest_filter="${GPU_TESTS:-*}" > $OUT/gtest.log 2>&1; echo "gtest rc=$?"
+  timeout ${GTEST_S:-300} $BIN/jet_gpu_tests --gtest_filter="${GPU_TESTS:-*}" > $OUT/gtest.log 2>&1; echo "gtest rc=$?"
   grep -E "^\[  (PASSED|FAILED) |FAILED  \]" $OUT/gtest.log | head -20
   stamp "layer forward+backward, jet then official"
   JET_BENCH_PARTS=${LAYER_PARTS:-train} $BIN/bench_jet_layer 2>&1 | tee $OUT/jet_layer.log | tail -6
