@@ -6,7 +6,8 @@
 #            JetBlock layer forward+backward (2B shapes) of jet and of the official layer (fla, its Hopper guard
 #            off for timing) in the same call
 #   phase 2  carry .teacher2 and the tokens (data/tokens-smollm2, or its cargo .cargoK carried by this or any earlier
-#            call: scripts/device_prepare.sh with JET_CARGO="data/tokens-smollm2 data/eval"): join the teacher; bench_postnas_step (phase split + loop tok/s,
+#            call: scripts/device_prepare.sh with JET_CARGO="data/tokens-smollm2 data/eval"; or a one-shard copy
+#            data/tokens-smollm2-bench carried in phase 1): join the teacher; bench_postnas_step (phase split + loop tok/s,
 #            fast and reference paths, B16x512 and a larger batch); `jet postnas supernet` 200 steps fast vs
 #            reference (loss curves, tok/s); the PyTorch baselines (bench/cuda/bench_distill_torch.py)
 # Logs under $OUT; the summary last.
@@ -26,6 +27,9 @@ phase1() {
   rm -rf $DEV/official && cp -r .devdeps/official $DEV/official
   teacher_take || true
   cargo_take || true
+  # A small token set (data/tokens-smollm2-bench: the first training shard) may ride in this call; phase 2 uses it.
+  [ -d data/tokens-smollm2-bench ] && mkdir -p $DEV/data && rm -rf $DEV/data/tokens-smollm2-bench &&
+    cp -r data/tokens-smollm2-bench $DEV/data/
   for f in .xfer-bin/*.xz; do xz -dc "$f" > $BIN/$(basename "$f" .xz); done
   chmod +x $BIN/*; cp .xfer-bin/commit $DEV/commit
   source scripts/device_env.sh
@@ -56,9 +60,13 @@ phase2() {
   if cargo_take; then
     TOKENS=$DEV/cargo/root/data/tokens-smollm2
   else
-    mkdir -p $DEV/data && rm -rf $DEV/data/tokens-smollm2 && cp -r data/tokens-smollm2 $DEV/data/ || exit 1
-    TOKENS=$DEV/data/tokens-smollm2
+    for d in data/tokens-smollm2 data/tokens-smollm2-bench; do  # carried now or kept by phase 1
+      [ -d $d ] && mkdir -p $DEV/data && rm -rf $DEV/data/${d#data/} && cp -r $d $DEV/data/
+    done
+    TOKENS=$(ls -d $DEV/data/tokens-smollm2 $DEV/data/tokens-smollm2-bench 2>/dev/null | head -1)
+    [ -n "$TOKENS" ] || { echo "no tokens: carry data/tokens-smollm2(-bench) or its cargo"; exit 1; }
   fi
+  echo "tokens: $TOKENS"
   source scripts/device_env.sh
   export PYTHONPATH=$DEV/site:$PWD/tests/py:${PYTHONPATH:-} PYTHONUNBUFFERED=1 JET_OFFICIAL=$DEV/official
   stamp "bench_postnas_step"
