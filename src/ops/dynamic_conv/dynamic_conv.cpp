@@ -6,6 +6,7 @@
 
 #include "core/check.h"
 #include "core/shape.h"
+#include "ops/compute_type.h"
 #include "ops/dynamic_conv/dynamic_conv.h"
 #ifdef JET_CUDA
 #include <torch/csrc/autograd/custom_function.h>
@@ -15,10 +16,6 @@
 
 namespace jet::ops {
 namespace {
-
-at::ScalarType compute_type(const at::Tensor& x) {
-  return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-}
 
 void check_tail(const at::Tensor& tail, int64_t B, int64_t C, int64_t W, const char* who) {
   if (tail.defined())

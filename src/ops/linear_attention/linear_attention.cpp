@@ -11,6 +11,7 @@
 
 #include "core/check.h"
 #include "core/shape.h"
+#include "ops/compute_type.h"
 #include "ops/linear_attention/linear_attention.h"
 #include "ops/linear_attention/linear_attention_chunk_bwd.h"
 #include "ops/linear_attention/linear_attention_detail.h"
@@ -126,10 +127,6 @@ at::Tensor token_log_decay(const at::Tensor& g, const LinearAttentionOptions& op
 }  // namespace detail
 
 namespace {
-
-at::ScalarType compute_type(const at::Tensor& x) {
-  return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-}
 
 // Σ_d a_i[d] b_j[d] exp(Γ_i[d] − Γ_j[d]) where mask(i, j), else 0. a, b: [..., C, X]; G (Γ): [..., C, 1]
 // (scalar decay, one value per token) or [..., C, X] (vector decay); mask: [C, C] bool. In the pairwise

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "ops/compute_type.h"
 #include "ops/linear_attention/linear_attention.h"
 #include "ops/linear_attention/linear_attention_chunk_bwd.h"
 #include "ops/linear_attention/linear_attention_detail.h"
@@ -135,7 +136,7 @@ Grads chunked_backward(const at::Tensor& q_in, const at::Tensor& k_in, const at:
                        const at::Tensor& beta_in, const at::Tensor& s0_in, const LinearAttentionOptions& opt,
                        const at::Tensor& dO_in, const at::Tensor& dS_in) {
   PhaseTimer timer(v_in);
-  const at::ScalarType ct = v_in.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::ScalarType ct = compute_type(v_in);
   const at::Tensor q0 = q_in.to(ct), k0 = k_in.to(ct), v0 = v_in.to(ct);
   const int64_t B = q0.size(0), T = q0.size(1), H = q0.size(2), K = q0.size(3), V = v0.size(3);
   const int64_t C = kLinearAttentionChunk, NC = (T + C - 1) / C;

@@ -5,14 +5,11 @@
 
 #include "core/check.h"
 #include "core/shape.h"
+#include "ops/compute_type.h"
 #include "ops/norms/norms.h"
 
 namespace jet::ops {
 namespace {
-
-at::ScalarType compute_type(const at::Tensor& x) {
-  return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-}
 
 int64_t checked_group(const at::Tensor& x, const at::Tensor& weight, int64_t group_size) {
   const int64_t D = x.size(-1);

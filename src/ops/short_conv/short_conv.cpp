@@ -3,6 +3,7 @@
 
 #include "core/check.h"
 #include "core/shape.h"
+#include "ops/compute_type.h"
 #include "ops/dynamic_conv/dynamic_conv.h"
 #include "ops/short_conv/short_conv.h"
 
@@ -29,7 +30,7 @@ at::Tensor short_conv(const at::Tensor& x, const at::Tensor& weight, const at::T
                       bool silu) {
   JET_CHECK(x.dim() == 3, "short_conv: x {} must be [B, T, C]", shape_str(x.sizes()));
   check_weight(x, weight, bias);
-  const at::ScalarType ct = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::ScalarType ct = compute_type(x);
   const at::Tensor kernels = weight.to(ct).expand({x.size(0), x.size(1), weight.size(0), weight.size(1)});
   return finish(dynamic_conv(x.to(ct), kernels, tail, false), bias, silu, x.scalar_type());
 }
@@ -46,7 +47,7 @@ at::Tensor short_conv_step(const at::Tensor& x, const at::Tensor& weight, const 
                            bool silu) {
   JET_CHECK(x.dim() == 2, "short_conv_step: x {} must be [B, C]", shape_str(x.sizes()));
   check_weight(x, weight, bias);
-  const at::ScalarType ct = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::ScalarType ct = compute_type(x);
   const at::Tensor kernels = weight.to(ct).expand({x.size(0), weight.size(0), weight.size(1)});
   return finish(dynamic_conv_step(x.to(ct), kernels, tail, false), bias, silu, x.scalar_type());
 }
