@@ -7,7 +7,8 @@
 # call of the same warm machine. Then, in the call that completes them:
 #   bash scripts/gpu_supernet_ab.sh            every binary in $DEV/ab, fast path; REF=1 also each one's reference
 #                                              path (JET_DISTILL_REFERENCE=1); STEPS (200), BATCH (16), SEQ (512)
-# Prints each run's final loss and 20-step means side by side; the losses as ab-NAME.json under $OUT.
+# Prints each run's 20-step mean losses side by side; the runs' supernet.json (losses) as ab-NAME.json in $OUT/ab.tgz
+# (a call brings back only a few files).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 DEV=/tmp/jetdev
@@ -21,20 +22,21 @@ TOKENS=$(ls -d $DEV/cargo/root/data/tokens-smollm2 $DEV/data/tokens-smollm2-benc
 [ -n "$TOKENS" ] || { echo "no tokens yet: carry data/tokens-smollm2-bench or the cargo"; exit 0; }
 source scripts/device_env.sh
 T=$(teacher_path)
+R=$DEV/ab-out; rm -rf $R && mkdir -p $R
 run() {  # $1 binary, $2 label
   rm -rf $DEV/ab-run
   "$1" postnas supernet --teacher $T --data $TOKENS --out $DEV/ab-run --steps ${STEPS:-200} --batch ${BATCH:-16} \
     --seq-len ${SEQ:-512} --device cuda --dtype bf16 --lr 1e-3 --warmup 20 --kl-chunk 2048 --checkpoint-every 0 \
-    --max-full 2 --max-swa 2 > $OUT/ab-$2.log 2>&1 || echo "$2: rc=$? ($(tail -1 $OUT/ab-$2.log))"
-  cp $DEV/ab-run/supernet.json $OUT/ab-$2.json 2>/dev/null
+    --max-full 2 --max-swa 2 > $R/ab-$2.log 2>&1 || echo "$2: rc=$? ($(tail -c 300 $R/ab-$2.log))"
+  cp $DEV/ab-run/supernet.json $R/ab-$2.json 2>/dev/null
 }
 for b in $DEV/ab/*; do
   name=$(basename $b)
   run $b $name
   [ "${REF:-0}" = 1 ] && JET_DISTILL_REFERENCE=1 run $b $name-ref
 done
-rm -f $OUT/ab-*.log
-python3 - "$OUT" <<'PY'
+tar -C $R -czf $OUT/ab.tgz .
+python3 - "$R" <<'PY'
 import glob, json, os, sys
 runs = {os.path.basename(p)[3:-5]: json.load(open(p)) for p in sorted(glob.glob(os.path.join(sys.argv[1], "ab-*.json")))}
 names = list(runs)
