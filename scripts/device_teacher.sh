@@ -3,6 +3,7 @@
 # "NAME N SHA256"), carried by back-to-back calls of a warm machine in any order and grouping:
 #   .teacherK  the teacher GGUF          teacher_take / teacher_path
 #   .cargoK    a tar.xz of data folders  cargo_take (unpacks it under $DEV/cargo: data/tokens-..., data/eval)
+# and the token set for the distillation benches: tokens_take / tokens_path (below)
 DEV=${DEV:-/tmp/jetdev}
 
 # pieces_take PREFIX: keeps the pieces of PREFIX* this call carries under $DEV/<prefix>/SHA/; once all N are
@@ -47,4 +48,19 @@ cargo_take() {
   [ -f $DEV/cargo/root.ok ] && return 0
   rm -rf $DEV/cargo/root && mkdir -p $DEV/cargo/root && tar -C $DEV/cargo/root -xJf "$(pieces_path .cargo)" &&
     touch $DEV/cargo/root.ok && echo "cargo: unpacked $(ls $DEV/cargo/root/data | tr '\n' ' ')"
+}
+
+# The SmolLM2 training tokens, wherever a call brought them. tokens_take keeps a carried data/tokens-smollm2 or its
+# one-shard copy data/tokens-smollm2-bench under $DEV/data (they outlive the call); tokens_path prints the fullest set
+# here (the unpacked cargo's, a carried full set, the one-shard copy), nothing when there is none.
+tokens_take() {
+  local d
+  for d in data/tokens-smollm2 data/tokens-smollm2-bench; do
+    [ -d $d ] || continue
+    mkdir -p $DEV/data && rm -rf $DEV/data/${d#data/} && cp -r $d $DEV/data/
+  done
+  return 0
+}
+tokens_path() {
+  ls -d $DEV/cargo/root/data/tokens-smollm2 $DEV/data/tokens-smollm2 $DEV/data/tokens-smollm2-bench 2>/dev/null | head -1
 }

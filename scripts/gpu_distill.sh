@@ -27,9 +27,7 @@ phase1() {
   rm -rf $DEV/official && cp -r .devdeps/official $DEV/official
   teacher_take || true
   cargo_take || true
-  # A small token set (data/tokens-smollm2-bench: the first training shard) may ride in this call; phase 2 uses it.
-  [ -d data/tokens-smollm2-bench ] && mkdir -p $DEV/data && rm -rf $DEV/data/tokens-smollm2-bench &&
-    cp -r data/tokens-smollm2-bench $DEV/data/
+  tokens_take  # a small token set (data/tokens-smollm2-bench: the first training shard) may ride in this call
   for f in .xfer-bin/*.xz; do xz -dc "$f" > $BIN/$(basename "$f" .xz); done
   chmod +x $BIN/*; cp .xfer-bin/commit $DEV/commit
   source scripts/device_env.sh
@@ -57,15 +55,10 @@ supernet() {  # $1 label; env passes through (JET_DISTILL_REFERENCE)
 phase2() {
   teacher_take || exit 1
   T=$(teacher_path)
-  if cargo_take; then
-    TOKENS=$DEV/cargo/root/data/tokens-smollm2
-  else
-    for d in data/tokens-smollm2 data/tokens-smollm2-bench; do  # carried now or kept by phase 1
-      [ -d $d ] && mkdir -p $DEV/data && rm -rf $DEV/data/${d#data/} && cp -r $d $DEV/data/
-    done
-    TOKENS=$(ls -d $DEV/data/tokens-smollm2 $DEV/data/tokens-smollm2-bench 2>/dev/null | head -1)
-    [ -n "$TOKENS" ] || { echo "no tokens: carry data/tokens-smollm2(-bench) or its cargo"; exit 1; }
-  fi
+  cargo_take || true
+  tokens_take
+  TOKENS=$(tokens_path)
+  [ -n "$TOKENS" ] || { echo "no tokens: carry data/tokens-smollm2(-bench) or its cargo"; exit 1; }
   echo "tokens: $TOKENS"
   source scripts/device_env.sh
   export PYTHONPATH=$DEV/site:$PWD/tests/py:${PYTHONPATH:-} PYTHONUNBUFFERED=1 JET_OFFICIAL=$DEV/official

@@ -15,10 +15,10 @@ DEV=/tmp/jetdev
 source scripts/device_teacher.sh
 mkdir -p $DEV/ab
 for f in .xfer-ab/*.xz; do [ -f "$f" ] && xz -dc "$f" > $DEV/ab/$(basename "$f" .xz) && chmod +x $DEV/ab/$(basename "$f" .xz); done
-[ -d data/tokens-smollm2-bench ] && mkdir -p $DEV/data && rm -rf $DEV/data/tokens-smollm2-bench &&
-  cp -r data/tokens-smollm2-bench $DEV/data/
+cargo_take || true
+tokens_take
 teacher_take || exit 0
-TOKENS=$(ls -d $DEV/cargo/root/data/tokens-smollm2 $DEV/data/tokens-smollm2-bench 2>/dev/null | head -1)
+TOKENS=$(tokens_path)
 [ -n "$TOKENS" ] || { echo "no tokens yet: carry data/tokens-smollm2-bench or the cargo"; exit 0; }
 source scripts/device_env.sh
 T=$(teacher_path)
