@@ -64,3 +64,18 @@ tokens_take() {
 tokens_path() {
   ls -d $DEV/cargo/root/data/tokens-smollm2 $DEV/data/tokens-smollm2 $DEV/data/tokens-smollm2-bench 2>/dev/null | head -1
 }
+
+# unpack_prebuilt: a phase-1 call of a script that runs binaries built HERE (scripts/device_prepare.sh --bin): the
+# Debian packages under $DEV/root, the wheels into $DEV/site, the official modeling files (when carried) into
+# $DEV/official, any teacher piece carried, .xfer-bin's programs into $DEV/bin and their commit into $DEV/commit.
+unpack_prebuilt() {
+  local f
+  mkdir -p $DEV/root $DEV/bin
+  for f in .devdeps/deb/*.deb; do dpkg -x "$f" $DEV/root; done
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target $DEV/site .devdeps/whl/*.whl > $DEV/pip.log 2>&1 || tail -3 $DEV/pip.log
+  [ -d .devdeps/official ] && rm -rf $DEV/official && cp -r .devdeps/official $DEV/official
+  teacher_take || true
+  for f in .xfer-bin/*.xz; do xz -dc "$f" > $DEV/bin/$(basename "$f" .xz); done
+  chmod +x $DEV/bin/*; cp .xfer-bin/commit $DEV/commit
+}

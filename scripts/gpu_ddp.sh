@@ -17,11 +17,7 @@ T0=$(date +%s); stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 B=${BATCH:-16}; SEQ=${SEQ:-512}; STEPS=${SN_STEPS:-100}; NPROC=${NPROC:-2}
 
 phase1() {
-  mkdir -p $DEV/root $BIN
-  for f in .devdeps/deb/*.deb; do dpkg -x "$f" $DEV/root; done
-  teacher_take || true
-  for f in .xfer-bin/*.xz; do xz -dc "$f" > $BIN/$(basename "$f" .xz); done
-  chmod +x $BIN/*; cp .xfer-bin/commit $DEV/commit
+  unpack_prebuilt
   echo "commit $(cat $DEV/commit) | $(nvidia-smi --query-gpu=name --format=csv,noheader | sort | uniq -c | tr -s ' ')"
   stamp "phase 1 done"
 }

@@ -20,16 +20,9 @@ T0=$(date +%s); stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 BATCH=${BATCH:-16}; SEQ=${SEQ:-512}; BIG=${BIG_BATCH:-64}
 
 phase1() {
-  mkdir -p $DEV/root $BIN
-  for f in .devdeps/deb/*.deb; do dpkg -x "$f" $DEV/root; done
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target $DEV/site .devdeps/whl/*.whl > $DEV/pip.log 2>&1 || tail -3 $DEV/pip.log
-  rm -rf $DEV/official && cp -r .devdeps/official $DEV/official
-  teacher_take || true
+  unpack_prebuilt
   cargo_take || true
   tokens_take  # a small token set (data/tokens-smollm2-bench: the first training shard) may ride in this call
-  for f in .xfer-bin/*.xz; do xz -dc "$f" > $BIN/$(basename "$f" .xz); done
-  chmod +x $BIN/*; cp .xfer-bin/commit $DEV/commit
   source scripts/device_env.sh
   export PYTHONPATH=$DEV/site:$PWD/tests/py:${PYTHONPATH:-} PYTHONUNBUFFERED=1 JET_OFFICIAL=$DEV/official
   echo "commit $(cat $DEV/commit) | $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader)"

@@ -32,14 +32,7 @@ source scripts/device_teacher.sh  # teacher, data and binaries live outside the 
 T0=$(date +%s); stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 
 phase1() {
-  mkdir -p $DEV/root $BIN
-  for f in .devdeps/deb/*.deb; do dpkg -x "$f" $DEV/root; done
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target $DEV/site .devdeps/whl/*.whl > $DEV/pip.log 2>&1 || tail -3 $DEV/pip.log
-  rm -rf $DEV/official && cp -r .devdeps/official $DEV/official 2>/dev/null
-  teacher_take || true
-  for f in .xfer-bin/*.xz; do xz -dc "$f" > $BIN/$(basename "$f" .xz); done
-  chmod +x $BIN/*; cp .xfer-bin/commit $DEV/commit
+  unpack_prebuilt
   source scripts/device_env.sh
   $BIN/jet --version 2>&1 | head -2; ls -la $BIN
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
