@@ -9,7 +9,7 @@
 #            probe the training speed, size the run to
 #            ${JET_GPU_MINUTES:-7} minutes, start `jet postnas run` in the background; while it runs, the gpu
 #            gtests and the gpu py tests; then wait for the run (up to the call's time)
-#   phase 3  (only if phase 2 said "still running") wait up to 8 minutes more; rerunning phase 2's
+#   phase 3  (only if phase 2 said "still running") wait up to WAIT_S (480) seconds more; rerunning phase 2's
 #            `jet postnas run` in $DEV/work continues a stopped run from its checkpoints
 # Options (environment): JET_PROBE=0 keeps the config's step counts (no speed probe), JET_SCALE=0.7 scales them; JET_RUN_TESTS=0 skips the
 # gpu tests beside the run; JET_BENCH_CONTEXTS="4096 16384 65536" times decode (`jet bench`, synthetic cache, the
@@ -170,7 +170,7 @@ job() {
   echo $code > $DEV/run.rc
 }
 
-phase3() { cd $DEV/work && wait_run 480; }
+phase3() { cd $DEV/work && wait_run ${WAIT_S:-480}; }
 
 case "$PHASE" in
   1) phase1 ;;

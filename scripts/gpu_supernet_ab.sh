@@ -2,27 +2,52 @@
 # ON THE DEVICE: loss curves of several jet binaries on the same `jet postnas supernet` run (a bisect of a training
 # change: which commit moves the curve). Build here, one binary per commit, xz-compressed as .xfer-ab/jet-NAME.xz
 # (3.5 MB each; e.g. `git checkout C && ninja -C build-cuda jet && strip -o /tmp/j build-cuda/jet && xz -c /tmp/j >
-# .xfer-ab/jet-C.xz`). Any call that carries .xfer-ab keeps the binaries in $DEV/ab; the teacher comes in pieces
-# (.teacherK, scripts/device_teacher.sh) and the tokens as data/tokens-smollm2-bench (or the cargo) in any earlier
-# call of the same warm machine. Then, in the call that completes them:
-#   bash scripts/gpu_supernet_ab.sh            every binary in $DEV/ab, fast path; REF=1 also each one's reference
-#                                              path (JET_DISTILL_REFERENCE=1); STEPS (200), BATCH (16), SEQ (512)
+# .xfer-ab/jet-C.xz`). Any call that carries .xfer-ab keeps the binaries in $DEV/ab (so a set too big for one call
+# comes over several); the teacher comes in pieces (.teacherK, scripts/device_teacher.sh) and the tokens as
+# data/tokens-smollm2-bench (or the cargo) in any earlier call of the same warm machine. Then:
+#   bash scripts/gpu_supernet_ab.sh       runs every binary in $DEV/ab not run yet, fast path; REF=1 also each one's
+#                                         reference path (JET_DISTILL_REFERENCE=1); STEPS (200), BATCH (16), SEQ (512)
+#   BG=1 bash scripts/gpu_supernet_ab.sh  the same in the background (beside a long job, e.g. a quality run), from a
+#                                         private copy of the scripts; binaries a later call brings are taken up too
+#   SHOW=1 bash scripts/gpu_supernet_ab.sh  only prints the results so far
 # Prints each run's 20-step mean losses side by side; the runs' supernet.json (losses) as ab-NAME.json in $OUT/ab.tgz
 # (a call brings back only a few files).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 DEV=/tmp/jetdev
 source scripts/device_teacher.sh
-mkdir -p $DEV/ab
+R=$DEV/ab-out; mkdir -p $DEV/ab $R
 for f in .xfer-ab/*.xz; do [ -f "$f" ] && xz -dc "$f" > $DEV/ab/$(basename "$f" .xz) && chmod +x $DEV/ab/$(basename "$f" .xz); done
 cargo_take || true
 tokens_take
+
+show() {
+  tar -C $R -czf $OUT/ab.tgz .
+  python3 - "$R" <<'PY'
+import glob, json, os, sys
+runs = {os.path.basename(p)[3:-5]: json.load(open(p)) for p in sorted(glob.glob(os.path.join(sys.argv[1], "ab-*.json")))}
+if not runs: sys.exit("no finished runs yet")
+print("steps    " + " ".join(f"{n[-12:]:>12}" for n in runs))
+n = min(len(r["losses"]) for r in runs.values())
+for w in range(0, n, 20):
+    print(f"{w:3d}-{w + 19:3d}  " + " ".join(f"{sum(r['losses'][w:w + 20]) / len(r['losses'][w:w + 20]):12.4f}" for r in runs.values()))
+print("tok/s    " + " ".join(f"{r['tokens_per_s']:12.0f}" for r in runs.values()))
+PY
+}
+if [ "${SHOW:-0}" = 1 ]; then
+  [ -f $DEV/ab-bg.log ] && tail -5 $DEV/ab-bg.log
+  show; exit 0
+fi
 teacher_take || exit 0
-TOKENS=$(tokens_path)
-[ -n "$TOKENS" ] || { echo "no tokens yet: carry data/tokens-smollm2-bench or the cargo"; exit 0; }
+[ -n "$(tokens_path)" ] || { echo "no tokens yet: carry data/tokens-smollm2-bench or the cargo"; exit 0; }
+if [ "${BG:-0}" = 1 ]; then
+  if [ -f $DEV/ab-bg.pid ] && kill -0 "$(cat $DEV/ab-bg.pid)" 2>/dev/null; then echo "background runs going on"; exit 0; fi
+  rm -rf $DEV/ab-work && mkdir -p $DEV/ab-work && cp -r scripts $DEV/ab-work/
+  (cd $DEV/ab-work && BG=0 setsid bash scripts/gpu_supernet_ab.sh > $DEV/ab-bg.log 2>&1 < /dev/null & echo $! > $DEV/ab-bg.pid)
+  echo "background runs started"; exit 0
+fi
 source scripts/device_env.sh
-T=$(teacher_path)
-R=$DEV/ab-out; rm -rf $R && mkdir -p $R
+T=$(teacher_path) TOKENS=$(tokens_path)
 run() {  # $1 binary, $2 label
   rm -rf $DEV/ab-run
   "$1" postnas supernet --teacher $T --data $TOKENS --out $DEV/ab-run --steps ${STEPS:-200} --batch ${BATCH:-16} \
@@ -30,19 +55,13 @@ run() {  # $1 binary, $2 label
     --max-full 2 --max-swa 2 > $R/ab-$2.log 2>&1 || echo "$2: rc=$? ($(tail -c 300 $R/ab-$2.log))"
   cp $DEV/ab-run/supernet.json $R/ab-$2.json 2>/dev/null
 }
-for b in $DEV/ab/*; do
+# Until every binary has its run (binaries that come while this runs are taken up too).
+while true; do
+  b=""
+  for f in $DEV/ab/*; do [ -e "$R/ab-$(basename $f).log" ] || { b=$f; break; }; done
+  [ -n "$b" ] || break
   name=$(basename $b)
   run $b $name
   [ "${REF:-0}" = 1 ] && JET_DISTILL_REFERENCE=1 run $b $name-ref
 done
-tar -C $R -czf $OUT/ab.tgz .
-python3 - "$R" <<'PY'
-import glob, json, os, sys
-runs = {os.path.basename(p)[3:-5]: json.load(open(p)) for p in sorted(glob.glob(os.path.join(sys.argv[1], "ab-*.json")))}
-names = list(runs)
-print("steps    " + " ".join(f"{n[-12:]:>12}" for n in names))
-n = min(len(r["losses"]) for r in runs.values())
-for w in range(0, n, 20):
-    print(f"{w:3d}-{w + 19:3d}  " + " ".join(f"{sum(r['losses'][w:w + 20]) / len(r['losses'][w:w + 20]):12.4f}" for r in runs.values()))
-print("tok/s    " + " ".join(f"{r['tokens_per_s']:12.0f}" for r in runs.values()))
-PY
+show
