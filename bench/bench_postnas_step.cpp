@@ -57,9 +57,9 @@ int main(int argc, char** argv) {
   jet::postnas::DistillOptions o;
   o.micro_batch = argc > 7 ? std::stoll(argv[7]) : 0;
   o.kl_chunk = argc > 8 ? std::stoll(argv[8]) : 2048;
-  o.reference = env_is("JET_DISTILL_REFERENCE");
+  o.reference_kl = o.reference_adam = env_is("JET_DISTILL_REFERENCE");
   o.adam.lr = 1e-4;  // small: the weights barely move, so every step costs the same
-  o.adam.fused = !o.reference;
+  o.adam.fused = !o.reference_adam;
   const int64_t mb = jet::postnas::micro_batch_of(o, B);
   auto ck = jet::model::load_checkpoint(argv[1]);
   const int64_t vocab = ck.config.vocab_size;
@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
   const int64_t L = net.num_layers();
   printf("postnas step B=%lld T=%lld (micro-batch %lld) %s %s, %lld layers, %zu trainable tensors, %s path, kl_chunk %lld\n",
          (long long)B, (long long)T, (long long)mb, dev.str().c_str(), jet::dtype_str(dt).c_str(), (long long)L,
-         net.linear_params().size(), o.reference ? "reference" : "fast", (long long)o.kl_chunk);
+         net.linear_params().size(), o.reference_kl ? "reference" : "fast", (long long)o.kl_chunk);
 
   // 1. Phases, synchronised.
   double t[5] = {0, 0, 0, 0, 0};
@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
     mark[2] = now_s();
     at::Tensor grad;
     jet::postnas::chunked_kl(hs.reshape({B * T, -1}), ht.reshape({B * T, -1}), net.lm().lm_head_weight(), o.kl_chunk,
-                             &grad, 1.0, o.reference);
+                             &grad, 1.0, o.reference_kl);
     sync(dev);
     mark[3] = now_s();
     hs.backward(grad.view(hs.sizes()));

@@ -6,7 +6,8 @@
 # comes over several); the teacher comes in pieces (.teacherK, scripts/device_teacher.sh) and the tokens as
 # data/tokens-smollm2-bench (or the cargo) in any earlier call of the same warm machine. Then:
 #   bash scripts/gpu_supernet_ab.sh       runs every binary in $DEV/ab not run yet, fast path; REF=1 also each one's
-#                                         reference path (JET_DISTILL_REFERENCE=1); STEPS (200), BATCH (16), SEQ (512)
+#                                         reference path (JET_DISTILL_REFERENCE=1), a carried NAME.refs more variants
+#                                         (todo below); STEPS (200), BATCH (16), SEQ (512)
 #   BG=1 bash scripts/gpu_supernet_ab.sh  the same in the background (beside a long job, e.g. a quality run), from a
 #                                         private copy of the scripts; binaries a later call brings are taken up too
 #   SHOW=1 bash scripts/gpu_supernet_ab.sh  only prints the results so far
@@ -18,6 +19,7 @@ DEV=/tmp/jetdev
 source scripts/device_teacher.sh
 R=$DEV/ab-out; mkdir -p $DEV/ab $R
 for f in .xfer-ab/*.xz; do [ -f "$f" ] && xz -dc "$f" > $DEV/ab/$(basename "$f" .xz) && chmod +x $DEV/ab/$(basename "$f" .xz); done
+cp .xfer-ab/*.refs $DEV/ab/ 2>/dev/null
 cargo_take || true
 tokens_take
 
@@ -27,11 +29,11 @@ show() {
 import glob, json, os, sys
 runs = {os.path.basename(p)[3:-5]: json.load(open(p)) for p in sorted(glob.glob(os.path.join(sys.argv[1], "ab-*.json")))}
 if not runs: sys.exit("no finished runs yet")
-print("steps    " + " ".join(f"{n[-12:]:>12}" for n in runs))
+print("steps    " + " ".join(f"{n[-16:]:>16}" for n in runs))
 n = min(len(r["losses"]) for r in runs.values())
 for w in range(0, n, 20):
-    print(f"{w:3d}-{w + 19:3d}  " + " ".join(f"{sum(r['losses'][w:w + 20]) / len(r['losses'][w:w + 20]):12.4f}" for r in runs.values()))
-print("tok/s    " + " ".join(f"{r['tokens_per_s']:12.0f}" for r in runs.values()))
+    print(f"{w:3d}-{w + 19:3d}  " + " ".join(f"{sum(r['losses'][w:w + 20]) / len(r['losses'][w:w + 20]):16.4f}" for r in runs.values()))
+print("tok/s    " + " ".join(f"{r['tokens_per_s']:16.0f}" for r in runs.values()))
 PY
 }
 if [ "${SHOW:-0}" = 1 ]; then
@@ -55,13 +57,24 @@ run() {  # $1 binary, $2 label
     --max-full 2 --max-swa 2 > $R/ab-$2.log 2>&1 || echo "$2: rc=$? ($(tail -c 300 $R/ab-$2.log))"
   cp $DEV/ab-run/supernet.json $R/ab-$2.json 2>/dev/null
 }
-# Until every binary has its run (binaries that come while this runs are taken up too).
+# The next run to do, "BINARY VARIANT LABEL": each binary's fast path, then its reference variants (REF=1: the
+# whole reference path; a carried NAME.refs beside jet-NAME.xz lists more: kl, adam, sync or sums of them, e.g.
+# "kl adam,sync"); empty when all are done.
+todo() {
+  local f n v l
+  for f in $DEV/ab/*; do
+    case $f in *.refs) continue ;; esac
+    n=$(basename $f)
+    for v in fast $([ "${REF:-0}" = 1 ] && echo 1) $(cat $f.refs 2>/dev/null); do
+      l=$n; [ $v = fast ] || l=$n-ref-${v//,/+}
+      [ -e $R/ab-$l.log ] || { echo "$f $v $l"; return; }
+    done
+  done
+}
+# Until every run is done (binaries that come while this runs are taken up too).
 while true; do
-  b=""
-  for f in $DEV/ab/*; do [ -e "$R/ab-$(basename $f).log" ] || { b=$f; break; }; done
-  [ -n "$b" ] || break
-  name=$(basename $b)
-  run $b $name
-  [ "${REF:-0}" = 1 ] && JET_DISTILL_REFERENCE=1 run $b $name-ref
+  next=$(todo); [ -n "$next" ] || break
+  set -- $next
+  if [ $2 = fast ]; then run $1 $3; else JET_DISTILL_REFERENCE=$2 run $1 $3; fi
 done
 show

@@ -146,7 +146,7 @@ at::Tensor distill_loss_backward(const model::CausalLM& student, const at::Tenso
   at::Tensor h_s = student.hidden(ids, 0, nullptr, opts.hidden_mse > 0 ? &layers_s : nullptr);
   at::Tensor grad;
   const at::Tensor kl = chunked_kl(h_s.reshape({B * T, D}), h_teacher.reshape({B * T, D}), student.lm_head_weight(),
-                                   opts.kl_chunk, &grad, 1.0, opts.reference);
+                                   opts.kl_chunk, &grad, 1.0, opts.reference_kl);
   if (weight != 1.0) grad.mul_(weight);
   // A sub-network without a trainable layer (every layer attention) has nothing to learn: no backward.
   if (opts.hidden_mse <= 0) {
@@ -187,7 +187,7 @@ DistillResult distill(model::CausalLM& student, const model::ParamList& trainabl
   JET_CHECK(opts.steps > 0, "distill: steps must be positive");
   JET_CHECK(!opts.dir.empty(), "distill: no checkpoint directory");
   AdamWOptions adam_opts = opts.adam;
-  adam_opts.fused = adam_opts.fused && !opts.reference;
+  adam_opts.fused = adam_opts.fused && !opts.reference_adam;
   // Data parallel: gradients averaged over the ranks (constructed before the optimizer: it gives every rank rank 0's
   // weights, which the optimizer's masters copy).
   dist::Group* group = dist::current();
@@ -256,6 +256,7 @@ DistillResult distill(model::CausalLM& student, const model::ParamList& trainabl
     if (group && hooks.agree) agree += hooks.agree(step);
     if (sync) sync->finish();
     gnorm = adam.step(step);
+    if (opts.sync_steps) (void)gnorm.item<double>();
     tokens += ids.numel() * dist::size();
     const bool last = step + 1 == end;
     const bool ckpt = (opts.checkpoint_every > 0 && (step + 1) % opts.checkpoint_every == 0) || last;

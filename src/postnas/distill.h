@@ -44,7 +44,9 @@ struct DistillOptions {
   int64_t kl_chunk = 512;         // logit rows at a time
   int64_t micro_batch = 0;        // sequences per forward/backward (gradient accumulation); 0 = the whole batch
   int64_t log_every = 10;         // steps between reading the loss back from the device (and the finiteness check)
-  bool reference = false;         // the old path (per-tensor AdamW, fp32 KL GEMMs): loss-curve comparisons
+  // The old path, for loss-curve comparisons and bisects: fp32 KL GEMMs (reference_kl), the per-tensor AdamW
+  // (reference_adam, which reads the gradient norm back every step), a device sync after every step (sync_steps).
+  bool reference_kl = false, reference_adam = false, sync_steps = false;
   double hidden_mse = 0;          // weight of layer_mse in the loss (0: KL only)
   uint64_t seed = 0;
   std::string dir;                // checkpoint.json + checkpoint-<step>.safetensors

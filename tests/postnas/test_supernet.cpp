@@ -166,7 +166,7 @@ TEST(Distill, LossWithHiddenStatesMatchesAutograd) {
 jet::postnas::DistillResult train(Supernet& net, const std::string& dir, int64_t steps, int64_t stop_after,
                                   bool resume, bool reference = false, int64_t micro_batch = 0) {
   jet::postnas::DistillOptions o;
-  o.reference = reference;
+  o.reference_kl = o.reference_adam = reference;
   o.micro_batch = micro_batch;
   o.log_every = 5;
   o.steps = steps;
