@@ -6,7 +6,7 @@
 # comes over several); the teacher comes in pieces (.teacherK, scripts/device_teacher.sh) and the tokens as
 # data/tokens-smollm2-bench (or the cargo) in any earlier call of the same warm machine. Then:
 #   bash scripts/gpu_supernet_ab.sh       runs every binary in $DEV/ab not run yet, fast path; REF=1 also each one's
-#                                         reference path (JET_DISTILL_REFERENCE=1), a carried NAME.refs more variants
+#                                         reference path (JET_DISTILL_REFERENCE=1), a carried NAME.refs other variants
 #                                         (todo below); STEPS (200), BATCH (16), SEQ (512)
 #   BG=1 bash scripts/gpu_supernet_ab.sh  the same in the background (beside a long job, e.g. a quality run), from a
 #                                         private copy of the scripts; binaries a later call brings are taken up too
@@ -57,15 +57,15 @@ run() {  # $1 binary, $2 label
     --max-full 2 --max-swa 2 > $R/ab-$2.log 2>&1 || echo "$2: rc=$? ($(tail -c 300 $R/ab-$2.log))"
   cp $DEV/ab-run/supernet.json $R/ab-$2.json 2>/dev/null
 }
-# The next run to do, "BINARY VARIANT LABEL": each binary's fast path, then its reference variants (REF=1: the
-# whole reference path; a carried NAME.refs beside jet-NAME.xz lists more: kl, adam, sync or sums of them, e.g.
-# "kl adam,sync"); empty when all are done.
+# The next run to do, "BINARY VARIANT LABEL": each binary's fast path, or the variants a carried NAME.refs beside
+# jet-NAME.xz lists instead (fast, 1, kl, adam, sync or sums of them, e.g. "fast kl adam,sync"); REF=1 adds the whole
+# reference path (1) to each. Empty when all are done.
 todo() {
   local f n v l
   for f in $DEV/ab/*; do
     case $f in *.refs) continue ;; esac
     n=$(basename $f)
-    for v in fast $([ "${REF:-0}" = 1 ] && echo 1) $(cat $f.refs 2>/dev/null); do
+    for v in $(cat $f.refs 2>/dev/null || echo fast) $([ "${REF:-0}" = 1 ] && echo 1); do
       l=$n; [ $v = fast ] || l=$n-ref-${v//,/+}
       [ -e $R/ab-$l.log ] || { echo "$f $v $l"; return; }
     done
