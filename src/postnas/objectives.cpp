@@ -115,12 +115,22 @@ Objective make_objective(Supernet& net, const nlohmann::json& o, const text::Tok
 }
 
 void plot_placements(const std::vector<std::string>& files, const std::string& png) {
-  // $JET_PYTHON, else the checkout's .venv (setup.sh installs matplotlib there), else python3.
+  // The checkout's tools/plot_placement.py: $JET_ROOT's, the one this binary was built from, or the current
+  // directory's (a binary built elsewhere and run from a copy of the tree, as on the device). $JET_PYTHON, else that
+  // checkout's .venv (setup.sh installs matplotlib there), else python3.
+  std::vector<std::string> roots;
+  if (const char* r = std::getenv("JET_ROOT")) roots.push_back(r);
+  roots.push_back(JET_SOURCE_DIR);
+  roots.push_back(".");
+  std::string root;
+  for (const auto& r : roots)
+    if (root.empty() && path_exists(r + "/tools/plot_placement.py")) root = r;
+  JET_CHECK(!root.empty(), "--plot: tools/plot_placement.py is in none of {} ($JET_ROOT, the build's checkout, the "
+            "current directory)", fmt::join(roots, ", "));
+  const std::string script = root + "/tools/plot_placement.py";
   const char* env_py = std::getenv("JET_PYTHON");
-  const std::string venv = std::string(JET_SOURCE_DIR) + "/.venv/bin/python3";
+  const std::string venv = root + "/.venv/bin/python3";
   const std::string py = env_py ? env_py : path_exists(venv) ? venv : "python3";
-  const std::string script = std::string(JET_SOURCE_DIR) + "/tools/plot_placement.py";
-  JET_CHECK(path_exists(script), "--plot: {} is missing", script);
   std::string cmd = fmt::format("'{}' '{}' --out '{}'", py, script, png);
   for (const auto& f : files) cmd += " '" + f + "'";
   JET_CHECK(std::system(cmd.c_str()) == 0, "--plot: `{}` failed (needs python3 with matplotlib)", cmd);

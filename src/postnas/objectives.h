@@ -23,8 +23,9 @@ std::vector<Option> objective_options();
 // tok: needed by every objective but kl; it must outlive the objective (niah decodes with it).
 Objective make_objective(Supernet& net, const nlohmann::json& o, const text::Tokenizer* tok);
 
-// A PNG heat map of per-layer gains, one row per place result (python3 + matplotlib: $JET_PYTHON, else the checkout's .venv, else python3;
-// overrides the interpreter); a one-line error when that is missing.
+// A PNG heat map of per-layer gains, one row per place result, by tools/plot_placement.py of the first checkout
+// that has it: $JET_ROOT, the one the binary was built from, the current directory. Python: $JET_PYTHON, else that
+// checkout's .venv, else python3 (matplotlib needed); a one-line error when the script or the plot fails.
 void plot_placements(const std::vector<std::string>& place_jsons, const std::string& png);
 
 }  // namespace jet::postnas

@@ -4,7 +4,12 @@
 
 #include "../error_of.h"
 #include "core/fs.h"
+#include "postnas/objectives.h"
 #include "postnas/run.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 namespace {
 
@@ -78,6 +83,28 @@ TEST(RunPlan, BadKeysAndTypesAreOneLineErrors) {
             std::string::npos);
   EXPECT_NE(err("place", {{"objectives", "kl"}}).find("place.objectives must be a non-empty list"), std::string::npos);
   EXPECT_NE(err("surprise", 1).find("unknown key 'surprise'"), std::string::npos);
+}
+
+}  // namespace
+
+namespace {
+
+// plot_placements takes $JET_ROOT's tools/plot_placement.py before the build's checkout (a binary built elsewhere,
+// run from a copy of the tree).
+TEST(PlotPlacements, JetRootsScriptFirst) {
+  const std::string root = "/tmp/jet_test_plot_root", out = root + "/out.png";
+  jet::make_dirs(root + "/tools");
+  std::ofstream(root + "/tools/plot_placement.py")
+      << "import sys\nopen(sys.argv[sys.argv.index('--out') + 1], 'w').write('fake:' + sys.argv[-1])\n";
+  setenv("JET_PYTHON", "python3", 1);
+  setenv("JET_ROOT", root.c_str(), 1);
+  std::remove(out.c_str());
+  jet::postnas::plot_placements({"place-kl.json"}, out);
+  std::stringstream got;
+  got << std::ifstream(out).rdbuf();
+  EXPECT_EQ(got.str(), "fake:place-kl.json");
+  unsetenv("JET_ROOT");
+  unsetenv("JET_PYTHON");
 }
 
 }  // namespace
