@@ -7,12 +7,14 @@
 # data/tokens-smollm2-bench (or the cargo) in any earlier call of the same warm machine. Then:
 #   bash scripts/gpu_supernet_ab.sh       runs every binary in $DEV/ab not run yet, fast path; REF=1 also each one's
 #                                         reference path (JET_DISTILL_REFERENCE=1), a carried NAME.refs other variants
-#                                         (todo below); STEPS (200), BATCH (16), SEQ (512)
+#                                         (todo below); STEPS (200), BATCH (16), SEQ (512); REPS=N: N replicates of
+#                                         each (the 200-step curve from a random init is chaotic: identical runs part
+#                                         after ~5 steps (nondeterministic reductions) and end up to 1.8 apart)
 #   BG=1 bash scripts/gpu_supernet_ab.sh  the same in the background (beside a long job, e.g. a quality run), from a
 #                                         private copy of the scripts; binaries a later call brings are taken up too
 #   SHOW=1 bash scripts/gpu_supernet_ab.sh  only prints the results so far
-# Prints each run's 20-step mean losses side by side; the runs' supernet.json (losses) as ab-NAME.json in $OUT/ab.tgz
-# (a call brings back only a few files).
+# Prints each run's (each replicate group's mean ± sd) 20-step mean losses side by side; the runs' supernet.json
+# (losses) as ab-NAME.json in $OUT/ab.tgz (a call brings back only a few files).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 DEV=/tmp/jetdev
@@ -26,14 +28,25 @@ tokens_take
 show() {
   tar -C $R -czf $OUT/ab.tgz .
   python3 - "$R" <<'PY'
-import glob, json, os, sys
+import glob, json, os, re, statistics as st, sys
 runs = {os.path.basename(p)[3:-5]: json.load(open(p)) for p in sorted(glob.glob(os.path.join(sys.argv[1], "ab-*.json")))}
 if not runs: sys.exit("no finished runs yet")
-print("steps    " + " ".join(f"{n[-16:]:>16}" for n in runs))
-n = min(len(r["losses"]) for r in runs.values())
+groups = {}  # replicates (LABEL-rK) together
+for name, r in runs.items():
+    groups.setdefault(re.sub(r"-r[0-9]+$", "", name), []).append(r["losses"])
+n = min(len(l) for ls in groups.values() for l in ls)
+def mean_sd(ls, a, b):
+    v = [sum(l[a:b]) / (b - a) for l in ls]
+    return st.mean(v), (st.stdev(v) if len(v) > 1 else float("nan")), v
+print("20-step mean loss; replicates: mean ± sd (n)")
+print("steps    " + " ".join(f"{g[-22:]:>22}" for g in groups))
 for w in range(0, n, 20):
-    print(f"{w:3d}-{w + 19:3d}  " + " ".join(f"{sum(r['losses'][w:w + 20]) / len(r['losses'][w:w + 20]):16.4f}" for r in runs.values()))
-print("tok/s    " + " ".join(f"{r['tokens_per_s']:16.0f}" for r in runs.values()))
+    cells = []
+    for ls in groups.values():
+        m, sd, v = mean_sd(ls, w, min(w + 20, n))
+        cells.append(f"{m:.4f}" + (f" ± {sd:.3f} ({len(v)})" if len(v) > 1 else ""))
+    print(f"{w:3d}-{min(w + 20, n) - 1:3d}  " + " ".join(f"{c:>22}" for c in cells))
+print("tok/s    " + " ".join(f"{st.mean(runs[k]['tokens_per_s'] for k in runs if re.sub(r'-r[0-9]+$', '', k) == g):22.0f}" for g in groups))
 PY
 }
 if [ "${SHOW:-0}" = 1 ]; then
@@ -61,13 +74,16 @@ run() {  # $1 binary, $2 label
 # jet-NAME.xz lists instead (fast, 1, kl, adam, sync or sums of them, e.g. "fast kl adam,sync"); REF=1 adds the whole
 # reference path (1) to each. Empty when all are done.
 todo() {
-  local f n v l
+  local f n v b l k
   for f in $DEV/ab/*; do
     case $f in *.refs) continue ;; esac
     n=$(basename $f)
     for v in $(cat $f.refs 2>/dev/null || echo fast) $([ "${REF:-0}" = 1 ] && echo 1); do
-      l=$n; [ $v = fast ] || l=$n-ref-${v//,/+}
-      [ -e $R/ab-$l.log ] || { echo "$f $v $l"; return; }
+      b=$n; [ $v = fast ] || b=$n-ref-${v//,/+}
+      for k in $(seq 1 ${REPS:-1}); do
+        l=$b; [ ${REPS:-1} = 1 ] || l=$b-r$k
+        [ -e $R/ab-$l.log ] || { echo "$f $v $l"; return; }
+      done
     done
   done
 }
