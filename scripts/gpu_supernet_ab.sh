@@ -47,6 +47,21 @@ for w in range(0, n, 20):
         cells.append(f"{m:.4f}" + (f" ± {sd:.3f} ({len(v)})" if len(v) > 1 else ""))
     print(f"{w:3d}-{min(w + 20, n) - 1:3d}  " + " ".join(f"{c:>22}" for c in cells))
 print("tok/s    " + " ".join(f"{st.mean(runs[k]['tokens_per_s'] for k in runs if re.sub(r'-r[0-9]+$', '', k) == g):22.0f}" for g in groups))
+# Each reference variant against its binary's fast path over the last 20 steps: the difference of the means and
+# twice its standard error (replicates on both sides); "apart" where the difference is larger.
+a = max(0, n - 20)
+for g, ls in groups.items():
+    base = g.split("-ref-")[0]
+    if g == base or base not in groups:
+        continue
+    mf, sf, vf = mean_sd(groups[base], a, n)
+    mr, sr, vr = mean_sd(ls, a, n)
+    if len(vf) < 2 or len(vr) < 2:
+        print(f"{base}: fast {mf:.4f} vs {g}: {mr:.4f} (steps {a}-{n - 1}; one run a side: no error bar, REPS=N)")
+        continue
+    d, se2 = mf - mr, 2 * (sf ** 2 / len(vf) + sr ** 2 / len(vr)) ** 0.5
+    print(f"{base}: fast - {g[len(base) + 1:]} = {d:+.4f} ± {se2:.4f} (2 s.e., steps {a}-{n - 1}, {len(vf)}+{len(vr)} runs)"
+          f" {'apart' if abs(d) > se2 else 'within'}")
 PY
 }
 if [ "${SHOW:-0}" = 1 ]; then
