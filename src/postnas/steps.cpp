@@ -55,6 +55,7 @@ void run_supernet(const json& o) {
   // Stage 0, attention transfer: every linear block toward its layer's attention output (teacher inputs),
   // on its own checkpoints, then the end-to-end KL from where it ended.
   const int64_t transfer_steps = o["transfer_steps"];
+  int64_t transfer_tokens = transfer_steps * B * T;
   std::vector<double> transfer_losses;
   if (transfer_steps > 0) {
     DistillOptions t = d;
@@ -68,8 +69,25 @@ void run_supernet(const json& o) {
     t.fingerprint["transfer_lr"] = t.adam.lr;
     DistillHooks th;
     th.batch = h.batch;
+    // Windows of transfer_seq_len tokens, as many tokens a step (and a micro-batch) as the KL's.
+    const int64_t Tt = o["transfer_seq_len"];
+    int64_t transfer_micro = d.micro_batch;
+    if (Tt > 0 && Tt != T) {
+      const int64_t ranks = dist::size(), Bt = std::max<int64_t>(1, B / ranks * T / Tt) * ranks;
+      JET_CHECK(Tt > 1, "supernet: transfer_seq_len must be 0 (seq_len) or more than 1, got {}", Tt);
+      json ot = o;
+      ot["seq_len"] = Tt;
+      ot["batch"] = Bt;
+      th.batch = batch_sampler(ot, train, teacher.tokenizer.get(), seed);
+      if (transfer_micro > 0) transfer_micro = std::max<int64_t>(1, transfer_micro * T / Tt);
+      t.micro_batch = transfer_micro;
+      micro_batch_of(t, Bt / ranks);  // a micro-batch that does not divide the rank's rows is an error here
+      t.fingerprint["transfer_seq_len"] = Tt;
+      transfer_tokens = transfer_steps * Bt * Tt;
+      say(fmt::format("supernet: attention transfer on {} windows of {} tokens a step", Bt, Tt));
+    }
     th.step = [&](const at::Tensor& ids, int64_t, const BeforeBackward& bb) {
-      return transfer_step(net, ids, d.micro_batch, bb);
+      return transfer_step(net, ids, transfer_micro, bb);
     };
     const DistillResult tr = distill(net.lm(), net.linear_params(), t, th);
     if (!tr.finished) {
@@ -102,7 +120,7 @@ void run_supernet(const json& o) {
                {"tokens", o["steps"].get<int64_t>() * B * T}};
   if (transfer_steps > 0) {
     meta["transfer_losses"] = transfer_losses;
-    meta["transfer_tokens"] = transfer_steps * B * T;
+    meta["transfer_tokens"] = transfer_tokens;
   }
   if (!o["linear_config"].empty()) meta["linear_config"] = o["linear_config"];
   io::save_safetensors(supernet_weights(out), net.linear_weights());
@@ -239,7 +257,9 @@ std::vector<Step> make_steps() {
                         {"max_full", 2, "each step samples 0..max_full full-attention layers"},
                         {"max_swa", 2, "and 0..max_swa sliding-window layers"},
                         {"transfer_steps", 0, "attention-transfer steps before the KL (each block toward its layer's attention output)"},
-                        {"transfer_lr", 0.0, "peak learning rate of the attention transfer (0: lr)"}},
+                        {"transfer_lr", 0.0, "peak learning rate of the attention transfer (0: lr)"},
+                        {"transfer_seq_len", 0, "tokens per attention-transfer window (0: seq_len); the batch is scaled to keep "
+                         "batch × seq_len tokens a step"}},
                        device_options(), train_options(200, 1e-3, 20)}),
                [](const json& o) { return supernet_json(o["out"]); }, run_supernet});
   s.push_back({"place", "beam search over attention placements with the trained supernet",

@@ -77,6 +77,18 @@ def main():
         "--seq-len", 32, "--max-full", 2, "--max-swa", 2, "--seed", 1, "--swa-window", 64)
     l0 = json.load(open(os.path.join(sn0, "supernet.json")))["losses"]
     expect(l0[0] == 0 and l0[1] > 0, f"a sub-network without linear layers: loss {l0[0]}, then {l0[1]:.4f}")
+    # Attention transfer on windows twice the KL's: half the rows, as many tokens a step, micro-batches scaled alike.
+    snt = os.path.join(tmp, "sn-transfer-long")
+    r = jet("postnas", "supernet", "--teacher", teacher, "--data", data, "--out", snt, "--steps", 2, "--batch", 4,
+            "--seq-len", 32, "--transfer-steps", 3, "--transfer-seq-len", 64, "--micro-batch", 2, "--kl-chunk", 64)
+    mt = json.load(open(os.path.join(snt, "supernet.json")))
+    expect(mt["transfer_tokens"] == 3 * 2 * 64 and len(mt["transfer_losses"]) == 3 and len(mt["losses"]) == 2
+           and "transfer on 2 windows of 64 tokens" in r.stderr,
+           f"supernet --transfer-seq-len 64: transfer tokens {mt['transfer_tokens']}, losses {mt['transfer_losses']}")
+    bad = jet("postnas", "supernet", "--teacher", teacher, "--data", data, "--out", os.path.join(tmp, "sn-bad-t"),
+              "--steps", 2, "--batch", 4, "--seq-len", 32, "--transfer-steps", 2, "--transfer-seq-len", 1, check=False)
+    expect(bad.returncode != 0 and "transfer_seq_len must be 0 (seq_len) or more than 1" in bad.stderr,
+           f"--transfer-seq-len 1 is a one-line error: {bad.stderr.strip()[-200:]}")
 
     # The same run killed after its checkpoint at step >= 16, then resumed.
     sn2 = os.path.join(tmp, "sn2")
