@@ -2,7 +2,8 @@
 # Issue 12 on the device: the distillation step, its kernels and the PyTorch baselines, in one warm machine's two
 # back-to-back calls, with binaries built HERE (scripts/cuda_local_build.sh; `scripts/device_prepare.sh --bin`
 # packs jet, jet_gpu_tests, bench_postnas_step and bench_jet_layer into .xfer-bin):
-#   phase 1  carry .devdeps .teacher1 .xfer-bin: unpack; the gpu tests (GPU_TESTS filter, default all); the
+#   phase 1  carry .devdeps .teacher1 .xfer-bin: unpack; the gpu tests (GPU_TESTS filter, default all; SANITIZE=1 then
+#            memcheck and racecheck on the training kernels' tests, SANITIZE_TESTS); the
 #            JetBlock layer forward+backward (2B shapes) of jet and of the official layer (fla, its Hopper guard
 #            off for timing) in the same call
 #   phase 2  carry .teacher2 and the tokens (data/tokens-smollm2, or its cargo .cargoK carried by this or any earlier
@@ -29,6 +30,17 @@ phase1() {
   stamp "gpu tests (${GPU_TESTS:-*})"
   timeout ${GTEST_S:-300} $BIN/jet_gpu_tests --gtest_filter="${GPU_TESTS:-*}" > $OUT/gtest.log 2>&1; echo "gtest rc=$?"
   grep -E "^\[  (PASSED|FAILED) |FAILED  \]" $OUT/gtest.log | head -20
+  if [ "${SANITIZE:-0}" = 1 ]; then  # memcheck and racecheck on the training kernels' tests
+    local san tool
+    san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || echo)
+    for tool in memcheck racecheck; do
+      [ -n "$san" ] || { echo "no compute-sanitizer"; break; }
+      stamp "compute-sanitizer $tool"
+      timeout ${SANITIZE_S:-240} $san --tool $tool --error-exitcode 9 $BIN/jet_gpu_tests \
+        --gtest_filter="${SANITIZE_TESTS:-*Norm*:*DeltaGates*:*DynamicConv*:*SiluMul*}" > $OUT/sanitize-$tool.log 2>&1
+      echo "$tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $OUT/sanitize-$tool.log | tail -1)"
+    done
+  fi
   stamp "layer forward+backward, jet then official"
   JET_BENCH_PARTS=${LAYER_PARTS:-train} $BIN/bench_jet_layer 2>&1 | tee $OUT/jet_layer.log | tail -6
   OFFICIAL_PARTS=${LAYER_PARTS:-train} OFFICIAL_TIME_HOPPER_BWD=1 timeout 240 python3 bench/cuda/bench_jetblock_official.py \
