@@ -36,7 +36,7 @@ phase1() {
     for tool in memcheck racecheck; do
       [ -n "$san" ] || { echo "no compute-sanitizer"; break; }
       stamp "compute-sanitizer $tool"
-      timeout ${SANITIZE_S:-240} $san --tool $tool --error-exitcode 9 $BIN/jet_gpu_tests \
+      timeout ${SANITIZE_S:-120} $san --tool $tool --error-exitcode 9 $BIN/jet_gpu_tests \
         --gtest_filter="${SANITIZE_TESTS:-*Norm*:*DeltaGates*:*DynamicConv*:*SiluMul*}" > $OUT/sanitize-$tool.log 2>&1
       echo "$tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $OUT/sanitize-$tool.log | tail -1)"
     done
