@@ -7,7 +7,8 @@
 # data/tokens-smollm2-bench (or the cargo) in any earlier call of the same warm machine. Then:
 #   bash scripts/gpu_supernet_ab.sh       runs every binary in $DEV/ab not run yet, fast path; REF=1 also each one's
 #                                         reference path (JET_DISTILL_REFERENCE=1), a carried NAME.refs other variants
-#                                         (todo below); STEPS (200), BATCH (16), SEQ (512), LR (1e-3);
+#                                         (todo below); STEPS (200), BATCH (16), SEQ (512), LR (1e-3), TRANSFER (0:
+#                                         attention-transfer steps first, the regime of real runs);
 #                                         REPS=N: N replicates of each, seeds 0..N−1 for every variant (the 200-step
 #                                         curve from a random init is chaotic: identical runs part after ~5 steps,
 #                                         by nondeterministic reductions, and end up to 1.8 apart)
@@ -85,7 +86,7 @@ run() {  # $1 binary, $2 label; replicate K (label ...-rK) draws its data and su
   rm -rf $DEV/ab-run
   "$1" postnas supernet --teacher $T --data $TOKENS --out $DEV/ab-run --steps ${STEPS:-200} --batch ${BATCH:-16} \
     --seq-len ${SEQ:-512} --device cuda --dtype bf16 --lr ${LR:-1e-3} --warmup 20 --kl-chunk 2048 --checkpoint-every 0 \
-    --max-full 2 --max-swa 2 --seed $seed > $R/ab-$2.log 2>&1 || echo "$2: rc=$? ($(tail -c 300 $R/ab-$2.log))"
+    --max-full 2 --max-swa 2 --seed $seed --transfer-steps ${TRANSFER:-0} > $R/ab-$2.log 2>&1 || echo "$2: rc=$? ($(tail -c 300 $R/ab-$2.log))"
   cp $DEV/ab-run/supernet.json $R/ab-$2.json 2>/dev/null
 }
 # The next run to do, "BINARY VARIANT LABEL": each binary's fast path, or the variants a carried NAME.refs beside
