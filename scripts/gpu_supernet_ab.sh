@@ -7,11 +7,12 @@
 # data/tokens-smollm2-bench (or the cargo) in any earlier call of the same warm machine. Then:
 #   bash scripts/gpu_supernet_ab.sh       runs every binary in $DEV/ab not run yet, fast path; REF=1 also each one's
 #                                         reference path (JET_DISTILL_REFERENCE=1), a carried NAME.refs other variants
-#                                         (todo below); STEPS (200), BATCH (16), SEQ (512), LR (1e-3), TRANSFER (0:
+#                                         (todo below); STEPS (200), BATCH (16), SEQ (512), LR (1e-3), TRANSFER (0;
 #                                         attention-transfer steps first, the regime of real runs);
 #                                         REPS=N: N replicates of each, seeds 0..N−1 for every variant (the 200-step
-#                                         curve from a random init is chaotic: identical runs part after ~5 steps,
-#                                         by nondeterministic reductions, and end up to 1.8 apart)
+#                                         curve from random blocks scatters: identical runs part after ~5 steps, by
+#                                         nondeterministic reductions, and some reach a much lower curve than others,
+#                                         up to 1.8 apart)
 #   BG=1 bash scripts/gpu_supernet_ab.sh  the same in the background (beside a long job, e.g. a quality run), from a
 #                                         private copy of the scripts; binaries a later call brings are taken up too
 #   SHOW=1 bash scripts/gpu_supernet_ab.sh  only prints the results so far
