@@ -36,29 +36,29 @@ runs = {os.path.basename(p)[3:-5]: json.load(open(p)) for p in sorted(glob.glob(
 if not runs: sys.exit("no finished runs yet")
 groups = {}  # replicates (LABEL-rK) together
 for name, r in runs.items():
-    groups.setdefault(re.sub(r"-r[0-9]+$", "", name), []).append(r["losses"])
-n = min(len(l) for ls in groups.values() for l in ls)
-def mean_sd(ls, a, b):
-    v = [sum(l[a:b]) / (b - a) for l in ls]
+    groups.setdefault(re.sub(r"-r[0-9]+$", "", name), []).append(r)
+n = min(len(r["losses"]) for rs in groups.values() for r in rs)
+def mean_sd(rs, a, b):
+    v = [sum(r["losses"][a:b]) / (b - a) for r in rs]
     return st.mean(v), (st.stdev(v) if len(v) > 1 else float("nan")), v
 print("20-step mean loss; replicates: mean ± sd (n)")
 print("steps    " + " ".join(f"{g[-22:]:>22}" for g in groups))
 for w in range(0, n, 20):
     cells = []
-    for ls in groups.values():
-        m, sd, v = mean_sd(ls, w, min(w + 20, n))
+    for rs in groups.values():
+        m, sd, v = mean_sd(rs, w, min(w + 20, n))
         cells.append(f"{m:.4f}" + (f" ± {sd:.3f} ({len(v)})" if len(v) > 1 else ""))
     print(f"{w:3d}-{min(w + 20, n) - 1:3d}  " + " ".join(f"{c:>22}" for c in cells))
-print("tok/s    " + " ".join(f"{st.mean(runs[k]['tokens_per_s'] for k in runs if re.sub(r'-r[0-9]+$', '', k) == g):22.0f}" for g in groups))
+print("tok/s    " + " ".join(f"{st.mean(r['tokens_per_s'] for r in rs):22.0f}" for rs in groups.values()))
 # Each reference variant against its binary's fast path over the last 20 steps: the difference of the means and
 # twice its standard error (replicates on both sides); "apart" where the difference is larger.
 a = max(0, n - 20)
-for g, ls in groups.items():
+for g, rs in groups.items():
     base = g.split("-ref-")[0]
     if g == base or base not in groups:
         continue
     mf, sf, vf = mean_sd(groups[base], a, n)
-    mr, sr, vr = mean_sd(ls, a, n)
+    mr, sr, vr = mean_sd(rs, a, n)
     if len(vf) < 2 or len(vr) < 2:
         print(f"{base}: fast {mf:.4f} vs {g}: {mr:.4f} (steps {a}-{n - 1}; one run a side: no error bar, REPS=N)")
         continue

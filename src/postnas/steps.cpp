@@ -35,6 +35,8 @@ void run_supernet(const json& o) {
   const std::string out = o["out"];
   check_resume(out + "/ckpt", o["resume"]);
   check_resume(out + "/ckpt-transfer", o["resume"]);
+  const int64_t Tt = o["transfer_seq_len"];
+  JET_CHECK(Tt == 0 || Tt > 1, "supernet: transfer_seq_len must be 0 (seq_len) or more than 1, got {}", Tt);
   const auto train = data::TokenSet::open(o["data"], "train");
   make_dirs(out);
   model::Checkpoint teacher = load_teacher(o["teacher"]);
@@ -70,11 +72,9 @@ void run_supernet(const json& o) {
     DistillHooks th;
     th.batch = h.batch;
     // Windows of transfer_seq_len tokens, as many tokens a step (and a micro-batch) as the KL's.
-    const int64_t Tt = o["transfer_seq_len"];
     int64_t transfer_micro = d.micro_batch;
     if (Tt > 0 && Tt != T) {
       const int64_t ranks = dist::size(), Bt = std::max<int64_t>(1, B / ranks * T / Tt) * ranks;
-      JET_CHECK(Tt > 1, "supernet: transfer_seq_len must be 0 (seq_len) or more than 1, got {}", Tt);
       json ot = o;
       ot["seq_len"] = Tt;
       ot["batch"] = Bt;

@@ -85,10 +85,12 @@ def main():
     expect(mt["transfer_tokens"] == 3 * 2 * 64 and len(mt["transfer_losses"]) == 3 and len(mt["losses"]) == 2
            and "transfer on 2 windows of 64 tokens" in r.stderr,
            f"supernet --transfer-seq-len 64: transfer tokens {mt['transfer_tokens']}, losses {mt['transfer_losses']}")
-    bad = jet("postnas", "supernet", "--teacher", teacher, "--data", data, "--out", os.path.join(tmp, "sn-bad-t"),
-              "--steps", 2, "--batch", 4, "--seq-len", 32, "--transfer-steps", 2, "--transfer-seq-len", 1, check=False)
-    expect(bad.returncode != 0 and "transfer_seq_len must be 0 (seq_len) or more than 1" in bad.stderr,
-           f"--transfer-seq-len 1 is a one-line error: {bad.stderr.strip()[-200:]}")
+    for v in (1, -64):  # before anything is loaded or written
+        bad = jet("postnas", "supernet", "--teacher", teacher, "--data", data, "--out", os.path.join(tmp, "sn-bad-t"),
+                  "--steps", 2, "--batch", 4, "--seq-len", 32, "--transfer-steps", 2, "--transfer-seq-len", v, check=False)
+        expect(bad.returncode != 0 and "transfer_seq_len must be 0 (seq_len) or more than 1" in bad.stderr
+               and not os.path.exists(os.path.join(tmp, "sn-bad-t")),
+               f"--transfer-seq-len {v} is a one-line error: {bad.stderr.strip()[-200:]}")
 
     # The same run killed after its checkpoint at step >= 16, then resumed.
     sn2 = os.path.join(tmp, "sn2")
