@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
   };
   std::vector<at::Tensor> pending;
   auto run = [&](int64_t step) {
-    pending.push_back(jet::postnas::distill_step(net.lm(), ids_of(step), step, o, hooks));
+    pending.push_back(jet::postnas::distill_step(net.lm(), {ids_of(step), {}}, step, o, hooks));
     adam.step(step);
     if (pending.size() >= 10) {
       at::stack(pending).cpu();

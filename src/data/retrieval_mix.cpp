@@ -82,6 +82,7 @@ std::vector<std::pair<int64_t, RetrievalRow>> mix_retrieval(at::Tensor& ids, con
     std::vector<int32_t> tail = tok.encode(row.question);
     const std::vector<int32_t> answer = tok.encode(row.answer);
     tail.insert(tail.end(), answer.begin(), answer.end());
+    row.answer_tokens = static_cast<int64_t>(answer.size());
     inserted += static_cast<int64_t>(tail.size());
     const int64_t hay = T - inserted;
     if (hay < T / 4) continue;
@@ -101,6 +102,21 @@ std::vector<std::pair<int64_t, RetrievalRow>> mix_retrieval(at::Tensor& ids, con
     for (int32_t t : tail) put(t);
     JET_CHECK(pos == T, "retrieval_mix: row {} has {} tokens, not {}", r, pos, T);
     out.push_back({r, std::move(row)});
+  }
+  return out;
+}
+
+at::Tensor answer_targets(const at::Tensor& ids, const std::vector<std::pair<int64_t, RetrievalRow>>& rows) {
+  JET_CHECK(ids.dim() == 2 && ids.scalar_type() == at::kLong && ids.device().is_cpu(),
+            "answer_targets: ids must be [B, T] int64 on the CPU");
+  const int64_t B = ids.size(0), T = ids.size(1);
+  at::Tensor out = at::full({B, T}, -1, at::kLong);
+  auto src = ids.accessor<int64_t, 2>();
+  auto dst = out.accessor<int64_t, 2>();
+  for (const auto& [r, row] : rows) {
+    JET_CHECK(r >= 0 && r < B && row.answer_tokens > 0 && row.answer_tokens < T,
+              "answer_targets: row {} with {} answer tokens does not fit [{}, {}]", r, row.answer_tokens, B, T);
+    for (int64_t t = T - 1 - row.answer_tokens; t < T - 1; ++t) dst[r][t] = src[r][t + 1];
   }
   return out;
 }

@@ -138,9 +138,25 @@ at::Tensor layer_mse(const std::vector<at::Tensor>& student, const std::vector<a
   return sum / static_cast<double>(student.size());
 }
 
-at::Tensor distill_loss_backward(const model::CausalLM& student, const at::Tensor& ids, const at::Tensor& h_teacher,
-                                 const std::vector<at::Tensor>& teacher_layers, const DistillOptions& opts,
-                                 double weight, const BeforeBackward& before_backward) {
+at::Tensor answer_ce_loss(const at::Tensor& h_s, const at::Tensor& answers, const at::Tensor& W) {
+  JET_CHECK(h_s.dim() == 3 && answers.dim() == 2 && answers.size(0) == h_s.size(0) && answers.size(1) == h_s.size(1) &&
+                answers.scalar_type() == at::kLong && answers.device().is_cpu() && W.size(1) == h_s.size(2),
+            "answer_ce_loss: h_s [B, T, D], answers [B, T] int64 (CPU) and W [V, D] do not match");
+  const at::Tensor flat = answers.reshape({-1});
+  const at::Tensor at_pos = (flat >= 0).nonzero().squeeze(1);  // on the host: nothing waits for the device
+  if (at_pos.numel() == 0) return {};
+  const at::Tensor labels = flat.index_select(0, at_pos);
+  JET_CHECK(labels.max().item<int64_t>() < W.size(0), "answer_ce_loss: an answer id is outside the vocabulary of {}",
+            W.size(0));
+  const at::Device dev = h_s.device();
+  const at::Tensor rows = h_s.reshape({-1, h_s.size(2)}).index_select(0, at_pos.to(dev)).to(at::kFloat);
+  const at::Tensor logp = at::log_softmax(at::matmul(rows, W.detach().to(at::kFloat).t()), -1);
+  return -logp.gather(1, labels.to(dev).unsqueeze(1)).mean();
+}
+
+at::Tensor distill_loss_backward(const model::CausalLM& student, const at::Tensor& ids, const at::Tensor& answers,
+                                 const at::Tensor& h_teacher, const std::vector<at::Tensor>& teacher_layers,
+                                 const DistillOptions& opts, double weight, const BeforeBackward& before_backward) {
   const int64_t B = ids.size(0), T = ids.size(1), D = h_teacher.size(-1);
   std::vector<at::Tensor> layers_s;
   at::Tensor h_s = student.hidden(ids, 0, nullptr, opts.hidden_mse > 0 ? &layers_s : nullptr);
@@ -148,24 +164,35 @@ at::Tensor distill_loss_backward(const model::CausalLM& student, const at::Tenso
   const at::Tensor kl = chunked_kl(h_s.reshape({B * T, D}), h_teacher.reshape({B * T, D}), student.lm_head_weight(),
                                    opts.kl_chunk, &grad, 1.0, opts.reference_kl);
   if (weight != 1.0) grad.mul_(weight);
+  const at::Tensor ce = opts.answer_ce > 0 && answers.defined() ? answer_ce_loss(h_s, answers, student.lm_head_weight())
+                                                                : at::Tensor();
   // A sub-network without a trainable layer (every layer attention) has nothing to learn: no backward.
-  if (opts.hidden_mse <= 0) {
+  if (opts.hidden_mse <= 0 && !ce.defined()) {
     if (before_backward) before_backward(h_s);
     if (h_s.requires_grad()) h_s.backward(grad.view({B, T, D}));
     return kl;
   }
-  // One backward for both terms: d/dh_s of sum(h_s ⊙ grad) is the KL's gradient.
-  const at::Tensor mse = layer_mse(layers_s, teacher_layers);
-  const at::Tensor root = (h_s * grad.view({B, T, D})).sum().to(at::kFloat) + mse * (opts.hidden_mse * weight);
+  // One backward for all terms: d/dh_s of sum(h_s ⊙ grad) is the KL's gradient.
+  at::Tensor root = (h_s * grad.view({B, T, D})).sum().to(at::kFloat), loss = kl;
+  if (opts.hidden_mse > 0) {
+    const at::Tensor mse = layer_mse(layers_s, teacher_layers);
+    root = root + mse * (opts.hidden_mse * weight);
+    loss = loss + opts.hidden_mse * mse.detach().to(at::kDouble);
+  }
+  if (ce.defined()) {
+    root = root + ce * (opts.answer_ce * weight);
+    loss = loss + opts.answer_ce * ce.detach().to(at::kDouble);
+  }
   if (before_backward) before_backward(root);
   if (root.requires_grad()) root.backward();
-  return kl + opts.hidden_mse * mse.detach().to(at::kDouble);
+  return loss;
 }
 
-at::Tensor distill_step(const model::CausalLM& student, const at::Tensor& ids, int64_t step, const DistillOptions& opts,
+at::Tensor distill_step(const model::CausalLM& student, const Batch& batch, int64_t step, const DistillOptions& opts,
                         const DistillHooks& hooks, const BeforeBackward& before_backward) {
   at::Tensor loss;
-  for_micro_batches(ids, opts.micro_batch, student.lm_head_weight().is_cuda(), opts.label,
+  int64_t row = 0;  // the micro-batch's first row in batch.ids
+  for_micro_batches(batch.ids, opts.micro_batch, student.lm_head_weight().is_cuda(), opts.label,
                     [&](const at::Tensor& part, double share, bool last) {
                       at::Tensor h_t;
                       std::vector<at::Tensor> layers_t;
@@ -174,7 +201,10 @@ at::Tensor distill_step(const model::CausalLM& student, const at::Tensor& ids, i
                         h_t = hooks.teacher_hidden(part, opts.hidden_mse > 0 ? &layers_t : nullptr);
                       }
                       if (hooks.prepare) hooks.prepare(step);
-                      const at::Tensor l = distill_loss_backward(student, part, h_t, layers_t, opts, share,
+                      const at::Tensor answers =
+                          batch.answers.defined() ? batch.answers.narrow(0, row, part.size(0)) : at::Tensor();
+                      row += part.size(0);
+                      const at::Tensor l = distill_loss_backward(student, part, answers, h_t, layers_t, opts, share,
                                                                  last ? before_backward : BeforeBackward()) *
                                            share;
                       loss = loss.defined() ? loss + l : l;
@@ -250,9 +280,10 @@ DistillResult distill(model::CausalLM& student, const model::ParamList& trainabl
                         adam.lr_at(steps_done - 1));
   };
   for (int64_t step = start; step < end; ++step) {
-    const at::Tensor ids = hooks.batch(step);
+    const Batch batch = hooks.batch(step);
+    const at::Tensor& ids = batch.ids;
     pending.push_back(hooks.step ? hooks.step(ids, step, before_backward)
-                                 : distill_step(student, ids, step, opts, hooks, before_backward));
+                                 : distill_step(student, batch, step, opts, hooks, before_backward));
     if (group && hooks.agree) agree += hooks.agree(step);
     if (sync) sync->finish();
     gnorm = adam.step(step);

@@ -1,7 +1,8 @@
 // Distillation, the training loop of PostNAS (supernet and finetune): the student's final hidden
 // states against the teacher's through the shared, frozen LM head, loss = KL(teacher ‖ student) of the
 // next-token distributions averaged over tokens, plus optionally hidden_mse × the per-layer hidden-state
-// loss (layer_mse). Logits exist only for a chunk of rows at a time:
+// loss (layer_mse) and answer_ce × the cross-entropy of the synthetic retrieval answers' tokens (answer_ce_loss).
+// Logits exist only for a chunk of rows at a time:
 // the loss and its gradient with respect to the student's hidden states are computed chunk by chunk
 // (no autograd through the [N, V] logits), and that gradient is fed to the student's backward.
 // Checkpoints are atomic and resume bit-exactly (same device, same thread count): every random
@@ -37,6 +38,13 @@ at::Tensor chunked_kl(const at::Tensor& h_student, const at::Tensor& h_teacher, 
 // so layers whose activations are large do not dominate), in fp32, differentiable in s.
 at::Tensor layer_mse(const std::vector<at::Tensor>& student, const std::vector<at::Tensor>& teacher);
 
+// Mean over the positions with answers ≥ 0 of −log softmax(h_s Wᵀ)[answers]: the student's cross-entropy on the
+// answer tokens of synthetic retrieval rows (data::answer_targets), whose numbers are known, so the loss needs no
+// teacher (at 8K tokens the teacher itself misses many). h_s [B, T, D], answers [B, T] int64 on the CPU (−1: not
+// an answer), W [V, D]; fp32 logits of those rows only, differentiable in h_s. An undefined tensor when no
+// position is an answer.
+at::Tensor answer_ce_loss(const at::Tensor& h_s, const at::Tensor& answers, const at::Tensor& W);
+
 struct DistillOptions {
   int64_t steps = 100;
   AdamWOptions adam;
@@ -48,6 +56,9 @@ struct DistillOptions {
   // (reference_adam, which reads the gradient norm back every step), a device sync after every step (sync_steps).
   bool reference_kl = false, reference_adam = false, sync_steps = false;
   double hidden_mse = 0;          // weight of layer_mse in the loss (0: KL only)
+  // Weight of answer_ce_loss in the loss (0: off). One answer token of a retrieval row is ~1/10⁴ of an 8K batch's
+  // KL average; this is how the retrieval rows get a say.
+  double answer_ce = 0;
   uint64_t seed = 0;
   std::string dir;                // checkpoint.json + checkpoint-<step>.safetensors
   bool resume = false;            // continue from dir's checkpoint (else one there is an error)
@@ -60,8 +71,13 @@ struct DistillOptions {
 // Called with the root of a step's last backward just before it runs (data parallel: dist::GradSync::arm).
 using BeforeBackward = std::function<void(const at::Tensor& root)>;
 
+// A step's rows: ids [B, T] int64 (CPU); answers, when defined, their answer targets (data::answer_targets).
+struct Batch {
+  at::Tensor ids, answers;
+};
+
 struct DistillHooks {
-  std::function<at::Tensor(int64_t step)> batch;  // [B, T] int64 ids of a step (CPU), deterministic in step
+  std::function<Batch(int64_t step)> batch;  // a step's rows, deterministic in step
   // The teacher's final hidden states [B, T, D] for ids (no grad), and into *layers (when not null) its
   // decoder layers' outputs (CausalLM::hidden's layer_outputs). Called before `prepare`.
   std::function<at::Tensor(const at::Tensor& ids, std::vector<at::Tensor>* layers)> teacher_hidden;
@@ -92,19 +108,21 @@ struct DistillResult {
   double seconds = 0, tokens_per_s = 0;  // this run
 };
 
-// One step's loss (KL, + hidden_mse · layer_mse when hidden_mse > 0) of the student on ids against the teacher's
-// h_teacher (and teacher_layers), with its backward: gradients accumulate in the student's parameters, scaled by
-// `weight` (a micro-batch's share of the step); before_backward (when set) sees the backward's root first. Returns
-// the (unweighted) loss as a 0-dim float64 tensor on the device.
-at::Tensor distill_loss_backward(const model::CausalLM& student, const at::Tensor& ids, const at::Tensor& h_teacher,
+// One step's loss (KL, + hidden_mse · layer_mse when hidden_mse > 0, + answer_ce · answer_ce_loss when answer_ce > 0
+// and answers has some) of the student on ids against the teacher's h_teacher (and teacher_layers), with its
+// backward: gradients accumulate in the student's parameters, scaled by `weight` (a micro-batch's share of the
+// step); before_backward (when set) sees the backward's root first. Returns the (unweighted) loss as a 0-dim
+// float64 tensor on the device. answers: ids' answer targets, or undefined.
+at::Tensor distill_loss_backward(const model::CausalLM& student, const at::Tensor& ids, const at::Tensor& answers,
+                                 const at::Tensor& h_teacher,
                                  const std::vector<at::Tensor>& teacher_layers, const DistillOptions& opts,
                                  double weight = 1.0, const BeforeBackward& before_backward = {});
 
-// One step's forward and backward over ids [B, T] (CPU) in micro-batches of micro_batch_of(opts, B) sequences:
+// One step's forward and backward over batch.ids [B, T] (CPU) in micro-batches of micro_batch_of(opts, B) sequences:
 // the teacher's hidden states, hooks.prepare(step), distill_loss_backward weighted by each micro-batch's share.
 // Gradients accumulate in the student's parameters; returns the step's loss as a 0-dim float64 device tensor.
 // before_backward goes to the last micro-batch's backward.
-at::Tensor distill_step(const model::CausalLM& student, const at::Tensor& ids, int64_t step, const DistillOptions& opts,
+at::Tensor distill_step(const model::CausalLM& student, const Batch& batch, int64_t step, const DistillOptions& opts,
                         const DistillHooks& hooks, const BeforeBackward& before_backward = {});
 
 // Trains `trainable` (parameters of `student`) by distillation for opts.steps steps.

@@ -52,6 +52,7 @@ std::vector<Option> train_options(int64_t steps, double lr, int64_t warmup) {
           {"log_every", 10, "steps between reading the loss back from the device"},
           {"retrieval_mix", 0.0, "share of the rows made synthetic retrieval rows (keys and numbers in the text, a question at the end)"},
           {"hidden_mse", 0.0, "weight of the per-layer hidden-state loss (relative MSE of every layer's output; 0: off)"},
+          {"answer_ce", 0.0, "weight of the cross-entropy on the retrieval rows' answer tokens (needs retrieval_mix; 0: off)"},
           {"resume", false, "continue from the checkpoint in the output"},
           {"stop_after", -1, "end after this many steps of this run (as if interrupted; -1: off)"}};
 }
@@ -106,19 +107,24 @@ DistillOptions distill_options(const json& o, const std::string& dir, const std:
   const double mix = o["retrieval_mix"];
   JET_CHECK(mix >= 0 && mix <= 1, "{}: retrieval_mix must be in [0, 1], got {}", label, mix);
   if (mix > 0) d.fingerprint["retrieval_mix"] = mix;
+  d.answer_ce = o["answer_ce"];
+  JET_CHECK(d.answer_ce >= 0, "{}: answer_ce must be >= 0, got {}", label, d.answer_ce);
+  JET_CHECK(d.answer_ce == 0 || mix > 0, "{}: answer_ce {} needs retrieval rows to score (retrieval_mix > 0)", label,
+            d.answer_ce);
+  if (d.answer_ce > 0) d.fingerprint["answer_ce"] = d.answer_ce;
   return d;
 }
 
-std::function<at::Tensor(int64_t)> batch_sampler(const json& o, const data::TokenSet& train, const text::Tokenizer* tok,
-                                                 uint64_t seed) {
+std::function<Batch(int64_t)> batch_sampler(const json& o, const data::TokenSet& train, const text::Tokenizer* tok,
+                                            uint64_t seed) {
   // Data parallel: rank r takes the rows [r·b, (r+1)·b) of the step's global batch, b = batch / ranks.
   const int64_t b = o["batch"].get<int64_t>() / dist::size(), first = dist::rank() * b, T = o["seq_len"];
   const double mix = o["retrieval_mix"];
   JET_CHECK(mix == 0 || tok, "retrieval_mix needs the teacher's tokenizer");
   return [&train, tok, b, first, T, mix, seed](int64_t step) {
-    at::Tensor ids = data::sample_batch(train, b, T, seed, step, first);
-    if (mix > 0) data::mix_retrieval(ids, *tok, mix, seed, step, first);
-    return ids;
+    Batch out{data::sample_batch(train, b, T, seed, step, first), at::Tensor()};
+    if (mix > 0) out.answers = data::answer_targets(out.ids, data::mix_retrieval(out.ids, *tok, mix, seed, step, first));
+    return out;
   };
 }
 

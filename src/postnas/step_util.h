@@ -33,10 +33,10 @@ std::vector<Option> train_options(int64_t steps, double lr, int64_t warmup);
 std::vector<Option> concat(std::vector<std::vector<Option>> parts);
 DistillOptions distill_options(const json& o, const std::string& dir, const std::string& label);
 // A training step's batch: o's batch × seq_len tokens sampled from train (seed, step), with o's retrieval_mix
-// share of the rows made synthetic retrieval rows (data/retrieval_mix.h; tok needed when it is > 0). Data parallel:
-// this rank's slice of those rows (dist.h).
-std::function<at::Tensor(int64_t)> batch_sampler(const json& o, const data::TokenSet& train, const text::Tokenizer* tok,
-                                                 uint64_t seed);
+// share of the rows made synthetic retrieval rows (data/retrieval_mix.h; tok needed when it is > 0) and their
+// answer targets. Data parallel: this rank's slice of those rows (dist.h).
+std::function<Batch(int64_t)> batch_sampler(const json& o, const data::TokenSet& train, const text::Tokenizer* tok,
+                                            uint64_t seed);
 SupernetOptions supernet_options(const json& o);
 
 struct Env {

@@ -228,7 +228,8 @@ void run_finetune(const json& o) {
   c.torch_dtype = env.dtype == at::kBFloat16 ? "bfloat16" : "float32";
   c.source["postnas_finetune"] = {{"losses_first_last", {r.losses.front(), r.losses.back()}},
                                   {"tokens", o["steps"].get<int64_t>() * B * T}, {"tokens_per_s", r.tokens_per_s},
-                                  {"hidden_mse", o["hidden_mse"]}, {"retrieval_mix", o["retrieval_mix"]}};
+                                  {"hidden_mse", o["hidden_mse"]}, {"retrieval_mix", o["retrieval_mix"]},
+                                  {"answer_ce", o["answer_ce"]}};
   save_hybrid(out, c, std::move(tensors), hy.tokenizer, o["force"]);
   remove_tree(out + ".ckpt");
   say(fmt::format("finetune: done, loss {:.4f} -> {:.4f}, {:.0f} tok/s", r.losses.front(), r.losses.back(),

@@ -57,6 +57,26 @@ TEST(RetrievalMix, RowsHoldTheNeedlesAndEndWithTheAnswer) {
   const at::Tensor plain = haystack(B, T);
   for (int64_t r = 0; r < B; ++r)
     if (!mixed[r]) EXPECT_TRUE(at::equal(ids[r], plain[r])) << "row " << r;
+  // The answer targets: at position t the next id where it is an answer token (the row's last answer_tokens
+  // ids decode to the answer), −1 everywhere else.
+  const at::Tensor targets = answer_targets(ids, rows);
+  ASSERT_EQ(targets.sizes(), ids.sizes());
+  int64_t marked = 0;
+  for (const auto& [r, row] : rows) {
+    ASSERT_GT(row.answer_tokens, 0);
+    std::vector<int32_t> tail;
+    for (int64_t t = T - row.answer_tokens; t < T; ++t) tail.push_back(static_cast<int32_t>(ids[r][t].item<int64_t>()));
+    EXPECT_EQ(tok.decode(tail), row.answer) << "row " << r;
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t want = t >= T - 1 - row.answer_tokens && t < T - 1 ? ids[r][t + 1].item<int64_t>() : -1;
+      EXPECT_EQ(targets[r][t].item<int64_t>(), want) << "row " << r << " position " << t;
+    }
+    marked += row.answer_tokens;
+  }
+  EXPECT_EQ((targets >= 0).sum().item<int64_t>(), marked);  // nothing in the rows left alone
+  RetrievalRow bad;
+  bad.answer_tokens = T;
+  EXPECT_THROW(answer_targets(ids, {{0, bad}}), Error);
 }
 
 TEST(RetrievalMix, DeterministicInSeedAndStepAndOffAtZero) {

@@ -108,11 +108,15 @@ TEST(Distill, ChunkedKlAndGradientMatchAutograd) {
   EXPECT_GT(kl, 0);
 }
 
-// distill_loss_backward (chunked KL with a hand-made gradient + hidden_mse · layer_mse through autograd) against
-// the same loss written plainly (full logits, relative MSE per layer) and differentiated by autograd.
-TEST(Distill, LossWithHiddenStatesMatchesAutograd) {
+// distill_loss_backward (chunked KL with a hand-made gradient + hidden_mse · layer_mse + answer_ce · answer_ce_loss
+// through autograd) against the same loss written plainly in float64 (full logits, relative MSE per layer,
+// cross-entropy at the answer positions) and differentiated by autograd.
+TEST(Distill, LossWithHiddenStatesAndAnswersMatchesAutograd) {
   auto net = make_supernet("jet", 4);
   const at::Tensor ids = ids_of(2, 13, 9);
+  // Answer targets at three positions of row 0 and one of row 1 (odd places; the ids there are arbitrary tokens).
+  at::Tensor answers = at::full({2, 13}, -1, at::kLong);
+  for (const auto& [r, t] : std::vector<std::pair<int, int>>{{0, 4}, {0, 5}, {0, 11}, {1, 7}}) answers[r][t] = ids[r][t + 1];
   at::Tensor h_t;
   std::vector<at::Tensor> layers_t;
   {
@@ -128,44 +132,60 @@ TEST(Distill, LossWithHiddenStatesMatchesAutograd) {
   auto grads = [&]() {
     std::vector<at::Tensor> g;
     for (const auto& q : net->linear_params()) {
-      g.push_back(q.slot->grad().defined() ? q.slot->grad().clone() : at::zeros_like(*q.slot));
+      g.push_back(q.slot->grad().defined() ? q.slot->grad().to(at::kDouble) : at::zeros_like(*q.slot, at::kDouble));
       if (q.slot->grad().defined()) q.slot->mutable_grad().zero_();
     }
     return g;
   };
-  for (const double w : {0.0, 0.7}) {
+  const at::Tensor flat_answers = answers.reshape({-1});
+  const at::Tensor at_pos = (flat_answers >= 0).nonzero().squeeze(1);
+  for (const auto& [w, a] : std::vector<std::pair<double, double>>{{0.0, 0.0}, {0.7, 0.0}, {0.0, 0.9}, {0.7, 0.9}}) {
     jet::postnas::DistillOptions o;
     o.kl_chunk = 5;
     o.hidden_mse = w;
+    o.answer_ce = a;
     grads();
-    const double loss = jet::postnas::distill_loss_backward(net->lm(), ids, h_t, layers_t, o).item<double>();
+    const double loss = jet::postnas::distill_loss_backward(net->lm(), ids, answers, h_t, layers_t, o).item<double>();
     const auto g1 = grads();
     std::vector<at::Tensor> layers_s;
-    const at::Tensor h_s = net->lm().hidden(ids, 0, nullptr, &layers_s);
-    const at::Tensor W = net->lm().lm_head_weight();
-    const at::Tensor ls = at::log_softmax(at::matmul(h_s, W.t()), -1), lt = at::log_softmax(at::matmul(h_t, W.t()), -1);
+    const at::Tensor h_s = net->lm().hidden(ids, 0, nullptr, &layers_s).to(at::kDouble);
+    const at::Tensor W = net->lm().lm_head_weight().to(at::kDouble);
+    const at::Tensor ls = at::log_softmax(at::matmul(h_s, W.t()), -1);
+    const at::Tensor lt = at::log_softmax(at::matmul(h_t.to(at::kDouble), W.t()), -1);
     at::Tensor ref = (lt.exp() * (lt - ls)).sum() / 26;
-    at::Tensor mse = at::zeros({}, at::kFloat);
-    for (size_t l = 0; l < 5; ++l) mse = mse + (layers_s[l] - layers_t[l]).square().sum() / layers_t[l].square().sum();
-    ref = ref + w * mse / 5;
+    at::Tensor mse = at::zeros({}, at::kDouble);
+    for (size_t l = 0; l < 5; ++l) {
+      const at::Tensor s64 = layers_s[l].to(at::kDouble), t64 = layers_t[l].to(at::kDouble);
+      mse = mse + (s64 - t64).square().sum() / t64.square().sum();
+    }
+    const at::Tensor ce =
+        -ls.reshape({26, -1}).index_select(0, at_pos).gather(1, flat_answers.index_select(0, at_pos).unsqueeze(1)).mean();
+    ref = ref + w * mse / 5 + a * ce;
     ref.backward();
     const auto g2 = grads();
-    EXPECT_NEAR(loss, ref.item<double>(), 1e-5 * std::abs(ref.item<double>())) << "hidden_mse " << w;
+    EXPECT_NEAR(loss, ref.item<double>(), 1e-5 * std::abs(ref.item<double>())) << "hidden_mse " << w << " answer_ce " << a;
     double err = 0, scale = 0;
     for (size_t i = 0; i < g1.size(); ++i) {
       err = std::max(err, (g1[i] - g2[i]).abs().max().item<double>());
       scale = std::max(scale, g2[i].abs().max().item<double>());
     }
     EXPECT_GT(scale, 0);
-    EXPECT_LT(err, 1e-4 * scale) << "hidden_mse " << w;
+    EXPECT_LT(err, 1e-4 * scale) << "hidden_mse " << w << " answer_ce " << a;
   }
+  // The answer term moves the loss; without answers it is absent; mismatched shapes are an error.
+  const at::Tensor h_s = net->lm().hidden(ids, 0, nullptr, nullptr);
+  EXPECT_GT(jet::postnas::answer_ce_loss(h_s, answers, net->lm().lm_head_weight()).item<double>(), 0);
+  EXPECT_FALSE(jet::postnas::answer_ce_loss(h_s, at::full({2, 13}, -1, at::kLong), net->lm().lm_head_weight()).defined());
+  EXPECT_THROW(jet::postnas::answer_ce_loss(h_s, answers.narrow(1, 0, 12), net->lm().lm_head_weight()), jet::Error);
   EXPECT_THROW(jet::postnas::layer_mse({h_t}, layers_t), jet::Error);
 }
 
 // The supernet's distillation on fixed random data: sampled sub-networks, teacher = all attention.
 jet::postnas::DistillResult train(Supernet& net, const std::string& dir, int64_t steps, int64_t stop_after,
-                                  bool resume, bool reference = false, int64_t micro_batch = 0) {
+                                  bool resume, bool reference = false, int64_t micro_batch = 0,
+                                  double answer_ce = 0) {
   jet::postnas::DistillOptions o;
+  o.answer_ce = answer_ce;
   o.reference_kl = o.reference_adam = reference;
   o.micro_batch = micro_batch;
   o.log_every = 5;
@@ -180,7 +200,11 @@ jet::postnas::DistillResult train(Supernet& net, const std::string& dir, int64_t
   o.stop_after = stop_after;
   o.fingerprint = {{"steps", steps}};
   jet::postnas::DistillHooks h;
-  h.batch = [](int64_t step) { return ids_of(2, 24, 100 + step % 4); };
+  h.batch = [](int64_t step) {
+    jet::postnas::Batch b{ids_of(2, 24, 100 + step % 4), at::full({2, 24}, -1, at::kLong)};
+    for (int64_t r = 0; r < 2; ++r) b.answers[r][20 - r] = b.ids[r][21 - r];  // one answer token a row
+    return b;
+  };
   h.teacher_hidden = [&net](const at::Tensor& ids, std::vector<at::Tensor>* layers) {
     net.set_teacher();
     return net.lm().hidden(ids, 0, nullptr, layers);
@@ -352,8 +376,16 @@ TEST(Distill, MicroBatchesAccumulateToTheWholeBatch) {
   const auto w1 = a->linear_weights(), w2 = b->linear_weights();
   for (const auto& [name, t] : w1) EXPECT_LT((t - w2.at(name)).abs().max().item<double>(), 1e-4) << name;
   EXPECT_THROW(train(*b, temp_dir("mb3"), 2, -1, false, false, 3), jet::Error);  // 3 does not divide 2
-  jet::remove_tree(d1);
-  jet::remove_tree(d2);
+  // With the answers' cross-entropy: each micro-batch (a row) holds its own answer.
+  const std::string d3 = temp_dir("mb4"), d4 = temp_dir("mb5");
+  auto c = make_supernet(), e = make_supernet();
+  const auto whole_ce = train(*c, d3, 4, -1, false, false, 0, 0.5);
+  const auto micro_ce = train(*e, d4, 4, -1, false, false, 1, 0.5);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_NEAR(micro_ce.losses[i], whole_ce.losses[i], 1e-5 * whole_ce.losses[i]) << "step " << i;
+    EXPECT_GT(whole_ce.losses[i], whole.losses[i] + 0.1) << "step " << i;  // the answer term is in the loss
+  }
+  for (const std::string& d : {d1, d2, d3, d4}) jet::remove_tree(d);
 }
 
 // The fused AdamW step against the per-tensor loop on random gradients, with clipping active and weight decay

@@ -201,6 +201,20 @@ def main():
     expect(src2["hidden_mse"] == 0.5 and src2["losses_first_last"][0] > src1["losses_first_last"][0],
            f"finetune --hidden-mse 0.5 adds the hidden-state loss: first loss {src1['losses_first_last'][0]:.4f} -> "
            f"{src2['losses_first_last'][0]:.4f}")
+    # Retrieval rows with the answers' cross-entropy on top: same rows, a larger first loss; without retrieval rows
+    # the option is a one-line error and nothing is written.
+    def first_loss(out, *extra):
+        jet("postnas", "finetune", "--teacher", teacher, "--data", data, "--model", hyb, "--out", out, "--steps", 1,
+            "--batch", 2, "--seq-len", 256, "--retrieval-mix", 1, *extra)
+        return json.load(open(os.path.join(out, "config.json")))["postnas_finetune"]
+    src3, src4 = first_loss(os.path.join(tmp, "ft-mix")), first_loss(os.path.join(tmp, "ft-ce"), "--answer-ce", 0.5)
+    expect(src4["answer_ce"] == 0.5 and src4["losses_first_last"][0] > src3["losses_first_last"][0] + 0.1,
+           f"finetune --answer-ce 0.5 adds the answers' cross-entropy: first loss {src3['losses_first_last'][0]:.4f} -> "
+           f"{src4['losses_first_last'][0]:.4f}")
+    bad = jet("postnas", "finetune", "--teacher", teacher, "--data", data, "--model", hyb, "--out",
+              os.path.join(tmp, "ft-bad"), "--steps", 1, "--batch", 2, "--seq-len", 64, "--answer-ce", 0.5, check=False)
+    expect(bad.returncode != 0 and "needs retrieval rows" in bad.stderr and bad.stderr.count("error") == 1
+           and not os.path.exists(os.path.join(tmp, "ft-bad")), f"--answer-ce without rows: {bad.stderr.strip()[-200:]}")
     jet("generate", "--model", ft, "--prompt", "the quick brown", "--max-new-tokens", 4, "--temperature", 0)
 
     # Block selection on the learned placement: every type trained with the same budget, one row each.

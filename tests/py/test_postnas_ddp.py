@@ -119,20 +119,21 @@ def main():
     expect(rcs == [0, 0] and losses(d("env")) == l2 and max_diff(blocks(d("env")), blocks(d("two"))) == 0,
            f"torchrun-style environment (2 processes, rank 0 hosts the store): exit {rcs}, the --nproc run bit for bit")
 
-    # Finetune of the uniform hybrid with retrieval rows (half the rows), the hidden-state loss and micro-batches.
+    # Finetune of the uniform hybrid with retrieval rows (half the rows), the hidden-state loss, the answers'
+    # cross-entropy and micro-batches.
     hyb = d("hybrid")
     jet("postnas", "export", "--teacher", teacher, "--supernet", d("one"), "--placement", "uniform", "--full", 1,
         "--swa", 1, "--out", hyb)
 
     def finetune(out, *extra):
         jet("postnas", "finetune", "--teacher", teacher, "--data", data, "--model", hyb, "--out", out, "--steps", 4,
-            "--batch", 4, "--seq-len", 64, "--retrieval-mix", 0.5, "--hidden-mse", 0.5, "--micro-batch", 1,
+            "--batch", 4, "--seq-len", 64, "--retrieval-mix", 0.5, "--hidden-mse", 0.5, "--answer-ce", 0.5, "--micro-batch", 1,
             "--log-every", 4, *extra)
         return json.load(open(os.path.join(out, "config.json")))["postnas_finetune"]["losses_first_last"]
 
     f1, f2 = finetune(d("ft1")), finetune(d("ft2"), "--nproc", 2)
     expect(f1[0] == f2[0] and rel(f1, f2) < REL_ALL and not os.path.exists(d("ft2") + ".ckpt"),
-           f"finetune --nproc 2 (retrieval rows, hidden-state loss): first/last loss {f1} vs {f2}")
+           f"finetune --nproc 2 (retrieval rows, hidden-state loss, answers' cross-entropy): first/last loss {f1} vs {f2}")
 
     # Block selection: every candidate's curve and held-out KL.
     def select(out, *extra):
