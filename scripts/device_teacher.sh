@@ -65,9 +65,22 @@ tokens_path() {
   ls -d $DEV/cargo/root/data/tokens-smollm2 $DEV/data/tokens-smollm2 $DEV/data/tokens-smollm2-bench 2>/dev/null | head -1
 }
 
+# ab_take: keeps the jet binaries a call carries in .xfer-ab (jet-NAME.xz, NAME.refs) in $DEV/ab for
+# scripts/gpu_supernet_ab.sh, whichever script the call runs (a background comparison takes them up later).
+ab_take() {
+  local f
+  mkdir -p $DEV/ab
+  for f in .xfer-ab/*.xz; do
+    [ -f "$f" ] && xz -dc "$f" > $DEV/ab/$(basename "$f" .xz) && chmod +x $DEV/ab/$(basename "$f" .xz)
+  done
+  cp .xfer-ab/*.refs $DEV/ab/ 2>/dev/null
+  return 0
+}
+
 # unpack_prebuilt: a phase-1 call of a script that runs binaries built HERE (scripts/device_prepare.sh --bin): the
 # Debian packages under $DEV/root, the wheels into $DEV/site, the official modeling files (when carried) into
-# $DEV/official, any teacher piece carried, .xfer-bin's programs into $DEV/bin and their commit into $DEV/commit.
+# $DEV/official, any teacher piece and .xfer-ab binary carried, .xfer-bin's programs into $DEV/bin and their commit
+# into $DEV/commit.
 unpack_prebuilt() {
   local f
   mkdir -p $DEV/root $DEV/bin
@@ -76,6 +89,7 @@ unpack_prebuilt() {
     --target $DEV/site .devdeps/whl/*.whl > $DEV/pip.log 2>&1 || tail -3 $DEV/pip.log
   [ -d .devdeps/official ] && rm -rf $DEV/official && cp -r .devdeps/official $DEV/official
   teacher_take || true
+  ab_take
   for f in .xfer-bin/*.xz; do xz -dc "$f" > $DEV/bin/$(basename "$f" .xz); done
   chmod +x $DEV/bin/*; cp .xfer-bin/commit $DEV/commit
 }

@@ -174,7 +174,7 @@ phase3() { cd $DEV/work && wait_run ${WAIT_S:-480}; }
 
 case "$PHASE" in
   1) phase1 ;;
-  pieces) teacher_take; cargo_take; if [ -d "$DATA" ]; then mkdir -p $DEV/data && rm -rf $DEV/data/$(basename $DATA) && cp -r $DATA $DEV/data/; fi ;;
+  pieces) teacher_take; cargo_take; ab_take; if [ -d "$DATA" ]; then mkdir -p $DEV/data && rm -rf $DEV/data/$(basename $DATA) && cp -r $DATA $DEV/data/; fi ;;
   2) phase2 ;;
   3) phase3 ;;
   job) job ;;

@@ -2,8 +2,9 @@
 # ON THE DEVICE: loss curves of several jet binaries on the same `jet postnas supernet` run (a bisect of a training
 # change: which commit moves the curve). Build here, one binary per commit, xz-compressed as .xfer-ab/jet-NAME.xz
 # (3.5 MB each; e.g. `git checkout C && ninja -C build-cuda jet && strip -o /tmp/j build-cuda/jet && xz -c /tmp/j >
-# .xfer-ab/jet-C.xz`). Any call that carries .xfer-ab keeps the binaries in $DEV/ab (so a set too big for one call
-# comes over several); the teacher comes in pieces (.teacherK, scripts/device_teacher.sh) and the tokens as
+# .xfer-ab/jet-C.xz`). Any call that carries .xfer-ab keeps the binaries in $DEV/ab (ab_take: this script, the
+# phase-1 calls of gpu_distill.sh and gpu_postnas.sh, `gpu_postnas.sh pieces`), so a set too big for one call comes
+# over several; the teacher comes in pieces (.teacherK, scripts/device_teacher.sh) and the tokens as
 # data/tokens-smollm2-bench (or the cargo) in any earlier call of the same warm machine. Then:
 #   bash scripts/gpu_supernet_ab.sh       runs every binary in $DEV/ab not run yet, fast path; REF=1 also each one's
 #                                         reference path (JET_DISTILL_REFERENCE=1), a carried NAME.refs other variants
@@ -22,9 +23,8 @@ set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 DEV=/tmp/jetdev
 source scripts/device_teacher.sh
-R=$DEV/ab-out; mkdir -p $DEV/ab $R
-for f in .xfer-ab/*.xz; do [ -f "$f" ] && xz -dc "$f" > $DEV/ab/$(basename "$f" .xz) && chmod +x $DEV/ab/$(basename "$f" .xz); done
-cp .xfer-ab/*.refs $DEV/ab/ 2>/dev/null
+R=$DEV/ab-out; mkdir -p $R
+ab_take
 cargo_take || true
 tokens_take
 
@@ -96,6 +96,7 @@ run() {  # $1 binary, $2 label; replicate K (label ...-rK) draws its data and su
 todo() {
   local f n v b l k
   for f in $DEV/ab/*; do
+    [ -e "$f" ] || continue  # none carried yet
     case $f in *.refs) continue ;; esac
     n=$(basename $f)
     for v in $(cat $f.refs 2>/dev/null || echo fast) $([ "${REF:-0}" = 1 ] && echo 1); do
