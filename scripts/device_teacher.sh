@@ -65,14 +65,20 @@ tokens_path() {
   ls -d $DEV/cargo/root/data/tokens-smollm2 $DEV/data/tokens-smollm2 $DEV/data/tokens-smollm2-bench 2>/dev/null | head -1
 }
 
+# unxz_programs SRC DEST: every SRC/NAME.xz a call carries, decompressed to DEST/NAME and made executable.
+unxz_programs() {
+  local f
+  mkdir -p "$2"
+  for f in "$1"/*.xz; do
+    [ -f "$f" ] && xz -dc "$f" > "$2/$(basename "$f" .xz)" && chmod +x "$2/$(basename "$f" .xz)"
+  done
+  return 0
+}
+
 # ab_take: keeps the jet binaries a call carries in .xfer-ab (jet-NAME.xz, NAME.refs) in $DEV/ab for
 # scripts/gpu_supernet_ab.sh, whichever script the call runs (a background comparison takes them up later).
 ab_take() {
-  local f
-  mkdir -p $DEV/ab
-  for f in .xfer-ab/*.xz; do
-    [ -f "$f" ] && xz -dc "$f" > $DEV/ab/$(basename "$f" .xz) && chmod +x $DEV/ab/$(basename "$f" .xz)
-  done
+  unxz_programs .xfer-ab $DEV/ab
   cp .xfer-ab/*.refs $DEV/ab/ 2>/dev/null
   return 0
 }
@@ -83,13 +89,13 @@ ab_take() {
 # into $DEV/commit.
 unpack_prebuilt() {
   local f
-  mkdir -p $DEV/root $DEV/bin
+  mkdir -p $DEV/root
   for f in .devdeps/deb/*.deb; do dpkg -x "$f" $DEV/root; done
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target $DEV/site .devdeps/whl/*.whl > $DEV/pip.log 2>&1 || tail -3 $DEV/pip.log
   [ -d .devdeps/official ] && rm -rf $DEV/official && cp -r .devdeps/official $DEV/official
   teacher_take || true
   ab_take
-  for f in .xfer-bin/*.xz; do xz -dc "$f" > $DEV/bin/$(basename "$f" .xz); done
-  chmod +x $DEV/bin/*; cp .xfer-bin/commit $DEV/commit
+  unxz_programs .xfer-bin $DEV/bin
+  cp .xfer-bin/commit $DEV/commit
 }

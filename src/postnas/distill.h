@@ -114,9 +114,9 @@ struct DistillResult {
 // step); before_backward (when set) sees the backward's root first. Returns the (unweighted) loss as a 0-dim
 // float64 tensor on the device. answers: ids' answer targets, or undefined.
 at::Tensor distill_loss_backward(const model::CausalLM& student, const at::Tensor& ids, const at::Tensor& answers,
-                                 const at::Tensor& h_teacher,
-                                 const std::vector<at::Tensor>& teacher_layers, const DistillOptions& opts,
-                                 double weight = 1.0, const BeforeBackward& before_backward = {});
+                                 const at::Tensor& h_teacher, const std::vector<at::Tensor>& teacher_layers,
+                                 const DistillOptions& opts, double weight = 1.0,
+                                 const BeforeBackward& before_backward = {});
 
 // One step's forward and backward over batch.ids [B, T] (CPU) in micro-batches of micro_batch_of(opts, B) sequences:
 // the teacher's hidden states, hooks.prepare(step), distill_loss_backward weighted by each micro-batch's share.
