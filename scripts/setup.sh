@@ -19,8 +19,18 @@ REQ=scripts/requirements.txt
 STAMP=.venv/.jet-requirements
 if [ ! -f "$STAMP" ] || ! cmp -s "$REQ" "$STAMP"; then
   log "python venv (.venv) from $REQ"
+  # torch with its CUDA wheels fills about 6 GiB; pip unpacks into $TMPDIR on the way. Say so up front
+  # instead of failing half-installed with ENOSPC.
+  need_kb=$((9 * 1024 * 1024))
+  for d in . "${TMPDIR:-/tmp}"; do
+    free_kb=$(df -Pk "$d" | awk 'NR==2 {print $4}')
+    if [ "${free_kb:-0}" -lt "$need_kb" ]; then
+      echo "setup: $(cd "$d" && pwd) has $((free_kb / 1024)) MiB free; the Python venv needs about 9 GiB" >&2
+      exit 1
+    fi
+  done
   python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check -r "$REQ"
+  .venv/bin/pip install -q --disable-pip-version-check --no-cache-dir -r "$REQ"
   cp "$REQ" "$STAMP"
 fi
 PY=$ROOT/.venv/bin/python3
