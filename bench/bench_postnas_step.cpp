@@ -5,7 +5,8 @@
 //    student backward, AdamW.
 // 2. The step as `jet postnas supernet` runs it (distill_loss_backward + AdamW, a sub-network sampled per step,
 //    losses read back every 10 steps; no checkpoint): tokens/s over `steps` steps after 3 warm-up steps.
-// JET_DISTILL_REFERENCE=1 takes the old path (per-tensor AdamW, fp32 KL GEMMs, a host sync per step);
+// JET_DISTILL_REFERENCE=1 takes the old path (per-tensor AdamW, fp32 KL GEMMs), kl or adam one part of it, as
+// `jet postnas` reads it (postnas::reference_from_env);
 // JET_SYNC_DEBUG=1 (CUDA) warns at every host sync inside the loop of part 2.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -57,7 +58,7 @@ int main(int argc, char** argv) {
   jet::postnas::DistillOptions o;
   o.micro_batch = argc > 7 ? std::stoll(argv[7]) : 0;
   o.kl_chunk = argc > 8 ? std::stoll(argv[8]) : 2048;
-  o.reference_kl = o.reference_adam = env_is("JET_DISTILL_REFERENCE");
+  jet::postnas::reference_from_env(o);
   o.adam.lr = 1e-4;  // small: the weights barely move, so every step costs the same
   o.adam.fused = !o.reference_adam;
   const int64_t mb = jet::postnas::micro_batch_of(o, B);
@@ -71,7 +72,7 @@ int main(int argc, char** argv) {
   const int64_t L = net.num_layers();
   printf("postnas step B=%lld T=%lld (micro-batch %lld) %s %s, %lld layers, %zu trainable tensors, %s path, kl_chunk %lld\n",
          (long long)B, (long long)T, (long long)mb, dev.str().c_str(), jet::dtype_str(dt).c_str(), (long long)L,
-         net.linear_params().size(), o.reference_kl ? "reference" : "fast", (long long)o.kl_chunk);
+         net.linear_params().size(), o.reference_kl || o.reference_adam ? "reference" : "fast", (long long)o.kl_chunk);
 
   // 1. Phases, synchronised.
   double t[5] = {0, 0, 0, 0, 0};

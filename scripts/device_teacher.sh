@@ -50,17 +50,20 @@ cargo_take() {
     touch $DEV/cargo/root.ok && echo "cargo: unpacked $(ls $DEV/cargo/root/data | tr '\n' ' ')"
 }
 
-# The SmolLM2 training tokens, wherever a call brought them. tokens_take keeps a carried data/tokens-smollm2 or its
-# one-shard copy data/tokens-smollm2-bench under $DEV/data (they outlive the call); tokens_path prints the fullest set
-# here (the unpacked cargo's, a carried full set, the one-shard copy), nothing when there is none.
-tokens_take() {
+# data_take DIR...: keeps each carried DIR (one that this call has) as $DEV/data/<its name>, which outlives the call.
+data_take() {
   local d
-  for d in data/tokens-smollm2 data/tokens-smollm2-bench; do
-    [ -d $d ] || continue
-    mkdir -p $DEV/data && rm -rf $DEV/data/${d#data/} && cp -r $d $DEV/data/
+  for d in "$@"; do
+    [ -d "$d" ] || continue
+    mkdir -p $DEV/data && rm -rf "$DEV/data/$(basename "$d")" && cp -r "$d" $DEV/data/
   done
   return 0
 }
+
+# The SmolLM2 training tokens, wherever a call brought them. tokens_take keeps a carried data/tokens-smollm2 or its
+# one-shard copy data/tokens-smollm2-bench under $DEV/data; tokens_path prints the fullest set here (the unpacked
+# cargo's, a carried full set, the one-shard copy), nothing when there is none.
+tokens_take() { data_take data/tokens-smollm2 data/tokens-smollm2-bench; }
 tokens_path() {
   ls -d $DEV/cargo/root/data/tokens-smollm2 $DEV/data/tokens-smollm2 $DEV/data/tokens-smollm2-bench 2>/dev/null | head -1
 }

@@ -35,7 +35,7 @@ supernet() {  # $1 label, $2 batch, then extra flags
 phase2() {
   teacher_take || exit 1
   T=$(teacher_path)
-  mkdir -p $DEV/data && rm -rf $DEV/data/tokens-smollm2 && cp -r data/tokens-smollm2 $DEV/data/
+  data_take data/tokens-smollm2
   source scripts/device_env.sh
   stamp "supernet: 1 GPU at batch $B, $NPROC GPUs at batch $((NPROC * B)), 1 GPU at batch $((NPROC * B))"
   supernet one $B

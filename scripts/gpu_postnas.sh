@@ -58,9 +58,7 @@ phase2() {
   if cargo_take; then
     DATA_ROOT=$DEV/cargo/root/data
   else
-    if [ -d "$DATA" ]; then  # carried paths do not outlive their call
-      mkdir -p $DEV/data && rm -rf $DEV/data/$(basename $DATA) && cp -r $DATA $DEV/data/
-    fi
+    data_take "$DATA"  # carried paths do not outlive their call
     [ -d $DEV/data/$(basename $DATA) ] || { echo "carry $DATA or its cargo (in this call or a 'pieces' call before)"; exit 1; }
     DATA_ROOT=$DEV/data
   fi
@@ -174,7 +172,7 @@ phase3() { cd $DEV/work && wait_run ${WAIT_S:-480}; }
 
 case "$PHASE" in
   1) phase1 ;;
-  pieces) teacher_take; cargo_take; ab_take; if [ -d "$DATA" ]; then mkdir -p $DEV/data && rm -rf $DEV/data/$(basename $DATA) && cp -r $DATA $DEV/data/; fi ;;
+  pieces) teacher_take; cargo_take; ab_take; data_take "$DATA" ;;
   2) phase2 ;;
   3) phase3 ;;
   job) job ;;

@@ -5,6 +5,7 @@
 #include <c10/core/GradMode.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <optional>
@@ -136,6 +137,17 @@ at::Tensor layer_mse(const std::vector<at::Tensor>& student, const std::vector<a
     sum = l == 0 ? r : sum + r;
   }
   return sum / static_cast<double>(student.size());
+}
+
+void reference_from_env(DistillOptions& opts) {
+  const char* ref = std::getenv("JET_DISTILL_REFERENCE");
+  for (const std::string& part : split_list(ref ? ref : "")) {
+    JET_CHECK(part == "1" || part == "kl" || part == "adam" || part == "sync",
+              "JET_DISTILL_REFERENCE: '{}' is not 1, kl, adam or sync", part);
+    opts.reference_kl = opts.reference_kl || part == "1" || part == "kl";
+    opts.reference_adam = opts.reference_adam || part == "1" || part == "adam";
+    opts.sync_steps = opts.sync_steps || part == "sync";
+  }
 }
 
 at::Tensor answer_ce_loss(const at::Tensor& h_s, const at::Tensor& answers, const at::Tensor& W) {

@@ -68,6 +68,11 @@ struct DistillOptions {
 };
 
 
+// Sets opts' reference_kl, reference_adam and sync_steps from $JET_DISTILL_REFERENCE: 1 the whole old path, for
+// benchmarks and loss-curve comparisons; any of kl, adam, sync (comma-separated) that part of it alone; unset or empty
+// none. Any other value is a one-line error.
+void reference_from_env(DistillOptions& opts);
+
 // Called with the root of a step's last backward just before it runs (data parallel: dist::GradSync::arm).
 using BeforeBackward = std::function<void(const at::Tensor& root)>;
 

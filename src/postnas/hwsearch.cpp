@@ -9,6 +9,7 @@
 
 #include "core/check.h"
 #include "core/fs.h"
+#include "core/strings.h"
 #include "data/tokens.h"
 #include "model/blocks/blocks.h"
 #include "postnas/dist.h"

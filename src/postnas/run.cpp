@@ -11,6 +11,7 @@
 
 #include "core/check.h"
 #include "core/fs.h"
+#include "core/strings.h"
 #include "data/prepare.h"
 #include "postnas/objectives.h"
 #include "postnas/step_util.h"

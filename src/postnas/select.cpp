@@ -6,6 +6,7 @@
 
 #include "core/check.h"
 #include "core/fs.h"
+#include "core/strings.h"
 #include "data/tokens.h"
 #include "eval/eval.h"
 #include "model/linear_mixer.h"
@@ -14,16 +15,6 @@
 #include "postnas/step_util.h"
 
 namespace jet::postnas::detail {
-
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  for (size_t a = 0, b; a <= s.size(); a = b + 1) {
-    b = s.find(',', a);
-    if (b == std::string::npos) b = s.size();
-    if (b > a) out.push_back(s.substr(a, b - a));
-  }
-  return out;
-}
 
 Candidate train_candidate(const model::Checkpoint& teacher, const std::string& type, const json& linear_config,
                           const Placement& p, const json& o, const data::TokenSet& train, const at::Tensor& windows,

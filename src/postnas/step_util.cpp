@@ -2,7 +2,6 @@
 #include "postnas/step_util.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <numeric>
@@ -82,16 +81,7 @@ DistillOptions distill_options(const json& o, const std::string& dir, const std:
   const int64_t batch = o["batch"];
   JET_CHECK(batch % dist::size() == 0, "{}: batch {} is not a multiple of the {} ranks", label, batch, dist::size());
   micro_batch_of(d, batch / dist::size());
-  // JET_DISTILL_REFERENCE=1: the old path (per-tensor AdamW, fp32 KL GEMMs, a host sync per step), for benchmarks
-  // and loss-curve comparisons; or any of kl, adam, sync (comma-separated): that part of it alone.
-  const char* ref = std::getenv("JET_DISTILL_REFERENCE");
-  for (const std::string& part : split_list(ref ? ref : "")) {
-    JET_CHECK(part == "1" || part == "kl" || part == "adam" || part == "sync" || part.empty(),
-              "JET_DISTILL_REFERENCE: '{}' is not 1, kl, adam or sync", part);
-    d.reference_kl = d.reference_kl || part == "1" || part == "kl";
-    d.reference_adam = d.reference_adam || part == "1" || part == "adam";
-    d.sync_steps = d.sync_steps || part == "sync";
-  }
+  reference_from_env(d);
   d.hidden_mse = o["hidden_mse"];
   JET_CHECK(d.hidden_mse >= 0, "{}: hidden_mse must be >= 0", label);
   d.seed = o["seed"];

@@ -72,7 +72,6 @@ struct Candidate {
 Candidate train_candidate(const model::Checkpoint& teacher, const std::string& type, const json& linear_config,
                           const Placement& p, const json& o, const data::TokenSet& train, const at::Tensor& windows,
                           const std::string& ckpt_dir, const std::string& label);
-std::vector<std::string> split_list(const std::string& comma_separated);
 
 // Step bodies defined outside steps.cpp.
 void run_select(const json& o);
