@@ -37,6 +37,8 @@ void run_supernet(const json& o) {
   check_resume(out + "/ckpt-transfer", o["resume"]);
   const int64_t Tt = o["transfer_seq_len"];
   JET_CHECK(Tt == 0 || Tt > 1, "supernet: transfer_seq_len must be 0 (seq_len) or more than 1, got {}", Tt);
+  DistillOptions d = distill_options(o, out + "/ckpt", "supernet");  // its errors before anything is loaded or written
+  d.fingerprint["linear_type"] = o["linear_type"];
   const auto train = data::TokenSet::open(o["data"], "train");
   make_dirs(out);
   model::Checkpoint teacher = load_teacher(o["teacher"]);
@@ -48,8 +50,6 @@ void run_supernet(const json& o) {
             max_full, max_swa, L);
   say(fmt::format("supernet: {} layers, each attention + {} ({} trainable tensors), {} training tokens", L,
                   net.options().linear_type, net.linear_params().size(), train.size()));
-  DistillOptions d = distill_options(o, out + "/ckpt", "supernet");
-  d.fingerprint["linear_type"] = o["linear_type"];
   DistillHooks h;
   const uint64_t seed = o["seed"];
   const int64_t B = o["batch"], T = o["seq_len"];

@@ -26,8 +26,8 @@ ENV = dict(os.environ, OMP_NUM_THREADS="1")  # bit-exact resume compares runs at
 expect = Checks()
 
 
-def jet(*args, check=True, **kw):
-    p = subprocess.run([JET, *map(str, args)], capture_output=True, text=True, errors="replace", env=ENV, **kw)
+def jet(*args, check=True, env=None, **kw):
+    p = subprocess.run([JET, *map(str, args)], capture_output=True, text=True, errors="replace", env=env or ENV, **kw)
     if check and p.returncode != 0:
         sys.exit(f"FAIL: jet {' '.join(map(str, args))} -> {p.returncode}\n{p.stderr[-3000:]}")
     return p
@@ -91,6 +91,14 @@ def main():
         expect(bad.returncode != 0 and "transfer_seq_len must be 0 (seq_len) or more than 1" in bad.stderr
                and not os.path.exists(os.path.join(tmp, "sn-bad-t")),
                f"--transfer-seq-len {v} is a one-line error: {bad.stderr.strip()[-200:]}")
+    # The training options' errors (flags, JET_DISTILL_REFERENCE) also come before the output folder is made.
+    for extra, env, want in ((["--answer-ce", 0.5], {}, "needs retrieval rows"),
+                             ([], {"JET_DISTILL_REFERENCE": "kl,bogus"}, "'bogus' is not 1, kl, adam or sync")):
+        bad = jet("postnas", "supernet", "--teacher", teacher, "--data", data, "--out", os.path.join(tmp, "sn-bad-o"),
+                  "--steps", 2, "--batch", 4, "--seq-len", 32, *extra, check=False, env={**ENV, **env})
+        expect(bad.returncode != 0 and want in bad.stderr and bad.stderr.count("error") == 1
+               and not os.path.exists(os.path.join(tmp, "sn-bad-o")),
+               f"supernet {extra} {env}: one-line error, nothing written: {bad.stderr.strip()[-200:]}")
 
     # The same run killed after its checkpoint at step >= 16, then resumed.
     sn2 = os.path.join(tmp, "sn2")
